@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh Debian machine: the real tools the integration tests
+# drive (registry, skopeo, umoci, runc, oci-image-tool), compilers for the fixtures, and rustup targets.
+# Idempotent: it installs only what is missing.
+set -euo pipefail
+
+APT_PACKAGES=(
+  docker-registry skopeo umoci runc oci-image-tool apache2-utils pax-utils python3-pyelftools
+  gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static binfmt-support musl-tools
+  ca-certificates curl git python3 tzdata zstd openssl hyperfine
+)
+RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "install-test-deps: apt-get install ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+installed_targets=$(rustup target list --installed)
+for target in "${RUST_TARGETS[@]}"; do
+  grep -qx "$target" <<<"$installed_targets" || rustup target add "$target"
+done
+
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+  cargo install --locked cargo-nextest
+fi

@@ -1,0 +1,285 @@
+//! ELF inspection: what a compiled program is and what it needs at run time.
+//!
+//! Owns reading a binary's headers (with goblin) and turning them into facts: platform, linkage,
+//! interpreter, DT_NEEDED, RPATH/RUNPATH, stripped or not. It reads the file through a memory map and
+//! touches only the headers, so a huge binary costs no memory. It must not decide what goes into an
+//! image (that is `rootfs`), nor know about layers or registries.
+
+mod arm;
+mod platform;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use goblin::elf::dynamic::{DF_1_PIE, DT_FLAGS_1};
+use goblin::elf::header::{ET_DYN, ET_EXEC};
+use goblin::elf::program_header::PT_INTERP;
+use goblin::elf::Elf;
+use serde::Serialize;
+
+use crate::platform::Platform;
+
+/// How a program is linked, which decides whether it needs anything besides itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Linkage {
+    /// `ET_EXEC` without an interpreter: runs on its own.
+    Static,
+    /// `ET_DYN` flagged PIE without an interpreter: runs on its own, relocates itself.
+    StaticPie,
+    /// Has a `PT_INTERP`: the dynamic loader and its libraries must be in the image.
+    Dynamic,
+}
+
+impl Linkage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Linkage::Static => "static",
+            Linkage::StaticPie => "static-pie",
+            Linkage::Dynamic => "dynamic",
+        }
+    }
+}
+
+/// The facts about one ELF program, as `inspect` prints them and `pack` uses them.
+#[derive(Clone, Debug, Serialize)]
+pub struct ElfInfo {
+    pub file: PathBuf,
+    pub platform: Platform,
+    pub class: u8,
+    pub little_endian: bool,
+    pub machine: u16,
+    pub linkage: Linkage,
+    pub interpreter: Option<String>,
+    pub needed: Vec<String>,
+    pub rpath: Vec<String>,
+    pub runpath: Vec<String>,
+    pub size: u64,
+    pub stripped: bool,
+}
+
+impl ElfInfo {
+    /// The file name, used as the default name of the binary inside the image.
+    pub fn file_name(&self) -> String {
+        self.file
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "app".to_string())
+    }
+}
+
+/// Why a file cannot be packed as a program. Each variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ElfError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: is a directory, not a program", path.display())]
+    Directory { path: PathBuf },
+    #[error("{}: not a regular file", path.display())]
+    NotRegular { path: PathBuf },
+    #[error("{}: empty file, not an ELF program", path.display())]
+    Empty { path: PathBuf },
+    #[error("{}: not an ELF file ({found})", path.display())]
+    NotElf { path: PathBuf, found: String },
+    #[error("{}: corrupt or truncated ELF: {reason}", path.display())]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("{}: not a Linux program: ELF for {abi}", path.display())]
+    NotLinux { path: PathBuf, abi: String },
+    #[error("{}: unsupported CPU architecture (ELF machine {machine}, {class}-bit)", path.display())]
+    UnsupportedMachine { path: PathBuf, machine: u16, class: u8 },
+    #[error("{}: is a shared library, not a program", path.display())]
+    SharedLibrary { path: PathBuf },
+    #[error("{}: not an executable program (ELF type {kind})", path.display())]
+    NotExecutable { path: PathBuf, kind: String },
+}
+
+impl ElfError {
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            ElfError::SharedLibrary { .. } => {
+                Some("pack the program that loads this library; its libraries come along with it")
+            }
+            ElfError::NotElf { .. } | ElfError::Empty { .. } => {
+                Some("give the path of a compiled Linux executable, for example target/release/app")
+            }
+            ElfError::NotLinux { .. } => Some("build the program for a Linux target"),
+            _ => None,
+        }
+    }
+}
+
+const ELF_MAGIC: &[u8; 4] = b"\x7fELF";
+const EI_OSABI: usize = 7;
+
+/// Reads `path` and says what program it is, or why it is not one scratchpack can pack.
+pub fn inspect(path: &Path) -> Result<ElfInfo, ElfError> {
+    let unreadable = |source| ElfError::Unreadable { path: path.to_path_buf(), source };
+    let metadata = std::fs::metadata(path).map_err(unreadable)?;
+    if metadata.is_dir() {
+        return Err(ElfError::Directory { path: path.to_path_buf() });
+    }
+    if !metadata.is_file() {
+        return Err(ElfError::NotRegular { path: path.to_path_buf() });
+    }
+    if metadata.len() == 0 {
+        return Err(ElfError::Empty { path: path.to_path_buf() });
+    }
+    let file = File::open(path).map_err(unreadable)?;
+    // SAFETY: the map is read-only and private; a concurrent writer could change what we read,
+    // which goblin treats as any other malformed input (bounds are checked on every access).
+    let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(unreadable)?;
+    inspect_bytes(path, &bytes, metadata.len())
+}
+
+/// The parsing half of [`inspect`], on bytes already in memory.
+pub fn inspect_bytes(path: &Path, bytes: &[u8], size: u64) -> Result<ElfInfo, ElfError> {
+    let path_buf = path.to_path_buf();
+    if bytes.len() < 4 || &bytes[..4] != ELF_MAGIC {
+        return Err(ElfError::NotElf { path: path_buf, found: describe_magic(bytes) });
+    }
+    if bytes.len() < 16 {
+        return Err(ElfError::Corrupt { path: path_buf, reason: "file ends inside the ELF identification".into() });
+    }
+    let osabi = bytes[EI_OSABI];
+    if let Some(abi) = foreign_osabi(osabi) {
+        return Err(ElfError::NotLinux { path: path_buf, abi: abi.to_string() });
+    }
+    let elf = Elf::parse(bytes).map_err(|error| ElfError::Corrupt { path: path_buf.clone(), reason: error.to_string() })?;
+    check_headers_fit(&elf, bytes.len()).map_err(|reason| ElfError::Corrupt { path: path_buf.clone(), reason })?;
+    if let Some(abi) = foreign_note(&elf, bytes) {
+        return Err(ElfError::NotLinux { path: path_buf, abi: abi.to_string() });
+    }
+
+    let class = if elf.is_64 { 64 } else { 32 };
+    let machine = elf.header.e_machine;
+    let arm_variant = || arm::cpu_variant(&elf, bytes);
+    let platform = platform::from_machine(machine, class, elf.little_endian, arm_variant)
+        .ok_or_else(|| ElfError::UnsupportedMachine { path: path_buf.clone(), machine, class })?;
+
+    let interpreter = elf.interpreter.map(str::to_string);
+    if let Some(interp) = &interpreter {
+        if interp.contains("ld-elf.so") {
+            return Err(ElfError::NotLinux { path: path_buf, abi: format!("FreeBSD (interpreter {interp})") });
+        }
+    }
+    let has_interp = elf.program_headers.iter().any(|ph| ph.p_type == PT_INTERP);
+    let linkage = match elf.header.e_type {
+        ET_EXEC if has_interp => Linkage::Dynamic,
+        ET_EXEC => Linkage::Static,
+        ET_DYN if has_interp => Linkage::Dynamic,
+        ET_DYN if is_pie(&elf) => Linkage::StaticPie,
+        ET_DYN => return Err(ElfError::SharedLibrary { path: path_buf }),
+        other => {
+            return Err(ElfError::NotExecutable {
+                path: path_buf,
+                kind: goblin::elf::header::et_to_str(other).to_string(),
+            })
+        }
+    };
+
+    let stripped = !elf
+        .section_headers
+        .iter()
+        .any(|sh| sh.sh_type == goblin::elf::section_header::SHT_SYMTAB);
+
+    Ok(ElfInfo {
+        file: path.to_path_buf(),
+        platform,
+        class,
+        little_endian: elf.little_endian,
+        machine,
+        linkage,
+        interpreter,
+        needed: elf.libraries.iter().map(|s| s.to_string()).collect(),
+        rpath: split_paths(&elf.rpaths),
+        runpath: split_paths(&elf.runpaths),
+        size,
+        stripped,
+    })
+}
+
+fn is_pie(elf: &Elf) -> bool {
+    elf.dynamic.as_ref().is_some_and(|dynamic| {
+        dynamic.dyns.iter().any(|d| d.d_tag == DT_FLAGS_1 && d.d_val & DF_1_PIE != 0)
+    })
+}
+
+/// goblin accepts headers that point past the end of the file when their count is zero or the
+/// table is lazily read; a program whose program headers do not fit is truncated, whatever goblin says.
+fn check_headers_fit(elf: &Elf, len: usize) -> Result<(), String> {
+    let header = &elf.header;
+    let ph_end = header.e_phoff.saturating_add(u64::from(header.e_phnum) * u64::from(header.e_phentsize));
+    if ph_end > len as u64 {
+        return Err(format!("program headers end at byte {ph_end}, past the end of the file ({len} bytes)"));
+    }
+    for ph in &elf.program_headers {
+        if ph.p_type == goblin::elf::program_header::PT_LOAD
+            && ph.p_offset.saturating_add(ph.p_filesz) > len as u64
+        {
+            return Err(format!(
+                "a loadable segment ends at byte {}, past the end of the file ({len} bytes)",
+                ph.p_offset.saturating_add(ph.p_filesz)
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn split_paths(entries: &[&str]) -> Vec<String> {
+    entries
+        .iter()
+        .flat_map(|entry| entry.split(':'))
+        .filter(|dir| !dir.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn foreign_osabi(osabi: u8) -> Option<&'static str> {
+    match osabi {
+        0 | 3 => None, // System V (the usual Linux value) and GNU/Linux
+        1 => Some("HP-UX"),
+        2 => Some("NetBSD"),
+        6 => Some("Solaris"),
+        7 => Some("AIX"),
+        8 => Some("IRIX"),
+        9 => Some("FreeBSD"),
+        12 => Some("OpenBSD"),
+        _ => Some("a non-Linux OS ABI"),
+    }
+}
+
+/// BSDs brand their binaries with a note even when EI_OSABI says System V.
+fn foreign_note(elf: &Elf, bytes: &[u8]) -> Option<&'static str> {
+    let notes = elf.iter_note_headers(bytes)?;
+    for note in notes.flatten() {
+        match note.name {
+            "FreeBSD" => return Some("FreeBSD"),
+            "NetBSD" => return Some("NetBSD"),
+            "OpenBSD" => return Some("OpenBSD"),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn describe_magic(bytes: &[u8]) -> String {
+    if bytes.starts_with(b"#!") {
+        let line: String = bytes[2..].iter().take(60).take_while(|&&b| b != b'\n').map(|&b| b as char).collect();
+        return format!("a script for {}", line.trim());
+    }
+    if bytes.starts_with(b"MZ") {
+        return "a Windows PE file".to_string();
+    }
+    if bytes.len() >= 4 && matches!(&bytes[..4], [0xcf, 0xfa, 0xed, 0xfe] | [0xca, 0xfe, 0xba, 0xbe]) {
+        return "a Mach-O file".to_string();
+    }
+    let head: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    format!("starts with bytes {}", head.join(" "))
+}
+
+#[cfg(test)]
+mod tests;

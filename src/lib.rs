@@ -1,0 +1,8 @@
+//! scratchpack: turn a compiled Linux program into the smallest OCI image that runs it.
+//!
+//! The pipeline, one module per step:
+//! `elf` (what the binary is) → `rootfs` (which files the image holds) → `image` (layers, config,
+//! manifests) → `dest` (where the image goes). `pack` runs the pipeline; `cli` only parses.
+
+pub mod elf;
+pub mod platform;
