@@ -6,3 +6,4 @@
 
 pub mod elf;
 pub mod platform;
+pub mod rootfs;

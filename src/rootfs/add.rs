@@ -1,0 +1,229 @@
+//! `--add SRC:DEST[:MODE]`: extra host files and folders placed into the image.
+//!
+//! Reads only what was named: a folder is walked without following symlinks, and a symlink inside
+//! it is kept as a link only when it points inside that folder. Image paths are normalised, so no
+//! `..` and no host path reaches the tar. Modes are normalised too (0755 for executables and folders,
+//! 0644 otherwise, or MODE for files), and the owner is always root, so the layer does not depend on
+//! who ran the build.
+
+use std::path::{Component, Path, PathBuf};
+
+use super::{image_path, Content, FileTree, PathError};
+
+/// One parsed `--add` argument.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddSpec {
+    pub source: PathBuf,
+    /// As given: absolute; a trailing `/` means "into this folder".
+    pub dest: String,
+    pub mode: Option<u32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AddError {
+    #[error("--add {spec:?}: expected SRC:DEST[:MODE], with DEST an absolute path in the image and MODE octal")]
+    Syntax { spec: String },
+    #[error("--add {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("--add {}: not a regular file, folder or symlink", path.display())]
+    Special { path: PathBuf },
+    #[error("--add {}: symlink to {target:?} points outside {}", path.display(), root.display())]
+    EscapingLink { path: PathBuf, target: String, root: PathBuf },
+    #[error("--add {}: {source}", source_path.display())]
+    Dest {
+        source_path: PathBuf,
+        #[source]
+        source: PathError,
+    },
+}
+
+impl std::str::FromStr for AddSpec {
+    type Err = AddError;
+
+    fn from_str(spec: &str) -> Result<Self, AddError> {
+        let syntax = || AddError::Syntax { spec: spec.to_string() };
+        let parts: Vec<&str> = spec.split(':').collect();
+        let (source, dest, mode) = match parts.as_slice() {
+            [source, dest] => (*source, *dest, None),
+            [source, dest, mode] => {
+                let mode = u32::from_str_radix(mode, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(syntax)?;
+                (*source, *dest, Some(mode))
+            }
+            _ => return Err(syntax()),
+        };
+        if source.is_empty() || !dest.starts_with('/') {
+            return Err(syntax());
+        }
+        Ok(AddSpec { source: PathBuf::from(source), dest: dest.to_string(), mode })
+    }
+}
+
+/// Plans every `--add` into one tree, in the order given (a later file wins over an earlier one).
+pub fn plan(specs: &[AddSpec]) -> Result<FileTree, AddError> {
+    let mut tree = FileTree::new();
+    for spec in specs {
+        add_one(&mut tree, spec)?;
+    }
+    Ok(tree)
+}
+
+fn add_one(tree: &mut FileTree, spec: &AddSpec) -> Result<(), AddError> {
+    let read_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| AddError::Read { path, source }
+    };
+    let dest_err = |source| AddError::Dest { source_path: spec.source.clone(), source };
+    let metadata = std::fs::symlink_metadata(&spec.source).map_err(read_err(&spec.source))?;
+    let mut dest = image_path(&spec.dest).map_err(dest_err)?;
+    if metadata.is_file() {
+        if spec.dest.ends_with('/') {
+            let name = spec.source.file_name().ok_or_else(|| AddError::Syntax { spec: spec.dest.clone() })?;
+            dest = format!("{dest}/{}", name.to_string_lossy());
+        }
+        return add_file(tree, &spec.source, &metadata, &dest, spec.mode).map_err(dest_err);
+    }
+    if !metadata.is_dir() {
+        // A symlink named directly is followed once: the user named it.
+        let target_meta = std::fs::metadata(&spec.source).map_err(read_err(&spec.source))?;
+        if target_meta.is_file() {
+            return add_file(tree, &spec.source, &target_meta, &dest, spec.mode).map_err(dest_err);
+        }
+        return Err(AddError::Special { path: spec.source.clone() });
+    }
+    tree.add_dir(&dest, 0o755, 0, 0).map_err(dest_err)?;
+    walk(tree, &spec.source, &spec.source, &dest, spec.mode)
+}
+
+fn walk(tree: &mut FileTree, root: &Path, dir: &Path, dest: &str, mode: Option<u32>) -> Result<(), AddError> {
+    let read_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| AddError::Read { path, source }
+    };
+    let mut children: Vec<_> = std::fs::read_dir(dir)
+        .map_err(read_err(dir))?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(read_err(dir))?;
+    children.sort();
+    for child in children {
+        let name = child.file_name().expect("read_dir entries have names").to_string_lossy().into_owned();
+        let child_dest = format!("{dest}/{name}");
+        let dest_err = |source| AddError::Dest { source_path: child.clone(), source };
+        let metadata = std::fs::symlink_metadata(&child).map_err(read_err(&child))?;
+        if metadata.is_dir() {
+            tree.add_dir(&child_dest, 0o755, 0, 0).map_err(dest_err)?;
+            walk(tree, root, &child, &child_dest, mode)?;
+        } else if metadata.is_file() {
+            add_file(tree, &child, &metadata, &child_dest, mode).map_err(dest_err)?;
+        } else if metadata.file_type().is_symlink() {
+            let target = std::fs::read_link(&child).map_err(read_err(&child))?;
+            let target_text = target.to_string_lossy().into_owned();
+            let inside = child.parent().expect("child of a folder").join(&target);
+            if target.is_absolute() || !stays_inside(root, &inside) {
+                return Err(AddError::EscapingLink { path: child.clone(), target: target_text, root: root.to_path_buf() });
+            }
+            tree.add_symlink(&child_dest, &target_text).map_err(dest_err)?;
+        } else {
+            return Err(AddError::Special { path: child.clone() });
+        }
+    }
+    Ok(())
+}
+
+fn add_file(tree: &mut FileTree, source: &Path, metadata: &std::fs::Metadata, dest: &str, mode: Option<u32>) -> Result<(), PathError> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = metadata.permissions().mode() & 0o111 != 0;
+    let mode = mode.unwrap_or(if executable { 0o755 } else { 0o644 });
+    let content = Content::HostFile { path: source.to_path_buf(), size: metadata.len() };
+    tree.add_file(dest, content, mode, 0, 0)
+}
+
+/// Whether `path`, with `..` resolved lexically, stays under `root`.
+fn stays_inside(root: &Path, path: &Path) -> bool {
+    let mut resolved: Vec<Component> = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                if resolved.pop().is_none() {
+                    return false;
+                }
+            }
+            Component::CurDir => {}
+            other => resolved.push(other),
+        }
+    }
+    let resolved: PathBuf = resolved.iter().collect();
+    let root: PathBuf = root.components().filter(|c| !matches!(c, Component::CurDir)).collect();
+    resolved.starts_with(&root) && resolved != root
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rootfs::EntryKind;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    #[test]
+    fn parses_specs() {
+        let spec: AddSpec = "conf/app.toml:/etc/app/app.toml:0600".parse().unwrap();
+        assert_eq!(spec, AddSpec { source: "conf/app.toml".into(), dest: "/etc/app/app.toml".into(), mode: Some(0o600) });
+        let spec: AddSpec = "static:/srv/".parse().unwrap();
+        assert_eq!(spec.mode, None);
+        for bad in ["only", "a:relative", "a:/b:999", "a:/b:7:x", ":/x"] {
+            assert!(bad.parse::<AddSpec>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn folders_are_walked_with_normalised_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("site");
+        std::fs::create_dir_all(src.join("css")).unwrap();
+        std::fs::write(src.join("index.html"), "hi").unwrap();
+        std::fs::write(src.join("css/run.sh"), "#!/bin/sh").unwrap();
+        std::fs::set_permissions(src.join("css/run.sh"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        symlink("index.html", src.join("home.html")).unwrap();
+        let spec = AddSpec { source: src.clone(), dest: "/srv/site".into(), mode: None };
+        let tree = plan(&[spec]).unwrap();
+        let listing: Vec<String> = tree
+            .iter()
+            .map(|(p, e)| match &e.kind {
+                EntryKind::Symlink(t) => format!("{p} -> {t}"),
+                _ => format!("{p} {:o}", e.mode),
+            })
+            .collect();
+        assert_eq!(
+            listing,
+            ["srv 755", "srv/site 755", "srv/site/css 755", "srv/site/css/run.sh 755", "srv/site/home.html -> index.html", "srv/site/index.html 644"]
+        );
+    }
+
+    #[test]
+    fn links_out_of_the_folder_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("data");
+        std::fs::create_dir(&src).unwrap();
+        symlink("../../etc/shadow", src.join("evil")).unwrap();
+        let err = plan(&[AddSpec { source: src.clone(), dest: "/data".into(), mode: None }]).unwrap_err();
+        assert!(matches!(err, AddError::EscapingLink { .. }), "{err}");
+        std::fs::remove_file(src.join("evil")).unwrap();
+        symlink("/etc/passwd", src.join("abs")).unwrap();
+        let err = plan(&[AddSpec { source: src, dest: "/data".into(), mode: None }]).unwrap_err();
+        assert!(err.to_string().contains("points outside"), "{err}");
+    }
+
+    #[test]
+    fn dest_with_dotdot_is_refused_and_trailing_slash_means_into() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("app.toml");
+        std::fs::write(&file, "x=1").unwrap();
+        let err = plan(&[AddSpec { source: file.clone(), dest: "/etc/../../x".into(), mode: None }]).unwrap_err();
+        assert!(err.to_string().ends_with("image path \"/etc/../../x\" must not contain '..'"), "{err}");
+        let tree = plan(&[AddSpec { source: file, dest: "/etc/app/".into(), mode: Some(0o600) }]).unwrap();
+        assert_eq!(tree.get("etc/app/app.toml").unwrap().mode, 0o600);
+    }
+}
