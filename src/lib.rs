@@ -5,5 +5,6 @@
 //! manifests) → `dest` (where the image goes). `pack` runs the pipeline; `cli` only parses.
 
 pub mod elf;
+pub mod image;
 pub mod platform;
 pub mod rootfs;

@@ -1,0 +1,64 @@
+//! A blob: bytes that know their digest, size and media type, kept in memory (configs, manifests)
+//! or in a staging file (layers).
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::digest::Digest;
+
+#[derive(Clone, Debug)]
+pub enum BlobData {
+    Memory(Arc<[u8]>),
+    File(PathBuf),
+}
+
+#[derive(Clone, Debug)]
+pub struct Blob {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    pub data: BlobData,
+}
+
+impl Blob {
+    /// A blob of exactly these bytes: the digest is taken over them, and they are what gets written.
+    pub fn from_bytes(media_type: &str, bytes: Vec<u8>) -> Blob {
+        Blob { media_type: media_type.to_string(), digest: Digest::of(&bytes), size: bytes.len() as u64, data: BlobData::Memory(Arc::from(bytes)) }
+    }
+
+    pub fn open(&self) -> io::Result<Box<dyn Read + Send>> {
+        Ok(match &self.data {
+            BlobData::Memory(bytes) => Box::new(io::Cursor::new(Arc::clone(bytes))),
+            BlobData::File(path) => Box::new(File::open(path)?),
+        })
+    }
+
+    /// The bytes of an in-memory blob; `None` for a staged file.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        match &self.data {
+            BlobData::Memory(bytes) => Some(bytes),
+            BlobData::File(_) => None,
+        }
+    }
+
+    /// Creates `path` with the blob's content: a hard link to the staging file when both are on one
+    /// file system, else a copy. `path` must not exist.
+    pub fn write_new_file(&self, path: &Path) -> io::Result<()> {
+        match &self.data {
+            BlobData::Memory(bytes) => std::fs::write(path, bytes),
+            BlobData::File(source) => match std::fs::hard_link(source, path) {
+                Ok(()) => Ok(()),
+                Err(_) => std::fs::copy(source, path).map(|_| ()),
+            },
+        }
+    }
+}
+
+/// Reads the whole of a small blob (a manifest or config) into memory.
+pub fn read_all(blob: &Blob) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(blob.size as usize);
+    blob.open()?.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}

@@ -1,0 +1,303 @@
+//! Layer compression: pigz-style parallel gzip, and zstd.
+//!
+//! The gzip stream is one member, readable by every gzip reader (Go's, zlib's, flate2's
+//! single-member `GzDecoder` included). As pigz does, the input is cut into fixed chunks; each is
+//! deflated on a worker thread with the previous 32 KiB as its dictionary and ends on a sync flush
+//! (byte-aligned, not final), so the compressed chunks join into one deflate stream; the last one
+//! ends the stream. CRCs are combined in order. The output depends only on the input and the level,
+//! never on the number of threads or their timing, so digests are reproducible.
+//!
+//! Memory is bounded: at most `2 × workers` chunks are in flight, whatever the input size.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use flate2::{Compress, FlushCompress, Status};
+
+/// Input per work unit. Large enough that sync-flush markers cost nothing measurable, small enough
+/// to spread an 11 MB binary over both cores.
+pub const CHUNK_SIZE: usize = 512 * 1024;
+/// Deflate's window: each chunk is primed with the previous chunk's last 32 KiB.
+const DICTIONARY_SIZE: usize = 32 * 1024;
+/// gzip header: magic, deflate, no flags, mtime 0, no extra flags, OS "unknown" (as Go writes it),
+/// so the bytes do not depend on the building host.
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff];
+
+struct Job {
+    seq: u64,
+    dictionary: Arc<Vec<u8>>,
+    data: Vec<u8>,
+    last: bool,
+}
+
+struct Done {
+    seq: u64,
+    compressed: io::Result<Vec<u8>>,
+    crc: crc32fast::Hasher,
+    data: Vec<u8>,
+}
+
+struct Workers {
+    jobs: Option<SyncSender<Job>>,
+    results: Receiver<Done>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+/// A `Write` that gzips into `sink` on several threads.
+pub struct ParallelGzip<W: Write> {
+    sink: W,
+    level: u32,
+    threads: usize,
+    current: Vec<u8>,
+    dictionary: Arc<Vec<u8>>,
+    workers: Option<Workers>,
+    next_seq: u64,
+    next_to_write: u64,
+    in_flight: usize,
+    ready: BTreeMap<u64, Done>,
+    spare: Vec<Vec<u8>>,
+    crc: crc32fast::Hasher,
+    total_in: u64,
+}
+
+impl<W: Write> ParallelGzip<W> {
+    pub fn new(mut sink: W, level: u32, threads: usize) -> io::Result<Self> {
+        sink.write_all(&GZIP_HEADER)?;
+        Ok(ParallelGzip {
+            sink,
+            level,
+            threads: threads.max(1),
+            current: Vec::with_capacity(CHUNK_SIZE),
+            dictionary: Arc::new(Vec::new()),
+            workers: None,
+            next_seq: 0,
+            next_to_write: 0,
+            in_flight: 0,
+            ready: BTreeMap::new(),
+            spare: Vec::new(),
+            crc: crc32fast::Hasher::new(),
+            total_in: 0,
+        })
+    }
+
+    /// Ends the stream (last chunk, trailer) and hands back the sink.
+    pub fn finish(mut self) -> io::Result<W> {
+        if self.workers.is_none() {
+            // Everything fits in one chunk: no thread is worth starting.
+            let data = std::mem::take(&mut self.current);
+            let crc = crc_of(&data);
+            let compressed = deflate_chunk(self.level, &[], &data, true)?;
+            self.write_out(&compressed, crc)?;
+        } else {
+            self.submit(true)?;
+            while self.in_flight > 0 {
+                self.collect_one()?;
+            }
+            self.workers = None;
+        }
+        let mut trailer = [0u8; 8];
+        trailer[..4].copy_from_slice(&self.crc.clone().finalize().to_le_bytes());
+        trailer[4..].copy_from_slice(&(self.total_in as u32).to_le_bytes());
+        self.sink.write_all(&trailer)?;
+        Ok(self.sink)
+    }
+
+    fn write_out(&mut self, compressed: &[u8], crc: crc32fast::Hasher) -> io::Result<()> {
+        self.sink.write_all(compressed)?;
+        self.crc.combine(&crc);
+        Ok(())
+    }
+
+    fn start_workers(&mut self) -> Workers {
+        let (job_tx, job_rx) = mpsc::sync_channel::<Job>(self.threads);
+        let (done_tx, done_rx) = mpsc::channel::<Done>();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let level = self.level;
+        let handles = (0..self.threads)
+            .map(|_| {
+                let job_rx = Arc::clone(&job_rx);
+                let done_tx = done_tx.clone();
+                std::thread::spawn(move || loop {
+                    let job = match job_rx.lock().map(|rx| rx.recv()) {
+                        Ok(Ok(job)) => job,
+                        _ => return,
+                    };
+                    let crc = crc_of(&job.data);
+                    let compressed = deflate_chunk(level, &job.dictionary, &job.data, job.last);
+                    if done_tx.send(Done { seq: job.seq, compressed, crc, data: job.data }).is_err() {
+                        return;
+                    }
+                })
+            })
+            .collect();
+        Workers { jobs: Some(job_tx), results: done_rx, handles }
+    }
+
+    /// Hands the current chunk to a worker, first waiting for one if too many are in flight.
+    fn submit(&mut self, last: bool) -> io::Result<()> {
+        if self.workers.is_none() {
+            self.workers = Some(self.start_workers());
+        }
+        while self.in_flight >= 2 * self.threads {
+            self.collect_one()?;
+        }
+        let mut next = self.spare.pop().unwrap_or_else(|| Vec::with_capacity(CHUNK_SIZE));
+        next.clear();
+        let data = std::mem::replace(&mut self.current, next);
+        let dictionary = Arc::clone(&self.dictionary);
+        if !last {
+            let tail = &data[data.len().saturating_sub(DICTIONARY_SIZE)..];
+            self.dictionary = Arc::new(tail.to_vec());
+        }
+        let job = Job { seq: self.next_seq, dictionary, data, last };
+        self.next_seq += 1;
+        let workers = self.workers.as_ref().expect("started above");
+        workers.jobs.as_ref().expect("open until finish").send(job).map_err(|_| worker_died())?;
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// Waits for one finished chunk and writes every chunk that is now next in order.
+    fn collect_one(&mut self) -> io::Result<()> {
+        let done = self.workers.as_ref().expect("workers running").results.recv().map_err(|_| worker_died())?;
+        self.in_flight -= 1;
+        self.ready.insert(done.seq, done);
+        while let Some(done) = self.ready.remove(&self.next_to_write) {
+            let compressed = done.compressed?;
+            self.write_out(&compressed, done.crc)?;
+            self.spare.push(done.data);
+            self.next_to_write += 1;
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write> Write for ParallelGzip<W> {
+    fn write(&mut self, mut buf: &[u8]) -> io::Result<usize> {
+        let len = buf.len();
+        while !buf.is_empty() {
+            let room = CHUNK_SIZE - self.current.len();
+            let take = room.min(buf.len());
+            self.current.extend_from_slice(&buf[..take]);
+            buf = &buf[take..];
+            if self.current.len() == CHUNK_SIZE {
+                self.submit(false)?;
+            }
+        }
+        self.total_in += len as u64;
+        Ok(len)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for Workers {
+    /// Closing the job channel ends each worker's loop; joining makes sure none outlives the stream.
+    fn drop(&mut self) {
+        self.jobs.take();
+        for handle in self.handles.drain(..) {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn worker_died() -> io::Error {
+    io::Error::other("a compression thread stopped unexpectedly")
+}
+
+fn crc_of(data: &[u8]) -> crc32fast::Hasher {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(data);
+    crc
+}
+
+/// Deflates one chunk as raw deflate: sync-flushed, or finished when it is the last.
+fn deflate_chunk(level: u32, dictionary: &[u8], data: &[u8], last: bool) -> io::Result<Vec<u8>> {
+    let mut compress = Compress::new(flate2::Compression::new(level), false);
+    if !dictionary.is_empty() {
+        compress.set_dictionary(dictionary).map_err(io::Error::other)?;
+    }
+    let flush = if last { FlushCompress::Finish } else { FlushCompress::Sync };
+    // Room for incompressible input: stored blocks cost 5 bytes per 16 KiB, plus the flush marker.
+    let mut out = Vec::with_capacity(data.len() + data.len() / 1000 + 64);
+    loop {
+        let consumed = compress.total_in() as usize;
+        let status = compress.compress_vec(&data[consumed..], &mut out, flush).map_err(io::Error::other)?;
+        let all_in = compress.total_in() as usize == data.len();
+        match status {
+            Status::StreamEnd => return Ok(out),
+            _ if !last && all_in && out.len() < out.capacity() => return Ok(out),
+            _ => out.reserve(out.capacity().max(1024)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn sample(len: usize) -> Vec<u8> {
+        // Compressible but not trivial: words with a varying counter.
+        let mut data = Vec::with_capacity(len);
+        let mut i = 0u64;
+        while data.len() < len {
+            data.extend_from_slice(format!("entry {i} value {} ", i.wrapping_mul(2654435761) % 1000).as_bytes());
+            i += 1;
+        }
+        data.truncate(len);
+        data
+    }
+
+    fn gzip(data: &[u8], threads: usize, write_size: usize) -> Vec<u8> {
+        let mut gz = ParallelGzip::new(Vec::new(), 6, threads).unwrap();
+        for piece in data.chunks(write_size.max(1)) {
+            gz.write_all(piece).unwrap();
+        }
+        gz.finish().unwrap()
+    }
+
+    #[test]
+    fn one_member_that_single_member_readers_read_whole() {
+        for len in [0, 1, 100, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE + 12345] {
+            let data = sample(len);
+            let out = gzip(&data, 2, 7919);
+            let mut back = Vec::new();
+            // GzDecoder stops after the first member: reading everything proves there is one.
+            flate2::read::GzDecoder::new(&out[..]).read_to_end(&mut back).unwrap();
+            assert_eq!(back.len(), data.len(), "len {len}");
+            assert!(back == data, "len {len}: content differs");
+        }
+    }
+
+    #[test]
+    fn output_does_not_depend_on_threads_or_write_sizes() {
+        let data = sample(5 * CHUNK_SIZE / 2);
+        let reference = gzip(&data, 1, 1 << 20);
+        assert_eq!(gzip(&data, 2, 4096), reference);
+        assert_eq!(gzip(&data, 4, 333), reference);
+        assert_eq!(&reference[..10], &GZIP_HEADER);
+    }
+
+    #[test]
+    fn incompressible_input_round_trips() {
+        let mut state = 0x9e3779b97f4a7c15u64;
+        let data: Vec<u8> = (0..2 * CHUNK_SIZE + 5)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let out = gzip(&data, 2, 65536);
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&out[..]).read_to_end(&mut back).unwrap();
+        assert!(back == data);
+    }
+}

@@ -1,0 +1,275 @@
+//! Writes a [`FileTree`] as one layer: a deterministic tar stream, compressed, hashed twice on the
+//! way (diff ID over the tar, digest over the compressed bytes), into a staging file.
+//!
+//! Determinism: entries in byte order of their paths, numeric owners with empty names, one mtime
+//! for every entry, no atime/ctime, GNU headers (long names as GNU long-name entries, as Go and
+//! GNU tar read them). The file is read once, streamed; memory does not grow with its size.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use super::blob::{Blob, BlobData};
+use super::compress::ParallelGzip;
+use super::digest::{Digest, HashingWriter};
+use crate::rootfs::{Content, EntryKind, FileTree};
+
+/// How layers are compressed: `--compression`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    Gzip,
+    Zstd,
+}
+
+/// gzip level: the level at which our layer is no bigger than umoci's (Go's default level) for the
+/// reference binary, measured in benches/pack.sh.
+pub const GZIP_LEVEL: u32 = 5;
+pub const ZSTD_LEVEL: i32 = 3;
+
+impl Compression {
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        }
+    }
+}
+
+/// One written layer: the compressed blob and what the config needs about it.
+#[derive(Clone, Debug)]
+pub struct Layer {
+    pub blob: Blob,
+    pub diff_id: Digest,
+    pub uncompressed_size: u64,
+    pub compression: Compression,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Source {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{}: changed size while it was being packed (was {planned} bytes)", path.display())]
+    Changed { path: PathBuf, planned: u64 },
+    #[error("cannot write the layer to {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+enum Encoder {
+    Gzip(ParallelGzip<HashingWriter<BufWriter<File>>>),
+    Zstd(zstd::stream::Encoder<'static, HashingWriter<BufWriter<File>>>),
+}
+
+/// What the tar writer writes into: hashes the tar for the diff ID, then compresses.
+struct LayerSink {
+    diff: Sha256,
+    uncompressed: u64,
+    encoder: Encoder,
+}
+
+impl Write for LayerSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = match &mut self.encoder {
+            Encoder::Gzip(gz) => gz.write(buf)?,
+            Encoder::Zstd(zs) => zs.write(buf)?,
+        };
+        self.diff.update(&buf[..written]);
+        self.uncompressed += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes `tree` as a layer into `staging_file`, with every entry's mtime set to `mtime`.
+pub fn write_layer(tree: &FileTree, compression: Compression, mtime: u64, staging_file: &Path) -> Result<Layer, LayerError> {
+    let write_err = |source| LayerError::Write { path: staging_file.to_path_buf(), source };
+    let file = File::create(staging_file).map_err(write_err)?;
+    let hashed = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+    let encoder = match compression {
+        Compression::Gzip => Encoder::Gzip(ParallelGzip::new(hashed, GZIP_LEVEL, compression_threads()).map_err(write_err)?),
+        Compression::Zstd => Encoder::Zstd(zstd::stream::Encoder::new(hashed, ZSTD_LEVEL).map_err(write_err)?),
+    };
+    let sink = LayerSink { diff: Sha256::new(), uncompressed: 0, encoder };
+    let mut builder = tar::Builder::new(sink);
+    for (path, entry) in tree.iter() {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(entry.mode);
+        header.set_uid(entry.uid.into());
+        header.set_gid(entry.gid.into());
+        header.set_mtime(mtime);
+        match &entry.kind {
+            EntryKind::Dir => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_size(0);
+                builder.append_data(&mut header, format!("{path}/"), io::empty()).map_err(write_err)?;
+            }
+            EntryKind::Symlink(target) => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                builder.append_link(&mut header, path, target).map_err(write_err)?;
+            }
+            EntryKind::File(Content::Bytes(bytes)) => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_size(bytes.len() as u64);
+                builder.append_data(&mut header, path, &bytes[..]).map_err(write_err)?;
+            }
+            EntryKind::File(Content::HostFile { path: source, size }) => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_size(*size);
+                let mut reader = ExactReader::open(source, *size)?;
+                let appended = builder.append_data(&mut header, path, &mut reader);
+                reader.check()?;
+                appended.map_err(write_err)?;
+            }
+        }
+    }
+    let sink = builder.into_inner().map_err(write_err)?;
+    let hashed = match sink.encoder {
+        Encoder::Gzip(gz) => gz.finish().map_err(write_err)?,
+        Encoder::Zstd(zs) => zs.finish().map_err(write_err)?,
+    };
+    let (buffered, digest, size) = hashed.finish();
+    let file = buffered.into_inner().map_err(|e| write_err(e.into_error()))?;
+    drop(file);
+    Ok(Layer {
+        blob: Blob { media_type: compression.media_type().to_string(), digest, size, data: BlobData::File(staging_file.to_path_buf()) },
+        diff_id: Digest::from_hasher(sink.diff),
+        uncompressed_size: sink.uncompressed,
+        compression,
+    })
+}
+
+/// Two workers on a 2-core machine, at most four anywhere: the main thread also reads and hashes.
+fn compression_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4)
+}
+
+/// Reads exactly the planned number of bytes, and notices a file that shrank or grew meanwhile.
+struct ExactReader {
+    path: PathBuf,
+    planned: u64,
+    inner: io::Take<BufReader<File>>,
+    error: Option<LayerError>,
+}
+
+impl ExactReader {
+    fn open(path: &Path, planned: u64) -> Result<Self, LayerError> {
+        let source_err = |source| LayerError::Source { path: path.to_path_buf(), source };
+        let file = File::open(path).map_err(source_err)?;
+        let actual = file.metadata().map_err(source_err)?.len();
+        if actual != planned {
+            return Err(LayerError::Changed { path: path.to_path_buf(), planned });
+        }
+        Ok(ExactReader { path: path.to_path_buf(), planned, inner: BufReader::with_capacity(1 << 20, file).take(planned), error: None })
+    }
+
+    fn check(mut self) -> Result<(), LayerError> {
+        if let Some(error) = self.error.take() {
+            return Err(error);
+        }
+        if self.inner.limit() != 0 {
+            return Err(LayerError::Changed { path: self.path, planned: self.planned });
+        }
+        Ok(())
+    }
+}
+
+impl Read for ExactReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            self.error = Some(LayerError::Source { path: self.path.clone(), source: io::Error::new(e.kind(), e.to_string()) });
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn tree() -> FileTree {
+        let mut tree = FileTree::new();
+        tree.add_file("etc/passwd", Content::Bytes(Arc::from(&b"root:x:0:0::/:\n"[..])), 0o644, 0, 0).unwrap();
+        tree.add_dir("tmp", 0o1777, 0, 0).unwrap();
+        tree.add_symlink("etc/ssl/cert.pem", "certs/ca.crt").unwrap();
+        let long = format!("opt/{}/file", "d".repeat(120));
+        tree.add_file(&long, Content::Bytes(Arc::from(&b"deep"[..])), 0o600, 65532, 65532).unwrap();
+        tree
+    }
+
+    fn entries(layer: &Layer) -> Vec<String> {
+        let BlobData::File(path) = &layer.blob.data else { panic!("layers are files") };
+        let compressed = std::fs::read(path).unwrap();
+        let tar_bytes: Vec<u8> = match layer.compression {
+            Compression::Gzip => {
+                let mut out = Vec::new();
+                flate2::read::GzDecoder::new(&compressed[..]).read_to_end(&mut out).unwrap();
+                out
+            }
+            Compression::Zstd => zstd::decode_all(&compressed[..]).unwrap(),
+        };
+        assert_eq!(Digest::of(&tar_bytes), layer.diff_id);
+        assert_eq!(tar_bytes.len() as u64, layer.uncompressed_size);
+        assert_eq!(Digest::of(&compressed), layer.blob.digest);
+        let mut archive = tar::Archive::new(&tar_bytes[..]);
+        archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                format!(
+                    "{} {:o} {}:{} m{} {:?}",
+                    e.path().unwrap().display(),
+                    h.mode().unwrap(),
+                    h.uid().unwrap(),
+                    h.gid().unwrap(),
+                    h.mtime().unwrap(),
+                    h.username().unwrap()
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn writes_sorted_deterministic_entries_in_both_compressions() {
+        let dir = tempfile::tempdir().unwrap();
+        for compression in [Compression::Gzip, Compression::Zstd] {
+            let a = write_layer(&tree(), compression, 42, &dir.path().join("a")).unwrap();
+            let b = write_layer(&tree(), compression, 42, &dir.path().join("b")).unwrap();
+            assert_eq!(a.blob.digest, b.blob.digest);
+            let listing = entries(&a);
+            assert_eq!(listing[0], "etc/ 755 0:0 m42 Some(\"\")");
+            assert_eq!(listing[1], "etc/passwd 644 0:0 m42 Some(\"\")");
+            assert!(listing.iter().any(|l| l.starts_with(&format!("opt/{}/file 600 65532:65532", "d".repeat(120)))), "{listing:?}");
+            assert!(listing.contains(&"tmp/ 1777 0:0 m42 Some(\"\")".to_string()), "{listing:?}");
+            let c = write_layer(&tree(), compression, 43, &dir.path().join("c")).unwrap();
+            assert_ne!(a.blob.digest, c.blob.digest);
+        }
+    }
+
+    #[test]
+    fn a_file_that_changed_size_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("bin");
+        std::fs::write(&source, b"12345").unwrap();
+        let mut tree = FileTree::new();
+        tree.add_file("app", Content::HostFile { path: source.clone(), size: 3 }, 0o755, 0, 0).unwrap();
+        let err = write_layer(&tree, Compression::Gzip, 0, &dir.path().join("l")).unwrap_err();
+        assert!(matches!(err, LayerError::Changed { planned: 3, .. }), "{err}");
+    }
+}

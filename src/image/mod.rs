@@ -1,0 +1,95 @@
+//! Images: layers (tar, compression, digests), the config, the manifest and, for several platforms,
+//! the index.
+//!
+//! Owns turning planned file trees into blobs with digests. It must not know where the blobs go
+//! (that is `dest`), nor where the files came from (that is `rootfs` and `elf`).
+
+pub mod blob;
+pub mod compress;
+pub mod config;
+pub mod digest;
+pub mod layer;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub use blob::{Blob, BlobData};
+pub use digest::Digest;
+pub use layer::{Compression, Layer};
+
+use crate::platform::Platform;
+
+/// One platform's image.
+#[derive(Clone, Debug)]
+pub struct Image {
+    pub platform: Platform,
+    pub manifest: Blob,
+    pub config: Blob,
+    pub layers: Vec<Layer>,
+}
+
+/// What a pack produces: one image, or an index of several platforms' images.
+#[derive(Clone, Debug)]
+pub enum Artifact {
+    Image(Image),
+    Index { index: Blob, images: Vec<Image> },
+}
+
+impl Artifact {
+    /// The manifest or index that a tag points to.
+    pub fn root(&self) -> &Blob {
+        match self {
+            Artifact::Image(image) => &image.manifest,
+            Artifact::Index { index, .. } => index,
+        }
+    }
+
+    pub fn images(&self) -> &[Image] {
+        match self {
+            Artifact::Image(image) => std::slice::from_ref(image),
+            Artifact::Index { images, .. } => images,
+        }
+    }
+
+    /// Every blob once, each after the blobs it references: layers and configs, then manifests,
+    /// then the index. This is the order in which a registry must receive them.
+    pub fn blobs_in_upload_order(&self) -> Vec<&Blob> {
+        let mut seen = std::collections::HashSet::new();
+        let mut blobs = Vec::new();
+        let images = self.images();
+        let content = images.iter().flat_map(|image| image.layers.iter().map(|l| &l.blob).chain([&image.config]));
+        for blob in content.chain(images.iter().map(|image| &image.manifest)) {
+            if seen.insert(blob.digest) {
+                blobs.push(blob);
+            }
+        }
+        if let Artifact::Index { index, .. } = self {
+            blobs.push(index);
+        }
+        blobs
+    }
+
+    /// Total bytes of every distinct blob: what a registry stores for it.
+    pub fn total_size(&self) -> u64 {
+        self.blobs_in_upload_order().iter().map(|b| b.size).sum()
+    }
+}
+
+/// A private temporary folder for layers while they are written; removed when dropped.
+pub struct Staging {
+    dir: tempfile::TempDir,
+    next: AtomicUsize,
+}
+
+impl Staging {
+    pub fn new() -> std::io::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("scratchpack-").tempdir()?;
+        Ok(Staging { dir, next: AtomicUsize::new(0) })
+    }
+
+    /// A new file name inside the staging folder.
+    pub fn next_file(&self) -> PathBuf {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        self.dir.path().join(format!("layer-{n}"))
+    }
+}
