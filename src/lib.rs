@@ -2,9 +2,16 @@
 //!
 //! The pipeline, one module per step:
 //! `elf` (what the binary is) → `rootfs` (which files the image holds) → `image` (layers, config,
-//! manifests) → `dest` (where the image goes). `pack` runs the pipeline; `cli` only parses.
+//! manifests) → `dest` (where the image goes). `pack` runs the pipeline; `cli` only parses;
+//! `printer` owns stdout and stderr.
 
+pub mod cli;
+pub mod dest;
 pub mod elf;
+pub mod errors;
 pub mod image;
+pub mod pack;
 pub mod platform;
+pub mod printer;
+pub mod report;
 pub mod rootfs;

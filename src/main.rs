@@ -1,1 +1,49 @@
-fn main(){}
+//! The `scratchpack` command: parse, run one subcommand, print the error with a hint.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Parser;
+
+use scratchpack::cli::{Cli, Command};
+use scratchpack::printer::Printer;
+use scratchpack::{elf, errors, pack, report};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let printer = Printer::new(cli.quiet, cli.verbose);
+    match run(cli.command, &printer) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            if let Some(hint) = errors::hint(&error) {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command, printer: &Printer) -> Result<()> {
+    match command {
+        Command::Inspect(args) => {
+            let info = elf::inspect(&args.binary)?;
+            let text = if args.json { serde_json::to_string_pretty(&report::inspect_json(&info))? } else { report::inspect_text(&info) };
+            printer.result(&text);
+        }
+        Command::Pack(args) => {
+            let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
+            let options = pack::PackOptions::from_args(&args, epoch.as_deref())?;
+            let packed = pack::build(&options, printer)?;
+            let lines = pack::publish(&packed, &options, printer)?;
+            if args.json {
+                printer.result(&serde_json::to_string_pretty(&pack::summary_json(&packed, &lines))?);
+            } else {
+                for (_, line) in &lines {
+                    printer.result(line);
+                }
+            }
+        }
+    }
+    Ok(())
+}

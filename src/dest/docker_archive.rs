@@ -1,0 +1,59 @@
+//! `docker-archive:FILE[:REF]`: the `docker save` format that `docker load` and `podman load` read.
+//!
+//! Layers go in uncompressed, named after their diff IDs, because that is what the format's readers
+//! check against the config. They are decompressed from the staged blobs while the archive is
+//! written, so nothing is held in memory.
+
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use super::oci_archive::file_header;
+use super::{write_atomically, DestError, Destination};
+use crate::image::{Artifact, Compression, Layer};
+
+pub struct DockerArchive {
+    file: PathBuf,
+    references: Vec<String>,
+}
+
+impl DockerArchive {
+    pub fn new(file: PathBuf, references: Vec<String>) -> Self {
+        DockerArchive { file, references }
+    }
+}
+
+fn uncompressed(layer: &Layer) -> io::Result<Box<dyn Read + Send>> {
+    let compressed = io::BufReader::new(layer.blob.open()?);
+    Ok(match layer.compression {
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(compressed)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(compressed)?),
+    })
+}
+
+impl Destination for DockerArchive {
+    fn publish(&mut self, artifact: &Artifact) -> Result<String, DestError> {
+        let [image] = artifact.images() else {
+            return Err(DestError::DockerArchiveIndex { path: self.file.clone(), count: artifact.images().len() });
+        };
+        let config_name = format!("{}.json", image.config.digest.hex());
+        let layer_names: Vec<String> = image.layers.iter().map(|l| format!("{}.tar", l.diff_id.hex())).collect();
+        let manifest = serde_json::to_vec(&json!([{ "Config": config_name, "RepoTags": self.references, "Layers": layer_names }])).expect("JSON");
+        write_atomically(&self.file, |file| {
+            let mut tar = tar::Builder::new(io::BufWriter::new(file));
+            let mut written = std::collections::HashSet::new();
+            for (layer, name) in image.layers.iter().zip(&layer_names) {
+                if written.insert(name.clone()) {
+                    let mut reader = uncompressed(layer)?.take(layer.uncompressed_size);
+                    tar.append_data(&mut file_header(layer.uncompressed_size), name, &mut reader)?;
+                }
+            }
+            tar.append_data(&mut file_header(image.config.size), &config_name, image.config.open()?)?;
+            tar.append_data(&mut file_header(manifest.len() as u64), "manifest.json", &manifest[..])?;
+            tar.into_inner()?.flush()
+        })?;
+        let reference = self.references.first().map(|r| format!(":{r}")).unwrap_or_default();
+        Ok(format!("docker-archive:{}{}@{}", self.file.display(), reference, image.manifest.digest))
+    }
+}

@@ -1,0 +1,155 @@
+//! `oci:DIR[:TAG]`: an OCI image layout folder (image-spec `image-layout.md`).
+//!
+//! Adding to an existing layout keeps what is there: blobs are content-addressed and written only
+//! when missing (as a hard link to the staged layer when possible, else a copy, then a rename), and
+//! index.json is rewritten atomically with the entries for our tags replaced. The folder is locked
+//! (flock) for the whole update, so concurrent packs into one layout serialise instead of losing an
+//! entry. If anything fails, the blobs this run added are removed again.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use super::{write_atomically, DestError, Destination};
+use crate::image::config::INDEX_MEDIA_TYPE;
+use crate::image::{Artifact, Blob};
+
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+const LAYOUT_FILE: &str = "oci-layout";
+const LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+pub struct OciLayout {
+    dir: PathBuf,
+    tags: Vec<String>,
+}
+
+impl OciLayout {
+    pub fn new(dir: PathBuf, tags: Vec<String>) -> Self {
+        OciLayout { dir, tags }
+    }
+}
+
+/// Undoes a half-done update unless it is committed.
+struct Rollback {
+    created_dir: Option<PathBuf>,
+    new_paths: Vec<PathBuf>,
+    committed: bool,
+}
+
+impl Drop for Rollback {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        if let Some(dir) = &self.created_dir {
+            let _ = std::fs::remove_dir_all(dir);
+            return;
+        }
+        for path in self.new_paths.iter().rev() {
+            let _ = std::fs::remove_file(path).or_else(|_| std::fs::remove_dir(path));
+        }
+    }
+}
+
+impl Destination for OciLayout {
+    fn publish(&mut self, artifact: &Artifact) -> Result<String, DestError> {
+        let dir = &self.dir;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(DestError::io(parent, "cannot create the parent folder"))?;
+        }
+        let created = match std::fs::create_dir(dir) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) => return Err(DestError::io(dir, "cannot create the layout folder")(e)),
+        };
+        let mut rollback = Rollback { created_dir: created.then(|| dir.clone()), new_paths: Vec::new(), committed: false };
+        let lock = File::open(dir).map_err(DestError::io(dir, "cannot open the layout folder"))?;
+        lock.lock().map_err(DestError::io(dir, "cannot lock the layout folder"))?;
+
+        check_layout(dir)?;
+        let layout_file = dir.join(LAYOUT_FILE);
+        if !layout_file.exists() {
+            write_atomically(&layout_file, |f| f.write_all(LAYOUT_CONTENT))?;
+            rollback.new_paths.push(layout_file);
+        }
+        let blob_dir = dir.join("blobs").join("sha256");
+        for folder in [dir.join("blobs"), blob_dir.clone()] {
+            if !folder.is_dir() {
+                std::fs::create_dir(&folder).map_err(DestError::io(&folder, "cannot create"))?;
+                rollback.new_paths.push(folder);
+            }
+        }
+        for blob in artifact.blobs_in_upload_order() {
+            if let Some(written) = write_blob(&blob_dir, blob)? {
+                rollback.new_paths.push(written);
+            }
+        }
+        update_index(dir, artifact.root(), &self.tags)?;
+        rollback.committed = true;
+        Ok(format!("oci:{}:{}@{}", dir.display(), self.tags[0], artifact.root().digest))
+    }
+}
+
+/// An existing folder must be empty or a layout: we never scatter blobs into someone's project.
+fn check_layout(dir: &Path) -> Result<(), DestError> {
+    let not_layout = |reason: String| DestError::NotALayout { path: dir.to_path_buf(), reason };
+    let layout_file = dir.join(LAYOUT_FILE);
+    match std::fs::read(&layout_file) {
+        Ok(content) => {
+            let value: Value = serde_json::from_slice(&content).map_err(|e| not_layout(format!("oci-layout is not JSON: {e}")))?;
+            if value.get("imageLayoutVersion").and_then(Value::as_str).is_none() {
+                return Err(not_layout("oci-layout has no imageLayoutVersion".into()));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut entries = std::fs::read_dir(dir).map_err(DestError::io(dir, "cannot list"))?;
+            match entries.next() {
+                None => Ok(()),
+                Some(_) => Err(not_layout("the folder is not empty and has no oci-layout file".into())),
+            }
+        }
+        Err(e) => Err(DestError::io(layout_file, "cannot read")(e)),
+    }
+}
+
+/// Writes one blob unless a file of the right size is already there. Returns the path it created.
+fn write_blob(blob_dir: &Path, blob: &Blob) -> Result<Option<PathBuf>, DestError> {
+    let path = blob_dir.join(blob.digest.hex());
+    if let Ok(meta) = std::fs::metadata(&path) {
+        if meta.len() == blob.size {
+            return Ok(None);
+        }
+    }
+    write_atomically(&path, |file| {
+        let mut reader = blob.open()?;
+        std::io::copy(&mut reader, file).map(|_| ())
+    })?;
+    Ok(Some(path))
+}
+
+fn update_index(dir: &Path, root: &Blob, tags: &[String]) -> Result<(), DestError> {
+    let path = dir.join("index.json");
+    let mut index = match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .filter(|v| v.get("manifests").is_some_and(Value::is_array))
+            .ok_or_else(|| DestError::NotALayout { path: dir.to_path_buf(), reason: "index.json is not an image index".into() })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": []}),
+        Err(e) => return Err(DestError::io(&path, "cannot read")(e)),
+    };
+    let manifests = index["manifests"].as_array_mut().expect("checked above");
+    manifests.retain(|m| !m["annotations"][REF_NAME].as_str().is_some_and(|name| tags.iter().any(|t| t == name)));
+    for tag in tags {
+        manifests.push(json!({
+            "mediaType": root.media_type,
+            "digest": root.digest.to_string(),
+            "size": root.size,
+            "annotations": { REF_NAME: tag },
+        }));
+    }
+    let bytes = serde_json::to_vec(&index).expect("JSON values serialise");
+    write_atomically(&path, |f| f.write_all(&bytes))
+}

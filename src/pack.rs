@@ -1,0 +1,277 @@
+//! The pack pipeline: inspect → plan → layers and documents → publish. Each step adds context to
+//! its errors; nothing is written to any destination until every input has been checked.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+
+use crate::cli::PackArgs;
+use crate::dest::{self, DestSpec};
+use crate::elf::{self, ElfInfo, Linkage};
+use crate::image::config::{self, LayerHistory, RuntimeSettings, DEFAULT_PATH};
+use crate::image::layer::{self, Layer};
+use crate::image::{Artifact, Compression, Image, Staging};
+use crate::printer::Printer;
+use crate::rootfs::base::{self, BaseOptions, CaBundle};
+use crate::rootfs::{self, add, image_path, Content, FileTree};
+
+pub const CA_BUNDLE_ANNOTATION: &str = "dev.scratchpack.ca-bundle.version";
+
+/// Everything a pack needs, checked: built from the command line by [`PackOptions::from_args`].
+#[derive(Clone, Debug)]
+pub struct PackOptions {
+    pub binaries: Vec<PathBuf>,
+    pub outputs: Vec<(String, DestSpec)>,
+    pub tags: Vec<String>,
+    pub path: Option<String>,
+    pub settings: RuntimeSettings,
+    pub annotations: BTreeMap<String, String>,
+    pub add: Vec<add::AddSpec>,
+    pub base: BaseOptions,
+    pub compression: Compression,
+    pub source_date_epoch: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OptionError {
+    #[error("--{flag} {value:?}: {reason}")]
+    Invalid { flag: &'static str, value: String, reason: &'static str },
+    #[error("SOURCE_DATE_EPOCH={0:?}: not a whole number of seconds since 1970")]
+    SourceDateEpoch(String),
+}
+
+fn invalid(flag: &'static str, value: &str, reason: &'static str) -> OptionError {
+    OptionError::Invalid { flag, value: value.to_string(), reason }
+}
+
+fn key_value(flag: &'static str, text: &str) -> Result<(String, String), OptionError> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(invalid(flag, text, "expected KEY=VALUE")),
+    }
+}
+
+fn expose_port(text: &str) -> Result<String, OptionError> {
+    let (port, proto) = text.split_once('/').unwrap_or((text, "tcp"));
+    let valid_port = port.parse::<u16>().is_ok_and(|p| p > 0);
+    if !valid_port || !matches!(proto, "tcp" | "udp" | "sctp") {
+        return Err(invalid("expose", text, "expected PORT[/tcp|/udp|/sctp] with PORT from 1 to 65535"));
+    }
+    Ok(format!("{port}/{proto}"))
+}
+
+fn valid_user(user: &str) -> bool {
+    let part_ok = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    match user.split_once(':') {
+        Some((u, g)) => part_ok(u) && part_ok(g),
+        None => part_ok(user),
+    }
+}
+
+impl PackOptions {
+    /// Checks every flag; `source_date_epoch` is the environment variable's value, if set.
+    pub fn from_args(args: &PackArgs, source_date_epoch: Option<&str>) -> Result<Self> {
+        let outputs = args
+            .outputs
+            .iter()
+            .map(|text| Ok((text.clone(), text.parse::<DestSpec>()?)))
+            .collect::<Result<Vec<_>>>()?;
+        for tag in &args.tags {
+            if !dest::spec::is_valid_tag(tag) {
+                bail!(invalid("tag", tag, "a tag is 1 to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'"));
+            }
+        }
+        if !valid_user(&args.user) {
+            bail!(invalid("user", &args.user, "expected UID[:GID] or NAME[:GROUP]"));
+        }
+        let mut env = BTreeMap::new();
+        env.insert("PATH".to_string(), DEFAULT_PATH.to_string());
+        if args.ca_bundle != CaBundle::None {
+            env.insert("SSL_CERT_FILE".to_string(), format!("/{}", base::CA_BUNDLE_PATH));
+        }
+        for text in &args.env {
+            let (key, value) = key_value("env", text)?;
+            if !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') || key.as_bytes()[0].is_ascii_digit() {
+                bail!(invalid("env", text, "the name must be letters, digits and '_', not starting with a digit"));
+            }
+            env.insert(key, value);
+        }
+        if let Some(workdir) = &args.workdir {
+            if !workdir.starts_with('/') {
+                bail!(invalid("workdir", workdir, "must be an absolute path"));
+            }
+        }
+        if let Some(path) = &args.path {
+            image_path(path).with_context(|| format!("--path {path:?}"))?;
+        }
+        let labels = args.labels.iter().map(|t| key_value("label", t)).collect::<Result<BTreeMap<_, _>, _>>()?;
+        let annotations = args.annotations.iter().map(|t| key_value("annotation", t)).collect::<Result<BTreeMap<_, _>, _>>()?;
+        let exposed_ports = args.expose.iter().map(|t| expose_port(t)).collect::<Result<Vec<_>, _>>()?;
+        let source_date_epoch = match source_date_epoch {
+            None | Some("") => 0,
+            Some(text) => text.parse().map_err(|_| OptionError::SourceDateEpoch(text.to_string()))?,
+        };
+        Ok(PackOptions {
+            binaries: args.binaries.clone(),
+            outputs,
+            tags: args.tags.clone(),
+            path: args.path.clone(),
+            settings: RuntimeSettings {
+                user: args.user.clone(),
+                env,
+                entrypoint: Vec::new(),
+                cmd: args.args.clone(),
+                workdir: args.workdir.clone(),
+                exposed_ports,
+                labels,
+            },
+            annotations,
+            add: args.add.clone(),
+            base: BaseOptions { ca_bundle: Some(args.ca_bundle.clone()), extra_ca: args.extra_ca.clone() },
+            compression: args.compression,
+            source_date_epoch,
+        })
+    }
+}
+
+/// A packed image, with the staging folder that holds its layers until it is published.
+pub struct Packed {
+    pub artifact: Artifact,
+    pub binaries: Vec<ElfInfo>,
+    _staging: Staging,
+}
+
+/// Inspects every binary, plans the trees and writes the layers and documents.
+pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
+    let binaries = options.binaries.iter().map(|path| elf::inspect(path)).collect::<Result<Vec<_>, _>>()?;
+    check_platforms(&binaries)?;
+    for info in &binaries {
+        if info.linkage == Linkage::Dynamic {
+            printer.warn(format_args!(
+                "{} is dynamically linked (interpreter {}, needs {}): its libraries are not in the image, so it will not start",
+                info.file.display(),
+                info.interpreter.as_deref().unwrap_or("?"),
+                if info.needed.is_empty() { "nothing else".to_string() } else { info.needed.join(", ") },
+            ));
+        }
+    }
+    let base_plan = base::plan(&options.base)?;
+    let extra_tree = add::plan(&options.add)?;
+    let staging = Staging::new().context("cannot create a staging folder for layers")?;
+
+    let epoch = options.source_date_epoch;
+    let base_layer = layer::write_layer(&base_plan.tree, options.compression, 0, &staging.next_file()).context("writing the base layer")?;
+    let extra_layer = match extra_tree.is_empty() {
+        true => None,
+        false => Some(layer::write_layer(&extra_tree, options.compression, epoch, &staging.next_file()).context("writing the --add layer")?),
+    };
+    let mut annotations = options.annotations.clone();
+    if let Some(version) = &base_plan.ca_version {
+        annotations.entry(CA_BUNDLE_ANNOTATION.to_string()).or_insert_with(|| version.clone());
+    }
+    let created = config::rfc3339(epoch);
+
+    let mut images = Vec::new();
+    for info in &binaries {
+        let target = binary_path(options.path.as_deref(), info)?;
+        let mut app_tree = FileTree::new();
+        app_tree
+            .add_file(&target, Content::HostFile { path: info.file.clone(), size: info.size }, 0o755, 0, 0)
+            .with_context(|| format!("placing {} at /{target}", info.file.display()))?;
+        let app_layer = layer::write_layer(&app_tree, options.compression, epoch, &staging.next_file())
+            .with_context(|| format!("writing the layer of {}", info.file.display()))?;
+
+        let mut layers: Vec<(Layer, String)> = vec![(base_layer.clone(), "scratchpack: base files and CA bundle".to_string())];
+        if let Some(extra) = &extra_layer {
+            layers.push((extra.clone(), "scratchpack: --add files".to_string()));
+        }
+        layers.push((app_layer, format!("scratchpack: /{target}")));
+        let mut settings = options.settings.clone();
+        settings.entrypoint = vec![format!("/{target}")];
+        let history: Vec<LayerHistory> = layers.iter().map(|(layer, by)| LayerHistory { layer, created_by: by.clone() }).collect();
+        let config_blob = config::config_blob(&info.platform, &settings, &history, &created)?;
+        let layers: Vec<Layer> = layers.into_iter().map(|(layer, _)| layer).collect();
+        let manifest = config::manifest_blob(&config_blob, &layers, &annotations)?;
+        images.push(Image { platform: info.platform.clone(), manifest, config: config_blob, layers });
+    }
+    let artifact = if images.len() == 1 {
+        Artifact::Image(images.pop().expect("one image"))
+    } else {
+        let entries: Vec<_> = images.iter().map(|image| (&image.manifest, &image.platform)).collect();
+        let index = config::index_blob(&entries, &options.annotations)?;
+        Artifact::Index { index, images }
+    };
+    Ok(Packed { artifact, binaries, _staging: staging })
+}
+
+fn check_platforms(binaries: &[ElfInfo]) -> Result<()> {
+    let mut seen: BTreeMap<String, &ElfInfo> = BTreeMap::new();
+    for info in binaries {
+        if let Some(first) = seen.insert(info.platform.to_string(), info) {
+            bail!(
+                "{} and {} are both {}: an image index holds one image per platform",
+                first.file.display(),
+                info.file.display(),
+                info.platform
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `/usr/local/bin/NAME` by default; `--path DIR/` puts NAME into DIR; any other `--path` is the
+/// binary's full path.
+fn binary_path(path: Option<&str>, info: &ElfInfo) -> Result<String> {
+    let full = match path {
+        None => format!("/usr/local/bin/{}", info.file_name()),
+        Some(dir) if dir.ends_with('/') => format!("{dir}{}", info.file_name()),
+        Some(path) => path.to_string(),
+    };
+    Ok(rootfs::image_path(&full)?)
+}
+
+/// Publishes to every destination in order; returns `(output as given, reference line)` pairs.
+pub fn publish(packed: &Packed, options: &PackOptions, printer: &Printer) -> Result<Vec<(String, String)>> {
+    let name = packed.binaries[0].file_name();
+    let mut lines = Vec::new();
+    for (text, spec) in &options.outputs {
+        let mut destination = dest::open(spec, &options.tags, &name);
+        let line = destination.publish(&packed.artifact).with_context(|| format!("writing {text}"))?;
+        printer.verbose(format_args!("wrote {text}"));
+        lines.push((text.clone(), line));
+    }
+    Ok(lines)
+}
+
+/// The `--json` summary of a pack.
+pub fn summary_json(packed: &Packed, lines: &[(String, String)]) -> serde_json::Value {
+    let artifact = &packed.artifact;
+    let images: Vec<_> = artifact
+        .images()
+        .iter()
+        .map(|image| {
+            json!({
+                "platform": image.platform.to_string(),
+                "digest": image.manifest.digest.to_string(),
+                "config": image.config.digest.to_string(),
+                "layers": image.layers.iter().map(|l| json!({
+                    "digest": l.blob.digest.to_string(),
+                    "mediaType": l.blob.media_type,
+                    "size": l.blob.size,
+                    "diffId": l.diff_id.to_string(),
+                    "uncompressedSize": l.uncompressed_size,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "digest": artifact.root().digest.to_string(),
+        "mediaType": artifact.root().media_type,
+        "size": artifact.total_size(),
+        "platforms": artifact.images().iter().map(|i| i.platform.to_string()).collect::<Vec<_>>(),
+        "images": images,
+        "destinations": lines.iter().map(|(output, reference)| json!({"output": output, "reference": reference})).collect::<Vec<_>>(),
+    })
+}

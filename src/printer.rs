@@ -1,0 +1,54 @@
+//! The one place that writes to the terminal. stdout carries results only (references or JSON);
+//! everything else goes to stderr, and `-q` silences it.
+
+use std::io::Write;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+    Debug,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Printer {
+    verbosity: Verbosity,
+}
+
+impl Printer {
+    pub fn new(quiet: bool, verbose: u8) -> Self {
+        let verbosity = match (quiet, verbose) {
+            (true, _) => Verbosity::Quiet,
+            (false, 0) => Verbosity::Normal,
+            (false, 1) => Verbosity::Verbose,
+            _ => Verbosity::Debug,
+        };
+        Printer { verbosity }
+    }
+
+    /// A result line on stdout. A closed pipe is not an error worth a panic.
+    pub fn result(&self, line: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+
+    pub fn info(&self, message: impl std::fmt::Display) {
+        if self.verbosity >= Verbosity::Normal {
+            eprintln!("{message}");
+        }
+    }
+
+    pub fn verbose(&self, message: impl std::fmt::Display) {
+        if self.verbosity >= Verbosity::Verbose {
+            eprintln!("{message}");
+        }
+    }
+
+    pub fn warn(&self, message: impl std::fmt::Display) {
+        if self.verbosity >= Verbosity::Normal {
+            eprintln!("warning: {message}");
+        }
+    }
+}
