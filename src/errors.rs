@@ -15,3 +15,15 @@ pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
         }
     })
 }
+
+/// An error and its causes on one line, `a: b: c`, as `{:#}` prints an `anyhow::Error`.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
+}

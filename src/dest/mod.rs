@@ -26,7 +26,7 @@ pub trait Destination {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DestError {
-    #[error("{}: {action}: {source}", path.display())]
+    #[error("{}: {action}", path.display())]
     Io {
         path: PathBuf,
         action: &'static str,

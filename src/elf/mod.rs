@@ -71,7 +71,7 @@ impl ElfInfo {
 /// Why a file cannot be packed as a program. Each variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ElfError {
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: cannot read", path.display())]
     Unreadable {
         path: PathBuf,
         #[source]

@@ -55,7 +55,7 @@ fn directory_and_missing_file() {
     let err = inspect(Path::new("/tmp")).unwrap_err();
     assert_eq!(err.to_string(), "/tmp: is a directory, not a program");
     let err = inspect(Path::new("/nonexistent/app")).unwrap_err();
-    assert_eq!(err.to_string(), "/nonexistent/app: cannot read: No such file or directory (os error 2)");
+    assert_eq!(crate::errors::chain(&err), "/nonexistent/app: cannot read: No such file or directory (os error 2)");
 }
 
 #[test]

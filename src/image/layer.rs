@@ -50,7 +50,7 @@ pub struct Layer {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LayerError {
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: cannot read", path.display())]
     Source {
         path: PathBuf,
         #[source]
@@ -58,7 +58,7 @@ pub enum LayerError {
     },
     #[error("{}: changed size while it was being packed (was {planned} bytes)", path.display())]
     Changed { path: PathBuf, planned: u64 },
-    #[error("cannot write the layer to {}: {source}", path.display())]
+    #[error("cannot write the layer to {}", path.display())]
     Write {
         path: PathBuf,
         #[source]

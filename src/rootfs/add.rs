@@ -21,9 +21,9 @@ pub struct AddSpec {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AddError {
-    #[error("--add {spec:?}: expected SRC:DEST[:MODE], with DEST an absolute path in the image and MODE octal")]
+    #[error("expected SRC:DEST[:MODE], with DEST an absolute path in the image and MODE octal")]
     Syntax { spec: String },
-    #[error("--add {}: {source}", path.display())]
+    #[error("--add {}", path.display())]
     Read {
         path: PathBuf,
         #[source]
@@ -33,7 +33,7 @@ pub enum AddError {
     Special { path: PathBuf },
     #[error("--add {}: symlink to {target:?} points outside {}", path.display(), root.display())]
     EscapingLink { path: PathBuf, target: String, root: PathBuf },
-    #[error("--add {}: {source}", source_path.display())]
+    #[error("--add {}", source_path.display())]
     Dest {
         source_path: PathBuf,
         #[source]
@@ -222,7 +222,7 @@ mod tests {
         let file = dir.path().join("app.toml");
         std::fs::write(&file, "x=1").unwrap();
         let err = plan(&[AddSpec { source: file.clone(), dest: "/etc/../../x".into(), mode: None }]).unwrap_err();
-        assert!(err.to_string().ends_with("image path \"/etc/../../x\" must not contain '..'"), "{err}");
+        assert!(crate::errors::chain(&err).ends_with("image path \"/etc/../../x\" must not contain '..'"), "{err}");
         let tree = plan(&[AddSpec { source: file, dest: "/etc/app/".into(), mode: Some(0o600) }]).unwrap();
         assert_eq!(tree.get("etc/app/app.toml").unwrap().mode, 0o600);
     }

@@ -69,7 +69,7 @@ pub struct Base {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BaseError {
-    #[error("{}: cannot read the CA bundle: {source}", path.display())]
+    #[error("{}: cannot read the CA bundle", path.display())]
     Read {
         path: PathBuf,
         #[source]

@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# scratchpack packing benchmark: run by hand (not in CI), on an otherwise idle machine.
+#
+# What it measures, side by side in one run (see "Performance budgets" in DESIGN.md):
+#   1. `scratchpack pack REF --output oci:DIR` with --compression gzip and with --compression zstd,
+#      each run from an empty DIR. REF is the 11 MB static reference binary
+#      /usr/bin/qemu-riscv64-static (Debian package qemu-user-static).
+#   2. umoci packing the same file from scratch each run:
+#      init --layout L; new; insert REF /usr/local/bin/app; config --config.entrypoint.
+#   3. The references: `zstd -3 -c REF > /dev/null && sha256sum REF` (one shell command),
+#      and `sha256sum REF` alone.
+#   4. Peak RSS (/usr/bin/time -v) of scratchpack packing REF and a 200 MiB binary (REF followed by
+#      pseudo-random bytes, so the ELF header stays valid), with gzip and with zstd.
+#
+# Targets:
+#   - median(scratchpack gzip) / median(umoci)                  <= 0.5
+#   - median(scratchpack zstd) / median(zstd -3 + sha256sum)    <= 1.3
+#   - app layer (largest blob) of scratchpack gzip              <= umoci's
+#   - peak RSS packing the 200 MiB binary                       <  64 MB (memory must not grow with size)
+#
+# Timing uses hyperfine with 3 warmups and at least 20 runs; commands run without a shell (-N) except
+# the zstd reference, which needs a redirection and runs in hyperfine's shell mode (hyperfine subtracts
+# the shell's start-up time). Missed targets are reported, not turned into a failing exit status; the
+# script exits non-zero only if a tool fails.
+#
+# Usage: bash benches/pack.sh     (as root, or with hyperfine umoci qemu-user-static zstd time installed)
+# Knobs: WARMUP=3 MIN_RUNS=20 BIG_MIB=200 (environment variables).
+set -euo pipefail
+
+REF=/usr/bin/qemu-riscv64-static
+WARMUP=${WARMUP:-3}
+MIN_RUNS=${MIN_RUNS:-20}
+BIG_MIB=${BIG_MIB:-200}
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SCRATCHPACK=$REPO_ROOT/target/release/scratchpack
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'pack.sh: %s\n' "$*" >&2; exit 1; }
+
+# --- Tools: install the Debian packages that are missing (apt-get only when something is missing) ---
+# Each entry: "PACKAGE COMMAND-OR-PATH".
+REQUIRED=(
+  "hyperfine hyperfine"
+  "umoci umoci"
+  "qemu-user-static $REF"
+  "zstd zstd"
+  "time /usr/bin/time"
+  "python3 python3"
+  "coreutils sha256sum"
+  "gzip gzip"
+)
+missing=()
+for entry in "${REQUIRED[@]}"; do
+  read -r pkg what <<<"$entry"
+  if [[ $what == /* ]]; then [[ -x $what ]] || missing+=("$pkg"); else command -v "$what" >/dev/null || missing+=("$pkg"); fi
+done
+if ((${#missing[@]})); then
+  if [[ " ${missing[*]} " == *" qemu-user-static "* ]]; then
+    say "the reference binary $REF is missing; it comes from Debian's qemu-user-static"
+  fi
+  ((EUID == 0)) || die "missing packages: ${missing[*]}; install them with: sudo apt-get install ${missing[*]}"
+  say "apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-cache show "${missing[@]}" >/dev/null 2>&1 || apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || die "cargo not found (install Rust with rustup)"
+
+# --- Build ---
+say "cargo build --release"
+(cd "$REPO_ROOT" && cargo build --release --quiet)
+[[ -x $SCRATCHPACK ]] || die "no binary at $SCRATCHPACK after the build"
+
+TMP=$(mktemp -d -t scratchpack-bench.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+
+# Paths as hyperfine -N splits them (POSIX shell words).
+q() { printf '%q' "$1"; }
+SP=$(q "$SCRATCHPACK") R=$(q "$REF")
+OUT_GZ=$TMP/out-gzip OUT_ZS=$TMP/out-zstd OUT_UM=$TMP/out-umoci
+
+# umoci as one command: a helper script.
+cat >"$TMP/umoci-pack.sh" <<'EOF'
+#!/bin/sh
+# umoci-pack.sh LAYOUT FILE: the umoci equivalent of `scratchpack pack FILE --output oci:LAYOUT`.
+set -e
+umoci init --layout "$1"
+umoci new --image "$1:latest"
+umoci insert --image "$1:latest" "$2" /usr/local/bin/app
+umoci config --image "$1:latest" --config.entrypoint /usr/local/bin/app
+EOF
+chmod +x "$TMP/umoci-pack.sh"
+
+printf 'reference binary: %s (%s bytes), %s CPUs, %s\n' "$REF" "$(stat -c %s "$REF")" "$(nproc)" "$("$SCRATCHPACK" --version)"
+
+# --- 1-3: timings ---
+say "hyperfine (no shell): scratchpack gzip, scratchpack zstd, umoci, sha256sum"
+hyperfine -N --warmup "$WARMUP" --min-runs "$MIN_RUNS" --export-json "$TMP/direct.json" \
+  -n scratchpack-gzip --prepare "rm -rf $(q "$OUT_GZ")" \
+  "$SP pack $R --output oci:$(q "$OUT_GZ") --compression gzip" \
+  -n scratchpack-zstd --prepare "rm -rf $(q "$OUT_ZS")" \
+  "$SP pack $R --output oci:$(q "$OUT_ZS") --compression zstd" \
+  -n umoci --prepare "rm -rf $(q "$OUT_UM")" \
+  "$(q "$TMP/umoci-pack.sh") $(q "$OUT_UM") $R" \
+  -n sha256sum --prepare "true" \
+  "sha256sum $R"
+
+say "hyperfine (shell): zstd -3 + sha256sum"
+hyperfine --warmup "$WARMUP" --min-runs "$MIN_RUNS" --export-json "$TMP/shell.json" \
+  -n "zstd-3+sha256sum" \
+  "zstd -q -3 -c $R > /dev/null && sha256sum $R"
+
+# The last timed run of each packer left its image in place: check the layers and measure them.
+largest_blob() { find "$1/blobs/sha256" -type f -printf '%s %p\n' | sort -n | tail -n 1; }
+read -r SIZE_GZ BLOB_GZ < <(largest_blob "$OUT_GZ")
+read -r SIZE_ZS BLOB_ZS < <(largest_blob "$OUT_ZS")
+read -r SIZE_UM BLOB_UM < <(largest_blob "$OUT_UM")
+gzip -t "$BLOB_GZ" || die "scratchpack gzip layer does not decompress with gzip"
+zstd -q -t "$BLOB_ZS" || die "scratchpack zstd layer does not decompress with zstd"
+gzip -t "$BLOB_UM" || die "umoci layer does not decompress with gzip"
+
+# --- 4: peak RSS ---
+BIG=$TMP/big/app
+mkdir -p "$TMP/big"
+say "making a ${BIG_MIB} MiB binary: $REF + pseudo-random bytes"
+pad=$((BIG_MIB * 1024 * 1024 - $(stat -c %s "$REF")))
+((pad > 0)) || die "BIG_MIB=$BIG_MIB is smaller than the reference binary"
+{
+  cat "$REF"
+  if command -v openssl >/dev/null; then   # AES-CTR keystream: fast and deterministic
+    head -c "$pad" /dev/zero | openssl enc -aes-128-ctr -nosalt -pbkdf2 -pass pass:scratchpack-bench
+  else
+    head -c "$pad" /dev/urandom
+  fi
+} >"$BIG"
+[[ $(stat -c %s "$BIG") -eq $((BIG_MIB * 1024 * 1024)) ]] || die "could not make $BIG"
+
+# peak_rss NAME FILE COMPRESSION: run one pack under /usr/bin/time -v, into an empty folder.
+peak_rss() {
+  local out=$TMP/rss-$1
+  rm -rf "$out"
+  /usr/bin/time -v -o "$TMP/time-$1.txt" "$SCRATCHPACK" pack "$2" --output "oci:$out" --compression "$3" >/dev/null \
+    || die "scratchpack pack $2 --compression $3 failed (see above)"
+  awk -F': ' '/Maximum resident set size/ {print $2}' "$TMP/time-$1.txt" >"$TMP/rss-$1.kb"
+  awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$TMP/time-$1.txt" >"$TMP/wall-$1.txt"
+  rm -rf "$out"
+}
+say "peak RSS: /usr/bin/time -v scratchpack pack"
+peak_rss ref-gzip "$REF" gzip
+peak_rss ref-zstd "$REF" zstd
+peak_rss big-gzip "$BIG" gzip
+peak_rss big-zstd "$BIG" zstd
+
+# --- Table ---
+echo
+python3 - "$TMP" "$SIZE_GZ" "$SIZE_ZS" "$SIZE_UM" "$BIG_MIB" <<'EOF'
+import json, sys
+tmp, size_gz, size_zs, size_um, big_mib = sys.argv[1], *map(int, sys.argv[2:6])
+res = {}
+for name in ("direct.json", "shell.json"):
+    for r in json.load(open(f"{tmp}/{name}"))["results"]:
+        res[r["command"]] = r
+def ok(good): return "ok" if good else "MISSED"
+
+print(f"{'command':<22}{'median ms':>10}{'mean ms':>10}{'± ms':>7}{'min ms':>9}{'runs':>6}")
+for name in ("scratchpack-gzip", "scratchpack-zstd", "umoci", "zstd-3+sha256sum", "sha256sum"):
+    r = res[name]
+    print(f"{name:<22}{r['median']*1e3:>10.1f}{r['mean']*1e3:>10.1f}{r['stddev']*1e3:>7.1f}"
+          f"{r['min']*1e3:>9.1f}{len(r['times']):>6}")
+
+med = {k: v["median"] for k, v in res.items()}
+r1 = med["scratchpack-gzip"] / med["umoci"]
+r2 = med["scratchpack-zstd"] / med["zstd-3+sha256sum"]
+print()
+print(f"{'ratio':<46}{'value':>7}  target")
+print(f"{'scratchpack-gzip / umoci':<46}{r1:>7.2f}  <= 0.5  {ok(r1 <= 0.5)}")
+print(f"{'scratchpack-zstd / (zstd -3 + sha256sum)':<46}{r2:>7.2f}  <= 1.3  {ok(r2 <= 1.3)}")
+
+print()
+print(f"{'app layer (largest blob)':<28}{'bytes':>10}{'MB':>7}")
+for name, size in (("scratchpack gzip", size_gz), ("scratchpack zstd", size_zs), ("umoci (gzip)", size_um)):
+    print(f"{name:<28}{size:>10}{size/1e6:>7.2f}")
+print(f"scratchpack gzip <= umoci: {ok(size_gz <= size_um)} ({size_gz/size_um:.3f} of umoci's)")
+
+print()
+print(f"{'peak RSS (/usr/bin/time -v)':<36}{'MB':>8}{'wall':>10}  target")
+for key, label in (("ref-gzip", "11 MB reference, gzip"), ("ref-zstd", "11 MB reference, zstd"),
+                   ("big-gzip", f"{big_mib} MiB binary, gzip"), ("big-zstd", f"{big_mib} MiB binary, zstd")):
+    kb = int(open(f"{tmp}/rss-{key}.kb").read())
+    wall = open(f"{tmp}/wall-{key}.txt").read().strip()
+    mb = kb * 1024 / 1e6
+    target = f"< 64 MB  {ok(mb < 64)}" if key.startswith("big") else ""
+    print(f"{label:<36}{mb:>8.1f}{wall:>10}  {target}")
+EOF

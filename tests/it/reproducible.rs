@@ -1,0 +1,49 @@
+//! The same inputs give the same digest, from any working directory; SOURCE_DATE_EPOCH changes it.
+
+use crate::util::*;
+
+fn pack_digest(binary: &std::path::Path, cwd: &std::path::Path, out: &str, epoch: Option<&str>) -> String {
+    let mut cmd = scratchpack();
+    cmd.current_dir(cwd).arg("pack").arg(binary).args(["--output", out, "--env", "MODE=prod", "--label", "b=2", "--label", "a=1"]);
+    if let Some(epoch) = epoch {
+        cmd.env("SOURCE_DATE_EPOCH", epoch);
+    }
+    let output = run_ok(&mut cmd);
+    digest_of(stdout(&output).trim())
+}
+
+#[test]
+fn same_input_same_digest_other_epoch_other_digest() {
+    let work = temp_dir();
+    let binary = static_c_hello();
+    let elsewhere = work.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let first = pack_digest(&binary, work.path(), "oci:one", None);
+    let second = pack_digest(&binary, &elsewhere, &format!("oci:{}", work.path().join("two").display()), None);
+    assert_eq!(first, second, "same binary and options must give the same digest");
+    let epoch_zero = pack_digest(&binary, work.path(), "oci:three", Some("0"));
+    assert_eq!(first, epoch_zero, "SOURCE_DATE_EPOCH defaults to 0");
+    let later = pack_digest(&binary, work.path(), "oci:four", Some("1700000000"));
+    assert_ne!(first, later);
+    // The base layer does not move with the epoch: it is shared across every image.
+    let base = |dir: &str| {
+        let index: serde_json::Value = serde_json::from_slice(&std::fs::read(work.path().join(dir).join("index.json")).unwrap()).unwrap();
+        let digest = index["manifests"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+        let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(work.path().join(dir).join("blobs/sha256").join(digest)).unwrap()).unwrap();
+        manifest["layers"][0]["digest"].as_str().unwrap().to_string()
+    };
+    assert_eq!(base("one"), base("four"));
+    let config = skopeo_inspect(&format!("oci:{}:latest", work.path().join("four").display()), &["--config"]);
+    assert_eq!(config["created"], "2023-11-14T22:13:20Z");
+}
+
+#[test]
+fn identical_layout_bytes_on_a_second_pack() {
+    let work = temp_dir();
+    let binary = static_rust_hello();
+    let a = work.path().join("a.tar");
+    let b = work.path().join("b.tar");
+    pack(&[binary.to_str().unwrap(), "--output", &format!("oci-archive:{}", a.display())], |_| {});
+    pack(&[binary.to_str().unwrap(), "--output", &format!("oci-archive:{}", b.display())], |_| {});
+    assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(), "archives differ");
+}
