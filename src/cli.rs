@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Pack one binary (or one per platform) into an image and write it to every --output.
-    Pack(PackArgs),
+    Pack(Box<PackArgs>),
     /// Show what a binary is: platform, linkage, interpreter, needed libraries, size.
     Inspect(InspectArgs),
 }

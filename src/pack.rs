@@ -73,11 +73,7 @@ fn valid_user(user: &str) -> bool {
 impl PackOptions {
     /// Checks every flag; `source_date_epoch` is the environment variable's value, if set.
     pub fn from_args(args: &PackArgs, source_date_epoch: Option<&str>) -> Result<Self> {
-        let outputs = args
-            .outputs
-            .iter()
-            .map(|text| Ok((text.clone(), text.parse::<DestSpec>()?)))
-            .collect::<Result<Vec<_>>>()?;
+        let outputs = args.outputs.iter().map(|text| Ok((text.clone(), text.parse::<DestSpec>()?))).collect::<Result<Vec<_>>>()?;
         for tag in &args.tags {
             if !dest::spec::is_valid_tag(tag) {
                 bail!(invalid("tag", tag, "a tag is 1 to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'"));
@@ -165,7 +161,9 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
     let base_layer = layer::write_layer(&base_plan.tree, options.compression, 0, &staging.next_file()).context("writing the base layer")?;
     let extra_layer = match extra_tree.is_empty() {
         true => None,
-        false => Some(layer::write_layer(&extra_tree, options.compression, epoch, &staging.next_file()).context("writing the --add layer")?),
+        false => {
+            Some(layer::write_layer(&extra_tree, options.compression, epoch, &staging.next_file()).context("writing the --add layer")?)
+        }
     };
     let mut annotations = options.annotations.clone();
     if let Some(version) = &base_plan.ca_version {

@@ -16,11 +16,7 @@ pub struct Platform {
 
 impl Platform {
     pub fn linux(architecture: &str, variant: Option<&str>) -> Self {
-        Platform {
-            os: "linux".to_string(),
-            architecture: architecture.to_string(),
-            variant: variant.map(str::to_string),
-        }
+        Platform { os: "linux".to_string(), architecture: architecture.to_string(), variant: variant.map(str::to_string) }
     }
 }
 

@@ -39,7 +39,8 @@ impl Destination for DockerArchive {
         };
         let config_name = format!("{}.json", image.config.digest.hex());
         let layer_names: Vec<String> = image.layers.iter().map(|l| format!("{}.tar", l.diff_id.hex())).collect();
-        let manifest = serde_json::to_vec(&json!([{ "Config": config_name, "RepoTags": self.references, "Layers": layer_names }])).expect("JSON");
+        let manifest =
+            serde_json::to_vec(&json!([{ "Config": config_name, "RepoTags": self.references, "Layers": layer_names }])).expect("JSON");
         write_atomically(&self.file, |file| {
             let mut tar = tar::Builder::new(io::BufWriter::new(file));
             let mut written = std::collections::HashSet::new();

@@ -48,7 +48,9 @@ impl DestError {
     pub fn hint(&self) -> Option<&'static str> {
         match self {
             DestError::NotALayout { .. } => Some("write to an empty or new folder, or to an existing layout made by an OCI tool"),
-            DestError::DockerArchiveIndex { .. } => Some("use oci: or oci-archive: for a multi-platform image, or pack one binary per docker-archive"),
+            DestError::DockerArchiveIndex { .. } => {
+                Some("use oci: or oci-archive: for a multi-platform image, or pack one binary per docker-archive")
+            }
             DestError::Io { .. } => None,
         }
     }
@@ -79,10 +81,17 @@ fn tags_or(tag: &Option<String>, default_tags: &[String]) -> Vec<String> {
 
 /// Writes a file next to its final place and renames it over, so readers see the old or the new
 /// file, never a part. The temporary file is removed if anything fails.
-pub(crate) fn write_atomically(path: &std::path::Path, write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> Result<(), DestError> {
+pub(crate) fn write_atomically(
+    path: &std::path::Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<(), DestError> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut temp = tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".tmp").tempfile_in(dir).map_err(DestError::io(dir, "cannot create a temporary file"))?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(DestError::io(dir, "cannot create a temporary file"))?;
     use std::os::unix::fs::PermissionsExt;
     // Like any file a user creates: readable by all (tempfile starts at 0600).
     temp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(DestError::io(temp.path(), "cannot set the mode of"))?;

@@ -20,10 +20,7 @@ pub fn cpu_variant(elf: &Elf, bytes: &[u8]) -> String {
         let end = start.checked_add(usize::try_from(sh.sh_size).ok()?)?;
         bytes.get(start..end)
     });
-    data.and_then(cpu_arch)
-        .map(variant_of_cpu_arch)
-        .unwrap_or(DEFAULT_VARIANT)
-        .to_string()
+    data.and_then(cpu_arch).map(variant_of_cpu_arch).unwrap_or(DEFAULT_VARIANT).to_string()
 }
 
 /// Maps `Tag_CPU_arch` values to OCI variants.

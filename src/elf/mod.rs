@@ -61,10 +61,7 @@ pub struct ElfInfo {
 impl ElfInfo {
     /// The file name, used as the default name of the binary inside the image.
     pub fn file_name(&self) -> String {
-        self.file
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "app".to_string())
+        self.file.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_else(|| "app".to_string())
     }
 }
 
@@ -100,9 +97,7 @@ pub enum ElfError {
 impl ElfError {
     pub fn hint(&self) -> Option<&'static str> {
         match self {
-            ElfError::SharedLibrary { .. } => {
-                Some("pack the program that loads this library; its libraries come along with it")
-            }
+            ElfError::SharedLibrary { .. } => Some("pack the program that loads this library; its libraries come along with it"),
             ElfError::NotElf { .. } | ElfError::Empty { .. } => {
                 Some("give the path of a compiled Linux executable, for example target/release/app")
             }
@@ -157,8 +152,11 @@ pub fn inspect_bytes(path: &Path, bytes: &[u8], size: u64) -> Result<ElfInfo, El
     let class = if elf.is_64 { 64 } else { 32 };
     let machine = elf.header.e_machine;
     let arm_variant = || arm::cpu_variant(&elf, bytes);
-    let platform = platform::from_machine(machine, class, elf.little_endian, arm_variant)
-        .ok_or_else(|| ElfError::UnsupportedMachine { path: path_buf.clone(), machine, class })?;
+    let platform = platform::from_machine(machine, class, elf.little_endian, arm_variant).ok_or_else(|| ElfError::UnsupportedMachine {
+        path: path_buf.clone(),
+        machine,
+        class,
+    })?;
 
     let interpreter = elf.interpreter.map(str::to_string);
     if let Some(interp) = &interpreter {
@@ -173,18 +171,10 @@ pub fn inspect_bytes(path: &Path, bytes: &[u8], size: u64) -> Result<ElfInfo, El
         ET_DYN if has_interp => Linkage::Dynamic,
         ET_DYN if is_pie(&elf) => Linkage::StaticPie,
         ET_DYN => return Err(ElfError::SharedLibrary { path: path_buf }),
-        other => {
-            return Err(ElfError::NotExecutable {
-                path: path_buf,
-                kind: goblin::elf::header::et_to_str(other).to_string(),
-            })
-        }
+        other => return Err(ElfError::NotExecutable { path: path_buf, kind: goblin::elf::header::et_to_str(other).to_string() }),
     };
 
-    let stripped = !elf
-        .section_headers
-        .iter()
-        .any(|sh| sh.sh_type == goblin::elf::section_header::SHT_SYMTAB);
+    let stripped = !elf.section_headers.iter().any(|sh| sh.sh_type == goblin::elf::section_header::SHT_SYMTAB);
 
     Ok(ElfInfo {
         file: path.to_path_buf(),
@@ -203,9 +193,7 @@ pub fn inspect_bytes(path: &Path, bytes: &[u8], size: u64) -> Result<ElfInfo, El
 }
 
 fn is_pie(elf: &Elf) -> bool {
-    elf.dynamic.as_ref().is_some_and(|dynamic| {
-        dynamic.dyns.iter().any(|d| d.d_tag == DT_FLAGS_1 && d.d_val & DF_1_PIE != 0)
-    })
+    elf.dynamic.as_ref().is_some_and(|dynamic| dynamic.dyns.iter().any(|d| d.d_tag == DT_FLAGS_1 && d.d_val & DF_1_PIE != 0))
 }
 
 /// goblin accepts headers that point past the end of the file when their count is zero or the
@@ -217,9 +205,7 @@ fn check_headers_fit(elf: &Elf, len: usize) -> Result<(), String> {
         return Err(format!("program headers end at byte {ph_end}, past the end of the file ({len} bytes)"));
     }
     for ph in &elf.program_headers {
-        if ph.p_type == goblin::elf::program_header::PT_LOAD
-            && ph.p_offset.saturating_add(ph.p_filesz) > len as u64
-        {
+        if ph.p_type == goblin::elf::program_header::PT_LOAD && ph.p_offset.saturating_add(ph.p_filesz) > len as u64 {
             return Err(format!(
                 "a loadable segment ends at byte {}, past the end of the file ({len} bytes)",
                 ph.p_offset.saturating_add(ph.p_filesz)
@@ -230,12 +216,7 @@ fn check_headers_fit(elf: &Elf, len: usize) -> Result<(), String> {
 }
 
 fn split_paths(entries: &[&str]) -> Vec<String> {
-    entries
-        .iter()
-        .flat_map(|entry| entry.split(':'))
-        .filter(|dir| !dir.is_empty())
-        .map(str::to_string)
-        .collect()
+    entries.iter().flat_map(|entry| entry.split(':')).filter(|dir| !dir.is_empty()).map(str::to_string).collect()
 }
 
 fn foreign_osabi(osabi: u8) -> Option<&'static str> {

@@ -25,7 +25,12 @@ pub struct Blob {
 impl Blob {
     /// A blob of exactly these bytes: the digest is taken over them, and they are what gets written.
     pub fn from_bytes(media_type: &str, bytes: Vec<u8>) -> Blob {
-        Blob { media_type: media_type.to_string(), digest: Digest::of(&bytes), size: bytes.len() as u64, data: BlobData::Memory(Arc::from(bytes)) }
+        Blob {
+            media_type: media_type.to_string(),
+            digest: Digest::of(&bytes),
+            size: bytes.len() as u64,
+            data: BlobData::Memory(Arc::from(bytes)),
+        }
     }
 
     pub fn open(&self) -> io::Result<Box<dyn Read + Send>> {

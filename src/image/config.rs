@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
 use oci_spec::image::{
-    Arch, ConfigBuilder, DescriptorBuilder, HistoryBuilder, ImageConfigurationBuilder, ImageIndexBuilder, ImageManifestBuilder, MediaType, Os, PlatformBuilder,
-    RootFsBuilder,
+    Arch, ConfigBuilder, DescriptorBuilder, HistoryBuilder, ImageConfigurationBuilder, ImageIndexBuilder, ImageManifestBuilder, MediaType,
+    Os, PlatformBuilder, RootFsBuilder,
 };
 use serde::Serialize;
 

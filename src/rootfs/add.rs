@@ -198,7 +198,14 @@ mod tests {
             .collect();
         assert_eq!(
             listing,
-            ["srv 755", "srv/site 755", "srv/site/css 755", "srv/site/css/run.sh 755", "srv/site/home.html -> index.html", "srv/site/index.html 644"]
+            [
+                "srv 755",
+                "srv/site 755",
+                "srv/site/css 755",
+                "srv/site/css/run.sh 755",
+                "srv/site/home.html -> index.html",
+                "srv/site/index.html 644"
+            ]
         );
     }
 

@@ -169,10 +169,7 @@ mod tests {
         tree.add_file("usr/local/bin/app", Content::Bytes(Arc::from(&b"x"[..])), 0o755, 0, 0).unwrap();
         tree.add_dir("home/nonroot", 0o700, 65532, 65532).unwrap();
         let paths: Vec<_> = tree.iter().map(|(p, e)| format!("{p} {:o}", e.mode)).collect();
-        assert_eq!(
-            paths,
-            ["home 755", "home/nonroot 700", "usr 755", "usr/local 755", "usr/local/bin 755", "usr/local/bin/app 755"]
-        );
+        assert_eq!(paths, ["home 755", "home/nonroot 700", "usr 755", "usr/local 755", "usr/local/bin 755", "usr/local/bin/app 755"]);
     }
 
     #[test]

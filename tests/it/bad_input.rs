@@ -153,7 +153,15 @@ fn bad_output_spec_and_bad_flags_write_nothing() {
         let err = stderr(&output);
         assert!(err.lines().any(|l| l == *want), "{args:?}: got {err}");
     }
-    let output = scratchpack().current_dir(work.path()).arg("pack").arg(&binary).arg("--output").arg("oci:out").env("SOURCE_DATE_EPOCH", "yesterday").output().unwrap();
+    let output = scratchpack()
+        .current_dir(work.path())
+        .arg("pack")
+        .arg(&binary)
+        .arg("--output")
+        .arg("oci:out")
+        .env("SOURCE_DATE_EPOCH", "yesterday")
+        .output()
+        .unwrap();
     assert_eq!(stderr(&output), "error: SOURCE_DATE_EPOCH=\"yesterday\": not a whole number of seconds since 1970\n");
     assert_eq!(tree_listing(work.path()), before);
 }
@@ -164,11 +172,16 @@ fn an_existing_non_layout_folder_is_left_alone() {
     let project = work.path().join("project");
     std::fs::create_dir(&project).unwrap();
     std::fs::write(project.join("main.rs"), "fn main() {}").unwrap();
-    let output = scratchpack().arg("pack").arg(static_c_hello()).arg("--output").arg(format!("oci:{}", project.display())).output().unwrap();
+    let output =
+        scratchpack().arg("pack").arg(static_c_hello()).arg("--output").arg(format!("oci:{}", project.display())).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).starts_with(&format!(
-        "error: writing oci:{0}: {0}: not an OCI image layout (the folder is not empty and has no oci-layout file)",
-        project.display()
-    )), "{}", stderr(&output));
+    assert!(
+        stderr(&output).starts_with(&format!(
+            "error: writing oci:{0}: {0}: not an OCI image layout (the folder is not empty and has no oci-layout file)",
+            project.display()
+        )),
+        "{}",
+        stderr(&output)
+    );
     assert_eq!(tree_listing(&project), ["main.rs"]);
 }

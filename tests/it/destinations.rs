@@ -41,7 +41,11 @@ fn one_pack_to_three_destinations() {
     assert_eq!(config["config"]["User"], "65532:65532");
     // The docker archive converts to an OCI layout that runs.
     let converted = work.path().join("converted");
-    run_ok(Command::new("skopeo").args(["copy", &format!("docker-archive:{}", docker.display()), &format!("oci:{}:c", converted.display())]));
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        &format!("docker-archive:{}", docker.display()),
+        &format!("oci:{}:c", converted.display()),
+    ]));
     assert_eq!(run_image(&converted, "c"), "hello from C, uid 65532\n");
 }
 
@@ -59,7 +63,9 @@ fn adding_to_a_layout_keeps_what_is_there() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| (m["annotations"]["org.opencontainers.image.ref.name"].as_str().unwrap().to_string(), m["digest"].as_str().unwrap().to_string()))
+        .map(|m| {
+            (m["annotations"]["org.opencontainers.image.ref.name"].as_str().unwrap().to_string(), m["digest"].as_str().unwrap().to_string())
+        })
         .collect();
     entries.sort();
     assert_eq!(entries, [("c".to_string(), c_again), ("rust".to_string(), rust)]);
@@ -74,7 +80,10 @@ fn adding_to_a_layout_keeps_what_is_there() {
 fn several_tags_in_one_layout() {
     let work = temp_dir();
     let layout = work.path().join("layout");
-    pack(&[static_c_hello().to_str().unwrap(), "--output", &format!("oci:{}", layout.display()), "--tag", "1.4", "--tag", "latest"], |_| {});
+    pack(
+        &[static_c_hello().to_str().unwrap(), "--output", &format!("oci:{}", layout.display()), "--tag", "1.4", "--tag", "latest"],
+        |_| {},
+    );
     for tag in ["1.4", "latest"] {
         oci_validate(&layout, tag);
     }
@@ -119,7 +128,8 @@ fn concurrent_packs_into_one_layout_both_survive() {
 fn json_summary_on_stdout() {
     let work = temp_dir();
     let layout = work.path().join("layout");
-    let output = run_ok(scratchpack().arg("pack").arg(static_c_hello()).args(["--json", "-q", "--output"]).arg(format!("oci:{}", layout.display())));
+    let output =
+        run_ok(scratchpack().arg("pack").arg(static_c_hello()).args(["--json", "-q", "--output"]).arg(format!("oci:{}", layout.display())));
     assert_eq!(stderr(&output), "");
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).expect("stdout is JSON only");
     assert_eq!(summary["platforms"], serde_json::json!(["linux/amd64"]));

@@ -60,7 +60,13 @@ fn add_and_extra_ca_land_with_their_modes() {
     std::fs::write(site.join("js/run.sh"), "#!/bin/sh\n").unwrap();
     std::fs::set_permissions(site.join("js/run.sh"), std::fs::Permissions::from_mode(0o700)).unwrap();
     let ca = work.path().join("corp-ca.pem");
-    run_ok(Command::new("openssl").args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=corp test CA", "-keyout"]).arg(work.path().join("ca.key")).arg("-out").arg(&ca));
+    run_ok(
+        Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=corp test CA", "-keyout"])
+            .arg(work.path().join("ca.key"))
+            .arg("-out")
+            .arg(&ca),
+    );
     let layout = work.path().join("layout");
     pack(
         &[
@@ -87,7 +93,14 @@ fn add_and_extra_ca_land_with_their_modes() {
     let pem = std::fs::read_to_string(root.join("etc/ssl/certs/ca-certificates.crt")).unwrap();
     let extra = std::fs::read_to_string(&ca).unwrap();
     assert!(pem.ends_with(&extra), "the private CA is appended to the bundle");
-    assert_eq!(pem.matches("BEGIN CERTIFICATE").count(), std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/ca-certificates.crt")).unwrap().matches("BEGIN CERTIFICATE").count() + 1);
+    assert_eq!(
+        pem.matches("BEGIN CERTIFICATE").count(),
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/ca-certificates.crt"))
+            .unwrap()
+            .matches("BEGIN CERTIFICATE")
+            .count()
+            + 1
+    );
     assert_eq!(mode_owner(&root.join("etc/ssl/certs/ca-certificates.crt")), "644 0:0");
     // The three layers: base, --add files, the binary.
     let manifest = skopeo_inspect(&format!("oci:{}:latest", layout.display()), &["--raw"]);
@@ -163,7 +176,13 @@ fn zstd_layers_unpack_and_run() {
     }
     // umoci 0.4.7 predates zstd layers: skopeo converts them, then the image runs.
     let converted = work.path().join("gz");
-    run_ok(Command::new("skopeo").args(["copy", "--dest-compress-format", "gzip", &format!("oci:{}:latest", layout.display()), &format!("oci:{}:latest", converted.display())]));
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        "--dest-compress-format",
+        "gzip",
+        &format!("oci:{}:latest", layout.display()),
+        &format!("oci:{}:latest", converted.display()),
+    ]));
     assert_eq!(run_image(&converted, "latest"), "hello from C, uid 65532\n");
 }
 

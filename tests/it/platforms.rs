@@ -6,7 +6,10 @@ use crate::util::*;
 fn two_platforms_make_one_index() {
     let work = temp_dir();
     let layout = work.path().join("layout");
-    let lines = pack(&[static_c_hello().to_str().unwrap(), static_c_hello_arm64().to_str().unwrap(), "--output", &format!("oci:{}", layout.display())], |_| {});
+    let lines = pack(
+        &[static_c_hello().to_str().unwrap(), static_c_hello_arm64().to_str().unwrap(), "--output", &format!("oci:{}", layout.display())],
+        |_| {},
+    );
     let digest = digest_of(&lines[0]);
     let index_bytes = std::fs::read(layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))).unwrap();
     let index: serde_json::Value = serde_json::from_slice(&index_bytes).unwrap();
@@ -15,7 +18,14 @@ fn two_platforms_make_one_index() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| format!("{}/{}/{}", m["platform"]["os"].as_str().unwrap(), m["platform"]["architecture"].as_str().unwrap(), m["platform"]["variant"].as_str().unwrap_or("")))
+        .map(|m| {
+            format!(
+                "{}/{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap(),
+                m["platform"]["variant"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     assert_eq!(platforms, ["linux/amd64/", "linux/arm64/v8"]);
     oci_validate(&layout, "latest");
@@ -28,7 +38,13 @@ fn two_platforms_make_one_index() {
     assert_ne!(arm["Layers"][1], amd["Layers"][1]);
     // umoci 0.4.7 cannot pick a platform from an index: skopeo picks the amd64 child first.
     let amd64_only = work.path().join("amd64");
-    run_ok(std::process::Command::new("skopeo").args(["copy", "--override-arch", "amd64", &format!("oci:{}:latest", layout.display()), &format!("oci:{}:latest", amd64_only.display())]));
+    run_ok(std::process::Command::new("skopeo").args([
+        "copy",
+        "--override-arch",
+        "amd64",
+        &format!("oci:{}:latest", layout.display()),
+        &format!("oci:{}:latest", amd64_only.display()),
+    ]));
     assert_eq!(run_image(&amd64_only, "latest"), "hello from C, uid 65532\n");
 }
 
@@ -46,7 +62,11 @@ fn two_binaries_of_one_platform_are_refused() {
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         stderr(&output),
-        format!("error: {} and {} are both linux/amd64: an image index holds one image per platform\n", static_c_hello().display(), static_rust_hello().display())
+        format!(
+            "error: {} and {} are both linux/amd64: an image index holds one image per platform\n",
+            static_c_hello().display(),
+            static_rust_hello().display()
+        )
     );
     assert!(tree_listing(work.path()).is_empty());
 }

@@ -29,7 +29,8 @@ fn same_input_same_digest_other_epoch_other_digest() {
     let base = |dir: &str| {
         let index: serde_json::Value = serde_json::from_slice(&std::fs::read(work.path().join(dir).join("index.json")).unwrap()).unwrap();
         let digest = index["manifests"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
-        let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(work.path().join(dir).join("blobs/sha256").join(digest)).unwrap()).unwrap();
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(work.path().join(dir).join("blobs/sha256").join(digest)).unwrap()).unwrap();
         manifest["layers"][0]["digest"].as_str().unwrap().to_string()
     };
     assert_eq!(base("one"), base("four"));

@@ -7,7 +7,10 @@ fn static_c_program_runs_as_nonroot() {
     let work = temp_dir();
     let layout = work.path().join("layout");
     let binary = static_c_hello();
-    let lines = pack(&[binary.to_str().unwrap(), "--output", &format!("oci:{}:v1", layout.display()), "--arg", "first", "--arg", "--second"], |_| {});
+    let lines = pack(
+        &[binary.to_str().unwrap(), "--output", &format!("oci:{}:v1", layout.display()), "--arg", "first", "--arg", "--second"],
+        |_| {},
+    );
     assert_eq!(lines.len(), 1);
     assert!(lines[0].starts_with(&format!("oci:{}:v1@sha256:", layout.display())), "{lines:?}");
     oci_validate(&layout, "v1");

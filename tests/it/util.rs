@@ -120,7 +120,8 @@ pub fn skopeo_inspect(reference: &str, extra: &[&str]) -> serde_json::Value {
 }
 
 pub fn oci_validate(layout: &Path, tag: &str) {
-    let output = run_ok(Command::new("oci-image-tool").args(["validate", "--type", "image", "--ref"]).arg(format!("name={tag}")).arg(layout));
+    let output =
+        run_ok(Command::new("oci-image-tool").args(["validate", "--type", "image", "--ref"]).arg(format!("name={tag}")).arg(layout));
     assert!(stdout(&output).contains("Validation succeeded") || stderr(&output).contains("Validation succeeded"), "{output:?}");
 }
 
