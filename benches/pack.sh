@@ -74,6 +74,14 @@ say "cargo build --release"
 
 TMP=$(mktemp -d -t scratchpack-bench.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
+# Benchmark a copy, so that a rebuild in the work tree during the run cannot change what is measured.
+cp "$SCRATCHPACK" "$TMP/scratchpack"
+SCRATCHPACK=$TMP/scratchpack
+
+read -r load1 _ </proc/loadavg
+if awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }'; then
+  say "warning: load average is $load1; other work on this machine will skew the timings"
+fi
 
 # Paths as hyperfine -N splits them (POSIX shell words).
 q() { printf '%q' "$1"; }
@@ -92,7 +100,9 @@ umoci config --image "$1:latest" --config.entrypoint /usr/local/bin/app
 EOF
 chmod +x "$TMP/umoci-pack.sh"
 
-printf 'reference binary: %s (%s bytes), %s CPUs, %s\n' "$REF" "$(stat -c %s "$REF")" "$(nproc)" "$("$SCRATCHPACK" --version)"
+commit=$(git -C "$REPO_ROOT" describe --always --dirty 2>/dev/null || echo unknown)
+printf '%s (%s), reference %s (%s bytes), %s CPUs\n' \
+  "$("$SCRATCHPACK" --version)" "$commit" "$REF" "$(stat -c %s "$REF")" "$(nproc)"
 
 # --- 1-3: timings ---
 say "hyperfine (no shell): scratchpack gzip, scratchpack zstd, umoci, sha256sum"

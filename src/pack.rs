@@ -141,6 +141,8 @@ pub struct Packed {
 
 /// Inspects every binary, plans the trees and writes the layers and documents.
 pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
+    let started = std::time::Instant::now();
+    let step = |what: &str| printer.debug(format_args!("{what} after {:.1} ms", started.elapsed().as_secs_f64() * 1000.0));
     let binaries = options.binaries.iter().map(|path| elf::inspect(path)).collect::<Result<Vec<_>, _>>()?;
     check_platforms(&binaries)?;
     for info in &binaries {
@@ -153,12 +155,14 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
             ));
         }
     }
+    step("inspected");
     let base_plan = base::plan(&options.base)?;
     let extra_tree = add::plan(&options.add)?;
     let staging = Staging::new().context("cannot create a staging folder for layers")?;
 
     let epoch = options.source_date_epoch;
     let base_layer = layer::write_layer(&base_plan.tree, options.compression, 0, &staging.next_file()).context("writing the base layer")?;
+    step("base layer written");
     let extra_layer = match extra_tree.is_empty() {
         true => None,
         false => {
@@ -181,6 +185,7 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
         let app_layer = layer::write_layer(&app_tree, options.compression, epoch, &staging.next_file())
             .with_context(|| format!("writing the layer of {}", info.file.display()))?;
 
+        step(&format!("layer of {} written", info.file.display()));
         let mut layers: Vec<(Layer, String)> = vec![(base_layer.clone(), "scratchpack: base files and CA bundle".to_string())];
         if let Some(extra) = &extra_layer {
             layers.push((extra.clone(), "scratchpack: --add files".to_string()));

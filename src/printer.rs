@@ -46,6 +46,12 @@ impl Printer {
         }
     }
 
+    pub fn debug(&self, message: impl std::fmt::Display) {
+        if self.verbosity >= Verbosity::Debug {
+            eprintln!("debug: {message}");
+        }
+    }
+
     pub fn warn(&self, message: impl std::fmt::Display) {
         if self.verbosity >= Verbosity::Normal {
             eprintln!("warning: {message}");

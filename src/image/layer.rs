@@ -27,7 +27,7 @@ pub enum Compression {
 
 /// gzip level: the level at which our layer is no bigger than umoci's (Go's default level) for the
 /// reference binary, measured in benches/pack.sh.
-pub const GZIP_LEVEL: u32 = 5;
+pub const GZIP_LEVEL: u32 = 3;
 pub const ZSTD_LEVEL: i32 = 3;
 
 impl Compression {
@@ -101,7 +101,7 @@ pub fn write_layer(tree: &FileTree, compression: Compression, mtime: u64, stagin
     let hashed = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
     let encoder = match compression {
         Compression::Gzip => Encoder::Gzip(ParallelGzip::new(hashed, GZIP_LEVEL, compression_threads()).map_err(write_err)?),
-        Compression::Zstd => Encoder::Zstd(zstd::stream::Encoder::new(hashed, ZSTD_LEVEL).map_err(write_err)?),
+        Compression::Zstd => Encoder::Zstd(zstd_encoder(hashed, approximate_tar_size(tree)).map_err(write_err)?),
     };
     let sink = LayerSink { diff: Sha256::new(), uncompressed: 0, encoder };
     let mut builder = tar::Builder::new(sink);
@@ -151,6 +151,31 @@ pub fn write_layer(tree: &FileTree, compression: Compression, mtime: u64, stagin
         uncompressed_size: sink.uncompressed,
         compression,
     })
+}
+
+/// zstd in its multi-threaded mode, whose output is the same for any number of workers (1 or more),
+/// so digests do not depend on the machine. It compresses on its own threads while this one reads
+/// and hashes. The size hint picks the parameters a one-shot compression of that size would use.
+fn zstd_encoder<W: Write>(sink: W, size_hint: u64) -> io::Result<zstd::stream::Encoder<'static, W>> {
+    use zstd::stream::raw::CParameter;
+    let mut raw = zstd::stream::raw::Encoder::new(ZSTD_LEVEL)?;
+    raw.set_parameter(CParameter::NbWorkers(compression_threads() as u32))?;
+    raw.set_parameter(CParameter::SrcSizeHint(size_hint.min(u64::from(u32::MAX)) as u32))?;
+    Ok(zstd::stream::Encoder::with_encoder(sink, raw))
+}
+
+/// The tar stream's size, near enough for a compression hint: headers, padded data, end blocks.
+fn approximate_tar_size(tree: &FileTree) -> u64 {
+    let data: u64 = tree
+        .iter()
+        .map(|(_, entry)| match &entry.kind {
+            EntryKind::File(Content::Bytes(bytes)) => bytes.len() as u64,
+            EntryKind::File(Content::HostFile { size, .. }) => *size,
+            _ => 0,
+        })
+        .map(|size| 512 + size.div_ceil(512) * 512)
+        .sum();
+    data + 1024
 }
 
 /// Two workers on a 2-core machine, at most four anywhere: the main thread also reads and hashes.
