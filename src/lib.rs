@@ -13,5 +13,6 @@ pub mod image;
 pub mod pack;
 pub mod platform;
 pub mod printer;
+pub mod registry;
 pub mod report;
 pub mod rootfs;

@@ -2,8 +2,10 @@
 
 mod bad_input;
 mod destinations;
+mod harness;
 mod image_content;
 mod platforms;
 mod reproducible;
 mod run;
+mod support;
 mod util;

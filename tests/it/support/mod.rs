@@ -20,7 +20,7 @@ use std::process::Command;
 
 pub use http::{http_request, HttpResponse};
 pub use proxy::{Fault, FaultProxy};
-pub use registry::{Registry, RegistryAuth, RegistryOptions};
+pub use registry::{start_upload_raw, upload_blob_raw, Registry, RegistryAuth, RegistryOptions};
 pub use token::{JwtKeyHeader, TokenServer, TokenServerConfig};
 
 /// A port on 127.0.0.1 that was free a moment ago (bound to port 0, read, closed). Another process

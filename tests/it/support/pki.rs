@@ -134,7 +134,8 @@ pub fn rs256_sign(key: &Path, data: &[u8]) -> Vec<u8> {
     output.stdout
 }
 
-fn sha256(data: &[u8]) -> Vec<u8> {
+/// SHA-256 of `data` (via `openssl dgst`).
+pub fn sha256(data: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut child = openssl()
         .args(["dgst", "-sha256", "-binary"])
@@ -146,6 +147,12 @@ fn sha256(data: &[u8]) -> Vec<u8> {
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success() && output.stdout.len() == 32, "openssl dgst -sha256 failed");
     output.stdout
+}
+
+/// `sha256:<hex>` of `data`, as a registry digest.
+pub fn sha256_digest(data: &[u8]) -> String {
+    let hex: String = sha256(data).iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
 }
 
 fn base32(data: &[u8]) -> String {

@@ -342,3 +342,28 @@ fn access_lines_parse() {
     assert_eq!(parse_access_line(&probe), None);
     assert_eq!(parse_access_line(r#"time="x" level=info msg="listening on 127.0.0.1:1""#), None);
 }
+
+/// Uploads `data` as a blob of `repo` on a plain-HTTP, auth-less registry (or a proxy in front of
+/// one) at `host` (POST, then a monolithic PUT), and returns its digest. Panics on failure.
+pub fn upload_blob_raw(host: &str, repo: &str, data: &[u8]) -> String {
+    let digest = super::pki::sha256_digest(data);
+    let location = start_upload_raw(host, repo);
+    let put = super::http::http_request(
+        host,
+        "PUT",
+        &format!("{location}{}digest={digest}", if location.contains('?') { '&' } else { '?' }),
+        &[("Content-Type", "application/octet-stream")],
+        data,
+    )
+    .expect("blob PUT");
+    assert_eq!(put.status, 201, "blob PUT: {}", put.text());
+    digest
+}
+
+/// `POST /v2/<repo>/blobs/uploads/` on a plain-HTTP, auth-less registry (or proxy) at `host`;
+/// returns the upload `Location` (absolute, as the registry sends it). Panics unless 202.
+pub fn start_upload_raw(host: &str, repo: &str) -> String {
+    let post = super::http::http_request(host, "POST", &format!("/v2/{repo}/blobs/uploads/"), &[], b"").expect("upload POST");
+    assert_eq!(post.status, 202, "upload POST: {}", post.text());
+    post.header("location").expect("upload Location").to_string()
+}

@@ -1,0 +1,63 @@
+//! Registry authentication: where credentials come from (`credentials`), how a registry asks for
+//! them (`challenge`), and the secret types that keep them out of every log and error.
+
+pub mod challenge;
+pub mod credentials;
+
+use std::fmt;
+
+/// A string that must never be printed: `Debug` and `Display` show `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// What a user gave us to log in with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// Sent as HTTP Basic, or to a token server to get a bearer token.
+    Basic { username: String, password: Secret },
+    /// An OAuth2 refresh token (`identitytoken` in docker's config), exchanged with a POST.
+    IdentityToken { username: Option<String>, token: Secret },
+}
+
+/// A credential and where it was found (a flag, a variable or a file: never the secret).
+#[derive(Clone, Debug)]
+pub struct FoundCredential {
+    pub credential: Credential,
+    pub source: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let credential = Credential::Basic { username: "ci".into(), password: Secret::new("hunter2") };
+        let shown = format!("{credential:?} {}", Secret::new("hunter2"));
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
+}
