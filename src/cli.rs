@@ -1,10 +1,12 @@
 //! Command-line definitions (clap). No logic: values are checked and turned into options in `pack`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::image::Compression;
+use crate::registry::auth::Secret;
 use crate::rootfs::add::AddSpec;
 use crate::rootfs::base::CaBundle;
 
@@ -25,8 +27,67 @@ pub struct Cli {
 pub enum Command {
     /// Pack one binary (or one per platform) into an image and write it to every --output.
     Pack(Box<PackArgs>),
+    /// Push an image already packed (oci:DIR[:TAG] or oci-archive:FILE[:TAG]) to a registry.
+    Push(Box<PushArgs>),
     /// Show what a binary is: platform, linkage, interpreter, needed libraries, size.
     Inspect(InspectArgs),
+}
+
+/// How to reach registries: for `docker://` outputs of `pack`, and for `push`.
+#[derive(Debug, Args, Clone)]
+pub struct RegistryArgs {
+    /// Registry credentials. Without it: SCRATCHPACK_REGISTRY_USER/_PASSWORD, then the docker and
+    /// podman login files and credential helpers.
+    #[arg(long, value_name = "USER:PASSWORD")]
+    pub creds: Option<Secret>,
+    /// A PEM file of extra CA certificates to trust for registries (repeatable).
+    #[arg(long, value_name = "PEM")]
+    pub registry_ca: Vec<PathBuf>,
+    /// Allow plain HTTP or unverified TLS for this registry host only (repeatable).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure_registry: Vec<String>,
+    /// Give up a push after this long, retries included: 90, 90s, 5m, 1h.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Attempts per request on transient failures (408, 429, 5xx, broken connections).
+    #[arg(long, value_name = "N", default_value = "5", value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub retries: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The image: oci:DIR[:TAG] or oci-archive:FILE[:TAG].
+    pub source: String,
+    /// Where to push: docker://HOST/REPO[:TAG] (repeatable destinations: give several).
+    #[arg(required = true, value_name = "DEST")]
+    pub destinations: Vec<String>,
+    /// Tag for destinations that name none (repeatable, default `latest`).
+    #[arg(short, long = "tag", value_name = "TAG", default_value = "latest")]
+    pub tags: Vec<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `90`, `90s`, `5m`, `1h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let value: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration such as 90s, 5m or 1h"))?;
+    let seconds = match unit {
+        "s" => value,
+        "m" => value * 60,
+        "h" => value * 3600,
+        _ => return Err(format!("{text:?} is not a duration such as 90s, 5m or 1h")),
+    };
+    if seconds == 0 {
+        return Err("the timeout must be longer than 0s".into());
+    }
+    Ok(Duration::from_secs(seconds))
 }
 
 #[derive(Debug, Args)]
@@ -43,7 +104,8 @@ pub struct PackArgs {
     /// The program(s) to pack. Several binaries of different platforms make one multi-platform index.
     #[arg(required = true, value_name = "BINARY")]
     pub binaries: Vec<PathBuf>,
-    /// Where the image goes: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF]. Repeatable.
+    /// Where the image goes: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF],
+    /// docker://HOST/REPO[:TAG]. Repeatable.
     #[arg(short, long = "output", value_name = "DEST", required = true)]
     pub outputs: Vec<String>,
     /// Tag for destinations that name none (repeatable).
@@ -88,4 +150,6 @@ pub struct PackArgs {
     /// Print a JSON summary on stdout instead of one line per destination.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }

@@ -1,15 +1,19 @@
 //! The `hint:` line printed under an error: the first hint any error in the chain offers.
 
-use crate::{dest, elf, rootfs};
+use crate::{dest, elf, registry, rootfs};
 
-pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
+pub fn hint(error: &anyhow::Error) -> Option<String> {
     error.chain().find_map(|cause| {
         if let Some(e) = cause.downcast_ref::<elf::ElfError>() {
-            e.hint()
+            e.hint().map(str::to_string)
         } else if let Some(e) = cause.downcast_ref::<rootfs::base::BaseError>() {
-            e.hint()
+            e.hint().map(str::to_string)
         } else if let Some(e) = cause.downcast_ref::<dest::DestError>() {
             e.hint()
+        } else if let Some(e) = cause.downcast_ref::<registry::RegistryError>() {
+            e.hint()
+        } else if let Some(e) = cause.downcast_ref::<registry::reference::ReferenceError>() {
+            e.hint().map(str::to_string)
         } else {
             None
         }

@@ -16,3 +16,4 @@ pub mod printer;
 pub mod registry;
 pub mod report;
 pub mod rootfs;
+pub mod stored;

@@ -7,7 +7,7 @@ use clap::Parser;
 
 use scratchpack::cli::{Cli, Command};
 use scratchpack::printer::Printer;
-use scratchpack::{elf, errors, pack, report};
+use scratchpack::{elf, errors, pack, report, stored};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -31,9 +31,21 @@ fn run(command: Command, printer: &Printer) -> Result<()> {
             let text = if args.json { serde_json::to_string_pretty(&report::inspect_json(&info))? } else { report::inspect_text(&info) };
             printer.result(&text);
         }
+        Command::Push(args) => {
+            let lines = stored::push(&args, printer)?;
+            if args.json {
+                let json: Vec<_> =
+                    lines.iter().map(|(output, reference)| serde_json::json!({"output": output, "reference": reference})).collect();
+                printer.result(&serde_json::to_string_pretty(&serde_json::json!({ "destinations": json }))?);
+            } else {
+                for (_, line) in &lines {
+                    printer.result(line);
+                }
+            }
+        }
         Command::Pack(args) => {
             let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
-            let options = pack::PackOptions::from_args(&args, epoch.as_deref())?;
+            let options = pack::PackOptions::from_args(&args, epoch.as_deref(), printer.is_quiet())?;
             let packed = pack::build(&options, printer)?;
             let lines = pack::publish(&packed, &options, printer)?;
             if args.json {

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-use crate::cli::PackArgs;
+use crate::cli::{PackArgs, RegistryArgs};
+use crate::dest::registry::RegistryContext;
 use crate::dest::{self, DestSpec};
 use crate::elf::{self, ElfInfo, Linkage};
 use crate::image::config::{self, LayerHistory, RuntimeSettings, DEFAULT_PATH};
@@ -32,6 +33,23 @@ pub struct PackOptions {
     pub base: BaseOptions,
     pub compression: Compression,
     pub source_date_epoch: u64,
+    pub registry: RegistryContext,
+}
+
+/// The shared registry settings from the command line.
+pub fn registry_context(args: &RegistryArgs, quiet: bool) -> RegistryContext {
+    RegistryContext {
+        connect: crate::registry::ConnectOptions {
+            registry_ca: args.registry_ca.clone(),
+            insecure_registries: args.insecure_registry.clone(),
+            timeout: args.timeout,
+            attempts: args.retries,
+            ..Default::default()
+        },
+        creds_flag: args.creds.clone(),
+        quiet,
+        mounts: Default::default(),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +90,7 @@ fn valid_user(user: &str) -> bool {
 
 impl PackOptions {
     /// Checks every flag; `source_date_epoch` is the environment variable's value, if set.
-    pub fn from_args(args: &PackArgs, source_date_epoch: Option<&str>) -> Result<Self> {
+    pub fn from_args(args: &PackArgs, source_date_epoch: Option<&str>, quiet: bool) -> Result<Self> {
         let outputs = args.outputs.iter().map(|text| Ok((text.clone(), text.parse::<DestSpec>()?))).collect::<Result<Vec<_>>>()?;
         for tag in &args.tags {
             if !dest::spec::is_valid_tag(tag) {
@@ -128,6 +146,7 @@ impl PackOptions {
             base: BaseOptions { ca_bundle: Some(args.ca_bundle.clone()), extra_ca: args.extra_ca.clone() },
             compression: args.compression,
             source_date_epoch,
+            registry: registry_context(&args.registry, quiet),
         })
     }
 }
@@ -240,7 +259,7 @@ pub fn publish(packed: &Packed, options: &PackOptions, printer: &Printer) -> Res
     let name = packed.binaries[0].file_name();
     let mut lines = Vec::new();
     for (text, spec) in &options.outputs {
-        let mut destination = dest::open(spec, &options.tags, &name);
+        let mut destination = dest::open(spec, &options.tags, &name, &options.registry);
         let line = destination.publish(&packed.artifact).with_context(|| format!("writing {text}"))?;
         printer.verbose(format_args!("wrote {text}"));
         lines.push((text.clone(), line));

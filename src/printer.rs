@@ -27,6 +27,10 @@ impl Printer {
         Printer { verbosity }
     }
 
+    pub fn is_quiet(&self) -> bool {
+        self.verbosity == Verbosity::Quiet
+    }
+
     /// A result line on stdout. A closed pipe is not an error worth a panic.
     pub fn result(&self, line: &str) {
         let mut out = std::io::stdout().lock();

@@ -7,6 +7,7 @@
 mod docker_archive;
 mod oci_archive;
 mod oci_layout;
+pub mod registry;
 pub mod spec;
 
 use std::path::PathBuf;
@@ -37,6 +38,12 @@ pub enum DestError {
     NotALayout { path: PathBuf, reason: String },
     #[error("{}: docker-archive holds one platform's image, but this pack made {count} platforms", path.display())]
     DockerArchiveIndex { path: PathBuf, count: usize },
+    #[error("pushing to {reference}")]
+    Registry {
+        reference: String,
+        #[source]
+        source: Box<crate::registry::RegistryError>,
+    },
 }
 
 impl DestError {
@@ -45,12 +52,13 @@ impl DestError {
         move |source| DestError::Io { path, action, source }
     }
 
-    pub fn hint(&self) -> Option<&'static str> {
+    pub fn hint(&self) -> Option<String> {
         match self {
-            DestError::NotALayout { .. } => Some("write to an empty or new folder, or to an existing layout made by an OCI tool"),
+            DestError::NotALayout { .. } => Some("write to an empty or new folder, or to an existing layout made by an OCI tool".into()),
             DestError::DockerArchiveIndex { .. } => {
-                Some("use oci: or oci-archive: for a multi-platform image, or pack one binary per docker-archive")
+                Some("use oci: or oci-archive: for a multi-platform image, or pack one binary per docker-archive".into())
             }
+            DestError::Registry { source, .. } => source.hint(),
             DestError::Io { .. } => None,
         }
     }
@@ -58,8 +66,15 @@ impl DestError {
 
 /// Opens the destination a `--output` names. `default_tags` apply where the spec names no tag;
 /// `default_name` names the image in a docker archive that gives no reference.
-pub fn open(spec: &DestSpec, default_tags: &[String], default_name: &str) -> Box<dyn Destination> {
+pub fn open(spec: &DestSpec, default_tags: &[String], default_name: &str, registry: &registry::RegistryContext) -> Box<dyn Destination> {
     match spec {
+        DestSpec::Registry { reference } => {
+            let tags = match &reference.tag {
+                Some(tag) => vec![tag.clone()],
+                None => default_tags.to_vec(),
+            };
+            Box::new(registry::RegistryDestination::new(reference.clone(), tags, registry.clone()))
+        }
         DestSpec::OciLayout { dir, tag } => Box::new(OciLayout::new(dir.clone(), tags_or(tag, default_tags))),
         DestSpec::OciArchive { file, tag } => Box::new(OciArchive::new(file.clone(), tags_or(tag, default_tags))),
         DestSpec::DockerArchive { file, reference } => {

@@ -1,18 +1,30 @@
-//! Parsing `--output` values: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:REF]`.
+//! Parsing `--output` values: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:REF]`,
+//! `docker://HOST/REPO[:TAG]`.
 
 use std::path::PathBuf;
+
+use crate::registry::reference::{Reference, ReferenceError};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DestSpec {
     OciLayout { dir: PathBuf, tag: Option<String> },
     OciArchive { file: PathBuf, tag: Option<String> },
     DockerArchive { file: PathBuf, reference: Option<String> },
+    Registry { reference: Reference },
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    #[error("--output {0:?}: unknown destination; expected oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:REF]")]
+    #[error("--output {0:?}: unknown destination; expected oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or docker://HOST/REPO[:TAG]")]
     Unknown(String),
+    #[error("--output {spec:?}")]
+    BadReference {
+        spec: String,
+        #[source]
+        source: ReferenceError,
+    },
+    #[error("--output {0:?}: a push names a tag, not a digest (the digest is what the push prints)")]
+    DigestReference(String),
     #[error("--output {0:?}: the path is empty")]
     EmptyPath(String),
     #[error("--output {spec:?}: invalid tag {tag:?}: a tag is 1 to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'")]
@@ -32,6 +44,13 @@ impl std::str::FromStr for DestSpec {
     type Err = SpecError;
 
     fn from_str(spec: &str) -> Result<Self, SpecError> {
+        if let Some(reference) = spec.strip_prefix("docker://") {
+            let reference: Reference = reference.parse().map_err(|source| SpecError::BadReference { spec: spec.to_string(), source })?;
+            if reference.digest.is_some() {
+                return Err(SpecError::DigestReference(spec.to_string()));
+            }
+            return Ok(DestSpec::Registry { reference });
+        }
         let (transport, rest) = spec.split_once(':').ok_or_else(|| SpecError::Unknown(spec.to_string()))?;
         if rest.is_empty() {
             return Err(SpecError::EmptyPath(spec.to_string()));
@@ -96,12 +115,17 @@ mod tests {
     fn rejects_bad_specs_with_the_reason() {
         assert_eq!(
             "out".parse::<DestSpec>().unwrap_err().to_string(),
-            "--output \"out\": unknown destination; expected oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:REF]"
+            "--output \"out\": unknown destination; expected oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or docker://HOST/REPO[:TAG]"
         );
         assert!(matches!("oci:".parse::<DestSpec>(), Err(SpecError::EmptyPath(_))));
         assert!(matches!("oci::tag".parse::<DestSpec>(), Err(SpecError::EmptyPath(_))));
         assert!(matches!("oci:out:-bad".parse::<DestSpec>(), Err(SpecError::BadTag { .. })));
         assert!(matches!("zip:out".parse::<DestSpec>(), Err(SpecError::Unknown(_))));
+        assert!(matches!("docker://Ghcr.io/Org/App".parse::<DestSpec>(), Err(SpecError::BadReference { .. })));
+        let pinned = "docker://ghcr.io/o/a@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert!(matches!(pinned.parse::<DestSpec>(), Err(SpecError::DigestReference(_))));
+        let DestSpec::Registry { reference } = "docker://127.0.0.1:5000/team/app:1.4".parse().unwrap() else { panic!("a registry") };
+        assert_eq!(reference.to_string(), "127.0.0.1:5000/team/app:1.4");
     }
 
     #[test]

@@ -40,6 +40,23 @@ impl Blob {
         })
     }
 
+    /// Reads from `offset` on, for chunked uploads.
+    pub fn open_at(&self, offset: u64) -> io::Result<Box<dyn Read + Send>> {
+        use std::io::{Seek, SeekFrom};
+        Ok(match &self.data {
+            BlobData::Memory(bytes) => {
+                let mut cursor = io::Cursor::new(Arc::clone(bytes));
+                cursor.set_position(offset);
+                Box::new(cursor)
+            }
+            BlobData::File(path) => {
+                let mut file = File::open(path)?;
+                file.seek(SeekFrom::Start(offset))?;
+                Box::new(file)
+            }
+        })
+    }
+
     /// The bytes of an in-memory blob; `None` for a staged file.
     pub fn bytes(&self) -> Option<&[u8]> {
         match &self.data {

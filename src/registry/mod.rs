@@ -5,4 +5,12 @@
 //! blobs and manifests as bytes with digests; it never knows what an ELF is or how layers are made.
 
 pub mod auth;
+pub mod client;
+pub mod error;
+pub mod progress;
+pub mod push;
 pub mod reference;
+
+pub use client::{Client, ConnectOptions};
+pub use error::RegistryError;
+pub use reference::{Reference, Registry, Repository};

@@ -173,10 +173,7 @@ impl std::str::FromStr for Reference {
         };
         if let Some(tag) = tag {
             if !crate::dest::spec::is_valid_tag(tag) {
-                return Err(fail(
-                    &format!("invalid tag {tag:?}: a tag is 1 to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'"),
-                    None,
-                ));
+                return Err(fail(&format!("invalid tag {tag:?}: a tag is 1 to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'"), None));
             }
         }
         let (registry, path) = match name.split_once('/') {

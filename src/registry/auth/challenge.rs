@@ -79,7 +79,8 @@ mod tests {
 
     #[test]
     fn bearer_with_quoted_commas() {
-        let header = r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:samalba/my-app:pull,push""#;
+        let header =
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:samalba/my-app:pull,push""#;
         let challenges = parse(header);
         assert_eq!(challenges.len(), 1);
         let c = &challenges[0];

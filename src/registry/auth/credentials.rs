@@ -37,7 +37,7 @@ pub enum CredentialError {
 
 /// The environment and files to look in; a struct so tests can point it anywhere.
 pub struct Lookup<'a> {
-    pub creds_flag: Option<&'a str>,
+    pub creds_flag: Option<&'a Secret>,
     pub env: &'a dyn Fn(&str) -> Option<String>,
 }
 
@@ -66,7 +66,7 @@ struct AuthEntry {
 impl Lookup<'_> {
     pub fn find(&self, repository: &Repository) -> Result<Option<FoundCredential>, CredentialError> {
         if let Some(flag) = self.creds_flag {
-            let (username, password) = flag.split_once(':').ok_or(CredentialError::BadFlag)?;
+            let (username, password) = flag.expose().split_once(':').ok_or(CredentialError::BadFlag)?;
             return Ok(Some(found(Credential::Basic { username: username.into(), password: Secret::new(password) }, "--creds")));
         }
         match ((self.env)("SCRATCHPACK_REGISTRY_USER"), (self.env)("SCRATCHPACK_REGISTRY_PASSWORD")) {
@@ -137,8 +137,11 @@ fn candidate_keys(repository: &Repository) -> Vec<String> {
 
 fn from_file(path: &Path, repository: &Repository, search_path: &str) -> Result<Option<FoundCredential>, CredentialError> {
     let Ok(bytes) = std::fs::read(path) else { return Ok(None) };
-    let file: AuthFile = serde_json::from_slice(&bytes)
-        .map_err(|e| CredentialError::BadFile { path: path.to_path_buf(), line: e.line(), column: e.column() })?;
+    let file: AuthFile = serde_json::from_slice(&bytes).map_err(|e| CredentialError::BadFile {
+        path: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+    })?;
     let registry = &repository.registry;
     let host = registry.name();
     let helper = file
@@ -219,7 +222,8 @@ fn run_helper(helper: &str, server: &str, search_path: &str) -> Result<Option<Cr
         }
         return Err(fail(format!("it exited with {} (its output is not shown, as it may hold secrets)", output.status)));
     }
-    let answer: HelperAnswer = serde_json::from_slice(&output.stdout).map_err(|_| fail("its answer is not the JSON the protocol defines".into()))?;
+    let answer: HelperAnswer =
+        serde_json::from_slice(&output.stdout).map_err(|_| fail("its answer is not the JSON the protocol defines".into()))?;
     if answer.secret.is_empty() {
         return Ok(None);
     }
@@ -254,14 +258,17 @@ mod tests {
             "SCRATCHPACK_REGISTRY_PASSWORD" => Some("from-env".to_string()),
             _ => None,
         };
-        let flag = Lookup { creds_flag: Some("me:pa:ss"), env: &env }.find(&repo("ghcr.io/o/a")).unwrap().unwrap();
+        let flag = Lookup { creds_flag: Some(&Secret::new("me:pa:ss")), env: &env }.find(&repo("ghcr.io/o/a")).unwrap().unwrap();
         assert_eq!(flag.credential, Credential::Basic { username: "me".into(), password: Secret::new("pa:ss") });
         assert_eq!(flag.source, "--creds");
         let from_env = lookup_with(&env).find(&repo("ghcr.io/o/a")).unwrap().unwrap();
         assert_eq!(from_env.credential, Credential::Basic { username: "ci".into(), password: Secret::new("from-env") });
         let half = |name: &str| (name == "SCRATCHPACK_REGISTRY_USER").then(|| "ci".to_string());
         assert!(matches!(lookup_with(&half).find(&repo("ghcr.io/o/a")), Err(CredentialError::HalfEnv)));
-        assert!(matches!(Lookup { creds_flag: Some("nocolon"), env: &|_| None }.find(&repo("a")), Err(CredentialError::BadFlag)));
+        assert!(matches!(
+            Lookup { creds_flag: Some(&Secret::new("nocolon")), env: &|_| None }.find(&repo("a")),
+            Err(CredentialError::BadFlag)
+        ));
     }
 
     #[test]
@@ -297,8 +304,15 @@ mod tests {
     fn podman_auth_file_with_namespaced_keys_and_bad_files() {
         let dir = tempfile::tempdir().unwrap();
         let auth = dir.path().join("auth.json");
-        std::fs::write(&auth, format!(r#"{{"auths": {{"reg.example/team": {{"auth": "{}"}}, "reg.example": {{"auth": "{}"}}}}}}"#, b64("team:t"), b64("all:a")))
-            .unwrap();
+        std::fs::write(
+            &auth,
+            format!(
+                r#"{{"auths": {{"reg.example/team": {{"auth": "{}"}}, "reg.example": {{"auth": "{}"}}}}}}"#,
+                b64("team:t"),
+                b64("all:a")
+            ),
+        )
+        .unwrap();
         let path = auth.to_string_lossy().into_owned();
         let env = move |name: &str| (name == "REGISTRY_AUTH_FILE").then(|| path.clone());
         let lookup = lookup_with(&env);
@@ -331,8 +345,11 @@ mod tests {
         std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
         let config_dir = dir.path().join("docker");
         std::fs::create_dir(&config_dir).unwrap();
-        std::fs::write(config_dir.join("config.json"), r#"{"credHelpers": {"ghcr.io": "test", "quay.io": "test", "broken.io": "test"}, "auths": {}}"#)
-            .unwrap();
+        std::fs::write(
+            config_dir.join("config.json"),
+            r#"{"credHelpers": {"ghcr.io": "test", "quay.io": "test", "broken.io": "test"}, "auths": {}}"#,
+        )
+        .unwrap();
         let path = format!("{}:/usr/bin:/bin", bin.display());
         let answer = |server: &str| {
             let dir = config_dir.to_string_lossy().into_owned();

@@ -21,6 +21,14 @@ impl Secret {
     }
 }
 
+/// For command-line flags such as `--creds`: parsing cannot fail, and the value stays wrapped.
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Secret::new(value))
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")

@@ -1,0 +1,480 @@
+//! One registry session: TLS, the choice of https or http, authentication (anonymous, Basic,
+//! Bearer tokens with refresh and re-authentication), retries with backoff, and error parsing.
+//!
+//! Every request goes through [`Client::send`], which adds the credentials the registry asked for
+//! (only to the registry's own host, never to a redirect or an upload URL elsewhere), and turns an
+//! unexpected status into a [`RegistryError`] parsed from the registry's error JSON. Operations are
+//! retried as a whole by [`Client::with_retries`], bounded in count and by the overall deadline.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use reqwest::blocking::{Client as Http, RequestBuilder, Response};
+use reqwest::header::{HeaderMap, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::{Method, StatusCode, Url};
+use serde::Deserialize;
+
+use super::auth::challenge::{self, Challenge};
+use super::auth::{Credential, FoundCredential, Secret};
+use super::error::{redact_url, RegistryError};
+use super::reference::Registry;
+
+/// How a session connects: from `--registry-ca`, `--insecure-registry`, `--timeout`, `--retries`.
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    pub registry_ca: Vec<std::path::PathBuf>,
+    pub insecure_registries: Vec<String>,
+    pub timeout: Duration,
+    pub attempts: u32,
+    pub backoff: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            registry_ca: Vec::new(),
+            insecure_registries: Vec::new(),
+            timeout: Duration::from_secs(600),
+            attempts: 5,
+            backoff: Duration::from_millis(250),
+        }
+    }
+}
+
+enum AuthState {
+    Anonymous,
+    Basic,
+    Bearer { challenge: Challenge, token: Option<(Secret, Instant)> },
+}
+
+pub struct Client {
+    pub registry: Registry,
+    http: Http,
+    base: Url,
+    credential: Option<FoundCredential>,
+    scopes: Vec<String>,
+    auth: Mutex<(AuthState, u64)>,
+    deadline: Instant,
+    options: ConnectOptions,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    errors: Vec<ErrorEntry>,
+}
+
+#[derive(Deserialize)]
+struct ErrorEntry {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// Tokens are renewed this long before they expire.
+const TOKEN_MARGIN: Duration = Duration::from_secs(10);
+/// The distribution spec's default token lifetime.
+const DEFAULT_TOKEN_SECONDS: u64 = 60;
+
+impl Client {
+    /// Opens a session: picks https (or http where allowed), pings `/v2/`, learns how to log in.
+    /// `scopes` are the token scopes to ask for, e.g. `repository:org/app:push,pull`.
+    pub fn connect(
+        registry: Registry,
+        credential: Option<FoundCredential>,
+        scopes: Vec<String>,
+        options: &ConnectOptions,
+    ) -> Result<Client, RegistryError> {
+        let deadline = Instant::now() + options.timeout;
+        let insecure = options.insecure_registries.iter().any(|h| h == registry.name() || h == registry.api_host());
+        let mut builder = Http::builder()
+            .user_agent(concat!("scratchpack/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(30))
+            .timeout(None)
+            .pool_max_idle_per_host(8)
+            .redirect(reqwest::redirect::Policy::limited(5));
+        for path in &options.registry_ca {
+            let pem = std::fs::read(path).map_err(|source| RegistryError::Read {
+                path: path.display().to_string(),
+                what: "the registry CA",
+                source,
+            })?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem).ok().filter(|certs| !certs.is_empty()).ok_or_else(|| {
+                RegistryError::BadResponse { what: format!("--registry-ca {}", path.display()), detail: "no PEM certificate in it".into() }
+            })?;
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        if insecure {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let http =
+            builder.build().map_err(|e| RegistryError::BadResponse { what: "building the HTTP client".into(), detail: e.to_string() })?;
+        let https = Url::parse(&format!("https://{}/", registry.api_host()))
+            .map_err(|e| RegistryError::BadResponse { what: format!("registry {registry}"), detail: e.to_string() })?;
+        let mut client = Client {
+            registry,
+            http,
+            base: https,
+            credential,
+            scopes,
+            auth: Mutex::new((AuthState::Anonymous, 0)),
+            deadline,
+            options: options.clone(),
+        };
+        let ping = client.with_retries("reaching the registry", || client.ping());
+        let challenge = match ping {
+            Ok(challenge) => challenge,
+            Err(https_error) if client.registry.is_loopback() || insecure => {
+                // Plain HTTP only where go-containerregistry allows it too: loopback, or asked for.
+                let http_base = Url::parse(&format!("http://{}/", client.registry.api_host())).expect("valid after https parsed");
+                let https_base = std::mem::replace(&mut client.base, http_base);
+                match client.with_retries("reaching the registry", || client.ping()) {
+                    Ok(challenge) => challenge,
+                    Err(_) => {
+                        client.base = https_base;
+                        return Err(https_error);
+                    }
+                }
+            }
+            Err(error) => return Err(error),
+        };
+        let state = match challenge {
+            None => AuthState::Anonymous,
+            Some(c) if c.scheme == "basic" => AuthState::Basic,
+            Some(c) => AuthState::Bearer { challenge: c, token: None },
+        };
+        *client.auth.lock().expect("auth lock") = (state, 1);
+        Ok(client)
+    }
+
+    /// `https://host/` or `http://host/`, whichever answered.
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    pub fn url(&self, path: &str) -> Url {
+        self.base.join(path).expect("registry paths are valid URL paths")
+    }
+
+    /// GET /v2/: `None` when open, the challenge when it asks for credentials.
+    fn ping(&self) -> Result<Option<Challenge>, RegistryError> {
+        let url = self.url("v2/");
+        let response =
+            self.http.get(url.clone()).timeout(self.remaining()?).send().map_err(|e| self.network_error(&Method::GET, &url, e))?;
+        match response.status() {
+            StatusCode::OK => Ok(None),
+            StatusCode::UNAUTHORIZED => Ok(Some(pick_challenge(response.headers()).ok_or_else(|| RegistryError::BadResponse {
+                what: format!("GET {}", redact_url(&url)),
+                detail: "401 without a usable WWW-Authenticate challenge".into(),
+            })?)),
+            _ => Err(status_error(&Method::GET, &url, response)),
+        }
+    }
+
+    fn remaining(&self) -> Result<Duration, RegistryError> {
+        self.deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| RegistryError::Timeout { seconds: self.options.timeout.as_secs(), what: "talking to the registry".into() })
+    }
+
+    /// Runs `operation` until it succeeds, fails for good, runs out of attempts or of time.
+    /// Waits between attempts grow exponentially with jitter; `Retry-After` is honoured.
+    pub fn with_retries<T>(&self, what: &str, mut operation: impl FnMut() -> Result<T, RegistryError>) -> Result<T, RegistryError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match operation() {
+                Ok(value) => return Ok(value),
+                Err(error) if error.is_transient() && attempt < self.options.attempts => {
+                    let wait = error.retry_after().unwrap_or_else(|| backoff(self.options.backoff, attempt));
+                    let remaining = self.deadline.saturating_duration_since(Instant::now());
+                    if wait >= remaining {
+                        return Err(RegistryError::Timeout {
+                            seconds: self.options.timeout.as_secs(),
+                            what: format!("{what} (last error: {error})"),
+                        });
+                    }
+                    std::thread::sleep(wait);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Sends one request. A 401 makes it log in again (once) and resend; any other status is the
+    /// caller's. `build` is called again for the resend, so bodies must be re-creatable.
+    pub fn send(
+        &self,
+        method: Method,
+        url: &Url,
+        build: &dyn Fn(RequestBuilder) -> Result<RequestBuilder, RegistryError>,
+    ) -> Result<Response, RegistryError> {
+        let mut reauthenticated = false;
+        loop {
+            let (header, generation) = self.authorization(url)?;
+            let mut request = self.http.request(method.clone(), url.clone()).timeout(self.remaining()?);
+            if let Some(header) = header {
+                request = request.header(AUTHORIZATION, header.expose());
+            }
+            let response = build(request)?.send().map_err(|e| self.network_error(&method, url, e))?;
+            if response.status() != StatusCode::UNAUTHORIZED || reauthenticated || !self.same_host(url) {
+                return Ok(response);
+            }
+            // A new challenge: the token expired, or the registry wants another scope.
+            reauthenticated = true;
+            let challenge = pick_challenge(response.headers());
+            self.reauthenticate(challenge, generation, &method, url)?;
+        }
+    }
+
+    fn same_host(&self, url: &Url) -> bool {
+        url.scheme() == self.base.scheme()
+            && url.host_str() == self.base.host_str()
+            && url.port_or_known_default() == self.base.port_or_known_default()
+    }
+
+    /// The Authorization header for `url`, fetching a token if needed, with the auth generation.
+    fn authorization(&self, url: &Url) -> Result<(Option<Secret>, u64), RegistryError> {
+        if !self.same_host(url) {
+            return Ok((None, 0));
+        }
+        let mut guard = self.auth.lock().expect("auth lock");
+        let generation = guard.1;
+        match &mut guard.0 {
+            AuthState::Anonymous => Ok((None, generation)),
+            AuthState::Basic => Ok((Some(self.basic_header()?), generation)),
+            AuthState::Bearer { challenge, token } => {
+                if let Some((secret, expires)) = token {
+                    if Instant::now() < *expires {
+                        return Ok((Some(Secret::new(format!("Bearer {}", secret.expose()))), generation));
+                    }
+                }
+                let (secret, expires) = self.fetch_token(challenge)?;
+                let header = Secret::new(format!("Bearer {}", secret.expose()));
+                *token = Some((secret, expires));
+                guard.1 += 1;
+                Ok((Some(header), guard.1))
+            }
+        }
+    }
+
+    fn reauthenticate(&self, challenge: Option<Challenge>, generation: u64, method: &Method, url: &Url) -> Result<(), RegistryError> {
+        let mut guard = self.auth.lock().expect("auth lock");
+        if guard.1 != generation {
+            return Ok(()); // another thread logged in again meanwhile
+        }
+        let challenge = match challenge {
+            Some(c) => c,
+            None => return Err(self.unauthorized()),
+        };
+        guard.0 = if challenge.scheme == "basic" {
+            if matches!(guard.0, AuthState::Basic) {
+                return Err(self.unauthorized());
+            }
+            AuthState::Basic
+        } else {
+            let mut merged = challenge;
+            if let AuthState::Bearer { challenge: old, .. } = &guard.0 {
+                for key in ["realm", "service"] {
+                    if merged.param(key).is_none() {
+                        if let Some(value) = old.param(key) {
+                            merged.params.insert(key.to_string(), value.to_string());
+                        }
+                    }
+                }
+            }
+            let _ = (method, url);
+            AuthState::Bearer { challenge: merged, token: None }
+        };
+        guard.1 += 1;
+        Ok(())
+    }
+
+    fn unauthorized(&self) -> RegistryError {
+        match &self.credential {
+            Some(found) => RegistryError::Refused { host: self.registry.name().to_string(), source_name: found.source.clone() },
+            None => RegistryError::NoCredentials { host: self.registry.name().to_string() },
+        }
+    }
+
+    fn basic_header(&self) -> Result<Secret, RegistryError> {
+        match &self.credential {
+            Some(FoundCredential { credential: Credential::Basic { username, password }, .. }) => {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{}", password.expose()));
+                Ok(Secret::new(format!("Basic {encoded}")))
+            }
+            _ => Err(self.unauthorized()),
+        }
+    }
+
+    /// Asks the token server named by the challenge for a token with our scopes.
+    fn fetch_token(&self, challenge: &Challenge) -> Result<(Secret, Instant), RegistryError> {
+        let realm_text = challenge.param("realm").unwrap_or_default();
+        let realm = Url::parse(realm_text).map_err(|_| RegistryError::BadResponse {
+            what: format!("the login challenge of {}", self.registry),
+            detail: format!("realm {realm_text:?} is not a URL"),
+        })?;
+        let mut scopes = self.scopes.clone();
+        if let Some(scope) = challenge.param("scope") {
+            for s in scope.split(' ') {
+                if !s.is_empty() && !scopes.iter().any(|have| have == s) {
+                    scopes.push(s.to_string());
+                }
+            }
+        }
+        let service = challenge.param("service");
+        let request = match self.credential.as_ref().map(|f| &f.credential) {
+            Some(Credential::IdentityToken { token, .. }) => {
+                let mut form = vec![
+                    ("grant_type", "refresh_token".to_string()),
+                    ("refresh_token", token.expose().to_string()),
+                    ("client_id", "scratchpack".to_string()),
+                ];
+                if let Some(service) = service {
+                    form.push(("service", service.to_string()));
+                }
+                form.push(("scope", scopes.join(" ")));
+                let body = form.iter().map(|(k, v)| format!("{k}={}", form_escape(v))).collect::<Vec<_>>().join("&");
+                self.http.post(realm.clone()).header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(body)
+            }
+            credential => {
+                let mut url = realm.clone();
+                {
+                    let mut query = url.query_pairs_mut();
+                    if let Some(service) = service {
+                        query.append_pair("service", service);
+                    }
+                    for scope in &scopes {
+                        query.append_pair("scope", scope);
+                    }
+                }
+                let request = self.http.get(url);
+                match credential {
+                    Some(Credential::Basic { username, password }) => request.basic_auth(username, Some(password.expose())),
+                    _ => request,
+                }
+            }
+        };
+        let started = Instant::now();
+        let response = request.timeout(self.remaining()?).send().map_err(|e| self.network_error(&Method::GET, &realm, e))?;
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(self.unauthorized());
+        }
+        if !status.is_success() {
+            let (code, message) = parse_error_body(response);
+            return Err(RegistryError::Token { realm: redact_url(&realm), status: status.as_u16(), code, message });
+        }
+        let body = response.bytes().unwrap_or_default();
+        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|_| RegistryError::BadResponse {
+            what: format!("the token server {}", redact_url(&realm)),
+            detail: "the answer is not token JSON".into(),
+        })?;
+        let token = answer.token.or(answer.access_token).filter(|t| !t.is_empty()).ok_or_else(|| RegistryError::BadResponse {
+            what: format!("the token server {}", redact_url(&realm)),
+            detail: "the answer has no token".into(),
+        })?;
+        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(DEFAULT_TOKEN_SECONDS));
+        let expires = started + lifetime.saturating_sub(TOKEN_MARGIN.min(lifetime / 2));
+        Ok((Secret::new(token), expires))
+    }
+
+    fn network_error(&self, method: &Method, url: &Url, error: reqwest::Error) -> RegistryError {
+        let is_timeout = error.is_timeout();
+        let detail = crate::errors::chain(&error.without_url());
+        let lower = detail.to_lowercase();
+        if url.scheme() == "https" && (lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("tls handshake"))
+        {
+            return RegistryError::Tls { host: url.host_str().unwrap_or_default().to_string(), detail };
+        }
+        if is_timeout && self.deadline <= Instant::now() {
+            return RegistryError::Timeout { seconds: self.options.timeout.as_secs(), what: format!("{method} {}", redact_url(url)) };
+        }
+        RegistryError::Network { method: method.to_string(), url: redact_url(url), detail }
+    }
+}
+
+/// The challenge to answer: Bearer if offered, else Basic.
+fn pick_challenge(headers: &HeaderMap) -> Option<Challenge> {
+    let challenges: Vec<Challenge> =
+        headers.get_all(WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()).flat_map(challenge::parse).collect();
+    challenges.iter().find(|c| c.scheme == "bearer").or_else(|| challenges.iter().find(|c| c.scheme == "basic")).cloned()
+}
+
+fn parse_error_body(response: Response) -> (Option<String>, String) {
+    let body = response.bytes().unwrap_or_default();
+    match serde_json::from_slice::<ErrorBody>(&body) {
+        Ok(parsed) if !parsed.errors.is_empty() => {
+            let first = &parsed.errors[0];
+            (Some(first.code.clone()).filter(|c| !c.is_empty()), first.message.clone())
+        }
+        _ => (None, String::new()),
+    }
+}
+
+/// Turns an unexpected answer into an error, with the registry's own code and message.
+pub fn status_error(method: &Method, url: &Url, response: Response) -> RegistryError {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let (code, message) = parse_error_body(response);
+    RegistryError::Status { method: method.to_string(), url: redact_url(url), status, code, message, retry_after }
+}
+
+fn form_escape(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b' ' => "+".to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// `base × 2^(attempt-1)`, ±25% jitter, at most 10 s.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1 << attempt.saturating_sub(1).min(10)).min(Duration::from_secs(10));
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let jitter = (f64::from(nanos % 1000) / 1000.0 - 0.5) * 0.5; // -0.25 .. 0.25
+    exp.mul_f64(1.0 + jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_bounded() {
+        let base = Duration::from_millis(100);
+        for attempt in 1..20 {
+            let wait = backoff(base, attempt);
+            let nominal = base.saturating_mul(1 << (attempt - 1).min(10)).min(Duration::from_secs(10));
+            assert!(wait >= nominal.mul_f64(0.74) && wait <= nominal.mul_f64(1.26), "attempt {attempt}: {wait:?}");
+        }
+    }
+
+    #[test]
+    fn form_values_are_escaped() {
+        assert_eq!(form_escape("repository:a/b:push,pull x"), "repository%3Aa%2Fb%3Apush%2Cpull+x");
+    }
+}

@@ -1,0 +1,189 @@
+//! Images already packed, read back from an OCI layout (`oci:DIR[:TAG]`) or archive
+//! (`oci-archive:FILE[:TAG]`), for `scratchpack push`.
+//!
+//! Reads only what the chosen tag references, checks every manifest's digest and every blob's size,
+//! and never follows a path outside `blobs/sha256/`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+
+use crate::cli::PushArgs;
+use crate::dest::registry::RegistryDestination;
+use crate::dest::DestSpec;
+use crate::image::config::{INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
+use crate::image::{Blob, BlobData, Digest};
+use crate::printer::Printer;
+use crate::registry::push::PushSet;
+
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+pub struct StoredImage {
+    pub blobs: Vec<Blob>,
+    pub manifests: Vec<Blob>,
+    pub root: Blob,
+    _extracted: Option<tempfile::TempDir>,
+}
+
+impl StoredImage {
+    pub fn push_set(&self) -> PushSet<'_> {
+        PushSet { blobs: self.blobs.iter().collect(), manifests: self.manifests.iter().collect(), root: &self.root }
+    }
+}
+
+/// Reads `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`.
+pub fn read(source: &str) -> Result<StoredImage> {
+    match source.parse::<DestSpec>()? {
+        DestSpec::OciLayout { dir, tag } => read_layout(&dir, tag.as_deref(), None),
+        DestSpec::OciArchive { file, tag } => {
+            let extracted = extract(&file)?;
+            let dir = extracted.path().to_path_buf();
+            read_layout(&dir, tag.as_deref(), Some(extracted)).with_context(|| format!("reading {}", file.display()))
+        }
+        _ => bail!("{source:?}: push reads oci:DIR[:TAG] or oci-archive:FILE[:TAG]"),
+    }
+}
+
+fn extract(file: &Path) -> Result<tempfile::TempDir> {
+    let temp = tempfile::Builder::new().prefix("scratchpack-archive-").tempdir().context("cannot create a temporary folder")?;
+    let reader = std::fs::File::open(file).with_context(|| format!("{}: cannot open", file.display()))?;
+    let mut archive = tar::Archive::new(std::io::BufReader::new(reader));
+    std::fs::create_dir_all(temp.path().join("blobs/sha256"))?;
+    for entry in archive.entries().with_context(|| format!("{}: not a tar archive", file.display()))? {
+        let mut entry = entry.with_context(|| format!("{}: broken tar archive", file.display()))?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry.path()?.to_string_lossy().trim_start_matches("./").to_string();
+        let allowed = matches!(path.as_str(), "index.json" | "oci-layout")
+            || path.strip_prefix("blobs/sha256/").is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        if !allowed {
+            continue; // anything else is not part of an OCI layout we read
+        }
+        let target = temp.path().join(&path);
+        let mut out = std::fs::File::create(&target)?;
+        std::io::copy(&mut entry, &mut out)?;
+    }
+    Ok(temp)
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{}: not JSON", path.display()))
+}
+
+struct Descriptor {
+    media_type: String,
+    digest: Digest,
+    size: u64,
+}
+
+fn descriptor(value: &Value) -> Result<Descriptor> {
+    let media_type = value["mediaType"].as_str().ok_or_else(|| anyhow!("a descriptor has no mediaType"))?.to_string();
+    let digest = Digest::parse(value["digest"].as_str().unwrap_or_default())?;
+    let size = value["size"].as_u64().ok_or_else(|| anyhow!("descriptor {digest} has no size"))?;
+    Ok(Descriptor { media_type, digest, size })
+}
+
+fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
+    dir.join("blobs/sha256").join(digest.hex())
+}
+
+/// A blob on disk, checked for its size.
+fn file_blob(dir: &Path, d: &Descriptor) -> Result<Blob> {
+    let path = blob_path(dir, &d.digest);
+    let size = std::fs::metadata(&path).with_context(|| format!("blob {} is missing from {}", d.digest, dir.display()))?.len();
+    if size != d.size {
+        bail!("blob {} in {} has {size} bytes, its descriptor says {}", d.digest, dir.display(), d.size);
+    }
+    Ok(Blob { media_type: d.media_type.clone(), digest: d.digest, size, data: BlobData::File(path) })
+}
+
+/// A manifest or index, read into memory and checked against its digest.
+fn document_blob(dir: &Path, d: &Descriptor) -> Result<(Blob, Value)> {
+    let path = blob_path(dir, &d.digest);
+    let mut bytes = Vec::new();
+    std::fs::File::open(&path)
+        .with_context(|| format!("blob {} is missing from {}", d.digest, dir.display()))?
+        .take(8 << 20)
+        .read_to_end(&mut bytes)?;
+    if Digest::of(&bytes) != d.digest {
+        bail!("blob {} in {} does not match its digest", d.digest, dir.display());
+    }
+    let value: Value = serde_json::from_slice(&bytes).with_context(|| format!("manifest {} is not JSON", d.digest))?;
+    Ok((Blob::from_bytes(&d.media_type, bytes), value))
+}
+
+fn read_layout(dir: &Path, tag: Option<&str>, extracted: Option<tempfile::TempDir>) -> Result<StoredImage> {
+    let index = read_json(&dir.join("index.json"))?;
+    let entries = index["manifests"].as_array().ok_or_else(|| anyhow!("{}: index.json has no manifests", dir.display()))?;
+    let names: Vec<&str> = entries.iter().filter_map(|e| e["annotations"][REF_NAME].as_str()).collect();
+    let entry = match tag {
+        Some(tag) => entries.iter().find(|e| e["annotations"][REF_NAME].as_str() == Some(tag)).ok_or_else(|| {
+            anyhow!(
+                "{}: no image tagged {tag:?} (tags: {})",
+                dir.display(),
+                if names.is_empty() { "none".into() } else { names.join(", ") }
+            )
+        })?,
+        None if entries.len() == 1 => &entries[0],
+        None => bail!("{}: holds {} images; name one with :TAG (tags: {})", dir.display(), entries.len(), names.join(", ")),
+    };
+    let root_descriptor = descriptor(entry)?;
+    let (root, root_value) = document_blob(dir, &root_descriptor)?;
+    let mut manifests = Vec::new();
+    let mut blobs: Vec<Blob> = Vec::new();
+    let add_image = |manifest: &Value, blobs: &mut Vec<Blob>| -> Result<()> {
+        let config = descriptor(&manifest["config"])?;
+        let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
+        for d in layers.iter().map(descriptor).chain([Ok(config)]) {
+            let blob = file_blob(dir, &d?)?;
+            if !blobs.iter().any(|b| b.digest == blob.digest) {
+                blobs.push(blob);
+            }
+        }
+        Ok(())
+    };
+    match root.media_type.as_str() {
+        INDEX_MEDIA_TYPE | "application/vnd.docker.distribution.manifest.list.v2+json" => {
+            for child in root_value["manifests"].as_array().cloned().unwrap_or_default() {
+                let d = descriptor(&child)?;
+                let (blob, value) = document_blob(dir, &d)?;
+                add_image(&value, &mut blobs)?;
+                manifests.push(blob);
+            }
+        }
+        MANIFEST_MEDIA_TYPE | "application/vnd.docker.distribution.manifest.v2+json" => add_image(&root_value, &mut blobs)?,
+        other => bail!("{}: the tagged image has media type {other}, which push does not know", dir.display()),
+    }
+    Ok(StoredImage { blobs, manifests, root, _extracted: extracted })
+}
+
+/// `scratchpack push SOURCE DEST...`: returns `(destination, reference line)` pairs.
+pub fn push(args: &PushArgs, printer: &Printer) -> Result<Vec<(String, String)>> {
+    for tag in &args.tags {
+        if !crate::dest::spec::is_valid_tag(tag) {
+            bail!("--tag {tag:?}: a tag is 1 to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'");
+        }
+    }
+    let destinations = args
+        .destinations
+        .iter()
+        .map(|text| match text.parse::<DestSpec>()? {
+            DestSpec::Registry { reference } => Ok((text.clone(), reference)),
+            _ => bail!("{text:?}: push sends to registries: docker://HOST/REPO[:TAG]"),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let image = read(&args.source).with_context(|| format!("reading {}", args.source))?;
+    let context = crate::pack::registry_context(&args.registry, printer.is_quiet());
+    let mut lines = Vec::new();
+    for (text, reference) in destinations {
+        let tags = reference.tag.clone().map(|t| vec![t]).unwrap_or_else(|| args.tags.clone());
+        let destination = RegistryDestination::new(reference, tags, context.clone());
+        let line = destination.push_set(&image.push_set()).with_context(|| format!("writing {text}"))?;
+        lines.push((text, line));
+    }
+    Ok(lines)
+}
