@@ -45,7 +45,7 @@ fn run(command: Command, printer: &Printer) -> Result<()> {
         }
         Command::Pack(args) => {
             let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
-            let options = pack::PackOptions::from_args(&args, epoch.as_deref(), printer.is_quiet())?;
+            let options = pack::PackOptions::from_args(&args, epoch.as_deref(), printer)?;
             let packed = pack::build(&options, printer)?;
             let lines = pack::publish(&packed, &options, printer)?;
             if args.json {

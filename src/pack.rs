@@ -37,17 +37,18 @@ pub struct PackOptions {
 }
 
 /// The shared registry settings from the command line.
-pub fn registry_context(args: &RegistryArgs, quiet: bool) -> RegistryContext {
+pub fn registry_context(args: &RegistryArgs, printer: &crate::printer::Printer) -> RegistryContext {
     RegistryContext {
         connect: crate::registry::ConnectOptions {
             registry_ca: args.registry_ca.clone(),
             insecure_registries: args.insecure_registry.clone(),
             timeout: args.timeout,
             attempts: args.retries,
+            debug_log: printer.is_debug(),
             ..Default::default()
         },
         creds_flag: args.creds.clone(),
-        quiet,
+        quiet: printer.is_quiet(),
         mounts: Default::default(),
     }
 }
@@ -90,7 +91,7 @@ fn valid_user(user: &str) -> bool {
 
 impl PackOptions {
     /// Checks every flag; `source_date_epoch` is the environment variable's value, if set.
-    pub fn from_args(args: &PackArgs, source_date_epoch: Option<&str>, quiet: bool) -> Result<Self> {
+    pub fn from_args(args: &PackArgs, source_date_epoch: Option<&str>, printer: &crate::printer::Printer) -> Result<Self> {
         let outputs = args.outputs.iter().map(|text| Ok((text.clone(), text.parse::<DestSpec>()?))).collect::<Result<Vec<_>>>()?;
         for tag in &args.tags {
             if !dest::spec::is_valid_tag(tag) {
@@ -146,7 +147,7 @@ impl PackOptions {
             base: BaseOptions { ca_bundle: Some(args.ca_bundle.clone()), extra_ca: args.extra_ca.clone() },
             compression: args.compression,
             source_date_epoch,
-            registry: registry_context(&args.registry, quiet),
+            registry: registry_context(&args.registry, printer),
         })
     }
 }

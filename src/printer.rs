@@ -27,6 +27,10 @@ impl Printer {
         Printer { verbosity }
     }
 
+    pub fn is_debug(&self) -> bool {
+        self.verbosity >= Verbosity::Debug
+    }
+
     pub fn is_quiet(&self) -> bool {
         self.verbosity == Verbosity::Quiet
     }

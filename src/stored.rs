@@ -177,7 +177,7 @@ pub fn push(args: &PushArgs, printer: &Printer) -> Result<Vec<(String, String)>>
         })
         .collect::<Result<Vec<_>>>()?;
     let image = read(&args.source).with_context(|| format!("reading {}", args.source))?;
-    let context = crate::pack::registry_context(&args.registry, printer.is_quiet());
+    let context = crate::pack::registry_context(&args.registry, printer);
     let mut lines = Vec::new();
     for (text, reference) in destinations {
         let tags = reference.tag.clone().map(|t| vec![t]).unwrap_or_else(|| args.tags.clone());

@@ -28,6 +28,8 @@ pub struct ConnectOptions {
     pub timeout: Duration,
     pub attempts: u32,
     pub backoff: Duration,
+    /// Log each request (method, URL without its query, status) and each retry on stderr.
+    pub debug_log: bool,
 }
 
 impl Default for ConnectOptions {
@@ -38,6 +40,7 @@ impl Default for ConnectOptions {
             timeout: Duration::from_secs(600),
             attempts: 5,
             backoff: Duration::from_millis(250),
+            debug_log: false,
         }
     }
 }
@@ -135,22 +138,33 @@ impl Client {
             deadline,
             options: options.clone(),
         };
-        let ping = client.with_retries("reaching the registry", || client.ping());
-        let challenge = match ping {
-            Ok(challenge) => challenge,
-            Err(https_error) if client.registry.is_loopback() || insecure => {
-                // Plain HTTP only where go-containerregistry allows it too: loopback, or asked for.
-                let http_base = Url::parse(&format!("http://{}/", client.registry.api_host())).expect("valid after https parsed");
-                let https_base = std::mem::replace(&mut client.base, http_base);
-                match client.with_retries("reaching the registry", || client.ping()) {
-                    Ok(challenge) => challenge,
-                    Err(_) => {
-                        client.base = https_base;
-                        return Err(https_error);
+        let may_use_http = client.registry.is_loopback() || insecure;
+        let challenge = if !may_use_http {
+            client.with_retries("reaching the registry", || client.ping())?
+        } else {
+            // Plain HTTP only where go-containerregistry allows it too: loopback, or asked for.
+            // One https try first: an HTTP answer over TLS settles it; a failed handshake means
+            // the registry may speak plain HTTP.
+            match client.ping() {
+                Ok(challenge) => challenge,
+                Err(error @ RegistryError::Status { .. }) => {
+                    client.debug(format_args!("https answered: {error}"));
+                    client.with_retries("reaching the registry", || client.ping())?
+                }
+                Err(https_error) => {
+                    client.debug(format_args!("https failed, trying http: {https_error}"));
+                    let http_base = Url::parse(&format!("http://{}/", client.registry.api_host())).expect("valid after https parsed");
+                    let https_base = std::mem::replace(&mut client.base, http_base);
+                    match client.with_retries("reaching the registry", || client.ping()) {
+                        Ok(challenge) => challenge,
+                        Err(http_error) => {
+                            client.debug(format_args!("http failed too: {http_error}"));
+                            client.base = https_base;
+                            return Err(https_error);
+                        }
                     }
                 }
             }
-            Err(error) => return Err(error),
         };
         let state = match challenge {
             None => AuthState::Anonymous,
@@ -209,6 +223,7 @@ impl Client {
                             what: format!("{what} (last error: {error})"),
                         });
                     }
+                    self.debug(format_args!("retrying {what} in {} ms after: {error}", wait.as_millis()));
                     std::thread::sleep(wait);
                 }
                 Err(error) => return Err(error),
@@ -231,7 +246,16 @@ impl Client {
             if let Some(header) = header {
                 request = request.header(AUTHORIZATION, header.expose());
             }
-            let response = build(request)?.send().map_err(|e| self.network_error(&method, url, e))?;
+            let response = build(request)?.send().map_err(|e| self.network_error(&method, url, e));
+            self.debug(format_args!(
+                "{method} {} -> {}",
+                redact_url(url),
+                match &response {
+                    Ok(r) => r.status().as_u16().to_string(),
+                    Err(e) => e.to_string(),
+                }
+            ));
+            let response = response?;
             if response.status() != StatusCode::UNAUTHORIZED || reauthenticated || !self.same_host(url) {
                 return Ok(response);
             }
@@ -239,6 +263,13 @@ impl Client {
             reauthenticated = true;
             let challenge = pick_challenge(response.headers());
             self.reauthenticate(challenge, generation, &method, url)?;
+        }
+    }
+
+    /// A debug line on stderr: never a header, a body or a query string.
+    fn debug(&self, message: std::fmt::Arguments) {
+        if self.options.debug_log {
+            eprintln!("debug: {message}");
         }
     }
 
@@ -373,6 +404,7 @@ impl Client {
         let started = Instant::now();
         let response = request.timeout(self.remaining()?).send().map_err(|e| self.network_error(&Method::GET, &realm, e))?;
         let status = response.status();
+        self.debug(format_args!("token from {} for {} -> {}", redact_url(&realm), scopes.join(" "), status.as_u16()));
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(self.unauthorized());
         }
