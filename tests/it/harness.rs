@@ -87,7 +87,8 @@ fn harness_tls_registry_needs_its_ca() {
 
     // The certificate is valid for localhost too.
     for url in [format!("https://localhost:{}/v2/", registry.port), format!("{}/v2/", registry.url())] {
-        let output = run_ok(Command::new("curl").args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"]).arg(&ca_cert).arg(&url));
+        let output =
+            run_ok(Command::new("curl").args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"]).arg(&ca_cert).arg(&url));
         assert_eq!(stdout(&output), "200", "{url}");
     }
 }
@@ -101,7 +102,14 @@ fn harness_htpasswd_registry_checks_credentials() {
     let inspect = skopeo_inspect(&dest, &["--tls-verify=false", "--creds", "alice:s3cret"]);
     assert_eq!(inspect["Architecture"], "amd64");
 
-    let (ok, text) = skopeo(&["copy", "--dest-tls-verify=false", "--dest-creds", "alice:wrong", &src, &format!("docker://{}/test/app:2", registry.host)]);
+    let (ok, text) = skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        "alice:wrong",
+        &src,
+        &format!("docker://{}/test/app:2", registry.host),
+    ]);
     assert!(!ok, "push with a wrong password should fail:\n{text}");
     assert!(text.contains("unauthorized") || text.contains("401"), "{text}");
     assert!(registry.requests().iter().any(|(_, _, s)| *s == 401), "{:#?}", registry.requests());
@@ -140,7 +148,8 @@ fn token_round_trip(key_header: JwtKeyHeader) {
     assert!(push_pull, "no push+pull scope for test/app in {scopes:?} ({:?})", tokens.requests());
     assert!(tokens.requests().iter().all(|r| r.starts_with("GET /token?") || r.starts_with("POST /token")), "{:?}", tokens.requests());
 
-    let (ok, text) = skopeo(&["copy", "--dest-tls-verify=false", "--dest-creds", "bob:nope", &src, &format!("docker://{}/test/app:2", registry.host)]);
+    let (ok, text) =
+        skopeo(&["copy", "--dest-tls-verify=false", "--dest-creds", "bob:nope", &src, &format!("docker://{}/test/app:2", registry.host)]);
     assert!(!ok, "push with a wrong password should fail:\n{text}");
 
     // The token itself, fetched by hand.
@@ -180,7 +189,10 @@ fn token_round_trip(key_header: JwtKeyHeader) {
     assert_eq!(oauth.status, 200, "{}", oauth.text());
     assert_eq!(oauth.json()["expires_in"], 5);
     assert_eq!(oauth.json()["refresh_token"], tokens.refresh_token());
-    let refresh = format!("grant_type=refresh_token&refresh_token={}&service=scratchpack-test-registry&client_id=t&scope=repository%3Atest%2Fapp%3Apull", tokens.refresh_token());
+    let refresh = format!(
+        "grant_type=refresh_token&refresh_token={}&service=scratchpack-test-registry&client_id=t&scope=repository%3Atest%2Fapp%3Apull",
+        tokens.refresh_token()
+    );
     let refreshed = http_request(&tokens.host, "POST", "/token", &headers, refresh.as_bytes()).unwrap();
     assert_eq!(refreshed.status, 200, "{}", refreshed.text());
     let token = refreshed.json()["access_token"].as_str().unwrap().to_string();
@@ -206,23 +218,36 @@ fn harness_token_registry_rejects_expired_and_anonymous_tokens() {
     let tokens = TokenServer::start("bob", "hunter2", 300);
     let registry = Registry::start(RegistryOptions { tls: false, auth: RegistryAuth::Token(tokens.registry_config()) });
     // Anonymous: a token that grants nothing.
-    let anonymous = http_request(&tokens.host, "GET", "/token?service=scratchpack-test-registry&scope=repository%3Atest%2Fapp%3Apull", &[], b"").unwrap();
+    let anonymous =
+        http_request(&tokens.host, "GET", "/token?service=scratchpack-test-registry&scope=repository%3Atest%2Fapp%3Apull", &[], b"")
+            .unwrap();
     assert_eq!(anonymous.status, 200);
     let token = anonymous.json()["token"].as_str().unwrap().to_string();
     assert_eq!(jwt_claims(&token)["access"], serde_json::json!([]));
     let bearer = format!("Bearer {token}");
     let denied = http_request(&registry.host, "GET", "/v2/test/app/tags/list", &[("Authorization", &bearer)], b"").unwrap();
     assert_eq!(denied.status, 401, "{}", denied.text());
-    // Expired: a zero lifetime.
+    // Expired: registry 2.8 allows 60 s of leeway past `exp`, so a token that just expired still
+    // works...
     tokens.set_expires_in(0);
     let basic = format!("Basic {}", base64_std(b"bob:hunter2"));
-    let answer = http_request(&tokens.host, "GET", "/token?service=scratchpack-test-registry&scope=repository%3Atest%2Fapp%3Apull", &[("Authorization", &basic)], b"").unwrap();
-    let token = answer.json()["token"].as_str().unwrap().to_string();
+    let query = "/token?service=scratchpack-test-registry&scope=repository%3Atest%2Fapp%3Apull";
+    let fetch = || {
+        let answer = http_request(&tokens.host, "GET", query, &[("Authorization", &basic)], b"").unwrap();
+        format!("Bearer {}", answer.json()["token"].as_str().unwrap())
+    };
+    let just_expired = fetch();
     std::thread::sleep(Duration::from_millis(1100));
-    let bearer = format!("Bearer {token}");
-    let expired = http_request(&registry.host, "GET", "/v2/", &[("Authorization", &bearer)], b"").unwrap();
+    let lenient = http_request(&registry.host, "GET", "/v2/", &[("Authorization", &just_expired)], b"").unwrap();
+    assert_eq!(lenient.status, 200, "{}", lenient.text());
+    // ...while one signed with a clock two minutes behind is refused, whatever `expires_in` says.
+    tokens.set_expires_in(30);
+    tokens.set_clock_offset(-120);
+    let stale = fetch();
+    let expired = http_request(&registry.host, "GET", "/v2/", &[("Authorization", &stale)], b"").unwrap();
     assert_eq!(expired.status, 401, "{}", expired.text());
-    assert_eq!(tokens.tokens_issued(), 2);
+    assert!(registry.log().contains("invalid token"), "{}", registry.log());
+    assert_eq!(tokens.tokens_issued(), 3);
 }
 
 #[test]
@@ -371,4 +396,19 @@ fn harness_proxy_delays_responses() {
     assert!(started.elapsed() >= Duration::from_millis(400), "{:?}", started.elapsed());
     assert_eq!(proxy.faults_left(), [0]);
     assert_eq!(http_request(&proxy.host, "GET", "/v2/", &[], b"").unwrap().status, 200);
+}
+
+#[test]
+fn harness_proxy_answers_tls_hellos_at_once() {
+    use std::io::Read;
+    let registry = Registry::plain();
+    let proxy = FaultProxy::start(&registry.host);
+    let mut stream = std::net::TcpStream::connect(&proxy.host).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // The start of a TLS ClientHello record.
+    stream.write_all(&[0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03]).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400 Bad Request"), "{answer}");
+    assert!(proxy.requests().is_empty());
 }

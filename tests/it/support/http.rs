@@ -2,7 +2,7 @@
 //! close-delimited), and a tiny client for raw requests in tests. Shared by the token server and
 //! the fault proxy. Plain HTTP only, 127.0.0.1 only.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -93,10 +93,7 @@ pub fn read_head(reader: &mut impl BufRead) -> io::Result<Option<Head>> {
         lines.push(text);
     }
     let start_line = lines.remove(0);
-    let headers = lines
-        .into_iter()
-        .filter_map(|l| l.split_once(':').map(|(n, v)| (n.trim().to_string(), v.trim().to_string())))
-        .collect();
+    let headers = lines.into_iter().filter_map(|l| l.split_once(':').map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))).collect();
     Ok(Some(Head { start_line, headers }))
 }
 
@@ -338,9 +335,4 @@ pub fn read_request_body(reader: &mut impl BufRead, head: &Head) -> io::Result<V
     let mut body = Vec::new();
     transfer_body(reader, request_body_kind(head), None, &mut io::sink(), &mut |d| body.extend_from_slice(d))?;
     Ok(body)
-}
-
-/// Drains `reader` quietly (used when discarding).
-pub fn drain(reader: &mut impl Read) {
-    let _ = io::copy(reader, &mut io::sink());
 }

@@ -18,9 +18,12 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 
+// Re-exports for tests (`use crate::support::*`); not all used yet.
+#[allow(unused_imports)]
 pub use http::{http_request, HttpResponse};
 pub use proxy::{Fault, FaultProxy};
 pub use registry::{start_upload_raw, upload_blob_raw, Registry, RegistryAuth, RegistryOptions};
+#[allow(unused_imports)]
 pub use token::{JwtKeyHeader, TokenServer, TokenServerConfig};
 
 /// A port on 127.0.0.1 that was free a moment ago (bound to port 0, read, closed). Another process

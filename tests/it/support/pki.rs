@@ -97,12 +97,11 @@ pub fn make_signing_key(dir: &Path) -> SigningKey {
     std::fs::create_dir_all(dir).unwrap();
     let key = dir.join("signing.key");
     let cert = dir.join("signing.pem");
-    run_ok(openssl().args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=scratchpack test token signer"]).args([
-        "-keyout",
-        key.to_str().unwrap(),
-        "-out",
-        cert.to_str().unwrap(),
-    ]));
+    run_ok(
+        openssl()
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=scratchpack test token signer"])
+            .args(["-keyout", key.to_str().unwrap(), "-out", cert.to_str().unwrap()]),
+    );
     let cert_der = run_ok(openssl().args(["x509", "-outform", "DER", "-in", cert.to_str().unwrap()])).stdout;
     let spki_der = run_ok(openssl().args(["pkey", "-pubout", "-outform", "DER", "-in", key.to_str().unwrap()])).stdout;
     let kid = libtrust_key_id(&spki_der);

@@ -7,10 +7,14 @@
 //! 204 and 304 are handled. The only rewrite: a `Location` header naming the upstream `host:port`
 //! names the proxy instead.
 //!
+//! A TLS handshake gets Go's plain-HTTP answer (`400`, close), so clients that try HTTPS first
+//! (skopeo with `--tls-verify=false`) fall back to HTTP at once; it is not recorded as a request.
+//!
 //! [`Fault`]s are consumed in the order added: a request takes the first fault whose method and
 //! path match and that has uses left (one fault per request).
 
-use std::io::{self, BufReader, BufWriter, Write};
+use std::collections::HashMap;
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -75,7 +79,9 @@ struct State {
     requests: Mutex<Vec<(String, String, u16)>>,
     blob_bytes: AtomicU64,
     shutdown: AtomicBool,
-    conns: Mutex<Vec<TcpStream>>,
+    /// Clones of open connections (both sides), by id, shut down when the proxy stops.
+    conns: Mutex<HashMap<u64, TcpStream>>,
+    next_conn: AtomicU64,
     workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -91,10 +97,17 @@ impl State {
         self.requests.lock().unwrap().push((method.to_string(), target.to_string(), status));
     }
 
-    fn track(&self, stream: &TcpStream) {
+    fn track(&self, stream: &TcpStream) -> u64 {
+        let id = self.next_conn.fetch_add(1, Ordering::SeqCst);
         if let Ok(clone) = stream.try_clone() {
-            self.conns.lock().unwrap().push(clone);
+            self.conns.lock().unwrap().insert(id, clone);
         }
+        id
+    }
+
+    /// Forgets a connection, so that dropping the last handle closes it.
+    fn untrack(&self, id: u64) {
+        self.conns.lock().unwrap().remove(&id);
     }
 }
 
@@ -111,7 +124,8 @@ impl FaultProxy {
             requests: Mutex::new(Vec::new()),
             blob_bytes: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
-            conns: Mutex::new(Vec::new()),
+            conns: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(0),
             workers: Mutex::new(Vec::new()),
         });
         let accept_state = state.clone();
@@ -121,9 +135,12 @@ impl FaultProxy {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
-                accept_state.track(&stream);
+                let id = accept_state.track(&stream);
                 let state = accept_state.clone();
-                let worker = std::thread::spawn(move || serve_client(&state, stream));
+                let worker = std::thread::spawn(move || {
+                    serve_client(&state, stream);
+                    state.untrack(id);
+                });
                 let mut workers = accept_state.workers.lock().unwrap();
                 workers.retain(|w| !w.is_finished());
                 workers.push(worker);
@@ -149,7 +166,7 @@ impl FaultProxy {
     }
 
     /// (method, path with query, status returned to the client), in the order responses were
-    /// given. Status 0: the connection was dropped without a response (DropRequestBody, or the
+    /// started (each is recorded before the client sees it). Status 0: the connection was dropped without a response (DropRequestBody, or the
     /// client went away); 502: the upstream did not answer.
     pub fn requests(&self) -> Vec<(String, String, u16)> {
         self.state.requests.lock().unwrap().clone()
@@ -179,7 +196,7 @@ impl Drop for FaultProxy {
         if let Some(accept) = self.accept.take() {
             let _ = accept.join();
         }
-        for conn in self.state.conns.lock().unwrap().drain(..) {
+        for (_, conn) in self.state.conns.lock().unwrap().drain() {
             let _ = conn.shutdown(Shutdown::Both);
         }
         let workers: Vec<_> = self.state.workers.lock().unwrap().drain(..).collect();
@@ -190,6 +207,7 @@ impl Drop for FaultProxy {
 }
 
 struct Upstream {
+    id: u64,
     stream: TcpStream,
     reader: BufReader<TcpStream>,
     writer: BufWriter<TcpStream>,
@@ -200,8 +218,8 @@ fn connect_upstream(state: &State) -> io::Result<Upstream> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    state.track(&stream);
-    Ok(Upstream { reader: BufReader::new(stream.try_clone()?), writer: BufWriter::new(stream.try_clone()?), stream })
+    let id = state.track(&stream);
+    Ok(Upstream { id, reader: BufReader::new(stream.try_clone()?), writer: BufWriter::new(stream.try_clone()?), stream })
 }
 
 fn close(client: &TcpStream, upstream: Option<&Upstream>) {
@@ -267,6 +285,19 @@ fn serve_client(state: &State, client: TcpStream) {
         if state.shutdown.load(Ordering::SeqCst) {
             break;
         }
+        // A TLS ClientHello (clients with verification off try HTTPS first, as skopeo does): answer
+        // at once, like Go's server, instead of waiting for a request head that never comes.
+        match client_in.fill_buf() {
+            Ok([0x16, ..]) => {
+                let _ = client_out.write_all(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request",
+                );
+                let _ = client_out.flush();
+                break;
+            }
+            Ok([]) | Err(_) => break,
+            Ok(_) => {}
+        }
         let Ok(Some(head)) = read_head(&mut client_in) else { break };
         let (method, target) = head.request_parts();
         let body_kind = request_body_kind(&head);
@@ -279,10 +310,10 @@ fn serve_client(state: &State, client: TcpStream) {
                 break;
             }
             let response = synthetic_response(status, retry_after, method == "HEAD", close_after);
+            state.record(&method, &target, status);
             if client_out.write_all(&response).and_then(|()| client_out.flush()).is_err() {
                 break;
             }
-            state.record(&method, &target, status);
             if close_after {
                 break;
             }
@@ -293,18 +324,18 @@ fn serve_client(state: &State, client: TcpStream) {
             match connect_upstream(state) {
                 Ok(up) => upstream = Some(up),
                 Err(_) => {
+                    state.record(&method, &target, 502);
                     let _ = client_out.write_all(&synthetic_response(502, None, method == "HEAD", true));
                     let _ = client_out.flush();
-                    state.record(&method, &target, 502);
                     break;
                 }
             }
         }
         let up = upstream.as_mut().unwrap();
         if up.writer.write_all(&head.to_bytes()).and_then(|()| up.writer.flush()).is_err() {
+            state.record(&method, &target, 502);
             let _ = client_out.write_all(&synthetic_response(502, None, method == "HEAD", true));
             let _ = client_out.flush();
-            state.record(&method, &target, 502);
             break;
         }
 
@@ -342,8 +373,8 @@ fn serve_client(state: &State, client: TcpStream) {
             let flushed = up.writer.flush();
             if drop_after.is_some() {
                 // Reset mid-body (or, for a short body, right after it): no response.
-                close(&client, Some(&*up));
                 state.record(&method, &target, 0);
+                close(&client, Some(&*up));
                 break;
             }
             body_failed = forwarded.is_err() || flushed.is_err();
@@ -372,11 +403,11 @@ fn serve_client(state: &State, client: TcpStream) {
             },
         };
         let Ok(Some(response)) = response else {
+            state.record(&method, &target, if body_failed { 0 } else { 502 });
             if !body_failed {
                 let _ = client_out.write_all(&synthetic_response(502, None, method == "HEAD", true));
                 let _ = client_out.flush();
             }
-            state.record(&method, &target, if body_failed { 0 } else { 502 });
             break;
         };
         let status = response.status();
@@ -386,11 +417,12 @@ fn serve_client(state: &State, client: TcpStream) {
             Some(Fault::TruncateResponse { after_bytes, .. }) => Some(after_bytes as u64),
             _ => None,
         };
+        // Recorded before the client can see the response, so tests may assert right after it.
+        state.record(&method, &target, status);
         let sent = client_out
             .write_all(&response.to_bytes())
             .and_then(|()| transfer_body(&mut up.reader, kind, truncate, &mut client_out, &mut |_| {}))
             .and_then(|complete| client_out.flush().map(|()| complete));
-        state.record(&method, &target, status);
         if sent.is_err() || truncate.is_some() || body_failed || had_early {
             close(&client, Some(&*up));
             break;
@@ -405,6 +437,9 @@ fn serve_client(state: &State, client: TcpStream) {
     }
     let _ = client_out.flush();
     close(&client, upstream.as_ref());
+    if let Some(up) = upstream {
+        state.untrack(up.id);
+    }
 }
 
 #[test]

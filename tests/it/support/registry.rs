@@ -183,7 +183,10 @@ impl Registry {
 
     /// Number of PUT/PATCH requests to `/v2/*/blobs/uploads/*`.
     pub fn blob_upload_requests(&self) -> usize {
-        self.requests().iter().filter(|(m, p, _)| (m == "PUT" || m == "PATCH") && p.starts_with("/v2/") && p.contains("/blobs/uploads/")).count()
+        self.requests()
+            .iter()
+            .filter(|(m, p, _)| (m == "PUT" || m == "PATCH") && p.starts_with("/v2/") && p.contains("/blobs/uploads/"))
+            .count()
     }
 
     /// Waits (up to 5 s) until the access log holds a request matching `method`, a path containing

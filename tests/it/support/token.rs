@@ -16,6 +16,7 @@
 //! id of the signing key, looked up in `rootcertbundle`) and `x5c` (the signing certificate, verified
 //! against `rootcertbundle`); [`JwtKeyHeader`] picks one, `kid` by default.
 
+use std::collections::HashMap;
 use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -70,6 +71,7 @@ struct State {
     user: String,
     password: String,
     expires_in: AtomicU64,
+    clock_offset: std::sync::atomic::AtomicI64,
     key_header: JwtKeyHeader,
     key: SigningKey,
     tokens_issued: AtomicUsize,
@@ -78,7 +80,8 @@ struct State {
     scopes: Mutex<Vec<String>>,
     shutdown: AtomicBool,
     /// Clones of open client connections, shut down when the server stops.
-    conns: Mutex<Vec<TcpStream>>,
+    conns: Mutex<HashMap<u64, TcpStream>>,
+    next_conn: AtomicU64,
 }
 
 impl TokenServer {
@@ -98,6 +101,7 @@ impl TokenServer {
             user: user.to_string(),
             password: password.to_string(),
             expires_in: AtomicU64::new(expires_in),
+            clock_offset: std::sync::atomic::AtomicI64::new(0),
             key_header,
             key,
             tokens_issued: AtomicUsize::new(0),
@@ -105,7 +109,8 @@ impl TokenServer {
             requests: Mutex::new(Vec::new()),
             scopes: Mutex::new(Vec::new()),
             shutdown: AtomicBool::new(false),
-            conns: Mutex::new(Vec::new()),
+            conns: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(0),
         });
         let accept_state = state.clone();
         let accept = std::thread::spawn(move || {
@@ -114,11 +119,15 @@ impl TokenServer {
                     break;
                 }
                 if let Ok(stream) = stream {
+                    let id = accept_state.next_conn.fetch_add(1, Ordering::SeqCst);
                     if let Ok(clone) = stream.try_clone() {
-                        accept_state.conns.lock().unwrap().push(clone);
+                        accept_state.conns.lock().unwrap().insert(id, clone);
                     }
                     let state = accept_state.clone();
-                    std::thread::spawn(move || serve(&state, stream));
+                    std::thread::spawn(move || {
+                        serve(&state, stream);
+                        state.conns.lock().unwrap().remove(&id);
+                    });
                 }
             }
         });
@@ -151,9 +160,19 @@ impl TokenServer {
         self.state.scopes.lock().unwrap().clone()
     }
 
-    /// Lifetime of tokens issued from now on.
+    /// Lifetime of tokens issued from now on (mind the registry's 60 s leeway past `exp`: see
+    /// [`TokenServer::set_clock_offset`]).
     pub fn set_expires_in(&self, secs: u64) {
         self.state.expires_in.store(secs, Ordering::SeqCst);
+    }
+
+    /// Shifts the clock the server signs with by `secs` (`iat`, `nbf`, `exp`; `expires_in` and
+    /// `issued_at` in the answer are not shifted). Registry 2.8 allows 60 s of leeway past `exp`,
+    /// so a token that the registry already considers expired needs `expires_in + offset < -60`,
+    /// e.g. `set_clock_offset(-120)` with `expires_in` 30: the client believes it is valid for 30 s
+    /// and the registry answers 401.
+    pub fn set_clock_offset(&self, secs: i64) {
+        self.state.clock_offset.store(secs, Ordering::SeqCst);
     }
 
     /// The refresh token (identity token) the server accepts for its user.
@@ -174,7 +193,7 @@ impl Drop for TokenServer {
         if let Some(accept) = self.accept.take() {
             let _ = accept.join();
         }
-        for conn in self.state.conns.lock().unwrap().drain(..) {
+        for (_, conn) in self.state.conns.lock().unwrap().drain() {
             let _ = conn.shutdown(std::net::Shutdown::Both);
         }
     }
@@ -189,11 +208,8 @@ fn serve(state: &State, stream: TcpStream) {
         let Ok(body) = read_request_body(&mut reader, &head) else { return };
         let (status, payload) = handle(state, &head, &body);
         let text = payload.to_string();
-        let mut response = format!(
-            "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-            reason(status),
-            text.len()
-        );
+        let mut response =
+            format!("HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n", reason(status), text.len());
         if status == 401 {
             response.push_str("WWW-Authenticate: Basic realm=\"scratchpack-test-token-server\"\r\n");
         }
@@ -256,7 +272,8 @@ fn handle(state: &State, head: &Head, body: &[u8]) -> (u16, serde_json::Value) {
             let service = param(&params, "service").unwrap_or(SERVICE).to_string();
             let subject = match param(&params, "grant_type") {
                 Some("password") => {
-                    if param(&params, "username") == Some(state.user.as_str()) && param(&params, "password") == Some(state.password.as_str())
+                    if param(&params, "username") == Some(state.user.as_str())
+                        && param(&params, "password") == Some(state.password.as_str())
                     {
                         state.user.clone()
                     } else {
@@ -308,7 +325,8 @@ fn parse_scope(scope: &str) -> Option<(String, String, Vec<String>)> {
 /// Signs a token for `subject` (empty: anonymous, granted nothing). Returns (jwt, expires_in,
 /// issued_at).
 fn issue(state: &State, subject: &str, service: &str, scopes: &[String]) -> (String, u64, String) {
-    let now = unix_now();
+    let real_now = unix_now();
+    let now = real_now.saturating_add_signed(state.clock_offset.load(Ordering::SeqCst));
     let expires_in = state.expires_in.load(Ordering::SeqCst);
     let mut access: Vec<serde_json::Value> = Vec::new();
     if !subject.is_empty() {
@@ -345,7 +363,7 @@ fn issue(state: &State, subject: &str, service: &str, scopes: &[String]) -> (Str
     let signing_input = format!("{}.{}", base64_url(header.to_string().as_bytes()), base64_url(claims.to_string().as_bytes()));
     let signature = rs256_sign(&state.key.key, signing_input.as_bytes());
     state.tokens_issued.fetch_add(1, Ordering::SeqCst);
-    (format!("{signing_input}.{}", base64_url(&signature)), expires_in, rfc3339(now))
+    (format!("{signing_input}.{}", base64_url(&signature)), expires_in, rfc3339(real_now))
 }
 
 /// Decodes a JWT's claims without checking the signature (for assertions in tests).
