@@ -181,14 +181,36 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
     let staging = Staging::new().context("cannot create a staging folder for layers")?;
 
     let epoch = options.source_date_epoch;
-    let base_layer = layer::write_layer(&base_plan.tree, options.compression, 0, &staging.next_file()).context("writing the base layer")?;
-    step("base layer written");
-    let extra_layer = match extra_tree.is_empty() {
-        true => None,
-        false => {
-            Some(layer::write_layer(&extra_tree, options.compression, epoch, &staging.next_file()).context("writing the --add layer")?)
-        }
-    };
+    // The base layer is written on its own thread while the binaries' layers are written here.
+    let base_file = staging.next_file();
+    let (base_layer, extra_layer, app_layers) = std::thread::scope(|scope| {
+        let base =
+            scope.spawn(|| layer::write_layer(&base_plan.tree, options.compression, 0, &base_file).context("writing the base layer"));
+        let rest = (|| -> Result<_> {
+            let extra_layer = match extra_tree.is_empty() {
+                true => None,
+                false => Some(
+                    layer::write_layer(&extra_tree, options.compression, epoch, &staging.next_file()).context("writing the --add layer")?,
+                ),
+            };
+            let mut app_layers = Vec::new();
+            for info in &binaries {
+                let target = binary_path(options.path.as_deref(), info)?;
+                let mut app_tree = FileTree::new();
+                app_tree
+                    .add_file(&target, Content::HostFile { path: info.file.clone(), size: info.size }, 0o755, 0, 0)
+                    .with_context(|| format!("placing {} at /{target}", info.file.display()))?;
+                let app_layer = layer::write_layer(&app_tree, options.compression, epoch, &staging.next_file())
+                    .with_context(|| format!("writing the layer of {}", info.file.display()))?;
+                step(&format!("layer of {} written", info.file.display()));
+                app_layers.push((target, app_layer));
+            }
+            Ok((extra_layer, app_layers))
+        })();
+        let base = base.join().expect("the base layer thread does not panic");
+        step("base layer written");
+        rest.and_then(|(extra, apps)| Ok((base?, extra, apps)))
+    })?;
     let mut annotations = options.annotations.clone();
     if let Some(version) = &base_plan.ca_version {
         annotations.entry(CA_BUNDLE_ANNOTATION.to_string()).or_insert_with(|| version.clone());
@@ -196,16 +218,7 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
     let created = config::rfc3339(epoch);
 
     let mut images = Vec::new();
-    for info in &binaries {
-        let target = binary_path(options.path.as_deref(), info)?;
-        let mut app_tree = FileTree::new();
-        app_tree
-            .add_file(&target, Content::HostFile { path: info.file.clone(), size: info.size }, 0o755, 0, 0)
-            .with_context(|| format!("placing {} at /{target}", info.file.display()))?;
-        let app_layer = layer::write_layer(&app_tree, options.compression, epoch, &staging.next_file())
-            .with_context(|| format!("writing the layer of {}", info.file.display()))?;
-
-        step(&format!("layer of {} written", info.file.display()));
+    for (info, (target, app_layer)) in binaries.iter().zip(app_layers) {
         let mut layers: Vec<(Layer, String)> = vec![(base_layer.clone(), "scratchpack: base files and CA bundle".to_string())];
         if let Some(extra) = &extra_layer {
             layers.push((extra.clone(), "scratchpack: --add files".to_string()));

@@ -30,6 +30,8 @@ struct Job {
     seq: u64,
     dictionary: Arc<Vec<u8>>,
     data: Vec<u8>,
+    /// A recycled output buffer: fresh 512 KiB allocations would be page-faulted in every time.
+    out: Vec<u8>,
     last: bool,
 }
 
@@ -59,6 +61,7 @@ pub struct ParallelGzip<W: Write> {
     in_flight: usize,
     ready: BTreeMap<u64, Done>,
     spare: Vec<Vec<u8>>,
+    spare_out: Vec<Vec<u8>>,
     crc: crc32fast::Hasher,
     total_in: u64,
 }
@@ -78,6 +81,7 @@ impl<W: Write> ParallelGzip<W> {
             in_flight: 0,
             ready: BTreeMap::new(),
             spare: Vec::new(),
+            spare_out: Vec::new(),
             crc: crc32fast::Hasher::new(),
             total_in: 0,
         })
@@ -89,7 +93,7 @@ impl<W: Write> ParallelGzip<W> {
             // Everything fits in one chunk: no thread is worth starting.
             let data = std::mem::take(&mut self.current);
             let crc = crc_of(&data);
-            let compressed = deflate_chunk(self.level, &[], &data, true)?;
+            let compressed = deflate_chunk(&mut new_compressor(self.level), &[], &data, true, Vec::new())?;
             self.write_out(&compressed, crc)?;
         } else {
             self.submit(true)?;
@@ -120,15 +124,19 @@ impl<W: Write> ParallelGzip<W> {
             .map(|_| {
                 let job_rx = Arc::clone(&job_rx);
                 let done_tx = done_tx.clone();
-                std::thread::spawn(move || loop {
-                    let job = match job_rx.lock().map(|rx| rx.recv()) {
-                        Ok(Ok(job)) => job,
-                        _ => return,
-                    };
-                    let crc = crc_of(&job.data);
-                    let compressed = deflate_chunk(level, &job.dictionary, &job.data, job.last);
-                    if done_tx.send(Done { seq: job.seq, compressed, crc, data: job.data }).is_err() {
-                        return;
+                std::thread::spawn(move || {
+                    // One deflate state per worker, reset between chunks: its buffers are large.
+                    let mut compressor = new_compressor(level);
+                    loop {
+                        let job = match job_rx.lock().map(|rx| rx.recv()) {
+                            Ok(Ok(job)) => job,
+                            _ => return,
+                        };
+                        let crc = crc_of(&job.data);
+                        let compressed = deflate_chunk(&mut compressor, &job.dictionary, &job.data, job.last, job.out);
+                        if done_tx.send(Done { seq: job.seq, compressed, crc, data: job.data }).is_err() {
+                            return;
+                        }
                     }
                 })
             })
@@ -152,7 +160,8 @@ impl<W: Write> ParallelGzip<W> {
             let tail = &data[data.len().saturating_sub(DICTIONARY_SIZE)..];
             self.dictionary = Arc::new(tail.to_vec());
         }
-        let job = Job { seq: self.next_seq, dictionary, data, last };
+        let out = self.spare_out.pop().unwrap_or_default();
+        let job = Job { seq: self.next_seq, dictionary, data, out, last };
         self.next_seq += 1;
         let workers = self.workers.as_ref().expect("started above");
         workers.jobs.as_ref().expect("open until finish").send(job).map_err(|_| worker_died())?;
@@ -169,6 +178,7 @@ impl<W: Write> ParallelGzip<W> {
             let compressed = done.compressed?;
             self.write_out(&compressed, done.crc)?;
             self.spare.push(done.data);
+            self.spare_out.push(compressed);
             self.next_to_write += 1;
         }
         Ok(())
@@ -216,15 +226,21 @@ fn crc_of(data: &[u8]) -> crc32fast::Hasher {
     crc
 }
 
-/// Deflates one chunk as raw deflate: sync-flushed, or finished when it is the last.
-fn deflate_chunk(level: u32, dictionary: &[u8], data: &[u8], last: bool) -> io::Result<Vec<u8>> {
-    let mut compress = Compress::new(flate2::Compression::new(level), false);
+fn new_compressor(level: u32) -> Compress {
+    Compress::new(flate2::Compression::new(level), false)
+}
+
+/// Deflates one chunk as raw deflate into `out` (cleared first): sync-flushed, or finished when it
+/// is the last. `compress` is reset, so the output depends only on the arguments.
+fn deflate_chunk(compress: &mut Compress, dictionary: &[u8], data: &[u8], last: bool, mut out: Vec<u8>) -> io::Result<Vec<u8>> {
+    compress.reset();
     if !dictionary.is_empty() {
         compress.set_dictionary(dictionary).map_err(io::Error::other)?;
     }
     let flush = if last { FlushCompress::Finish } else { FlushCompress::Sync };
     // Room for incompressible input: stored blocks cost 5 bytes per 16 KiB, plus the flush marker.
-    let mut out = Vec::with_capacity(data.len() + data.len() / 1000 + 64);
+    out.clear();
+    out.reserve(data.len() + data.len() / 1000 + 64);
     loop {
         let consumed = compress.total_in() as usize;
         let status = compress.compress_vec(&data[consumed..], &mut out, flush).map_err(io::Error::other)?;

@@ -25,9 +25,14 @@ pub enum Compression {
     Zstd,
 }
 
-/// gzip level: the level at which our layer is no bigger than umoci's (Go's default level) for the
-/// reference binary, measured in benches/pack.sh.
+/// gzip level of large layers: the fastest at which the layer is no bigger than umoci's (Go's
+/// default level) for the reference binary, measured in benches/pack.sh.
 pub const GZIP_LEVEL: u32 = 3;
+/// gzip level of small layers (the base layer, config files): they cost little time at any level,
+/// and every byte saved is saved in every image.
+pub const SMALL_GZIP_LEVEL: u32 = 6;
+/// What counts as small, in uncompressed tar bytes.
+const SMALL_LAYER: u64 = 1 << 20;
 pub const ZSTD_LEVEL: i32 = 3;
 
 impl Compression {
@@ -100,7 +105,10 @@ pub fn write_layer(tree: &FileTree, compression: Compression, mtime: u64, stagin
     let file = File::create(staging_file).map_err(write_err)?;
     let hashed = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
     let encoder = match compression {
-        Compression::Gzip => Encoder::Gzip(ParallelGzip::new(hashed, GZIP_LEVEL, compression_threads()).map_err(write_err)?),
+        Compression::Gzip => {
+            let level = if approximate_tar_size(tree) < SMALL_LAYER { SMALL_GZIP_LEVEL } else { GZIP_LEVEL };
+            Encoder::Gzip(ParallelGzip::new(hashed, level, compression_threads()).map_err(write_err)?)
+        }
         Compression::Zstd => Encoder::Zstd(zstd_encoder(hashed, approximate_tar_size(tree)).map_err(write_err)?),
     };
     let sink = LayerSink { diff: Sha256::new(), uncompressed: 0, encoder };
