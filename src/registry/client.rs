@@ -157,6 +157,7 @@ impl Client {
                     let https_base = std::mem::replace(&mut client.base, http_base);
                     match client.with_retries("reaching the registry", || client.ping()) {
                         Ok(challenge) => challenge,
+                        Err(http_error @ RegistryError::Timeout { .. }) => return Err(http_error),
                         Err(http_error) => {
                             client.debug(format_args!("http failed too: {http_error}"));
                             client.base = https_base;
@@ -256,8 +257,12 @@ impl Client {
                 }
             ));
             let response = response?;
-            if response.status() != StatusCode::UNAUTHORIZED || reauthenticated || !self.same_host(url) {
+            if response.status() != StatusCode::UNAUTHORIZED || !self.same_host(url) {
                 return Ok(response);
+            }
+            if reauthenticated {
+                // Logged in again and still refused: the credentials do not grant this.
+                return Err(self.unauthorized());
             }
             // A new challenge: the token expired, or the registry wants another scope.
             reauthenticated = true;

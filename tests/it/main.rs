@@ -5,6 +5,7 @@ mod destinations;
 mod harness;
 mod image_content;
 mod platforms;
+mod push;
 mod reproducible;
 mod run;
 mod support;

@@ -72,9 +72,13 @@ struct State {
     password: String,
     expires_in: AtomicU64,
     clock_offset: std::sync::atomic::AtomicI64,
+    /// Tokens still to issue already expired (then back to normal): a token that expires mid-push.
+    stale_tokens: AtomicUsize,
     key_header: JwtKeyHeader,
     key: SigningKey,
     tokens_issued: AtomicUsize,
+    /// Every token issued, for tests that prove no output contains one.
+    issued: Mutex<Vec<String>>,
     next_jti: AtomicUsize,
     requests: Mutex<Vec<String>>,
     scopes: Mutex<Vec<String>>,
@@ -102,9 +106,11 @@ impl TokenServer {
             password: password.to_string(),
             expires_in: AtomicU64::new(expires_in),
             clock_offset: std::sync::atomic::AtomicI64::new(0),
+            stale_tokens: AtomicUsize::new(0),
             key_header,
             key,
             tokens_issued: AtomicUsize::new(0),
+            issued: Mutex::new(Vec::new()),
             next_jti: AtomicUsize::new(0),
             requests: Mutex::new(Vec::new()),
             scopes: Mutex::new(Vec::new()),
@@ -144,6 +150,11 @@ impl TokenServer {
         }
     }
 
+    /// Every token issued so far.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.state.issued.lock().unwrap().clone()
+    }
+
     /// How many tokens were issued (anonymous ones included).
     pub fn tokens_issued(&self) -> usize {
         self.state.tokens_issued.load(Ordering::SeqCst)
@@ -171,6 +182,12 @@ impl TokenServer {
     /// so a token that the registry already considers expired needs `expires_in + offset < -60`,
     /// e.g. `set_clock_offset(-120)` with `expires_in` 30: the client believes it is valid for 30 s
     /// and the registry answers 401.
+    /// The next `count` tokens are issued already expired for the registry (past its 60 s
+    /// leeway), while the answer still says `expires_in`: the registry answers 401 to them.
+    pub fn issue_stale_tokens(&self, count: usize) {
+        self.state.stale_tokens.store(count, Ordering::SeqCst);
+    }
+
     pub fn set_clock_offset(&self, secs: i64) {
         self.state.clock_offset.store(secs, Ordering::SeqCst);
     }
@@ -326,7 +343,9 @@ fn parse_scope(scope: &str) -> Option<(String, String, Vec<String>)> {
 /// issued_at).
 fn issue(state: &State, subject: &str, service: &str, scopes: &[String]) -> (String, u64, String) {
     let real_now = unix_now();
-    let now = real_now.saturating_add_signed(state.clock_offset.load(Ordering::SeqCst));
+    let stale = state.stale_tokens.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+    let offset = state.clock_offset.load(Ordering::SeqCst) + if stale { -3600 } else { 0 };
+    let now = real_now.saturating_add_signed(offset);
     let expires_in = state.expires_in.load(Ordering::SeqCst);
     let mut access: Vec<serde_json::Value> = Vec::new();
     if !subject.is_empty() {
@@ -363,7 +382,9 @@ fn issue(state: &State, subject: &str, service: &str, scopes: &[String]) -> (Str
     let signing_input = format!("{}.{}", base64_url(header.to_string().as_bytes()), base64_url(claims.to_string().as_bytes()));
     let signature = rs256_sign(&state.key.key, signing_input.as_bytes());
     state.tokens_issued.fetch_add(1, Ordering::SeqCst);
-    (format!("{signing_input}.{}", base64_url(&signature)), expires_in, rfc3339(real_now))
+    let token = format!("{signing_input}.{}", base64_url(&signature));
+    state.issued.lock().unwrap().push(token.clone());
+    (token, expires_in, rfc3339(real_now))
 }
 
 /// Decodes a JWT's claims without checking the signature (for assertions in tests).
