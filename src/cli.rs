@@ -97,6 +97,25 @@ pub struct InspectArgs {
     /// Print JSON on stdout instead of text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub resolve: ResolveArgs,
+}
+
+/// Where shared libraries are looked for.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ResolveArgs {
+    /// Resolve the interpreter and libraries inside this root (a build or cross sysroot), not the host.
+    #[arg(long, value_name = "DIR")]
+    pub sysroot: Option<PathBuf>,
+    /// A library folder searched like LD_LIBRARY_PATH (repeatable, or a colon list).
+    #[arg(long, value_name = "DIR")]
+    pub library_path: Vec<String>,
+}
+
+impl ResolveArgs {
+    pub fn library_dirs(&self) -> Vec<String> {
+        self.library_path.iter().flat_map(|p| p.split(':')).filter(|d| !d.is_empty()).map(str::to_string).collect()
+    }
 }
 
 #[derive(Debug, Args, Clone)]
@@ -147,6 +166,14 @@ pub struct PackArgs {
     /// Layer compression.
     #[arg(long, value_enum, default_value = "gzip")]
     pub compression: Compression,
+    #[command(flatten)]
+    pub resolve: ResolveArgs,
+    /// Pack a dynamic program even when some of its libraries are not found.
+    #[arg(long)]
+    pub allow_missing: bool,
+    /// Refuse dynamically linked programs (for pipelines that promise static images).
+    #[arg(long)]
+    pub static_only: bool,
     /// Print a JSON summary on stdout instead of one line per destination.
     #[arg(long)]
     pub json: bool,

@@ -10,6 +10,7 @@ pub mod dest;
 pub mod elf;
 pub mod errors;
 pub mod image;
+pub mod needs;
 pub mod pack;
 pub mod platform;
 pub mod printer;

@@ -28,7 +28,19 @@ fn run(command: Command, printer: &Printer) -> Result<()> {
     match command {
         Command::Inspect(args) => {
             let info = elf::inspect(&args.binary)?;
-            let text = if args.json { serde_json::to_string_pretty(&report::inspect_json(&info))? } else { report::inspect_text(&info) };
+            let options = scratchpack::needs::NeedsOptions {
+                sysroot: args.resolve.sysroot.clone(),
+                library_path: args.resolve.library_dirs(),
+                allow_missing: true,
+                static_only: false,
+            };
+            let image_path = format!("/usr/local/bin/{}", info.file_name());
+            let resolution = scratchpack::needs::libraries(&info, &image_path, &options)?;
+            let text = if args.json {
+                serde_json::to_string_pretty(&report::inspect_json(&info, resolution.as_ref()))?
+            } else {
+                report::inspect_text(&info, resolution.as_ref())
+            };
             printer.result(&text);
         }
         Command::Push(args) => {

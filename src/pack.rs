@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::cli::{PackArgs, RegistryArgs};
 use crate::dest::registry::RegistryContext;
 use crate::dest::{self, DestSpec};
-use crate::elf::{self, ElfInfo, Linkage};
+use crate::elf::{self, ElfInfo};
 use crate::image::config::{self, LayerHistory, RuntimeSettings, DEFAULT_PATH};
 use crate::image::layer::{self, Layer};
 use crate::image::{Artifact, Compression, Image, Staging};
@@ -34,6 +34,7 @@ pub struct PackOptions {
     pub compression: Compression,
     pub source_date_epoch: u64,
     pub registry: RegistryContext,
+    pub needs: crate::needs::NeedsOptions,
 }
 
 /// The shared registry settings from the command line.
@@ -148,6 +149,12 @@ impl PackOptions {
             compression: args.compression,
             source_date_epoch,
             registry: registry_context(&args.registry, printer),
+            needs: crate::needs::NeedsOptions {
+                sysroot: args.resolve.sysroot.clone(),
+                library_path: args.resolve.library_dirs(),
+                allow_missing: args.allow_missing,
+                static_only: args.static_only,
+            },
         })
     }
 }
@@ -165,15 +172,27 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
     let step = |what: &str| printer.debug(format_args!("{what} after {:.1} ms", started.elapsed().as_secs_f64() * 1000.0));
     let binaries = options.binaries.iter().map(|path| elf::inspect(path)).collect::<Result<Vec<_>, _>>()?;
     check_platforms(&binaries)?;
+    // Everything a binary needs is decided before any layer is written.
+    let mut needs = Vec::new();
     for info in &binaries {
-        if info.linkage == Linkage::Dynamic {
-            printer.warn(format_args!(
-                "{} is dynamically linked (interpreter {}, needs {}): its libraries are not in the image, so it will not start",
-                info.file.display(),
-                info.interpreter.as_deref().unwrap_or("?"),
-                if info.needed.is_empty() { "nothing else".to_string() } else { info.needed.join(", ") },
-            ));
-        }
+        let target = binary_path(options.path.as_deref(), info)?;
+        let resolution = crate::needs::libraries(info, &format!("/{target}"), &options.needs)?;
+        let libs_tree = match &resolution {
+            Some(resolution) => {
+                for missing in &resolution.missing {
+                    printer.warn(format_args!(
+                        "{}: {} (needed by {}) was not found; packing anyway",
+                        info.file.display(),
+                        missing.name,
+                        missing.needed_by
+                    ));
+                }
+                printer.verbose(format_args!("{}: bundling the loader and {} libraries", info.file.display(), resolution.libraries.len()));
+                Some(rootfs::libs::plan(resolution, &options.needs.resolve_options().root)?)
+            }
+            None => None,
+        };
+        needs.push((target, libs_tree));
     }
     step("inspected");
     let base_plan = base::plan(&options.base)?;
@@ -194,16 +213,22 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
                 ),
             };
             let mut app_layers = Vec::new();
-            for info in &binaries {
-                let target = binary_path(options.path.as_deref(), info)?;
+            for (info, (target, libs_tree)) in binaries.iter().zip(&needs) {
+                let libs_layer = match libs_tree {
+                    Some(tree) => Some(
+                        layer::write_layer(tree, options.compression, epoch, &staging.next_file())
+                            .with_context(|| format!("writing the libraries of {}", info.file.display()))?,
+                    ),
+                    None => None,
+                };
                 let mut app_tree = FileTree::new();
                 app_tree
-                    .add_file(&target, Content::HostFile { path: info.file.clone(), size: info.size }, 0o755, 0, 0)
+                    .add_file(target, Content::HostFile { path: info.file.clone(), size: info.size }, 0o755, 0, 0)
                     .with_context(|| format!("placing {} at /{target}", info.file.display()))?;
                 let app_layer = layer::write_layer(&app_tree, options.compression, epoch, &staging.next_file())
                     .with_context(|| format!("writing the layer of {}", info.file.display()))?;
                 step(&format!("layer of {} written", info.file.display()));
-                app_layers.push((target, app_layer));
+                app_layers.push((target.clone(), libs_layer, app_layer));
             }
             Ok((extra_layer, app_layers))
         })();
@@ -218,8 +243,11 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
     let created = config::rfc3339(epoch);
 
     let mut images = Vec::new();
-    for (info, (target, app_layer)) in binaries.iter().zip(app_layers) {
+    for (info, (target, libs_layer, app_layer)) in binaries.iter().zip(app_layers) {
         let mut layers: Vec<(Layer, String)> = vec![(base_layer.clone(), "scratchpack: base files and CA bundle".to_string())];
+        if let Some(libs) = libs_layer {
+            layers.push((libs, "scratchpack: loader and shared libraries".to_string()));
+        }
         if let Some(extra) = &extra_layer {
             layers.push((extra.clone(), "scratchpack: --add files".to_string()));
         }

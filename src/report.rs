@@ -4,9 +4,10 @@ use std::fmt::Write;
 
 use serde_json::json;
 
+use crate::elf::resolve::Resolution;
 use crate::elf::ElfInfo;
 
-pub fn inspect_text(info: &ElfInfo) -> String {
+pub fn inspect_text(info: &ElfInfo, resolution: Option<&Resolution>) -> String {
     let mut out = String::new();
     let list = |items: &[String]| if items.is_empty() { "-".to_string() } else { items.join(", ") };
     let _ = writeln!(out, "file:        {}", info.file.display());
@@ -22,15 +23,58 @@ pub fn inspect_text(info: &ElfInfo) -> String {
     }
     let _ = writeln!(out, "size:        {} bytes", info.size);
     let _ = write!(out, "stripped:    {}", if info.stripped { "yes" } else { "no" });
+    if let Some(resolution) = resolution {
+        let _ = write!(out, "\nlibraries:");
+        if resolution.libraries.is_empty() && resolution.missing.is_empty() {
+            let _ = write!(out, " -");
+        }
+        // A tree: each library under the object that first needed it, in load order.
+        let mut depth: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        let program = info.file_name();
+        depth.insert(program.as_str(), 0);
+        for library in &resolution.libraries {
+            let level = depth.get(library.needed_by.as_str()).copied().unwrap_or(0) + 1;
+            depth.insert(library.name.as_str(), level);
+            let _ = write!(out, "\n{}{} => {} ({})", "  ".repeat(level), library.name, library.host_path.display(), library.rule.as_str());
+        }
+        for missing in &resolution.missing {
+            let level = depth.get(missing.needed_by.as_str()).copied().unwrap_or(0) + 1;
+            let _ = write!(out, "\n{}{} => not found (needed by {})", "  ".repeat(level), missing.name, missing.needed_by);
+        }
+    }
     out
 }
 
-pub fn inspect_json(info: &ElfInfo) -> serde_json::Value {
+/// Stable for scripts: `interpreter` is the host path of the loader (or null), `libraries` lists
+/// `{name, path, rule}` (plus `image_path` and `needed_by`) in load order.
+pub fn inspect_json(info: &ElfInfo, resolution: Option<&Resolution>) -> serde_json::Value {
+    let interpreter = resolution.and_then(|r| r.interpreter.as_ref()).map(|(_, host)| host.display().to_string());
+    let libraries: Vec<_> = resolution
+        .map(|r| {
+            r.libraries
+                .iter()
+                .map(|l| {
+                    json!({
+                        "name": l.name,
+                        "path": l.host_path.display().to_string(),
+                        "image_path": l.image_path,
+                        "rule": l.rule.as_str(),
+                        "needed_by": l.needed_by,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let missing: Vec<_> =
+        resolution.map(|r| r.missing.iter().map(|m| json!({"name": m.name, "needed_by": m.needed_by})).collect()).unwrap_or_default();
     json!({
         "file": info.file.display().to_string(),
         "platform": info.platform,
         "linkage": info.linkage.as_str(),
-        "interpreter": info.interpreter,
+        "interpreter": interpreter,
+        "interpreter_name": info.interpreter,
+        "libraries": libraries,
+        "missing": missing,
         "needed": info.needed,
         "rpath": info.rpath,
         "runpath": info.runpath,

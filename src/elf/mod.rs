@@ -7,6 +7,9 @@
 
 mod arm;
 mod platform;
+pub mod resolve;
+pub mod root;
+pub mod versions;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -7,6 +7,7 @@
 
 pub mod add;
 pub mod base;
+pub mod libs;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

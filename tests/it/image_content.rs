@@ -192,16 +192,37 @@ fn zstd_layers_unpack_and_run() {
 }
 
 #[test]
-fn a_dynamic_binary_packs_with_a_warning() {
+fn a_dynamic_binary_brings_its_loader_and_libraries_and_runs() {
     let work = temp_dir();
     let layout = work.path().join("layout");
     let output = run_ok(scratchpack().arg("pack").arg(dynamic_c_hello()).arg("--output").arg(format!("oci:{}", layout.display())));
+    assert_eq!(stderr(&output), "");
+    oci_validate(&layout, "latest");
+    let manifest = skopeo_inspect(&format!("oci:{}:latest", layout.display()), &["--raw"]);
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 3, "base, libraries, app");
+    let bundle = unpack(&layout, "latest", work.path());
+    let root = bundle.join("rootfs");
+    // The host's merged /usr comes along: /lib64 -> usr/lib64, /lib -> usr/lib.
+    assert_eq!(std::fs::read_link(root.join("lib64")).unwrap(), Path::new("usr/lib64"));
+    assert_eq!(std::fs::read_link(root.join("lib")).unwrap(), Path::new("usr/lib"));
+    assert_eq!(mode_owner(&root.join("usr/lib/x86_64-linux-gnu/libc.so.6")), "755 0:0");
+    assert_eq!(run_image(&layout, "latest"), "hello from C, uid 65532\n");
+
+    let refused = scratchpack()
+        .arg("pack")
+        .arg(dynamic_c_hello())
+        .args(["--static-only", "--output"])
+        .arg(format!("oci:{}", work.path().join("no").display()))
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
     assert_eq!(
-        stderr(&output),
+        stderr(&refused),
         format!(
-            "warning: {} is dynamically linked (interpreter /lib64/ld-linux-x86-64.so.2, needs libc.so.6): its libraries are not in the image, so it will not start\n",
+            "error: {}: is dynamically linked (interpreter /lib64/ld-linux-x86-64.so.2), and --static-only refuses dynamic programs\n\
+             hint: build a static binary, for example `cargo build --target x86_64-unknown-linux-musl`, or drop --static-only\n",
             dynamic_c_hello().display()
         )
     );
-    oci_validate(&layout, "latest");
+    assert!(!work.path().join("no").exists());
 }

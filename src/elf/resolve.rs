@@ -1,0 +1,559 @@
+//! The shared libraries a dynamic program loads, found as glibc's ld.so finds them (ld.so(8)), or
+//! as musl's loader does for musl programs.
+//!
+//! glibc, for each DT_NEEDED name of an object R, in breadth-first order from the program:
+//! 1. DT_RPATH, only when R has no DT_RUNPATH: R's, then its loader's, up to the program (each
+//!    object's only if that object itself has no DT_RUNPATH): RPATH is inherited;
+//! 2. `--library-path` (LD_LIBRARY_PATH, never this tool's own environment);
+//! 3. R's DT_RUNPATH (not inherited);
+//! 4. ld.so.conf's directories (what ldconfig caches), with `include` globs, and
+//! 5. the default directories (`/lib/<triplet>`, `/usr/lib/<triplet>`, `/lib`, `/usr/lib` on
+//!    multiarch systems), both skipped when R is linked `-z nodeflib`.
+//!
+//! A name already loaded (by SONAME, or as the interpreter) is not searched again. A file of
+//! another ELF class, machine or OS ABI is skipped and the search goes on. `$ORIGIN`, `$LIB` and
+//! `$PLATFORM` are expanded. Everything is read under the [`Root`] (a sysroot, or `/`).
+//!
+//! musl: `--library-path`, then RUNPATH-or-RPATH of R and of every object that led to R, then
+//! `/etc/ld-musl-ARCH.path` or `/lib:/usr/local/lib:/usr/lib`; `libc.so` is the loader itself.
+
+use std::collections::{HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+
+use goblin::elf::dynamic::{DF_1_NODEFLIB, DT_FLAGS_1};
+use goblin::elf::Elf;
+use serde::Serialize;
+
+use super::root::{join, Root};
+use super::ElfInfo;
+
+/// Which search step found a library.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rule {
+    Rpath,
+    LibraryPath,
+    Runpath,
+    LdSoConf,
+    Default,
+    /// musl's path file or defaults.
+    MuslPath,
+    /// The name is the dynamic loader itself.
+    Interpreter,
+    /// DT_NEEDED named a path (it has a '/').
+    Path,
+}
+
+impl Rule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::Rpath => "rpath",
+            Rule::LibraryPath => "library-path",
+            Rule::Runpath => "runpath",
+            Rule::LdSoConf => "ld.so.conf",
+            Rule::Default => "default",
+            Rule::MuslPath => "musl-path",
+            Rule::Interpreter => "interpreter",
+            Rule::Path => "path",
+        }
+    }
+}
+
+/// One resolved library.
+#[derive(Clone, Debug, Serialize)]
+pub struct Library {
+    /// The DT_NEEDED name.
+    pub name: String,
+    /// Where it was found, as an image path (what ld.so will open in the image).
+    pub image_path: String,
+    /// The same file on this machine (under the sysroot, if any).
+    pub host_path: PathBuf,
+    pub rule: Rule,
+    /// The object whose DT_NEEDED named it (a file name).
+    pub needed_by: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Missing {
+    pub name: String,
+    pub needed_by: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Resolution {
+    /// The interpreter as PT_INTERP names it (image path) and on this machine.
+    pub interpreter: Option<(String, PathBuf)>,
+    pub libraries: Vec<Library>,
+    pub missing: Vec<Missing>,
+    pub musl: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ResolveOptions {
+    pub root: Root,
+    /// `--library-path`: image paths, searched like LD_LIBRARY_PATH.
+    pub library_path: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("the interpreter {path} is not in {}", root_name(root))]
+    NoInterpreter { path: String, root: Option<PathBuf> },
+}
+
+fn root_name(root: &Option<PathBuf>) -> String {
+    match root {
+        Some(root) => format!("the sysroot {}", root.display()),
+        None => "this machine's file system".to_string(),
+    }
+}
+
+/// What the search needs to know of each loaded object.
+struct Object {
+    /// File name, for `needed_by`.
+    label: String,
+    /// Image directory `$ORIGIN` stands for, and where that is on this machine.
+    origin: (String, PathBuf),
+    needed: Vec<String>,
+    rpath: Vec<String>,
+    runpath: Vec<String>,
+    nodeflib: bool,
+    loader: Option<usize>,
+}
+
+/// The ELF identity a library must share with the program.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    class: u8,
+    little_endian: bool,
+    machine: u16,
+}
+
+/// A search directory: as ld.so sees it in the image, and where that is here.
+#[derive(Clone, Debug)]
+struct SearchDir {
+    image: String,
+    host: PathBuf,
+}
+
+struct Resolver<'a> {
+    options: &'a ResolveOptions,
+    identity: Identity,
+    triplet: Option<&'static str>,
+    platform: &'static str,
+    lib_token: String,
+    musl: bool,
+}
+
+/// Resolves every library `program` needs. `program_image_path` is where the program will be in the
+/// image, for `$ORIGIN`.
+pub fn resolve(program: &ElfInfo, program_image_path: &str, options: &ResolveOptions) -> Result<Resolution, ResolveError> {
+    let identity = Identity { class: program.class, little_endian: program.little_endian, machine: program.machine };
+    let triplet = multiarch_triplet(program.machine, program.class, program.little_endian);
+    let root = &options.root;
+    let has_multiarch = triplet.is_some_and(|t| root.host(&format!("/lib/{t}")).is_dir() || root.host(&format!("/usr/lib/{t}")).is_dir());
+    let lib_token = match (has_multiarch, triplet, program.class) {
+        (true, Some(t), _) => format!("lib/{t}"),
+        (_, _, 64) => "lib64".to_string(),
+        _ => "lib".to_string(),
+    };
+    let musl = program.interpreter.as_deref().is_some_and(|i| file_name(i).starts_with("ld-musl-"));
+    let resolver = Resolver {
+        options,
+        identity,
+        triplet: if has_multiarch { triplet } else { None },
+        platform: platform_token(program.machine),
+        lib_token,
+        musl,
+    };
+    resolver.run(program, program_image_path)
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Debian's multiarch triplet for a machine.
+fn multiarch_triplet(machine: u16, class: u8, little_endian: bool) -> Option<&'static str> {
+    use goblin::elf::header::*;
+    Some(match (machine, class, little_endian) {
+        (EM_X86_64, 64, _) => "x86_64-linux-gnu",
+        (EM_AARCH64, 64, _) => "aarch64-linux-gnu",
+        (EM_ARM, 32, _) => "arm-linux-gnueabihf",
+        (EM_386, 32, _) => "i386-linux-gnu",
+        (EM_RISCV, 64, _) => "riscv64-linux-gnu",
+        (EM_PPC64, 64, true) => "powerpc64le-linux-gnu",
+        (EM_S390, 64, _) => "s390x-linux-gnu",
+        (EM_LOONGARCH, 64, _) => "loongarch64-linux-gnu",
+        (EM_MIPS, 64, true) => "mips64el-linux-gnuabi64",
+        _ => return None,
+    })
+}
+
+/// `$PLATFORM`: what the kernel passes as AT_PLATFORM.
+fn platform_token(machine: u16) -> &'static str {
+    use goblin::elf::header::*;
+    match machine {
+        EM_X86_64 => "x86_64",
+        EM_AARCH64 => "aarch64",
+        EM_386 => "i686",
+        EM_ARM => "v7l",
+        EM_RISCV => "riscv64",
+        EM_PPC64 => "powerpc64le",
+        EM_S390 => "s390x",
+        _ => "unknown",
+    }
+}
+
+/// The ARCH in musl's `/etc/ld-musl-ARCH.path`.
+fn musl_arch(machine: u16) -> &'static str {
+    use goblin::elf::header::*;
+    match machine {
+        EM_X86_64 => "x86_64",
+        EM_AARCH64 => "aarch64",
+        EM_386 => "i386",
+        EM_ARM => "armhf",
+        EM_RISCV => "riscv64",
+        EM_PPC64 => "powerpc64le",
+        EM_S390 => "s390x",
+        _ => "unknown",
+    }
+}
+
+impl Resolver<'_> {
+    fn run(&self, program: &ElfInfo, program_image_path: &str) -> Result<Resolution, ResolveError> {
+        let root = &self.options.root;
+        let mut resolution = Resolution { musl: self.musl, ..Default::default() };
+        let program_dir = parent(program_image_path);
+        let host_dir = program.file.canonicalize().ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_default();
+        let mut objects = vec![Object {
+            label: program.file_name(),
+            origin: (program_dir, host_dir),
+            needed: program.needed.clone(),
+            rpath: program.rpath.clone(),
+            runpath: program.runpath.clone(),
+            nodeflib: false,
+            loader: None,
+        }];
+        // Names that are loaded already: sonames and the names used to load them.
+        let mut loaded: HashSet<String> = HashSet::new();
+        if let Some(interp) = &program.interpreter {
+            let host = root.host(interp);
+            if !host.exists() {
+                return Err(ResolveError::NoInterpreter { path: interp.clone(), root: root.sysroot().map(Path::to_path_buf) });
+            }
+            loaded.insert(file_name(interp).to_string());
+            if let Ok(Some(info)) = read_object(&host, self.identity) {
+                if let Some(soname) = info.soname {
+                    loaded.insert(soname);
+                }
+            }
+            resolution.interpreter = Some((interp.clone(), host));
+        }
+        let mut queue = VecDeque::from([0usize]);
+        while let Some(index) = queue.pop_front() {
+            let needed = objects[index].needed.clone();
+            for name in needed {
+                if loaded.contains(&name) || (self.musl && is_musl_libc(&name)) {
+                    continue;
+                }
+                let needed_by = objects[index].label.clone();
+                match self.find(&objects, index, &name) {
+                    Some((dir, rule)) => {
+                        let image_path = join(&dir.image, &name);
+                        let host_path = dir.host.join(&name);
+                        let info = read_object(&host_path, self.identity).ok().flatten().expect("find() checked it");
+                        loaded.insert(name.clone());
+                        if let Some(soname) = info.soname {
+                            loaded.insert(soname);
+                        }
+                        let origin = (
+                            dir.image.clone(),
+                            host_path.canonicalize().ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or(dir.host.clone()),
+                        );
+                        objects.push(Object {
+                            label: name.clone(),
+                            origin,
+                            needed: info.needed,
+                            rpath: info.rpath,
+                            runpath: info.runpath,
+                            nodeflib: info.nodeflib,
+                            loader: Some(index),
+                        });
+                        queue.push_back(objects.len() - 1);
+                        resolution.libraries.push(Library { name, image_path, host_path, rule, needed_by });
+                    }
+                    None => {
+                        loaded.insert(name.clone()); // reported once
+                        resolution.missing.push(Missing { name, needed_by });
+                    }
+                }
+            }
+        }
+        Ok(resolution)
+    }
+
+    /// The first directory, in ld.so's order, holding a compatible `name`.
+    fn find(&self, objects: &[Object], index: usize, name: &str) -> Option<(SearchDir, Rule)> {
+        if name.contains('/') {
+            let image = join(&objects[index].origin.0, name);
+            let dir = SearchDir { image: parent(&image), host: self.options.root.host(&parent(&image)) };
+            let file = file_name(&image).to_string();
+            return self.compatible(&dir, &file).then_some((dir, Rule::Path));
+        }
+        for (dirs, rule) in self.search_order(objects, index) {
+            for dir in dirs {
+                if self.compatible(&dir, name) {
+                    return Some((dir, rule));
+                }
+            }
+        }
+        None
+    }
+
+    fn compatible(&self, dir: &SearchDir, name: &str) -> bool {
+        let host = dir.host.join(name);
+        host.is_file() && matches!(read_object(&host, self.identity), Ok(Some(_)))
+    }
+
+    fn search_order(&self, objects: &[Object], index: usize) -> Vec<(Vec<SearchDir>, Rule)> {
+        let object = &objects[index];
+        let library_path: Vec<SearchDir> = self.options.library_path.iter().map(|d| self.plain_dir(d)).collect();
+        let mut order = Vec::new();
+        if self.musl {
+            order.push((library_path, Rule::LibraryPath));
+            let mut chain = Vec::new();
+            let mut at = Some(index);
+            while let Some(i) = at {
+                let o = &objects[i];
+                let dirs = if o.runpath.is_empty() { &o.rpath } else { &o.runpath };
+                chain.extend(dirs.iter().flat_map(|d| self.expand(d, o)));
+                at = o.loader;
+            }
+            order.push((chain, if object.runpath.is_empty() { Rule::Rpath } else { Rule::Runpath }));
+            order.push((self.musl_dirs(), Rule::MuslPath));
+            return order;
+        }
+        if object.runpath.is_empty() {
+            let mut rpath = Vec::new();
+            let mut at = Some(index);
+            while let Some(i) = at {
+                let o = &objects[i];
+                if o.runpath.is_empty() {
+                    rpath.extend(o.rpath.iter().flat_map(|d| self.expand(d, o)));
+                }
+                at = o.loader;
+            }
+            order.push((rpath, Rule::Rpath));
+        }
+        order.push((library_path, Rule::LibraryPath));
+        order.push((object.runpath.iter().flat_map(|d| self.expand(d, object)).collect(), Rule::Runpath));
+        if !object.nodeflib {
+            order.push((self.ld_so_conf(), Rule::LdSoConf));
+            order.push((self.default_dirs(), Rule::Default));
+        }
+        order
+    }
+
+    fn plain_dir(&self, image: &str) -> SearchDir {
+        let image = join("/", image);
+        SearchDir { host: self.options.root.host(&image), image }
+    }
+
+    /// Expands `$ORIGIN`, `$LIB` and `$PLATFORM` (also as `${…}`) in one RPATH/RUNPATH entry.
+    fn expand(&self, entry: &str, object: &Object) -> Option<SearchDir> {
+        let tokens = |text: &str, origin: &str| {
+            text.replace("${ORIGIN}", origin)
+                .replace("$ORIGIN", origin)
+                .replace("${LIB}", &self.lib_token)
+                .replace("$LIB", &self.lib_token)
+                .replace("${PLATFORM}", self.platform)
+                .replace("$PLATFORM", self.platform)
+        };
+        if entry.contains("ORIGIN") {
+            // $ORIGIN is where the object is: in the image, and (for the program, which may sit
+            // outside the sysroot) on this machine.
+            let image = join("/", &tokens(entry, &object.origin.0));
+            let host_text = tokens(entry, &object.origin.1.to_string_lossy());
+            return Some(SearchDir { image, host: PathBuf::from(join("/", &host_text)) });
+        }
+        if !entry.starts_with('/') {
+            return None; // relative entries depend on the working directory: ld.so's own caveat
+        }
+        Some(self.plain_dir(&tokens(entry, "")))
+    }
+
+    fn default_dirs(&self) -> Vec<SearchDir> {
+        let dirs: Vec<String> = match (self.triplet, self.identity.class) {
+            (Some(t), _) => vec![format!("/lib/{t}"), format!("/usr/lib/{t}"), "/lib".into(), "/usr/lib".into()],
+            (None, 64) => vec!["/lib64".into(), "/usr/lib64".into()],
+            (None, _) => vec!["/lib".into(), "/usr/lib".into()],
+        };
+        dirs.iter().map(|d| self.plain_dir(d)).collect()
+    }
+
+    fn ld_so_conf(&self) -> Vec<SearchDir> {
+        let mut dirs = Vec::new();
+        let mut seen = HashSet::new();
+        self.read_conf("/etc/ld.so.conf", &mut dirs, &mut seen, 0);
+        dirs.into_iter().map(|d| self.plain_dir(&d)).collect()
+    }
+
+    fn read_conf(&self, image_path: &str, dirs: &mut Vec<String>, seen: &mut HashSet<String>, depth: usize) {
+        if depth > 8 || !seen.insert(image_path.to_string()) {
+            return;
+        }
+        let Ok(text) = std::fs::read_to_string(self.options.root.host(image_path)) else { return };
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            if let Some(pattern) = line.strip_prefix("include").filter(|rest| rest.starts_with([' ', '\t'])) {
+                for pattern in pattern.split_whitespace() {
+                    let pattern = if pattern.starts_with('/') { pattern.to_string() } else { join(&parent(image_path), pattern) };
+                    for file in glob_under(&self.options.root, &pattern) {
+                        self.read_conf(&file, dirs, seen, depth + 1);
+                    }
+                }
+            } else if line.starts_with("hwcap ") {
+                continue;
+            } else {
+                for dir in line.split([':', ',', ' ', '\t']).filter(|d| d.starts_with('/')) {
+                    let dir = join("/", dir);
+                    if !dirs.contains(&dir) {
+                        dirs.push(dir);
+                    }
+                }
+            }
+        }
+    }
+
+    fn musl_dirs(&self) -> Vec<SearchDir> {
+        let arch = musl_arch(self.identity.machine);
+        let path_file = format!("/etc/ld-musl-{arch}.path");
+        let dirs: Vec<String> = match std::fs::read_to_string(self.options.root.host(&path_file)) {
+            Ok(text) => text.split(['\n', ':']).map(str::trim).filter(|d| d.starts_with('/')).map(str::to_string).collect(),
+            Err(_) => vec!["/lib".into(), "/usr/local/lib".into(), "/usr/lib".into()],
+        };
+        dirs.iter().map(|d| self.plain_dir(d)).collect()
+    }
+}
+
+/// musl's loader is its libc: these names resolve to it.
+fn is_musl_libc(name: &str) -> bool {
+    const RESERVED: &[&str] = &["c", "pthread", "rt", "m", "dl", "util", "xnet"];
+    let Some(rest) = name.strip_prefix("lib") else { return false };
+    RESERVED.iter().any(|r| rest.strip_prefix(r).is_some_and(|tail| tail == ".so" || tail.starts_with(".so.")))
+}
+
+fn parent(image_path: &str) -> String {
+    match image_path.rsplit_once('/') {
+        Some(("", _)) | None => "/".to_string(),
+        Some((dir, _)) => dir.to_string(),
+    }
+}
+
+/// `*` and `?` in the last component, as ld.so.conf's `include` uses them (glob(3), sorted).
+fn glob_under(root: &Root, pattern: &str) -> Vec<String> {
+    let dir = parent(pattern);
+    let name_pattern = file_name(pattern);
+    let Ok(entries) = std::fs::read_dir(root.host(&dir)) else { return vec![] };
+    let mut matches: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| wildcard(name_pattern, n))
+        .map(|n| join(&dir, &n))
+        .collect();
+    matches.sort();
+    matches
+}
+
+fn wildcard(pattern: &str, name: &str) -> bool {
+    fn go(p: &[u8], n: &[u8]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    !name.starts_with('.') && go(pattern.as_bytes(), name.as_bytes())
+}
+
+/// The dynamic facts of a library.
+struct ObjectInfo {
+    soname: Option<String>,
+    needed: Vec<String>,
+    rpath: Vec<String>,
+    runpath: Vec<String>,
+    nodeflib: bool,
+}
+
+/// Reads a candidate: `Ok(None)` when it is an ELF of another class, machine or OS ABI (ld.so
+/// skips those and searches on), `Err` when it cannot be read or parsed.
+fn read_object(path: &Path, identity: Identity) -> Result<Option<ObjectInfo>, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    // SAFETY: read-only private map; goblin checks bounds on every access.
+    let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| e.to_string())?;
+    if bytes.len() < 20 || &bytes[..4] != b"\x7fELF" {
+        return Ok(None);
+    }
+    let class = match bytes[4] {
+        1 => 32,
+        2 => 64,
+        _ => return Ok(None),
+    };
+    let little_endian = bytes[5] == 1;
+    if class != identity.class || little_endian != identity.little_endian || !matches!(bytes[7], 0 | 3) {
+        return Ok(None);
+    }
+    let elf = Elf::parse(&bytes).map_err(|e| e.to_string())?;
+    if elf.header.e_machine != identity.machine {
+        return Ok(None);
+    }
+    let nodeflib = elf.dynamic.as_ref().is_some_and(|d| d.dyns.iter().any(|e| e.d_tag == DT_FLAGS_1 && e.d_val & DF_1_NODEFLIB != 0));
+    Ok(Some(ObjectInfo {
+        soname: elf.soname.map(str::to_string),
+        needed: elf.libraries.iter().map(|s| s.to_string()).collect(),
+        rpath: super::split_paths(&elf.rpaths),
+        runpath: super::split_paths(&elf.runpaths),
+        nodeflib,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn musl_reserved_names() {
+        assert!(is_musl_libc("libc.so"));
+        assert!(is_musl_libc("libpthread.so.0"));
+        assert!(is_musl_libc("libm.so.6"));
+        assert!(!is_musl_libc("libmagic.so.1"));
+        assert!(!is_musl_libc("libz.so.1"));
+    }
+
+    #[test]
+    fn wildcards_as_glob() {
+        assert!(wildcard("*.conf", "libc.conf"));
+        assert!(!wildcard("*.conf", ".hidden.conf"));
+        assert!(wildcard("x86_64-*.c?nf", "x86_64-linux-gnu.conf"));
+        assert!(!wildcard("*.conf", "libc.conf.bak"));
+    }
+
+    #[test]
+    fn host_curl_resolves_like_ld_so() {
+        let info = super::super::inspect(Path::new("/usr/bin/curl")).expect("curl is installed by the test script");
+        let resolution = resolve(&info, "/usr/bin/curl", &ResolveOptions::default()).unwrap();
+        assert!(resolution.missing.is_empty(), "{:?}", resolution.missing);
+        let first = &resolution.libraries[0];
+        assert_eq!(first.name, "libcurl.so.4");
+        assert_eq!(first.image_path, "/lib/x86_64-linux-gnu/libcurl.so.4");
+        assert_eq!(first.rule, Rule::LdSoConf);
+        assert!(resolution.libraries.iter().any(|l| l.name == "libc.so.6"));
+        assert!(!resolution.libraries.iter().any(|l| l.name == "ld-linux-x86-64.so.2"), "the interpreter is loaded already");
+    }
+}

@@ -1,0 +1,136 @@
+//! A file-system root to resolve paths in: the host (`/`) or a sysroot. Every path the ELF names
+//! (interpreter, RPATH, ld.so.conf entries, symlink targets) is an *image path*, read under the
+//! root; an absolute symlink target starts again at the root, never at the host's `/`.
+
+use std::path::{Path, PathBuf};
+
+const MAX_SYMLINK_HOPS: usize = 40;
+
+#[derive(Clone, Debug, Default)]
+pub struct Root {
+    sysroot: Option<PathBuf>,
+}
+
+/// An image path with every symlink on the way resolved, and the links that were crossed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Canonical {
+    /// The real file's image path, absolute.
+    pub real: String,
+    /// `(link image path, target as written)`, in the order crossed.
+    pub links: Vec<(String, String)>,
+}
+
+impl Root {
+    pub fn new(sysroot: Option<PathBuf>) -> Self {
+        Root { sysroot }
+    }
+
+    pub fn sysroot(&self) -> Option<&Path> {
+        self.sysroot.as_deref()
+    }
+
+    /// Where an absolute image path lives on this machine.
+    pub fn host(&self, image_path: &str) -> PathBuf {
+        match &self.sysroot {
+            Some(root) => root.join(image_path.trim_start_matches('/')),
+            None => PathBuf::from(image_path),
+        }
+    }
+
+    /// Resolves `image_path` component by component inside the root, as the kernel would inside
+    /// a container whose root is this root. Fails on a loop or a missing component.
+    pub fn canonicalize(&self, image_path: &str) -> std::io::Result<Canonical> {
+        let mut pending: Vec<String> = image_path.split('/').filter(|c| !c.is_empty()).rev().map(str::to_string).collect();
+        let mut current: Vec<String> = Vec::new();
+        let mut links = Vec::new();
+        while let Some(component) = pending.pop() {
+            match component.as_str() {
+                "." => continue,
+                ".." => {
+                    current.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            let candidate = format!("/{}", current.iter().chain([&component]).cloned().collect::<Vec<_>>().join("/"));
+            let meta = std::fs::symlink_metadata(self.host(&candidate))?;
+            if meta.file_type().is_symlink() {
+                if links.len() >= MAX_SYMLINK_HOPS {
+                    return Err(std::io::Error::other(format!("too many symlinks resolving {image_path}")));
+                }
+                let target = std::fs::read_link(self.host(&candidate))?.to_string_lossy().into_owned();
+                links.push((candidate, target.clone()));
+                if target.starts_with('/') {
+                    current.clear();
+                }
+                pending.extend(target.split('/').filter(|c| !c.is_empty()).rev().map(str::to_string));
+            } else {
+                current.push(component);
+            }
+        }
+        Ok(Canonical { real: format!("/{}", current.join("/")), links })
+    }
+}
+
+/// Joins and normalises image paths lexically: `/a/b` + `../c` → `/a/c`.
+pub fn join(dir: &str, name: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    let full = if name.starts_with('/') { name.to_string() } else { format!("{dir}/{name}") };
+    for part in full.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn absolute_links_stay_inside_the_sysroot() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("usr/lib/x86_64-linux-gnu")).unwrap();
+        std::fs::write(root.join("usr/lib/x86_64-linux-gnu/libz.so.1.3"), b"x").unwrap();
+        symlink("usr/lib", root.join("lib")).unwrap();
+        symlink("libz.so.1.3", root.join("usr/lib/x86_64-linux-gnu/libz.so.1")).unwrap();
+        std::fs::create_dir_all(root.join("usr/lib64")).unwrap();
+        symlink("/lib/x86_64-linux-gnu/libz.so.1", root.join("usr/lib64/libz.so")).unwrap();
+        let r = Root::new(Some(root.to_path_buf()));
+        let c = r.canonicalize("/usr/lib64/libz.so").unwrap();
+        assert_eq!(c.real, "/usr/lib/x86_64-linux-gnu/libz.so.1.3");
+        assert_eq!(
+            c.links,
+            vec![
+                ("/usr/lib64/libz.so".to_string(), "/lib/x86_64-linux-gnu/libz.so.1".to_string()),
+                ("/lib".to_string(), "usr/lib".to_string()),
+                ("/usr/lib/x86_64-linux-gnu/libz.so.1".to_string(), "libz.so.1.3".to_string()),
+            ]
+        );
+        assert_eq!(r.host(&c.real), root.join("usr/lib/x86_64-linux-gnu/libz.so.1.3"));
+    }
+
+    #[test]
+    fn loops_and_missing_files_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        symlink("b", dir.path().join("a")).unwrap();
+        symlink("a", dir.path().join("b")).unwrap();
+        let r = Root::new(Some(dir.path().to_path_buf()));
+        assert!(r.canonicalize("/a").is_err());
+        assert!(r.canonicalize("/missing").is_err());
+    }
+
+    #[test]
+    fn lexical_join() {
+        assert_eq!(join("/opt/app/bin", "../lib"), "/opt/app/lib");
+        assert_eq!(join("/x", "/abs/./y"), "/abs/y");
+        assert_eq!(join("/", "../../etc"), "/etc");
+    }
+}

@@ -1,0 +1,74 @@
+//! The libraries layer of a dynamic program: the interpreter and every resolved library, each as a
+//! real file at its real path, with every symlink on the way to it (soname links, and a merged
+//! `/usr`'s `/lib -> usr/lib`), so ld.so finds them in the image exactly where it found them here.
+
+use std::os::unix::fs::PermissionsExt;
+
+use super::{Content, FileTree, PathError};
+use crate::elf::resolve::Resolution;
+use crate::elf::root::Root;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LibsError {
+    #[error("{path}: cannot resolve it in {root}")]
+    Resolve {
+        path: String,
+        root: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot be placed in the image")]
+    Place {
+        path: String,
+        #[source]
+        source: PathError,
+    },
+}
+
+/// Adds `image_path` (read under `root`) to `tree`: the symlinks crossed, then the real file.
+pub fn add_host_path(tree: &mut FileTree, root: &Root, image_path: &str) -> Result<(), LibsError> {
+    let root_name = root.sysroot().map(|r| r.display().to_string()).unwrap_or_else(|| "/".into());
+    let canonical = root.canonicalize(image_path).map_err(|source| LibsError::Resolve {
+        path: image_path.to_string(),
+        root: root_name.clone(),
+        source,
+    })?;
+    let place = |source| LibsError::Place { path: image_path.to_string(), source };
+    for (link, target) in &canonical.links {
+        let link = super::image_path(link).map_err(place)?;
+        if tree.get(&link).is_none() {
+            tree.add_symlink(&link, target).map_err(place)?;
+        }
+    }
+    let host = root.host(&canonical.real);
+    let metadata =
+        std::fs::metadata(&host).map_err(|source| LibsError::Resolve { path: canonical.real.clone(), root: root_name, source })?;
+    let mode = if metadata.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 };
+    let real = super::image_path(&canonical.real).map_err(place)?;
+    tree.add_file(&real, Content::HostFile { path: host, size: metadata.len() }, mode, 0, 0).map_err(place)
+}
+
+/// The tree of a resolution: interpreter first, then the libraries in load order.
+pub fn plan(resolution: &Resolution, root: &Root) -> Result<FileTree, LibsError> {
+    let mut tree = FileTree::new();
+    if let Some((interpreter, _)) = &resolution.interpreter {
+        add_host_path(&mut tree, root, interpreter)?;
+    }
+    for library in &resolution.libraries {
+        // A library found through the program's $ORIGIN outside the root is read from where it
+        // was found and placed where ld.so will look for it in the image.
+        if root.host(&library.image_path) == library.host_path {
+            add_host_path(&mut tree, root, &library.image_path)?;
+            continue;
+        }
+        let metadata = std::fs::metadata(&library.host_path).map_err(|source| LibsError::Resolve {
+            path: library.host_path.display().to_string(),
+            root: "/".into(),
+            source,
+        })?;
+        let place = |source| LibsError::Place { path: library.image_path.clone(), source };
+        let path = super::image_path(&library.image_path).map_err(place)?;
+        tree.add_file(&path, Content::HostFile { path: library.host_path.clone(), size: metadata.len() }, 0o755, 0, 0).map_err(place)?;
+    }
+    Ok(tree)
+}
