@@ -174,6 +174,10 @@ pub struct PackArgs {
     /// Refuse dynamically linked programs (for pipelines that promise static images).
     #[arg(long)]
     pub static_only: bool,
+    /// Bundle /usr/share/zoneinfo (from the host or --sysroot): when the program reads time zones,
+    /// always, or never.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub tzdata: crate::needs::Tzdata,
     /// Print a JSON summary on stdout instead of one line per destination.
     #[arg(long)]
     pub json: bool,

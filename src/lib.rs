@@ -9,6 +9,7 @@ pub mod cli;
 pub mod dest;
 pub mod elf;
 pub mod errors;
+pub mod hints;
 pub mod image;
 pub mod needs;
 pub mod pack;

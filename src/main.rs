@@ -33,13 +33,14 @@ fn run(command: Command, printer: &Printer) -> Result<()> {
                 library_path: args.resolve.library_dirs(),
                 allow_missing: true,
                 static_only: false,
+                tzdata: scratchpack::needs::Tzdata::Auto,
             };
             let image_path = format!("/usr/local/bin/{}", info.file_name());
-            let resolution = scratchpack::needs::libraries(&info, &image_path, &options)?;
+            let needs = scratchpack::needs::decide(&info, &image_path, &options)?;
             let text = if args.json {
-                serde_json::to_string_pretty(&report::inspect_json(&info, resolution.as_ref()))?
+                serde_json::to_string_pretty(&report::inspect_json(&info, &needs))?
             } else {
-                report::inspect_text(&info, resolution.as_ref())
+                report::inspect_text(&info, &needs)
             };
             printer.result(&text);
         }

@@ -1,6 +1,7 @@
 //! What a program needs at run time, decided from its ELF: for a dynamic program, the loader and
 //! libraries (resolved as ld.so resolves them) and a check that the bundled libc provides the
-//! GLIBC_x.y versions it requires. Fails before anything is written when something is missing.
+//! GLIBC_x.y versions it requires; for every program, the hints (NSS, time zones, TLS) and so
+//! whether zoneinfo goes in. Fails before anything is written when something is missing.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -8,6 +9,28 @@ use std::path::PathBuf;
 use crate::elf::resolve::{self, Resolution, ResolveOptions};
 use crate::elf::root::Root;
 use crate::elf::{versions, ElfInfo, Linkage};
+use crate::hints::{self, Hint, HintKind};
+
+/// `--tzdata`: whether `/usr/share/zoneinfo` goes into the image.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Tzdata {
+    /// When the program looks like it reads time zones.
+    #[default]
+    Auto,
+    Yes,
+    No,
+}
+
+pub const ZONEINFO: &str = "/usr/share/zoneinfo";
+
+/// Everything decided about one program.
+#[derive(Clone, Debug, Default)]
+pub struct Needs {
+    pub resolution: Option<Resolution>,
+    pub hints: Vec<Hint>,
+    /// The zoneinfo folder to bundle, on this machine (under the sysroot, if any).
+    pub zoneinfo: Option<PathBuf>,
+}
 
 /// `--sysroot`, `--library-path`, `--allow-missing`, `--static-only`.
 #[derive(Clone, Debug, Default)]
@@ -16,11 +39,12 @@ pub struct NeedsOptions {
     pub library_path: Vec<String>,
     pub allow_missing: bool,
     pub static_only: bool,
+    pub tzdata: Tzdata,
 }
 
 impl NeedsOptions {
     pub fn resolve_options(&self) -> ResolveOptions {
-        ResolveOptions { root: Root::new(self.sysroot.clone()), library_path: self.library_path.clone() }
+        ResolveOptions { root: Root::new(self.sysroot.clone()), library_path: self.library_path.clone(), extra_needed: Vec::new() }
     }
 }
 
@@ -34,6 +58,8 @@ pub enum NeedsError {
     GlibcTooOld { file: PathBuf, needed: Vec<String>, libc: PathBuf, newest: String },
     #[error(transparent)]
     Resolve(#[from] resolve::ResolveError),
+    #[error("--tzdata yes: there is no {} to bundle", path.display())]
+    NoZoneinfo { path: PathBuf },
 }
 
 impl NeedsError {
@@ -48,8 +74,37 @@ impl NeedsError {
             }),
             NeedsError::GlibcTooOld { .. } => Some("build against an older glibc, or resolve from a newer sysroot with --sysroot".into()),
             NeedsError::Resolve(_) => Some("point --sysroot at a root that has the program's interpreter".into()),
+            NeedsError::NoZoneinfo { .. } => Some("install tzdata (or into the sysroot), or use --tzdata no".into()),
         }
     }
+}
+
+/// Everything `info` needs, placed at `image_path` in the image.
+pub fn decide(info: &ElfInfo, image_path: &str, options: &NeedsOptions) -> Result<Needs, NeedsError> {
+    let resolution = libraries(info, image_path, options)?;
+    let mut objects = vec![(String::new(), hints::detect(&info.file, &info.needed).unwrap_or_default())];
+    if let Some(resolution) = &resolution {
+        for library in resolution.libraries.iter().filter(|l| !is_libc(&l.name)) {
+            // The libraries' own needs count too: libcurl resolves names, libssl verifies
+            // certificates. libc itself is left out: it holds the code for all of these, used or not.
+            let needed: Vec<String> = resolution.libraries.iter().filter(|l| l.needed_by == library.name).map(|l| l.name.clone()).collect();
+            objects.push((library.name.clone(), hints::detect(&library.host_path, &needed).unwrap_or_default()));
+        }
+    }
+    let hints = hints::merge(objects);
+    let zoneinfo_path = options.resolve_options().root.host(ZONEINFO);
+    let wants_zones = match options.tzdata {
+        Tzdata::Yes => true,
+        Tzdata::No => false,
+        Tzdata::Auto => hints.iter().any(|h| h.kind == HintKind::TimeZones),
+    };
+    let zoneinfo = match (wants_zones, zoneinfo_path.is_dir()) {
+        (false, _) => None,
+        (true, true) => Some(zoneinfo_path),
+        (true, false) if options.tzdata == Tzdata::Yes => return Err(NeedsError::NoZoneinfo { path: zoneinfo_path }),
+        (true, false) => None,
+    };
+    Ok(Needs { resolution, hints, zoneinfo })
 }
 
 /// The libraries a program needs (`None` for a static program).
@@ -60,13 +115,36 @@ pub fn libraries(info: &ElfInfo, image_path: &str, options: &NeedsOptions) -> Re
     if options.static_only {
         return Err(NeedsError::StaticOnly { file: info.file.clone(), interpreter: info.interpreter.clone().unwrap_or_default() });
     }
-    let resolution = resolve::resolve(info, image_path, &options.resolve_options())?;
+    let mut resolve_options = options.resolve_options();
+    let mut resolution = resolve::resolve(info, image_path, &resolve_options)?;
+    if libc_before_2_34(&resolution) && uses_nss(info, &resolution) {
+        // Before glibc 2.34, `files` and `dns` were modules that glibc dlopens: bundle them, so the
+        // nsswitch.conf we write needs nothing that is missing.
+        resolve_options.extra_needed = vec!["libnss_files.so.2".into(), "libnss_dns.so.2".into(), "libresolv.so.2".into()];
+        resolution = resolve::resolve(info, image_path, &resolve_options)?;
+    }
     if !resolution.missing.is_empty() && !options.allow_missing {
         let missing = resolution.missing.iter().map(|m| format!("{} (needed by {})", m.name, m.needed_by)).collect();
         return Err(NeedsError::Missing { file: info.file.clone(), missing, sysroot: options.sysroot.clone() });
     }
     check_glibc(info, &resolution)?;
     Ok(Some(resolution))
+}
+
+fn is_libc(name: &str) -> bool {
+    name == "libc.so.6" || name.starts_with("libc.musl-") || name.starts_with("ld-linux") || name.starts_with("ld-musl-")
+}
+
+fn libc_before_2_34(resolution: &Resolution) -> bool {
+    let Some(libc) = resolution.libraries.iter().find(|l| l.name == "libc.so.6") else { return false };
+    let newest = versions::defined(&libc.host_path).unwrap_or_default().iter().filter_map(|v| versions::glibc_version(v)).max();
+    newest.is_some_and(|v| v < (2, 34, 0))
+}
+
+fn uses_nss(info: &ElfInfo, resolution: &Resolution) -> bool {
+    let objects = std::iter::once((info.file.clone(), info.needed.clone()))
+        .chain(resolution.libraries.iter().filter(|l| l.name != "libc.so.6").map(|l| (l.host_path.clone(), vec![])));
+    objects.into_iter().any(|(path, needed)| hints::detect(&path, &needed).unwrap_or_default().iter().any(|h| h.kind == HintKind::Nss))
 }
 
 /// The program's GLIBC_x.y requirements against the libc.so.6 that goes into the image.

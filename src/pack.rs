@@ -154,6 +154,7 @@ impl PackOptions {
                 library_path: args.resolve.library_dirs(),
                 allow_missing: args.allow_missing,
                 static_only: args.static_only,
+                tzdata: args.tzdata,
             },
         })
     }
@@ -174,10 +175,21 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
     check_platforms(&binaries)?;
     // Everything a binary needs is decided before any layer is written.
     let mut needs = Vec::new();
+    let mut uses_library_path = Vec::new();
     for info in &binaries {
         let target = binary_path(options.path.as_deref(), info)?;
-        let resolution = crate::needs::libraries(info, &format!("/{target}"), &options.needs)?;
-        let libs_tree = match &resolution {
+        let decided = crate::needs::decide(info, &format!("/{target}"), &options.needs)?;
+        for hint in &decided.hints {
+            printer.verbose(format_args!("{}: {}: {}", info.file.display(), hint.kind.as_str(), hint.evidence.join(", ")));
+            if hint.kind == crate::hints::HintKind::Tls && options.base.ca_bundle == Some(CaBundle::None) {
+                printer.warn(format_args!(
+                    "{} looks like it verifies TLS certificates ({}), but --ca-bundle none leaves the image without CA certificates",
+                    info.file.display(),
+                    hint.evidence.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        let libs_tree = match &decided.resolution {
             Some(resolution) => {
                 for missing in &resolution.missing {
                     printer.warn(format_args!(
@@ -192,7 +204,14 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
             }
             None => None,
         };
-        needs.push((target, libs_tree));
+        let zoneinfo_tree = match &decided.zoneinfo {
+            Some(dir) => Some(add::plan_system_folder(dir, crate::needs::ZONEINFO)?),
+            None => None,
+        };
+        uses_library_path.push(
+            decided.resolution.as_ref().is_some_and(|r| r.libraries.iter().any(|l| l.rule == crate::elf::resolve::Rule::LibraryPath)),
+        );
+        needs.push((target, libs_tree, zoneinfo_tree));
     }
     step("inspected");
     let base_plan = base::plan(&options.base)?;
@@ -213,7 +232,14 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
                 ),
             };
             let mut app_layers = Vec::new();
-            for (info, (target, libs_tree)) in binaries.iter().zip(&needs) {
+            for (info, (target, libs_tree, zoneinfo_tree)) in binaries.iter().zip(&needs) {
+                let zoneinfo_layer = match zoneinfo_tree {
+                    // mtime 0, like the base layer: the same zoneinfo is the same layer in every image.
+                    Some(tree) => {
+                        Some(layer::write_layer(tree, options.compression, 0, &staging.next_file()).context("writing the zoneinfo layer")?)
+                    }
+                    None => None,
+                };
                 let libs_layer = match libs_tree {
                     Some(tree) => Some(
                         layer::write_layer(tree, options.compression, epoch, &staging.next_file())
@@ -228,7 +254,7 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
                 let app_layer = layer::write_layer(&app_tree, options.compression, epoch, &staging.next_file())
                     .with_context(|| format!("writing the layer of {}", info.file.display()))?;
                 step(&format!("layer of {} written", info.file.display()));
-                app_layers.push((target.clone(), libs_layer, app_layer));
+                app_layers.push((target.clone(), zoneinfo_layer, libs_layer, app_layer));
             }
             Ok((extra_layer, app_layers))
         })();
@@ -243,8 +269,13 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
     let created = config::rfc3339(epoch);
 
     let mut images = Vec::new();
-    for (info, (target, libs_layer, app_layer)) in binaries.iter().zip(app_layers) {
+    for ((info, (target, zoneinfo_layer, libs_layer, app_layer)), found_through_library_path) in
+        binaries.iter().zip(app_layers).zip(uses_library_path)
+    {
         let mut layers: Vec<(Layer, String)> = vec![(base_layer.clone(), "scratchpack: base files and CA bundle".to_string())];
+        if let Some(zoneinfo) = zoneinfo_layer {
+            layers.push((zoneinfo, "scratchpack: zoneinfo".to_string()));
+        }
         if let Some(libs) = libs_layer {
             layers.push((libs, "scratchpack: loader and shared libraries".to_string()));
         }
@@ -254,6 +285,10 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
         layers.push((app_layer, format!("scratchpack: /{target}")));
         let mut settings = options.settings.clone();
         settings.entrypoint = vec![format!("/{target}")];
+        if found_through_library_path && !settings.env.contains_key("LD_LIBRARY_PATH") {
+            // The libraries sit where --library-path found them; ld.so in the image must look there too.
+            settings.env.insert("LD_LIBRARY_PATH".to_string(), options.needs.library_path.join(":"));
+        }
         let history: Vec<LayerHistory> = layers.iter().map(|(layer, by)| LayerHistory { layer, created_by: by.clone() }).collect();
         let config_blob = config::config_blob(&info.platform, &settings, &history, &created)?;
         let layers: Vec<Layer> = layers.into_iter().map(|(layer, _)| layer).collect();

@@ -4,10 +4,11 @@ use std::fmt::Write;
 
 use serde_json::json;
 
-use crate::elf::resolve::Resolution;
 use crate::elf::ElfInfo;
+use crate::needs::Needs;
 
-pub fn inspect_text(info: &ElfInfo, resolution: Option<&Resolution>) -> String {
+pub fn inspect_text(info: &ElfInfo, needs: &Needs) -> String {
+    let resolution = needs.resolution.as_ref();
     let mut out = String::new();
     let list = |items: &[String]| if items.is_empty() { "-".to_string() } else { items.join(", ") };
     let _ = writeln!(out, "file:        {}", info.file.display());
@@ -42,12 +43,38 @@ pub fn inspect_text(info: &ElfInfo, resolution: Option<&Resolution>) -> String {
             let _ = write!(out, "\n{}{} => not found (needed by {})", "  ".repeat(level), missing.name, missing.needed_by);
         }
     }
+    let _ = write!(out, "\nhints:");
+    if needs.hints.is_empty() {
+        let _ = write!(out, "       -");
+    }
+    for hint in &needs.hints {
+        let _ = write!(out, "\n  {}: {}", hint.kind.as_str(), hint.evidence.join(", "));
+    }
+    let _ = write!(out, "\nimage files:");
+    for path in image_files(info, needs) {
+        let _ = write!(out, "\n  {path}");
+    }
     out
+}
+
+/// What the image would get besides the base files, as image paths.
+fn image_files(info: &ElfInfo, needs: &Needs) -> Vec<String> {
+    let mut files = vec![format!("/usr/local/bin/{}", info.file_name())];
+    if let Some(resolution) = &needs.resolution {
+        files.extend(resolution.interpreter.iter().map(|(path, _)| path.clone()));
+        files.extend(resolution.libraries.iter().map(|l| l.image_path.clone()));
+    }
+    if needs.zoneinfo.is_some() {
+        files.push(format!("{}/", crate::needs::ZONEINFO));
+    }
+    files.push("/etc/passwd, /etc/group, /etc/nsswitch.conf, /etc/ssl/certs/ca-certificates.crt, /tmp, /home/nonroot".into());
+    files
 }
 
 /// Stable for scripts: `interpreter` is the host path of the loader (or null), `libraries` lists
 /// `{name, path, rule}` (plus `image_path` and `needed_by`) in load order.
-pub fn inspect_json(info: &ElfInfo, resolution: Option<&Resolution>) -> serde_json::Value {
+pub fn inspect_json(info: &ElfInfo, needs: &Needs) -> serde_json::Value {
+    let resolution = needs.resolution.as_ref();
     let interpreter = resolution.and_then(|r| r.interpreter.as_ref()).map(|(_, host)| host.display().to_string());
     let libraries: Vec<_> = resolution
         .map(|r| {
@@ -75,6 +102,8 @@ pub fn inspect_json(info: &ElfInfo, resolution: Option<&Resolution>) -> serde_js
         "interpreter_name": info.interpreter,
         "libraries": libraries,
         "missing": missing,
+        "hints": needs.hints,
+        "files": image_files(info, needs),
         "needed": info.needed,
         "rpath": info.rpath,
         "runpath": info.runpath,

@@ -93,6 +93,8 @@ pub struct ResolveOptions {
     pub root: Root,
     /// `--library-path`: image paths, searched like LD_LIBRARY_PATH.
     pub library_path: Vec<String>,
+    /// Names to load as if the program needed them (what glibc dlopens: NSS modules).
+    pub extra_needed: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -229,7 +231,7 @@ impl Resolver<'_> {
         let mut objects = vec![Object {
             label: program.file_name(),
             origin: (program_dir, host_dir),
-            needed: program.needed.clone(),
+            needed: program.needed.iter().chain(&self.options.extra_needed).cloned().collect(),
             rpath: program.rpath.clone(),
             runpath: program.runpath.clone(),
             nodeflib: false,

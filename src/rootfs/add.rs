@@ -95,10 +95,29 @@ fn add_one(tree: &mut FileTree, spec: &AddSpec) -> Result<(), AddError> {
         return Err(AddError::Special { path: spec.source.clone() });
     }
     tree.add_dir(&dest, 0o755, 0, 0).map_err(dest_err)?;
-    walk(tree, &spec.source, &spec.source, &dest, spec.mode)
+    walk(tree, &spec.source, &spec.source, &dest, spec.mode, Escaping::Refuse)
 }
 
-fn walk(tree: &mut FileTree, root: &Path, dir: &Path, dest: &str, mode: Option<u32>) -> Result<(), AddError> {
+/// What to do with a symlink that points outside the folder being added.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Escaping {
+    /// `--add`: the user named the folder; a link out of it is an error they must see.
+    Refuse,
+    /// A system folder (zoneinfo): links out of it (`localtime -> /etc/localtime`) describe the
+    /// build machine, not the image, and are left out.
+    Skip,
+}
+
+/// A system folder copied whole, as zoneinfo is: like `--add`, but links out of it are left out.
+pub fn plan_system_folder(source: &Path, dest: &str) -> Result<FileTree, AddError> {
+    let mut tree = FileTree::new();
+    let dest_path = image_path(dest).map_err(|source_err| AddError::Dest { source_path: source.to_path_buf(), source: source_err })?;
+    tree.add_dir(&dest_path, 0o755, 0, 0).map_err(|e| AddError::Dest { source_path: source.to_path_buf(), source: e })?;
+    walk(&mut tree, source, source, &dest_path, None, Escaping::Skip)?;
+    Ok(tree)
+}
+
+fn walk(tree: &mut FileTree, root: &Path, dir: &Path, dest: &str, mode: Option<u32>, escaping: Escaping) -> Result<(), AddError> {
     let read_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| AddError::Read { path, source }
@@ -116,7 +135,7 @@ fn walk(tree: &mut FileTree, root: &Path, dir: &Path, dest: &str, mode: Option<u
         let metadata = std::fs::symlink_metadata(&child).map_err(read_err(&child))?;
         if metadata.is_dir() {
             tree.add_dir(&child_dest, 0o755, 0, 0).map_err(dest_err)?;
-            walk(tree, root, &child, &child_dest, mode)?;
+            walk(tree, root, &child, &child_dest, mode, escaping)?;
         } else if metadata.is_file() {
             add_file(tree, &child, &metadata, &child_dest, mode).map_err(dest_err)?;
         } else if metadata.file_type().is_symlink() {
@@ -124,6 +143,9 @@ fn walk(tree: &mut FileTree, root: &Path, dir: &Path, dest: &str, mode: Option<u
             let target_text = target.to_string_lossy().into_owned();
             let inside = child.parent().expect("child of a folder").join(&target);
             if target.is_absolute() || !stays_inside(root, &inside) {
+                if escaping == Escaping::Skip {
+                    continue;
+                }
                 return Err(AddError::EscapingLink { path: child.clone(), target: target_text, root: root.to_path_buf() });
             }
             tree.add_symlink(&child_dest, &target_text).map_err(dest_err)?;

@@ -12,6 +12,8 @@ use super::{Content, FileTree};
 pub const PASSWD: &[u8] = include_bytes!("../../templates/passwd");
 pub const GROUP: &[u8] = include_bytes!("../../templates/group");
 pub const NSSWITCH: &[u8] = include_bytes!("../../templates/nsswitch.conf");
+/// For runtimes that do not mount their own (runc, nspawn): `localhost` resolves without DNS.
+pub const HOSTS: &[u8] = include_bytes!("../../templates/hosts");
 pub const BUILTIN_CA_BUNDLE: &[u8] = include_bytes!("../../certs/ca-certificates.crt");
 pub const BUILTIN_CA_VERSION: &str = include_str!("../../certs/VERSION");
 
@@ -101,6 +103,7 @@ pub fn plan(options: &BaseOptions) -> Result<Base, BaseError> {
         tree.add_file("etc/passwd", bytes(PASSWD), 0o644, 0, 0)?;
         tree.add_file("etc/group", bytes(GROUP), 0o644, 0, 0)?;
         tree.add_file("etc/nsswitch.conf", bytes(NSSWITCH), 0o644, 0, 0)?;
+        tree.add_file("etc/hosts", bytes(HOSTS), 0o644, 0, 0)?;
         tree.add_dir("tmp", 0o1777, 0, 0)?;
         tree.add_dir("root", 0o700, 0, 0)?;
         tree.add_dir("home", 0o755, 0, 0)?;
@@ -184,6 +187,7 @@ mod tests {
             [
                 "etc d 755 0:0",
                 "etc/group f 644 0:0",
+                "etc/hosts f 644 0:0",
                 "etc/nsswitch.conf f 644 0:0",
                 "etc/passwd f 644 0:0",
                 "etc/pki d 755 0:0",

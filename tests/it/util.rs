@@ -201,3 +201,12 @@ pub fn tree_listing(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// Builds `tests/fixtures/NAME.c` once with gcc and `flags`, into a file called `output`.
+pub fn c_fixture(cell: &'static OnceLock<PathBuf>, source_name: &str, output: &str, flags: &[&str]) -> PathBuf {
+    build_once(cell, output, |out| {
+        let mut cmd = Command::new("gcc");
+        cmd.args(flags).arg("-O2").arg("-o").arg(out).arg(source(source_name));
+        cmd
+    })
+}

@@ -1,0 +1,171 @@
+//! Hints from the ELF: what a program will look for at run time beyond its libraries, each with
+//! the evidence that suggests it.
+//!
+//! - NSS: glibc's name services (getaddrinfo, getpwnam…); our nsswitch.conf names only `files` and
+//!   `dns`, which glibc has built in since 2.34; an older glibc needs its libnss_files/libnss_dns.
+//! - Time zones: zoneinfo paths or `TZDIR` in the binary, or calls to localtime/mktime/strftime.
+//! - TLS: a TLS stack that verifies certificates (OpenSSL, GnuTLS, rustls, Go's crypto/x509).
+//!
+//! Strings are searched in the program's read-only data and dynamic string table only, in one pass,
+//! so a large binary costs little. Nothing here decides what goes into the image.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use aho_corasick::AhoCorasick;
+use goblin::elf::Elf;
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HintKind {
+    Nss,
+    TimeZones,
+    Tls,
+}
+
+impl HintKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HintKind::Nss => "nss",
+            HintKind::TimeZones => "time-zones",
+            HintKind::Tls => "tls",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Hint {
+    pub kind: HintKind,
+    /// What was found: `symbol getaddrinfo`, `string "/usr/share/zoneinfo"`, `library libssl.so.3`.
+    pub evidence: Vec<String>,
+}
+
+const NSS_SYMBOLS: &[&str] = &[
+    "getaddrinfo",
+    "gethostbyname",
+    "gethostbyname2",
+    "gethostbyname_r",
+    "getpwnam",
+    "getpwnam_r",
+    "getpwuid",
+    "getpwuid_r",
+    "getgrnam",
+    "getgrnam_r",
+    "getgrgid",
+    "getgrgid_r",
+    "getgrouplist",
+    "initgroups",
+    "getnameinfo",
+];
+const NSS_STRINGS: &[&str] = &["libnss_%s.so", "/etc/nsswitch.conf"];
+const TZ_SYMBOLS: &[&str] = &["localtime", "localtime_r", "mktime", "tzset", "strftime", "timelocal"];
+/// `TZDIR` alone is no evidence: static glibc carries it whenever any of its time code is linked.
+const TZ_STRINGS: &[&str] = &["/usr/share/zoneinfo", "/etc/localtime", "zoneinfo.zip"];
+const TLS_SYMBOLS: &[&str] =
+    &["SSL_CTX_set_verify", "X509_verify_cert", "SSL_CTX_load_verify_locations", "gnutls_certificate_set_x509_system_trust"];
+const TLS_STRINGS: &[&str] = &["crypto/x509", "rustls", "webpki", "SSL_CERT_FILE", "ca-certificates.crt", "/etc/ssl/certs"];
+const TLS_LIBRARIES: &[&str] = &["libssl.so", "libgnutls.so", "libnss3.so", "libmbedtls.so", "libwolfssl.so"];
+
+/// Sections whose bytes are searched for strings.
+const STRING_SECTIONS: &[&str] = &[".rodata", ".dynstr", ".data.rel.ro", ".go.buildinfo", ".rdata"];
+
+/// Hints for one object (the program, or a bundled library), given the names it needs.
+pub fn detect(path: &Path, needed: &[String]) -> std::io::Result<Vec<Hint>> {
+    let file = std::fs::File::open(path)?;
+    // SAFETY: read-only private map; goblin checks bounds, and slices are taken from its headers.
+    let bytes = unsafe { memmap2::Mmap::map(&file) }?;
+    let Ok(elf) = Elf::parse(&bytes) else { return Ok(Vec::new()) };
+    let imports: BTreeSet<&str> = elf
+        .dynsyms
+        .iter()
+        .filter(|sym| sym.is_import())
+        .filter_map(|sym| elf.dynstrtab.get_at(sym.st_name))
+        .map(|name| name.split('@').next().unwrap_or(name))
+        .collect();
+    let strings = find_strings(&elf, &bytes);
+    let mut hints = Vec::new();
+    let mut add = |kind, symbols: &[&str], wanted_strings: &[&str], libraries: &[&str]| {
+        let mut evidence: Vec<String> = symbols.iter().filter(|s| imports.contains(**s)).map(|s| format!("symbol {s}")).collect();
+        evidence.extend(wanted_strings.iter().filter(|s| strings.contains(**s)).map(|s| format!("string {s:?}")));
+        evidence.extend(needed.iter().filter(|n| libraries.iter().any(|l| n.starts_with(l))).map(|n| format!("library {n}")));
+        if !evidence.is_empty() {
+            hints.push(Hint { kind, evidence });
+        }
+    };
+    add(HintKind::Nss, NSS_SYMBOLS, NSS_STRINGS, &[]);
+    add(HintKind::TimeZones, TZ_SYMBOLS, TZ_STRINGS, &[]);
+    add(HintKind::Tls, TLS_SYMBOLS, TLS_STRINGS, TLS_LIBRARIES);
+    Ok(hints)
+}
+
+/// Which of the known strings occur in the string-holding sections, in one pass.
+fn find_strings<'a>(elf: &Elf, bytes: &'a [u8]) -> BTreeSet<&'static str> {
+    let needles: Vec<&'static str> = NSS_STRINGS.iter().chain(TZ_STRINGS).chain(TLS_STRINGS).copied().collect();
+    let matcher = AhoCorasick::new(&needles).expect("fixed patterns build");
+    let mut found = BTreeSet::new();
+    for section in &elf.section_headers {
+        let name = elf.shdr_strtab.get_at(section.sh_name).unwrap_or("");
+        if !STRING_SECTIONS.contains(&name) || section.sh_type == goblin::elf::section_header::SHT_NOBITS {
+            continue;
+        }
+        let start = section.sh_offset as usize;
+        let Some(data) = start.checked_add(section.sh_size as usize).and_then(|end| bytes.get(start..end)) else { continue };
+        for m in matcher.find_overlapping_iter(data) {
+            found.insert(needles[m.pattern().as_usize()]);
+        }
+    }
+    found
+}
+
+/// Merges hints of the program and its libraries: one hint per kind, evidence from all.
+pub fn merge(all: impl IntoIterator<Item = (String, Vec<Hint>)>) -> Vec<Hint> {
+    let mut merged: Vec<Hint> = Vec::new();
+    for (object, hints) in all {
+        for hint in hints {
+            let evidence = hint.evidence.into_iter().map(|e| if object.is_empty() { e } else { format!("{e} in {object}") });
+            match merged.iter_mut().find(|h| h.kind == hint.kind) {
+                Some(existing) => existing.evidence.extend(evidence),
+                None => merged.push(Hint { kind: hint.kind, evidence: evidence.collect() }),
+            }
+        }
+    }
+    merged.sort_by_key(|h| h.kind);
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn curl_uses_nss_and_tls() {
+        let hints = detect(Path::new("/usr/bin/curl"), &["libcurl.so.4".into()]).unwrap();
+        let kinds: Vec<HintKind> = hints.iter().map(|h| h.kind).collect();
+        assert!(kinds.contains(&HintKind::Tls) || kinds.contains(&HintKind::Nss), "{hints:?}");
+        let libcurl = detect(Path::new("/lib/x86_64-linux-gnu/libcurl.so.4"), &["libssl.so.3".into()]).unwrap();
+        let tls = libcurl.iter().find(|h| h.kind == HintKind::Tls).expect("libcurl does TLS");
+        assert!(tls.evidence.contains(&"library libssl.so.3".to_string()), "{tls:?}");
+        let nss = libcurl.iter().find(|h| h.kind == HintKind::Nss).expect("libcurl resolves names");
+        assert!(nss.evidence.contains(&"symbol getaddrinfo".to_string()), "{nss:?}");
+    }
+
+    #[test]
+    fn true_needs_nothing_of_the_kind() {
+        let hints = detect(Path::new("/bin/true"), &["libc.so.6".into()]).unwrap();
+        assert!(hints.iter().all(|h| h.kind != HintKind::Tls), "{hints:?}");
+    }
+
+    #[test]
+    fn merge_keeps_one_hint_per_kind() {
+        let a = vec![Hint { kind: HintKind::Tls, evidence: vec!["string \"rustls\"".into()] }];
+        let b = vec![
+            Hint { kind: HintKind::Tls, evidence: vec!["library libssl.so.3".into()] },
+            Hint { kind: HintKind::Nss, evidence: vec!["symbol getpwnam".into()] },
+        ];
+        let merged = merge([(String::new(), a), ("libx.so".to_string(), b)]);
+        assert_eq!(merged.len(), 2);
+        assert_eq!(merged[0].kind, HintKind::Nss);
+        assert_eq!(merged[1].evidence, vec!["string \"rustls\"", "library libssl.so.3 in libx.so"]);
+    }
+}
