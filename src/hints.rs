@@ -100,7 +100,7 @@ pub fn detect(path: &Path, needed: &[String]) -> std::io::Result<Vec<Hint>> {
 }
 
 /// Which of the known strings occur in the string-holding sections, in one pass.
-fn find_strings<'a>(elf: &Elf, bytes: &'a [u8]) -> BTreeSet<&'static str> {
+fn find_strings(elf: &Elf, bytes: &[u8]) -> BTreeSet<&'static str> {
     let needles: Vec<&'static str> = NSS_STRINGS.iter().chain(TZ_STRINGS).chain(TLS_STRINGS).copied().collect();
     let matcher = AhoCorasick::new(&needles).expect("fixed patterns build");
     let mut found = BTreeSet::new();

@@ -4,6 +4,7 @@ mod bad_input;
 mod destinations;
 mod harness;
 mod image_content;
+mod needs;
 mod platforms;
 mod push;
 mod reproducible;
