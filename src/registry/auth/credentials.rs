@@ -137,11 +137,7 @@ fn candidate_keys(repository: &Repository) -> Vec<String> {
 
 fn from_file(path: &Path, repository: &Repository, search_path: &str) -> Result<Option<FoundCredential>, CredentialError> {
     let Ok(bytes) = std::fs::read(path) else { return Ok(None) };
-    let file: AuthFile = serde_json::from_slice(&bytes).map_err(|e| CredentialError::BadFile {
-        path: path.to_path_buf(),
-        line: e.line(),
-        column: e.column(),
-    })?;
+    let file = parse_file(path, &bytes)?;
     let registry = &repository.registry;
     let host = registry.name();
     let helper = file
@@ -154,15 +150,32 @@ fn from_file(path: &Path, repository: &Repository, search_path: &str) -> Result<
             return Ok(Some(found(credential, &format!("docker-credential-{helper}"))));
         }
     }
+    Ok(from_auths(path, &file, repository)?.map(|credential| found(credential, &path.display().to_string())))
+}
+
+fn parse_file(path: &Path, bytes: &[u8]) -> Result<AuthFile, CredentialError> {
+    serde_json::from_slice(bytes).map_err(|e| CredentialError::BadFile { path: path.to_path_buf(), line: e.line(), column: e.column() })
+}
+
+/// The `auths` entry for `repository`, most specific key first.
+fn from_auths(path: &Path, file: &AuthFile, repository: &Repository) -> Result<Option<Credential>, CredentialError> {
     let entries: BTreeMap<&str, &AuthEntry> = file.auths.iter().map(|(key, entry)| (normalise_key(key), entry)).collect();
     for key in candidate_keys(repository) {
         if let Some(entry) = entries.get(key.as_str()) {
             if let Some(credential) = entry_credential(path, &key, entry)? {
-                return Ok(Some(found(credential, &path.display().to_string())));
+                return Ok(Some(credential));
             }
         }
     }
     Ok(None)
+}
+
+/// The parsing half of a lookup in a docker config or auth.json, without running helpers: what
+/// the fuzz target drives.
+pub fn credential_in_file_bytes(bytes: &[u8], repository: &Repository) -> Result<Option<Credential>, CredentialError> {
+    let path = Path::new("<fuzz>");
+    let file = parse_file(path, bytes)?;
+    from_auths(path, &file, repository)
 }
 
 fn entry_credential(path: &Path, key: &str, entry: &AuthEntry) -> Result<Option<Credential>, CredentialError> {
