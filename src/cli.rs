@@ -34,7 +34,7 @@ pub enum Command {
 }
 
 /// How to reach registries: for `docker://` outputs of `pack`, and for `push`.
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 pub struct RegistryArgs {
     /// Registry credentials. Without it: SCRATCHPACK_REGISTRY_USER/_PASSWORD, then the docker and
     /// podman login files and credential helpers.
@@ -123,19 +123,28 @@ pub struct PackArgs {
     /// The program(s) to pack. Several binaries of different platforms make one multi-platform index.
     #[arg(required = true, value_name = "BINARY")]
     pub binaries: Vec<PathBuf>,
+    #[command(flatten)]
+    pub image: ImageArgs,
+}
+
+/// Everything about the image and where it goes: shared by `pack` and `cargo scratchpack`.
+/// Unset values are `None` or empty, so that `cargo scratchpack` can tell a flag from a default
+/// and let flags override `[package.metadata.scratchpack]`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ImageArgs {
     /// Where the image goes: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF],
     /// docker://HOST/REPO[:TAG]. Repeatable.
-    #[arg(short, long = "output", value_name = "DEST", required = true)]
+    #[arg(short, long = "output", value_name = "DEST")]
     pub outputs: Vec<String>,
-    /// Tag for destinations that name none (repeatable).
-    #[arg(short, long = "tag", value_name = "TAG", default_value = "latest")]
+    /// Tag for destinations that name none (repeatable) [default: latest].
+    #[arg(short, long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
     /// Path of the binary inside the image [default: /usr/local/bin/NAME].
     #[arg(long, value_name = "PATH")]
     pub path: Option<String>,
-    /// User the program runs as: UID[:GID] or NAME[:GROUP].
-    #[arg(long, default_value = "65532:65532")]
-    pub user: String,
+    /// User the program runs as: UID[:GID] or NAME[:GROUP] [default: 65532:65532].
+    #[arg(long)]
+    pub user: Option<String>,
     /// Environment variable K=V (repeatable).
     #[arg(long = "env", value_name = "K=V")]
     pub env: Vec<String>,
@@ -157,15 +166,15 @@ pub struct PackArgs {
     /// Extra file or folder: SRC:DEST[:MODE] (repeatable).
     #[arg(long = "add", value_name = "SRC:DEST[:MODE]")]
     pub add: Vec<AddSpec>,
-    /// CA certificates in the image: builtin (Mozilla), host, none, or a PEM file.
-    #[arg(long, value_name = "builtin|host|none|PATH", default_value = "builtin")]
-    pub ca_bundle: CaBundle,
+    /// CA certificates in the image: builtin (Mozilla), host, none, or a PEM file [default: builtin].
+    #[arg(long, value_name = "builtin|host|none|PATH")]
+    pub ca_bundle: Option<CaBundle>,
     /// Extra PEM certificate(s) appended to the bundle, for private CAs (repeatable).
     #[arg(long, value_name = "PEM")]
     pub extra_ca: Vec<PathBuf>,
-    /// Layer compression.
-    #[arg(long, value_enum, default_value = "gzip")]
-    pub compression: Compression,
+    /// Layer compression [default: gzip].
+    #[arg(long, value_enum)]
+    pub compression: Option<Compression>,
     #[command(flatten)]
     pub resolve: ResolveArgs,
     /// Pack a dynamic program even when some of its libraries are not found.
@@ -175,9 +184,9 @@ pub struct PackArgs {
     #[arg(long)]
     pub static_only: bool,
     /// Bundle /usr/share/zoneinfo (from the host or --sysroot): when the program reads time zones,
-    /// always, or never.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub tzdata: crate::needs::Tzdata,
+    /// always, or never [default: auto].
+    #[arg(long, value_enum)]
+    pub tzdata: Option<crate::needs::Tzdata>,
     /// Print a JSON summary on stdout instead of one line per destination.
     #[arg(long)]
     pub json: bool,

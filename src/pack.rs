@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-use crate::cli::{PackArgs, RegistryArgs};
+use crate::cli::{ImageArgs, RegistryArgs};
 use crate::dest::registry::RegistryContext;
 use crate::dest::{self, DestSpec};
 use crate::elf::{self, ElfInfo};
@@ -60,6 +60,8 @@ pub enum OptionError {
     Invalid { flag: &'static str, value: String, reason: &'static str },
     #[error("SOURCE_DATE_EPOCH={0:?}: not a whole number of seconds since 1970")]
     SourceDateEpoch(String),
+    #[error("no --output given: say where the image goes")]
+    NoOutput,
 }
 
 fn invalid(flag: &'static str, value: &str, reason: &'static str) -> OptionError {
@@ -92,19 +94,30 @@ fn valid_user(user: &str) -> bool {
 
 impl PackOptions {
     /// Checks every flag; `source_date_epoch` is the environment variable's value, if set.
-    pub fn from_args(args: &PackArgs, source_date_epoch: Option<&str>, printer: &crate::printer::Printer) -> Result<Self> {
+    pub fn from_args(
+        binaries: &[PathBuf],
+        args: &ImageArgs,
+        source_date_epoch: Option<&str>,
+        printer: &crate::printer::Printer,
+    ) -> Result<Self> {
+        if args.outputs.is_empty() {
+            return Err(OptionError::NoOutput.into());
+        }
         let outputs = args.outputs.iter().map(|text| Ok((text.clone(), text.parse::<DestSpec>()?))).collect::<Result<Vec<_>>>()?;
-        for tag in &args.tags {
+        let tags = if args.tags.is_empty() { vec!["latest".to_string()] } else { args.tags.clone() };
+        let user = args.user.clone().unwrap_or_else(|| "65532:65532".to_string());
+        let ca_bundle = args.ca_bundle.clone().unwrap_or(CaBundle::Builtin);
+        for tag in &tags {
             if !dest::spec::is_valid_tag(tag) {
                 bail!(invalid("tag", tag, "a tag is 1 to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'"));
             }
         }
-        if !valid_user(&args.user) {
-            bail!(invalid("user", &args.user, "expected UID[:GID] or NAME[:GROUP]"));
+        if !valid_user(&user) {
+            bail!(invalid("user", &user, "expected UID[:GID] or NAME[:GROUP]"));
         }
         let mut env = BTreeMap::new();
         env.insert("PATH".to_string(), DEFAULT_PATH.to_string());
-        if args.ca_bundle != CaBundle::None {
+        if ca_bundle != CaBundle::None {
             env.insert("SSL_CERT_FILE".to_string(), format!("/{}", base::CA_BUNDLE_PATH));
         }
         for text in &args.env {
@@ -130,12 +143,12 @@ impl PackOptions {
             Some(text) => text.parse().map_err(|_| OptionError::SourceDateEpoch(text.to_string()))?,
         };
         Ok(PackOptions {
-            binaries: args.binaries.clone(),
+            binaries: binaries.to_vec(),
             outputs,
-            tags: args.tags.clone(),
+            tags,
             path: args.path.clone(),
             settings: RuntimeSettings {
-                user: args.user.clone(),
+                user,
                 env,
                 entrypoint: Vec::new(),
                 cmd: args.args.clone(),
@@ -145,8 +158,8 @@ impl PackOptions {
             },
             annotations,
             add: args.add.clone(),
-            base: BaseOptions { ca_bundle: Some(args.ca_bundle.clone()), extra_ca: args.extra_ca.clone() },
-            compression: args.compression,
+            base: BaseOptions { ca_bundle: Some(ca_bundle), extra_ca: args.extra_ca.clone() },
+            compression: args.compression.unwrap_or_default(),
             source_date_epoch,
             registry: registry_context(&args.registry, printer),
             needs: crate::needs::NeedsOptions {
@@ -154,7 +167,7 @@ impl PackOptions {
                 library_path: args.resolve.library_dirs(),
                 allow_missing: args.allow_missing,
                 static_only: args.static_only,
-                tzdata: args.tzdata,
+                tzdata: args.tzdata.unwrap_or_default(),
             },
         })
     }

@@ -79,7 +79,9 @@ fn inspect_text_and_json() {
     assert_eq!(
         text,
         format!(
-            "file:        {}\nplatform:    linux/amd64\nlinkage:     static\ninterpreter: -\nneeded:      -\nsize:        {size} bytes\nstripped:    no\n",
+            "file:        {}\nplatform:    linux/amd64\nlinkage:     static\ninterpreter: -\nneeded:      -\nsize:        {size} bytes\nstripped:    no\n\
+             hints:       -\nimage files:\n  /usr/local/bin/hello-c\n  \
+             /etc/passwd, /etc/group, /etc/nsswitch.conf, /etc/ssl/certs/ca-certificates.crt, /tmp, /home/nonroot\n",
             static_c_hello().display()
         )
     );
