@@ -5,6 +5,7 @@
 //! manifests) → `dest` (where the image goes). `pack` runs the pipeline; `cli` only parses;
 //! `printer` owns stdout and stderr.
 
+pub mod cargo;
 pub mod cli;
 pub mod dest;
 pub mod elf;

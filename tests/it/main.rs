@@ -1,6 +1,7 @@
 //! Integration tests: the real `scratchpack` binary against real tools. One module per area.
 
 mod bad_input;
+mod cargo;
 mod destinations;
 mod harness;
 mod image_content;

@@ -1,0 +1,577 @@
+//! `cargo scratchpack`: build with cargo, take the executables from its compiler artifacts, read
+//! `[package.metadata.scratchpack]` and `[workspace.metadata.scratchpack]`, and pack each binary
+//! (one platform per `--target`, several targets make one index).
+//!
+//! Owns talking to cargo and git and turning package metadata into pack options. Packing itself
+//! is `pack`'s; flags always override the metadata, which overrides the defaults.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser};
+use serde::Deserialize;
+
+use crate::cli::ImageArgs;
+use crate::printer::Printer;
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo", bin_name = "cargo")]
+pub enum CargoCli {
+    /// Build with cargo and pack the binaries into minimal OCI images.
+    Scratchpack(CargoArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(version, about = "Build with cargo and pack the binaries into minimal OCI images")]
+pub struct CargoArgs {
+    /// Package to build (default: the one in the current folder, or the only one).
+    #[arg(short, long = "package", value_name = "PKG")]
+    pub package: Option<String>,
+    /// Binary to pack (repeatable; default: every binary of the package).
+    #[arg(long = "bin", value_name = "NAME")]
+    pub bins: Vec<String>,
+    /// Target triple to build for (repeatable; several make one multi-platform index).
+    #[arg(long = "target", value_name = "TRIPLE")]
+    pub targets: Vec<String>,
+    /// Features to enable (as cargo's --features).
+    #[arg(short = 'F', long, value_name = "FEATURES")]
+    pub features: Option<String>,
+    #[arg(long)]
+    pub all_features: bool,
+    #[arg(long)]
+    pub no_default_features: bool,
+    /// Build profile [default: release].
+    #[arg(long, value_name = "PROFILE")]
+    pub profile: Option<String>,
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    #[arg(long)]
+    pub locked: bool,
+    #[arg(long)]
+    pub offline: bool,
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// Print nothing on stderr but errors (cargo's own output included).
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// `[package.metadata.scratchpack]` and `[workspace.metadata.scratchpack]`: the long flags'
+/// names, plural for the repeatable ones. Any other key is an error that names it.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MetadataConfig {
+    pub repository: Option<String>,
+    pub outputs: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+    pub bins: Option<Vec<String>>,
+    pub targets: Option<Vec<String>>,
+    pub path: Option<String>,
+    pub user: Option<String>,
+    pub env: Option<BTreeMap<String, String>>,
+    pub workdir: Option<String>,
+    pub expose: Option<Vec<String>>,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub annotations: Option<BTreeMap<String, String>>,
+    pub args: Option<Vec<String>>,
+    pub add: Option<Vec<String>>,
+    pub ca_bundle: Option<String>,
+    pub extra_ca: Option<Vec<String>>,
+    pub compression: Option<String>,
+    pub tzdata: Option<String>,
+    pub static_only: Option<bool>,
+    pub allow_missing: Option<bool>,
+    pub sysroot: Option<String>,
+    pub library_path: Option<Vec<String>>,
+}
+
+impl MetadataConfig {
+    /// Package keys over workspace keys.
+    fn over(self, workspace: MetadataConfig) -> MetadataConfig {
+        macro_rules! pick {
+            ($($field:ident),*) => { MetadataConfig { $($field: self.$field.or(workspace.$field)),* } };
+        }
+        pick!(
+            repository,
+            outputs,
+            tags,
+            bins,
+            targets,
+            path,
+            user,
+            env,
+            workdir,
+            expose,
+            labels,
+            annotations,
+            args,
+            add,
+            ca_bundle,
+            extra_ca,
+            compression,
+            tzdata,
+            static_only,
+            allow_missing,
+            sysroot,
+            library_path
+        )
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Metadata {
+    packages: Vec<Package>,
+    #[serde(default)]
+    metadata: Option<serde_json::Value>,
+    workspace_root: PathBuf,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+struct Package {
+    name: String,
+    version: String,
+    id: String,
+    manifest_path: PathBuf,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    license: Option<String>,
+    #[serde(default)]
+    authors: Vec<String>,
+    #[serde(default)]
+    repository: Option<String>,
+    #[serde(default)]
+    homepage: Option<String>,
+    #[serde(default)]
+    documentation: Option<String>,
+    #[serde(default)]
+    metadata: Option<serde_json::Value>,
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn read_metadata(manifest_path: Option<&Path>) -> Result<Metadata> {
+    let mut cmd = cargo();
+    cmd.args(["metadata", "--format-version", "1", "--no-deps"]);
+    if let Some(path) = manifest_path {
+        cmd.arg("--manifest-path").arg(path);
+    }
+    let output = cmd.stderr(Stdio::inherit()).output().context("cannot run `cargo metadata`")?;
+    if !output.status.success() {
+        bail!("`cargo metadata` failed ({})", output.status);
+    }
+    serde_json::from_slice(&output.stdout).context("`cargo metadata` printed something that is not its JSON")
+}
+
+fn parse_config(value: Option<&serde_json::Value>, place: &str) -> Result<MetadataConfig> {
+    match value.and_then(|v| v.get("scratchpack")) {
+        None => Ok(MetadataConfig::default()),
+        Some(table) => serde_json::from_value(table.clone()).map_err(|e| anyhow!("{place}: {e}")),
+    }
+}
+
+fn select_package<'a>(metadata: &'a Metadata, requested: Option<&str>) -> Result<&'a Package> {
+    if let Some(name) = requested {
+        return metadata.packages.iter().find(|p| p.name == name).ok_or_else(|| anyhow!("-p {name}: no such package in this workspace"));
+    }
+    if let [only] = metadata.packages.as_slice() {
+        return Ok(only);
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    metadata
+        .packages
+        .iter()
+        .filter(|p| p.manifest_path.parent().is_some_and(|dir| cwd.starts_with(dir)))
+        .max_by_key(|p| p.manifest_path.components().count())
+        .ok_or_else(|| {
+            let names: Vec<&str> = metadata.packages.iter().map(|p| p.name.as_str()).collect();
+            anyhow!("this workspace has several packages ({}): choose one with -p", names.join(", "))
+        })
+}
+
+/// The git revision and commit time of the package's repository, if it is in one.
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let output = Command::new("git").arg("-C").arg(dir).args(args).stderr(Stdio::null()).output().ok()?;
+    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// Replaces `{version}`, `{git_sha}`, `{git_short_sha}`.
+fn expand_template(text: &str, version: &str, git_sha: Option<&str>) -> Result<String> {
+    let mut out = text.replace("{version}", version);
+    for (token, value) in [("{git_sha}", git_sha.map(str::to_string)), ("{git_short_sha}", git_sha.map(|s| s.chars().take(7).collect()))] {
+        if out.contains(token) {
+            let value = value.ok_or_else(|| anyhow!("{text:?}: {token} needs a git repository, and the package is not in one"))?;
+            out = out.replace(token, &value);
+        }
+    }
+    Ok(out)
+}
+
+/// The OCI annotations Cargo.toml and git give.
+fn package_annotations(package: &Package, git_sha: Option<&str>, created: &str) -> BTreeMap<String, String> {
+    let mut annotations = BTreeMap::new();
+    let mut put = |key: &str, value: Option<String>| {
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            annotations.insert(format!("org.opencontainers.image.{key}"), value);
+        }
+    };
+    put("title", Some(package.name.clone()));
+    put("description", package.description.clone());
+    put("version", Some(package.version.clone()));
+    put("licenses", package.license.clone());
+    put("authors", Some(package.authors.join(", ")));
+    put("source", package.repository.clone());
+    put("url", package.homepage.clone().or_else(|| package.repository.clone()));
+    put("documentation", package.documentation.clone());
+    put("revision", git_sha.map(str::to_string));
+    put("created", Some(created.to_string()));
+    annotations
+}
+
+/// Flags over metadata: a flag given replaces the metadata's value; maps merge, flags winning.
+fn merge(cli: &ImageArgs, config: &MetadataConfig, base_dir: &Path) -> Result<ImageArgs> {
+    let mut merged = cli.clone();
+    let relative = |p: &str| if Path::new(p).is_absolute() { p.to_string() } else { base_dir.join(p).display().to_string() };
+    if merged.outputs.is_empty() {
+        merged.outputs = config.outputs.clone().unwrap_or_default();
+    }
+    if merged.tags.is_empty() {
+        merged.tags = config.tags.clone().unwrap_or_default();
+    }
+    merged.path = merged.path.or(config.path.clone());
+    merged.user = merged.user.or(config.user.clone());
+    merged.workdir = merged.workdir.or(config.workdir.clone());
+    let merge_pairs = |flags: &[String], table: &Option<BTreeMap<String, String>>| -> Vec<String> {
+        let mut map: BTreeMap<String, String> = table.clone().unwrap_or_default();
+        for flag in flags {
+            if let Some((k, v)) = flag.split_once('=') {
+                map.insert(k.to_string(), v.to_string());
+            }
+        }
+        let malformed = flags.iter().filter(|f| !f.contains('=')).cloned();
+        map.into_iter().map(|(k, v)| format!("{k}={v}")).chain(malformed).collect()
+    };
+    merged.env = merge_pairs(&cli.env, &config.env);
+    merged.labels = merge_pairs(&cli.labels, &config.labels);
+    if merged.expose.is_empty() {
+        merged.expose = config.expose.clone().unwrap_or_default();
+    }
+    if merged.args.is_empty() {
+        merged.args = config.args.clone().unwrap_or_default();
+    }
+    if merged.add.is_empty() {
+        for spec in config.add.clone().unwrap_or_default() {
+            let (source, rest) =
+                spec.split_once(':').ok_or_else(|| anyhow!("[package.metadata.scratchpack] add {spec:?}: expected SRC:DEST[:MODE]"))?;
+            merged.add.push(
+                format!("{}:{rest}", relative(source)).parse().map_err(|e| anyhow!("[package.metadata.scratchpack] add {spec:?}: {e}"))?,
+            );
+        }
+    }
+    if merged.ca_bundle.is_none() {
+        merged.ca_bundle = config.ca_bundle.as_deref().map(|v| match v {
+            "builtin" | "host" | "none" => v.parse().expect("infallible"),
+            path => relative(path).parse().expect("infallible"),
+        });
+    }
+    if merged.extra_ca.is_empty() {
+        merged.extra_ca = config.extra_ca.clone().unwrap_or_default().iter().map(|p| PathBuf::from(relative(p))).collect();
+    }
+    if merged.compression.is_none() {
+        merged.compression = match config.compression.as_deref() {
+            None => None,
+            Some(text) => Some(
+                clap::ValueEnum::from_str(text, false)
+                    .map_err(|_| anyhow!("[package.metadata.scratchpack] compression {text:?}: expected gzip or zstd"))?,
+            ),
+        };
+    }
+    if merged.tzdata.is_none() {
+        merged.tzdata = match config.tzdata.as_deref() {
+            None => None,
+            Some(text) => Some(
+                clap::ValueEnum::from_str(text, false)
+                    .map_err(|_| anyhow!("[package.metadata.scratchpack] tzdata {text:?}: expected auto, yes or no"))?,
+            ),
+        };
+    }
+    merged.static_only |= config.static_only.unwrap_or(false);
+    merged.allow_missing |= config.allow_missing.unwrap_or(false);
+    if merged.resolve.sysroot.is_none() {
+        merged.resolve.sysroot = config.sysroot.as_deref().map(|p| PathBuf::from(relative(p)));
+    }
+    if merged.resolve.library_path.is_empty() {
+        merged.resolve.library_path = config.library_path.clone().unwrap_or_default();
+    }
+    Ok(merged)
+}
+
+/// Where images go when `--output` names none, and what a bare `--output NAME` means.
+fn resolve_outputs(
+    outputs: &[String],
+    config: &MetadataConfig,
+    repo_env: Option<&str>,
+    bin: &str,
+    several_bins: bool,
+) -> Result<Vec<String>> {
+    let default_repo = repo_env.map(|r| r.trim_end_matches('/').to_string());
+    let mut resolved = Vec::new();
+    let outputs: Vec<String> = if outputs.is_empty() {
+        match (&config.repository, &default_repo) {
+            (Some(repository), _) => vec![format!("docker://{repository}")],
+            (None, Some(repo)) => vec![format!("docker://{repo}/{bin}")],
+            (None, None) => {
+                bail!("no --output, no `repository` in [package.metadata.scratchpack], and no SCRATCHPACK_REPO: say where the images go")
+            }
+        }
+    } else {
+        outputs.to_vec()
+    };
+    for output in outputs {
+        let known = ["oci:", "oci-archive:", "docker-archive:", "docker://"].iter().any(|t| output.starts_with(t));
+        let output = if known {
+            output
+        } else {
+            let repo = default_repo
+                .as_deref()
+                .ok_or_else(|| anyhow!("--output {output:?}: a bare name is pushed to SCRATCHPACK_REPO, which is not set"))?;
+            format!("docker://{repo}/{output}")
+        };
+        resolved.push(if several_bins { per_binary(&output, bin) } else { output });
+    }
+    Ok(resolved)
+}
+
+/// With several binaries, each gets its own repository, layout or archive.
+fn per_binary(output: &str, bin: &str) -> String {
+    if let Some(reference) = output.strip_prefix("docker://") {
+        let (name, tag) = split_reference_tag(reference);
+        return format!("docker://{name}/{bin}{tag}");
+    }
+    for transport in ["oci:", "oci-archive:", "docker-archive:"] {
+        if let Some(rest) = output.strip_prefix(transport) {
+            let (path, suffix) = match rest.rsplit_once(':') {
+                Some((path, tag)) if !tag.contains('/') && transport != "docker-archive:" => (path, format!(":{tag}")),
+                _ => (rest, String::new()),
+            };
+            let path = match path.rsplit_once('.') {
+                Some((stem, ext)) if transport != "oci:" && !ext.contains('/') => format!("{stem}-{bin}.{ext}"),
+                _ if transport == "oci:" => format!("{path}/{bin}"),
+                _ => format!("{path}-{bin}"),
+            };
+            return format!("{transport}{path}{suffix}");
+        }
+    }
+    output.to_string()
+}
+
+fn split_reference_tag(reference: &str) -> (&str, &str) {
+    let last_slash = reference.rfind('/').unwrap_or(0);
+    match reference[last_slash..].rfind(':') {
+        Some(i) => (&reference[..last_slash + i], &reference[last_slash + i..]),
+        None => (reference, ""),
+    }
+}
+
+/// An executable cargo built: which binary, for which target.
+#[derive(Debug, Clone)]
+struct Executable {
+    bin: String,
+    path: PathBuf,
+}
+
+fn build(args: &CargoArgs, package: &Package, bins: &[String], targets: &[String], quiet: bool) -> Result<Vec<Executable>> {
+    let mut cmd = cargo();
+    cmd.args(["build", "--message-format=json-render-diagnostics", "-p", &package.name]);
+    match &args.profile {
+        Some(profile) => cmd.args(["--profile", profile]),
+        None => cmd.arg("--release"),
+    };
+    for bin in bins {
+        cmd.args(["--bin", bin]);
+    }
+    if bins.is_empty() {
+        cmd.arg("--bins");
+    }
+    for target in targets {
+        cmd.args(["--target", target]);
+    }
+    if let Some(features) = &args.features {
+        cmd.args(["--features", features]);
+    }
+    if args.all_features {
+        cmd.arg("--all-features");
+    }
+    if args.no_default_features {
+        cmd.arg("--no-default-features");
+    }
+    if let Some(path) = &args.manifest_path {
+        cmd.arg("--manifest-path").arg(path);
+    }
+    if args.locked {
+        cmd.arg("--locked");
+    }
+    if args.offline {
+        cmd.arg("--offline");
+    }
+    if quiet {
+        cmd.arg("--quiet");
+    }
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().context("cannot run `cargo build`")?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut executables = Vec::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.context("reading cargo's messages")?;
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        if message["reason"] != "compiler-artifact" || message["package_id"] != package.id.as_str() {
+            continue;
+        }
+        let is_bin = message["target"]["kind"].as_array().is_some_and(|kinds| kinds.iter().any(|k| k == "bin"));
+        if let (true, Some(path)) = (is_bin, message["executable"].as_str()) {
+            executables
+                .push(Executable { bin: message["target"]["name"].as_str().unwrap_or_default().to_string(), path: PathBuf::from(path) });
+        }
+    }
+    let status = child.wait().context("waiting for `cargo build`")?;
+    if !status.success() {
+        bail!("`cargo build` failed ({status})");
+    }
+    Ok(executables)
+}
+
+/// `cargo scratchpack …`: returns the printed reference lines.
+pub fn run(args: CargoArgs) -> Result<()> {
+    let printer = Printer::new(args.quiet, args.verbose);
+    let metadata = read_metadata(args.manifest_path.as_deref())?;
+    let package = select_package(&metadata, args.package.as_deref())?.clone();
+    let workspace_config = parse_config(
+        metadata.metadata.as_ref(),
+        &format!("{}: [workspace.metadata.scratchpack]", metadata.workspace_root.join("Cargo.toml").display()),
+    )?;
+    let package_config =
+        parse_config(package.metadata.as_ref(), &format!("{}: [package.metadata.scratchpack]", package.manifest_path.display()))?;
+    let config = package_config.over(workspace_config);
+    let package_dir = package.manifest_path.parent().unwrap_or(Path::new(".")).to_path_buf();
+
+    let git_sha = git(&package_dir, &["rev-parse", "HEAD"]);
+    let epoch = match std::env::var("SOURCE_DATE_EPOCH").ok().filter(|v| !v.is_empty()) {
+        Some(value) => value,
+        // Reproducible without being told: the commit's own time.
+        None => git(&package_dir, &["log", "-1", "--format=%ct"]).unwrap_or_else(|| "0".into()),
+    };
+    let created = crate::image::config::rfc3339(epoch.parse().map_err(|_| crate::pack::OptionError::SourceDateEpoch(epoch.clone()))?);
+
+    let mut image = merge(&args.image, &config, &package_dir)?;
+    image.tags = image.tags.iter().map(|t| expand_template(t, &package.version, git_sha.as_deref())).collect::<Result<_>>()?;
+    let mut annotations: Vec<String> =
+        package_annotations(&package, git_sha.as_deref(), &created).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    annotations.extend(image.annotations.iter().cloned());
+    for (key, value) in config.annotations.clone().unwrap_or_default() {
+        if !image.annotations.iter().any(|a| a.starts_with(&format!("{key}="))) {
+            annotations.push(format!("{key}={value}"));
+        }
+    }
+    image.annotations = annotations;
+
+    let bins = if args.bins.is_empty() { config.bins.clone().unwrap_or_default() } else { args.bins.clone() };
+    let targets = if args.targets.is_empty() { config.targets.clone().unwrap_or_default() } else { args.targets.clone() };
+    let executables = build(&args, &package, &bins, &targets, args.quiet)?;
+    let mut by_bin: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    for executable in executables {
+        by_bin.entry(executable.bin).or_default().push(executable.path);
+    }
+    // cargo reports targets in whatever order they finish: sort, so the index is reproducible.
+    by_bin.values_mut().for_each(|paths| paths.sort());
+    if by_bin.is_empty() {
+        bail!("cargo built no binary for package {}", package.name);
+    }
+    let several = by_bin.len() > 1;
+    let repo_env = std::env::var("SCRATCHPACK_REPO").ok().filter(|r| !r.is_empty());
+    for (bin, paths) in &by_bin {
+        let mut per_bin = image.clone();
+        if several && !args.image.annotations.iter().any(|a| a.starts_with("org.opencontainers.image.title=")) {
+            // Several binaries of one package: each image is titled after its binary.
+            per_bin.annotations.retain(|a| !a.starts_with("org.opencontainers.image.title="));
+            per_bin.annotations.push(format!("org.opencontainers.image.title={bin}"));
+        }
+        per_bin.outputs = resolve_outputs(&image.outputs, &config, repo_env.as_deref(), bin, several)?
+            .iter()
+            .map(|o| expand_template(o, &package.version, git_sha.as_deref()))
+            .collect::<Result<_>>()?;
+        let options =
+            crate::pack::PackOptions::from_args(paths, &per_bin, Some(&epoch), &printer).with_context(|| format!("packing {bin}"))?;
+        let packed = crate::pack::build(&options, &printer).with_context(|| format!("packing {bin}"))?;
+        let lines = crate::pack::publish(&packed, &options, &printer)?;
+        if per_bin.json {
+            printer.result(&serde_json::to_string_pretty(&crate::pack::summary_json(&packed, &lines))?);
+        } else {
+            for (_, line) in &lines {
+                printer.result(line);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_expand_or_say_why_not() {
+        assert_eq!(expand_template("{version}-{git_short_sha}", "1.4.2", Some("0123456789abcdef")).unwrap(), "1.4.2-0123456");
+        assert_eq!(expand_template("sha-{git_sha}", "1", Some("abc")).unwrap(), "sha-abc");
+        let err = expand_template("{git_sha}", "1", None).unwrap_err().to_string();
+        assert_eq!(err, "\"{git_sha}\": {git_sha} needs a git repository, and the package is not in one");
+    }
+
+    #[test]
+    fn outputs_default_to_the_repository_and_split_per_binary() {
+        let config = MetadataConfig { repository: Some("ghcr.io/org/app".into()), ..Default::default() };
+        assert_eq!(resolve_outputs(&[], &config, None, "server", false).unwrap(), ["docker://ghcr.io/org/app"]);
+        let none = MetadataConfig::default();
+        assert_eq!(resolve_outputs(&[], &none, Some("reg.example/team/"), "server", false).unwrap(), ["docker://reg.example/team/server"]);
+        assert_eq!(
+            resolve_outputs(&["api".into()], &none, Some("reg.example/team"), "server", false).unwrap(),
+            ["docker://reg.example/team/api"]
+        );
+        assert!(resolve_outputs(&["api".into()], &none, None, "server", false).is_err());
+        assert!(resolve_outputs(&[], &none, None, "server", false).is_err());
+        assert_eq!(per_binary("docker://ghcr.io/org/app:1.0", "cli"), "docker://ghcr.io/org/app/cli:1.0");
+        assert_eq!(per_binary("docker://127.0.0.1:5000/app", "cli"), "docker://127.0.0.1:5000/app/cli");
+        assert_eq!(per_binary("oci:out:v1", "cli"), "oci:out/cli:v1");
+        assert_eq!(per_binary("oci-archive:img.tar", "cli"), "oci-archive:img-cli.tar");
+        assert_eq!(per_binary("docker-archive:img.tar:app:1", "cli"), "docker-archive:img-cli.tar:app:1");
+    }
+
+    #[test]
+    fn unknown_metadata_keys_are_named() {
+        let value = serde_json::json!({"scratchpack": {"repository": "r", "tagz": ["x"]}});
+        let err = parse_config(Some(&value), "Cargo.toml: [package.metadata.scratchpack]").unwrap_err().to_string();
+        assert!(err.starts_with("Cargo.toml: [package.metadata.scratchpack]: unknown field `tagz`, expected one of"), "{err}");
+    }
+
+    #[test]
+    fn flags_override_metadata_and_maps_merge() {
+        let config = MetadataConfig {
+            user: Some("1000:1000".into()),
+            env: Some([("RUST_LOG".to_string(), "info".to_string()), ("A".to_string(), "1".to_string())].into()),
+            compression: Some("zstd".into()),
+            tags: Some(vec!["{version}".into()]),
+            ..Default::default()
+        };
+        let cli = ImageArgs { user: Some("0:0".into()), env: vec!["A=2".into()], ..Default::default() };
+        let merged = merge(&cli, &config, Path::new("/pkg")).unwrap();
+        assert_eq!(merged.user.as_deref(), Some("0:0"));
+        assert_eq!(merged.env, ["A=2", "RUST_LOG=info"]);
+        assert_eq!(merged.compression, Some(crate::image::Compression::Zstd));
+        assert_eq!(merged.tags, ["{version}"]);
+    }
+}
