@@ -31,6 +31,13 @@ pub enum Command {
     Push(Box<PushArgs>),
     /// Show what a binary is: platform, linkage, interpreter, needed libraries, size.
     Inspect(InspectArgs),
+    /// Print a shell completion script: `scratchpack completions bash > /etc/bash_completion.d/scratchpack`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `scratchpack man | man -l -`.
+    Man,
 }
 
 /// How to reach registries: for `docker://` outputs of `pack`, and for `push`.

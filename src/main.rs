@@ -14,6 +14,12 @@ fn main() -> ExitCode {
     let printer = Printer::new(cli.quiet, cli.verbose);
     match run(cli.command, &printer) {
         Ok(()) => ExitCode::SUCCESS,
+        // `scratchpack … | head` closing the pipe is not an error.
+        Err(error)
+            if error.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(error) => {
             eprintln!("error: {error:#}");
             if let Some(hint) = errors::hint(&error) {
@@ -26,6 +32,14 @@ fn main() -> ExitCode {
 
 fn run(command: Command, printer: &Printer) -> Result<()> {
     match command {
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "scratchpack", &mut std::io::stdout());
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command).render(&mut std::io::stdout())?;
+        }
         Command::Inspect(args) => {
             let info = elf::inspect(&args.binary)?;
             let options = scratchpack::needs::NeedsOptions {

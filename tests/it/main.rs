@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod cargo;
+mod cli;
 mod destinations;
 mod harness;
 mod image_content;

@@ -1,0 +1,29 @@
+//! The command line itself: completions, man page, usage errors.
+
+use crate::util::*;
+
+#[test]
+fn completions_for_each_shell_and_a_man_page() {
+    let bash = stdout(&run_ok(scratchpack().args(["completions", "bash"])));
+    assert!(bash.contains("_scratchpack()") && bash.contains("--output") && bash.contains("--registry-ca"), "{bash}");
+    let zsh = stdout(&run_ok(scratchpack().args(["completions", "zsh"])));
+    assert!(zsh.starts_with("#compdef scratchpack"), "{zsh}");
+    let fish = stdout(&run_ok(scratchpack().args(["completions", "fish"])));
+    assert!(fish.contains("complete -c scratchpack"), "{fish}");
+    let man = stdout(&run_ok(scratchpack().arg("man")));
+    assert!(man.contains(".TH scratchpack 1"), "{man}");
+    assert!(man.contains("inspect") && man.contains("push"), "{man}");
+}
+
+#[test]
+fn usage_errors_exit_2_and_missing_output_exits_1_with_a_hint() {
+    let output = scratchpack().args(["pack"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(stdout(&output), "");
+    let output = scratchpack().arg("pack").arg(static_c_hello()).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "error: no --output given: say where the image goes\nhint: for example --output oci:out, or --output docker://ghcr.io/org/app:1.0\n"
+    );
+}
