@@ -6,6 +6,7 @@
 //! `printer` owns stdout and stderr.
 
 pub mod cargo;
+pub mod cleanup;
 pub mod cli;
 pub mod dest;
 pub mod elf;

@@ -11,6 +11,7 @@ use scratchpack::{elf, errors, pack, report, stored};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    scratchpack::cleanup::install();
     let printer = Printer::new(cli.quiet, cli.verbose);
     match run(cli.command, &printer) {
         Ok(()) => ExitCode::SUCCESS,

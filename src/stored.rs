@@ -24,7 +24,7 @@ pub struct StoredImage {
     pub blobs: Vec<Blob>,
     pub manifests: Vec<Blob>,
     pub root: Blob,
-    _extracted: Option<tempfile::TempDir>,
+    _extracted: Option<(crate::cleanup::Guard, tempfile::TempDir)>,
 }
 
 impl StoredImage {
@@ -40,6 +40,7 @@ pub fn read(source: &str) -> Result<StoredImage> {
         DestSpec::OciArchive { file, tag } => {
             let extracted = extract(&file)?;
             let dir = extracted.path().to_path_buf();
+            let extracted = (crate::cleanup::register(&dir), extracted);
             read_layout(&dir, tag.as_deref(), Some(extracted)).with_context(|| format!("reading {}", file.display()))
         }
         _ => bail!("{source:?}: push reads oci:DIR[:TAG] or oci-archive:FILE[:TAG]"),
@@ -116,7 +117,7 @@ fn document_blob(dir: &Path, d: &Descriptor) -> Result<(Blob, Value)> {
     Ok((Blob::from_bytes(&d.media_type, bytes), value))
 }
 
-fn read_layout(dir: &Path, tag: Option<&str>, extracted: Option<tempfile::TempDir>) -> Result<StoredImage> {
+fn read_layout(dir: &Path, tag: Option<&str>, extracted: Option<(crate::cleanup::Guard, tempfile::TempDir)>) -> Result<StoredImage> {
     let index = read_json(&dir.join("index.json"))?;
     let entries = index["manifests"].as_array().ok_or_else(|| anyhow!("{}: index.json has no manifests", dir.display()))?;
     let names: Vec<&str> = entries.iter().filter_map(|e| e["annotations"][REF_NAME].as_str()).collect();

@@ -8,6 +8,7 @@ use scratchpack::cargo::CargoCli;
 
 fn main() -> ExitCode {
     let CargoCli::Scratchpack(args) = CargoCli::parse();
+    scratchpack::cleanup::install();
     match scratchpack::cargo::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

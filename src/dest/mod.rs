@@ -107,6 +107,7 @@ pub(crate) fn write_atomically(
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(DestError::io(dir, "cannot create a temporary file"))?;
+    let _guard = crate::cleanup::register(temp.path());
     use std::os::unix::fs::PermissionsExt;
     // Like any file a user creates: readable by all (tempfile starts at 0600).
     temp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(DestError::io(temp.path(), "cannot set the mode of"))?;

@@ -36,6 +36,15 @@ struct Rollback {
     created_dir: Option<PathBuf>,
     new_paths: Vec<PathBuf>,
     committed: bool,
+    /// The same paths, for an interrupt: removed by the signal handler if it comes first.
+    guards: Vec<crate::cleanup::Guard>,
+}
+
+impl Rollback {
+    fn added(&mut self, path: PathBuf) {
+        self.guards.push(crate::cleanup::register(&path));
+        self.new_paths.push(path);
+    }
 }
 
 impl Drop for Rollback {
@@ -64,7 +73,11 @@ impl Destination for OciLayout {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
             Err(e) => return Err(DestError::io(dir, "cannot create the layout folder")(e)),
         };
-        let mut rollback = Rollback { created_dir: created.then(|| dir.clone()), new_paths: Vec::new(), committed: false };
+        let mut rollback =
+            Rollback { created_dir: created.then(|| dir.clone()), new_paths: Vec::new(), committed: false, guards: Vec::new() };
+        if created {
+            rollback.guards.push(crate::cleanup::register(dir));
+        }
         let lock = File::open(dir).map_err(DestError::io(dir, "cannot open the layout folder"))?;
         lock.lock().map_err(DestError::io(dir, "cannot lock the layout folder"))?;
 
@@ -72,18 +85,18 @@ impl Destination for OciLayout {
         let layout_file = dir.join(LAYOUT_FILE);
         if !layout_file.exists() {
             write_atomically(&layout_file, |f| f.write_all(LAYOUT_CONTENT))?;
-            rollback.new_paths.push(layout_file);
+            rollback.added(layout_file);
         }
         let blob_dir = dir.join("blobs").join("sha256");
         for folder in [dir.join("blobs"), blob_dir.clone()] {
             if !folder.is_dir() {
                 std::fs::create_dir(&folder).map_err(DestError::io(&folder, "cannot create"))?;
-                rollback.new_paths.push(folder);
+                rollback.added(folder);
             }
         }
         for blob in artifact.blobs_in_upload_order() {
             if let Some(written) = write_blob(&blob_dir, blob)? {
-                rollback.new_paths.push(written);
+                rollback.added(written);
             }
         }
         update_index(dir, artifact.root(), &self.tags)?;

@@ -77,6 +77,8 @@ impl Artifact {
 
 /// A private temporary folder for layers while they are written; removed when dropped.
 pub struct Staging {
+    // Declared first: unregistered before the folder is removed.
+    _guard: crate::cleanup::Guard,
     dir: tempfile::TempDir,
     next: AtomicUsize,
 }
@@ -84,7 +86,7 @@ pub struct Staging {
 impl Staging {
     pub fn new() -> std::io::Result<Self> {
         let dir = tempfile::Builder::new().prefix("scratchpack-").tempdir()?;
-        Ok(Staging { dir, next: AtomicUsize::new(0) })
+        Ok(Staging { _guard: crate::cleanup::register(dir.path()), dir, next: AtomicUsize::new(0) })
     }
 
     /// A new file name inside the staging folder.

@@ -6,6 +6,7 @@ mod cli;
 mod destinations;
 mod harness;
 mod image_content;
+mod interrupt;
 mod needs;
 mod platforms;
 mod push;
