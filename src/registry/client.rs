@@ -145,7 +145,7 @@ impl Client {
             // Plain HTTP only where go-containerregistry allows it too: loopback, or asked for.
             // One https try first: an HTTP answer over TLS settles it; a failed handshake means
             // the registry may speak plain HTTP.
-            match client.ping() {
+            match client.ping_within(Some(Duration::from_secs(5))) {
                 Ok(challenge) => challenge,
                 Err(error @ RegistryError::Status { .. }) => {
                     client.debug(format_args!("https answered: {error}"));
@@ -158,6 +158,9 @@ impl Client {
                     match client.with_retries("reaching the registry", || client.ping()) {
                         Ok(challenge) => challenge,
                         Err(http_error @ RegistryError::Timeout { .. }) => return Err(http_error),
+                        // An HTTP answer other than a TLS server's 400 "HTTP request to an HTTPS
+                        // server": the registry speaks plain HTTP, and this is its real error.
+                        Err(http_error @ RegistryError::Status { status, .. }) if status != 400 => return Err(http_error),
                         Err(http_error) => {
                             client.debug(format_args!("http failed too: {http_error}"));
                             client.base = https_base;
@@ -187,9 +190,16 @@ impl Client {
 
     /// GET /v2/: `None` when open, the challenge when it asks for credentials.
     fn ping(&self) -> Result<Option<Challenge>, RegistryError> {
+        self.ping_within(None)
+    }
+
+    /// A ping bounded by `limit` as well as by the deadline: the https probe of a loopback
+    /// registry must not hang on a plain-HTTP server that never answers a TLS hello.
+    fn ping_within(&self, limit: Option<Duration>) -> Result<Option<Challenge>, RegistryError> {
         let url = self.url("v2/");
-        let response =
-            self.http.get(url.clone()).timeout(self.remaining()?).send().map_err(|e| self.network_error(&Method::GET, &url, e))?;
+        let remaining = self.remaining()?;
+        let timeout = limit.map_or(remaining, |limit| limit.min(remaining));
+        let response = self.http.get(url.clone()).timeout(timeout).send().map_err(|e| self.network_error(&Method::GET, &url, e))?;
         match response.status() {
             StatusCode::OK => Ok(None),
             StatusCode::UNAUTHORIZED => Ok(Some(pick_challenge(response.headers()).ok_or_else(|| RegistryError::BadResponse {
@@ -417,7 +427,8 @@ impl Client {
             let (code, message) = parse_error_body(response);
             return Err(RegistryError::Token { realm: redact_url(&realm), status: status.as_u16(), code, message });
         }
-        let body = response.bytes().unwrap_or_default();
+        // A body cut short is a network fault (worth a retry), not a bad answer.
+        let body = response.bytes().map_err(|e| self.network_error(&Method::GET, &realm, e))?;
         let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|_| RegistryError::BadResponse {
             what: format!("the token server {}", redact_url(&realm)),
             detail: "the answer is not token JSON".into(),
