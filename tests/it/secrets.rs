@@ -10,6 +10,8 @@ use crate::support::http::{read_head, read_request_body};
 use crate::util::*;
 
 type Seen = Arc<Mutex<Vec<(String, String, bool)>>>;
+/// `(method, path, authorized) -> (status, headers)`.
+type Respond = dyn Fn(&str, &str, bool) -> (u16, Vec<(String, String)>) + Send + Sync;
 
 /// Serves `respond(method, path, authorized) -> (status, headers)` on 127.0.0.1, recording
 /// (method, path, had Authorization) for each request.
@@ -29,7 +31,7 @@ fn serve(respond: impl Fn(&str, &str, bool) -> (u16, Vec<(String, String)>) + Se
     (host, seen)
 }
 
-fn handle(stream: TcpStream, seen: &Seen, respond: &(dyn Fn(&str, &str, bool) -> (u16, Vec<(String, String)>) + Send + Sync)) {
+fn handle(stream: TcpStream, seen: &Seen, respond: &Respond) {
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
     while let Ok(Some(head)) = read_head(&mut reader) {
