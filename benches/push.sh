@@ -4,7 +4,7 @@
 # What it measures, side by side in one run, against a real registry (`docker-registry serve CONFIG`,
 # Debian's distribution 2.8, plain HTTP on 127.0.0.1, filesystem storage in the temp dir):
 #   0. The image: `scratchpack pack REF --output oci:LAYOUT:latest`, REF being the 11 MB static reference
-#      binary /usr/bin/qemu-riscv64-static (Debian package qemu-user-static): ~2.8 MB of gzip layers.
+#      binary /usr/bin/qemu-riscv64-static (Debian package qemu-user-static): ~3 MB of gzip blobs.
 #   1. First push (nothing there yet), wall time of each command, RUNS times, alternating the tools:
 #        scratchpack push oci:LAYOUT:latest docker://127.0.0.1:PORT/bench/sp-N:latest -q
 #        skopeo copy -q --preserve-digests --dest-tls-verify=false oci:LAYOUT:latest \

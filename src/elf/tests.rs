@@ -62,3 +62,48 @@ fn directory_and_missing_file() {
 fn split_paths_drops_empty_entries() {
     assert_eq!(split_paths(&["$ORIGIN/../lib::/opt/lib"]), vec!["$ORIGIN/../lib", "/opt/lib"]);
 }
+
+/// A valid 64-bit little-endian ELF header for x86-64 with the given table fields patched in.
+fn header_with(phoff: u64, phnum: u16, shoff: u64, shnum: u16) -> Vec<u8> {
+    let (_, mut bytes) = host_binary();
+    bytes[32..40].copy_from_slice(&phoff.to_le_bytes());
+    bytes[40..48].copy_from_slice(&shoff.to_le_bytes());
+    bytes[56..58].copy_from_slice(&phnum.to_le_bytes());
+    bytes[60..62].copy_from_slice(&shnum.to_le_bytes());
+    bytes
+}
+
+#[test]
+fn hostile_headers_cost_bounded_time_and_fail_cleanly() {
+    let started = std::time::Instant::now();
+    let cases = [
+        ("65535 program headers past the end", header_with(64, u16::MAX, 0, 0)),
+        ("65535 section headers past the end", header_with(64, 1, 64, u16::MAX)),
+        ("tables overlapping the header", header_with(0, 3, 0, 3)),
+        ("absurd offsets", header_with(u64::MAX - 10, 2, u64::MAX - 10, 2)),
+    ];
+    for (what, bytes) in cases {
+        match inspect_bytes(Path::new("hostile"), &bytes, bytes.len() as u64) {
+            Err(ElfError::Corrupt { .. }) | Err(ElfError::SharedLibrary { .. }) | Err(ElfError::NotExecutable { .. }) => {}
+            Ok(info) => assert!(info.size == bytes.len() as u64, "{what}: accepted oddly"),
+            Err(other) => panic!("{what}: unexpected {other}"),
+        }
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+}
+
+#[test]
+fn a_2_gb_sparse_file_is_inspected_without_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sparse");
+    let (_, bytes) = host_binary();
+    std::fs::write(&path, &bytes).unwrap();
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(2 << 30).unwrap();
+    let started = std::time::Instant::now();
+    let info = inspect(&path).unwrap();
+    assert_eq!(info.size, 2 << 30);
+    assert!(started.elapsed() < std::time::Duration::from_secs(1), "took {:?}", started.elapsed());
+    let hints_started = std::time::Instant::now();
+    let _ = crate::hints::detect(&path, &info.needed).unwrap();
+    assert!(hints_started.elapsed() < std::time::Duration::from_secs(1), "hints took {:?}", hints_started.elapsed());
+}

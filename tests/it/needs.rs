@@ -121,3 +121,30 @@ fn missing_libraries_are_listed_and_allow_missing_goes_on() {
     assert!(config["config"]["Env"].as_array().unwrap().contains(&format!("LD_LIBRARY_PATH={}", lib_dir.display()).into()), "{config}");
     assert_eq!(run_image(&fixed, "latest"), "7\n");
 }
+
+#[test]
+fn dt_needed_cycles_resolve_once_and_run() {
+    let work = temp_dir();
+    let dir = work.path();
+    std::fs::write(dir.join("a.c"), "int b(void); int a(void) { return 40; } int a_calls_b(void) { return b(); }\n").unwrap();
+    std::fs::write(dir.join("b.c"), "int a(void); int b(void) { return 2; } int b_calls_a(void) { return a(); }\n").unwrap();
+    std::fs::write(
+        dir.join("main.c"),
+        "#include <stdio.h>\nint a(void); int a_calls_b(void);\nint main(void) { printf(\"%d\\n\", a() + a_calls_b()); return 0; }\n",
+    )
+    .unwrap();
+    let gcc = |args: &[&str]| run_ok(Command::new("gcc").args(args).current_dir(dir));
+    gcc(&["-shared", "-fPIC", "-o", "libb.so", "b.c", "-Wl,--allow-shlib-undefined"]);
+    gcc(&["-shared", "-fPIC", "-o", "liba.so", "a.c", "-L.", "-lb"]);
+    gcc(&["-shared", "-fPIC", "-o", "libb.so", "b.c", "-L.", "-la"]); // now libb needs liba: a cycle
+    let rpath = format!("-Wl,-rpath,{}", dir.display());
+    // DT_RPATH (not RUNPATH): inherited, so liba's own need for libb is found there too.
+    gcc(&["-o", "cycle", "main.c", "-L.", "-la", &rpath, "-Wl,--disable-new-dtags"]);
+    let json: serde_json::Value =
+        serde_json::from_slice(&run_ok(scratchpack().args(["inspect", "--json"]).arg(dir.join("cycle"))).stdout).unwrap();
+    let names: Vec<&str> = json["libraries"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["liba.so", "libc.so.6", "libb.so"], "each once, in load order");
+    let layout = dir.join("layout");
+    pack(&[dir.join("cycle").to_str().unwrap(), "--output", &format!("oci:{}", layout.display())], |_| {});
+    assert_eq!(run_image(&layout, "latest"), "42\n");
+}
