@@ -27,6 +27,3 @@ for target in "${RUST_TARGETS[@]}"; do
   grep -qx "$target" <<<"$installed_targets" || rustup target add "$target"
 done
 
-if ! command -v cargo-nextest >/dev/null 2>&1; then
-  cargo install --locked cargo-nextest
-fi
