@@ -176,6 +176,8 @@ impl PackOptions {
 /// A packed image, with the staging folder that holds its layers until it is published.
 pub struct Packed {
     pub artifact: Artifact,
+    /// Artifacts attached to the image or its platform images: SBOMs.
+    pub attachments: Vec<crate::image::referrers::Attachment>,
     pub binaries: Vec<ElfInfo>,
     _staging: Staging,
 }
@@ -315,7 +317,7 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
         let index = config::index_blob(&entries, &options.annotations)?;
         Artifact::Index { index, images }
     };
-    Ok(Packed { artifact, binaries, _staging: staging })
+    Ok(Packed { artifact, attachments: Vec::new(), binaries, _staging: staging })
 }
 
 fn check_platforms(binaries: &[ElfInfo]) -> Result<()> {
@@ -350,7 +352,7 @@ pub fn publish(packed: &Packed, options: &PackOptions, printer: &Printer) -> Res
     let mut lines = Vec::new();
     for (text, spec) in &options.outputs {
         let mut destination = dest::open(spec, &options.tags, &name, &options.registry);
-        let line = destination.publish(&packed.artifact).with_context(|| format!("writing {text}"))?;
+        let line = destination.publish(&packed.artifact, &packed.attachments).with_context(|| format!("writing {text}"))?;
         printer.verbose(format_args!("wrote {text}"));
         lines.push((text.clone(), line));
     }

@@ -33,7 +33,8 @@ fn uncompressed(layer: &Layer) -> io::Result<Box<dyn Read + Send>> {
 }
 
 impl Destination for DockerArchive {
-    fn publish(&mut self, artifact: &Artifact) -> Result<String, DestError> {
+    /// A docker archive has no place for referrers: attachments are left out.
+    fn publish(&mut self, artifact: &Artifact, _attachments: &[crate::image::referrers::Attachment]) -> Result<String, DestError> {
         let [image] = artifact.images() else {
             return Err(DestError::DockerArchiveIndex { path: self.file.clone(), count: artifact.images().len() });
         };

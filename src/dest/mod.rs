@@ -17,12 +17,15 @@ pub use oci_archive::OciArchive;
 pub use oci_layout::OciLayout;
 pub use spec::{DestSpec, SpecError};
 
+use crate::image::referrers::Attachment;
 use crate::image::Artifact;
 
 /// A place a packed image is published to. `publish` returns the line printed on stdout for it:
 /// the destination and tag, then `@` and the digest of what the tag points to.
 pub trait Destination {
-    fn publish(&mut self, artifact: &Artifact) -> Result<String, DestError>;
+    /// Publishes the image, and the artifacts attached to it (SBOMs) where the destination can
+    /// hold them.
+    fn publish(&mut self, artifact: &Artifact, attachments: &[Attachment]) -> Result<String, DestError>;
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,8 @@ use serde_json::json;
 use super::oci_layout::REF_NAME;
 use super::{write_atomically, DestError, Destination};
 use crate::image::config::INDEX_MEDIA_TYPE;
-use crate::image::Artifact;
+use crate::image::referrers::{self, Attachment};
+use crate::image::{Artifact, Blob};
 
 pub struct OciArchive {
     file: PathBuf,
@@ -25,16 +26,30 @@ impl OciArchive {
 }
 
 impl Destination for OciArchive {
-    fn publish(&mut self, artifact: &Artifact) -> Result<String, DestError> {
+    fn publish(&mut self, artifact: &Artifact, attachments: &[Attachment]) -> Result<String, DestError> {
         let root = artifact.root();
-        let manifests: Vec<_> = self
+        let mut manifests: Vec<_> = self
             .tags
             .iter()
             .map(|tag| json!({"mediaType": root.media_type, "digest": root.digest.to_string(), "size": root.size, "annotations": {REF_NAME: tag}}))
             .collect();
+        // Attachments beside the image, under the referrers tag schema.
+        let mut extra_blobs: Vec<Blob> = attachments.iter().flat_map(|a| a.blobs.iter().cloned().chain([a.manifest.clone()])).collect();
+        let mut subjects: Vec<&crate::image::Digest> = attachments.iter().map(|a| &a.subject.digest).collect();
+        subjects.sort();
+        subjects.dedup();
+        for subject in subjects {
+            let for_subject: Vec<&Attachment> = attachments.iter().filter(|a| &a.subject.digest == subject).collect();
+            let index = referrers::referrers_index(None, &for_subject);
+            let tag = referrers::fallback_tag(subject);
+            manifests.push(json!({"mediaType": index.media_type, "digest": index.digest.to_string(), "size": index.size, "annotations": {REF_NAME: tag}}));
+            extra_blobs.push(index);
+        }
         let index = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": manifests})).expect("JSON");
         let mut blobs = artifact.blobs_in_upload_order();
+        blobs.extend(extra_blobs.iter());
         blobs.sort_by_key(|b| b.digest);
+        blobs.dedup_by_key(|b| b.digest);
         write_atomically(&self.file, |file| {
             let mut tar = tar::Builder::new(io::BufWriter::new(file));
             append_dir(&mut tar, "blobs/")?;

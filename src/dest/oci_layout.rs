@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use super::{write_atomically, DestError, Destination};
 use crate::image::config::INDEX_MEDIA_TYPE;
+use crate::image::referrers::{self, Attachment};
 use crate::image::{Artifact, Blob};
 
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -63,7 +64,7 @@ impl Drop for Rollback {
 }
 
 impl Destination for OciLayout {
-    fn publish(&mut self, artifact: &Artifact) -> Result<String, DestError> {
+    fn publish(&mut self, artifact: &Artifact, attachments: &[Attachment]) -> Result<String, DestError> {
         let dir = &self.dir;
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(DestError::io(parent, "cannot create the parent folder"))?;
@@ -99,7 +100,24 @@ impl Destination for OciLayout {
                 rollback.added(written);
             }
         }
-        update_index(dir, artifact.root(), &self.tags)?;
+        // Attachments beside the image, found through the referrers tag schema as on a registry.
+        let mut entries: Vec<(Vec<String>, Blob)> = vec![(self.tags.clone(), artifact.root().clone())];
+        for (tag, index) in referrer_indexes(dir, attachments)? {
+            entries.push((vec![tag], index));
+        }
+        for attachment in attachments {
+            for blob in attachment.blobs.iter().chain([&attachment.manifest]) {
+                if let Some(written) = write_blob(&blob_dir, blob)? {
+                    rollback.added(written);
+                }
+            }
+        }
+        for (_, index) in &entries[1..] {
+            if let Some(written) = write_blob(&blob_dir, index)? {
+                rollback.added(written);
+            }
+        }
+        update_index(dir, &entries)?;
         rollback.committed = true;
         Ok(format!("oci:{}:{}@{}", dir.display(), self.tags[0], artifact.root().digest))
     }
@@ -143,7 +161,27 @@ fn write_blob(blob_dir: &Path, blob: &Blob) -> Result<Option<PathBuf>, DestError
     Ok(Some(path))
 }
 
-fn update_index(dir: &Path, root: &Blob, tags: &[String]) -> Result<(), DestError> {
+/// The referrers index of each subject, merged with the one the layout already has under that tag.
+fn referrer_indexes(dir: &Path, attachments: &[Attachment]) -> Result<Vec<(String, Blob)>, DestError> {
+    let mut subjects: Vec<&crate::image::Digest> = attachments.iter().map(|a| &a.subject.digest).collect();
+    subjects.sort();
+    subjects.dedup();
+    let index: Option<Value> = std::fs::read(dir.join("index.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let mut out = Vec::new();
+    for subject in subjects {
+        let tag = referrers::fallback_tag(subject);
+        let existing = index
+            .as_ref()
+            .and_then(|i| i["manifests"].as_array().and_then(|m| m.iter().find(|e| e["annotations"][REF_NAME] == tag.as_str()).cloned()))
+            .and_then(|entry| entry["digest"].as_str().and_then(|d| crate::image::Digest::parse(d).ok()))
+            .and_then(|digest| std::fs::read(dir.join("blobs/sha256").join(digest.hex())).ok());
+        let for_subject: Vec<&Attachment> = attachments.iter().filter(|a| &a.subject.digest == subject).collect();
+        out.push((tag, referrers::referrers_index(existing.as_deref(), &for_subject)));
+    }
+    Ok(out)
+}
+
+fn update_index(dir: &Path, entries: &[(Vec<String>, Blob)]) -> Result<(), DestError> {
     let path = dir.join("index.json");
     let mut index = match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
@@ -154,14 +192,17 @@ fn update_index(dir: &Path, root: &Blob, tags: &[String]) -> Result<(), DestErro
         Err(e) => return Err(DestError::io(&path, "cannot read")(e)),
     };
     let manifests = index["manifests"].as_array_mut().expect("checked above");
-    manifests.retain(|m| !m["annotations"][REF_NAME].as_str().is_some_and(|name| tags.iter().any(|t| t == name)));
-    for tag in tags {
-        manifests.push(json!({
-            "mediaType": root.media_type,
-            "digest": root.digest.to_string(),
-            "size": root.size,
-            "annotations": { REF_NAME: tag },
-        }));
+    let all_tags: Vec<&String> = entries.iter().flat_map(|(tags, _)| tags).collect();
+    manifests.retain(|m| !m["annotations"][REF_NAME].as_str().is_some_and(|name| all_tags.iter().any(|t| *t == name)));
+    for (tags, root) in entries {
+        for tag in tags {
+            manifests.push(json!({
+                "mediaType": root.media_type,
+                "digest": root.digest.to_string(),
+                "size": root.size,
+                "annotations": { REF_NAME: tag },
+            }));
+        }
     }
     let bytes = serde_json::to_vec(&index).expect("JSON values serialise");
     write_atomically(&path, |f| f.write_all(&bytes))

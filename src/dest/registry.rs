@@ -63,6 +63,12 @@ impl RegistryDestination {
 
     /// Pushes a set of blobs and manifests; returns `HOST/REPO@DIGEST`.
     pub fn push_set(&self, set: &PushSet) -> Result<String, DestError> {
+        self.push_set_with(set, &[])
+    }
+
+    /// Pushes the set, then its attachments as referrers (the tag schema where the registry has no
+    /// referrers API).
+    pub fn push_set_with(&self, set: &PushSet, attachments: &[crate::image::referrers::Attachment]) -> Result<String, DestError> {
         let repository = &self.reference.repository;
         let wrap = |source| DestError::Registry { reference: self.reference.to_string(), source: Box::new(source) };
         let env = |name: &str| std::env::var(name).ok();
@@ -83,6 +89,7 @@ impl RegistryDestination {
         let client = Client::connect(repository.registry.clone(), credential, scopes, &self.context.connect).map_err(wrap)?;
         let reporter = progress::for_stderr(self.context.quiet, &repository.to_string());
         push::push(&client, &repository.path, set, &self.tags, &mount_from, reporter.as_ref()).map_err(wrap)?;
+        push::push_referrers(&client, &repository.path, attachments, reporter.as_ref()).map_err(wrap)?;
         let mut book = self.context.mounts.lock().expect("mount book");
         let known = book.known.entry(repository.registry.clone()).or_default();
         for blob in &set.blobs {
@@ -93,7 +100,7 @@ impl RegistryDestination {
 }
 
 impl Destination for RegistryDestination {
-    fn publish(&mut self, artifact: &Artifact) -> Result<String, DestError> {
-        self.push_set(&PushSet::from_artifact(artifact))
+    fn publish(&mut self, artifact: &Artifact, attachments: &[crate::image::referrers::Attachment]) -> Result<String, DestError> {
+        self.push_set_with(&PushSet::from_artifact(artifact), attachments)
     }
 }

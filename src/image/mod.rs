@@ -9,6 +9,7 @@ pub mod compress;
 pub mod config;
 pub mod digest;
 pub mod layer;
+pub mod referrers;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};

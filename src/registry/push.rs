@@ -348,3 +348,65 @@ impl Read for Counting {
         Ok(n)
     }
 }
+
+/// Pushes attached artifacts (SBOMs): their blobs, then each artifact manifest by digest. Where
+/// the registry does not answer with `OCI-Subject` (no referrers API, as distribution 2.8), the
+/// referrers tag `sha256-<subject hex>` is updated with an index listing them, merged with what the
+/// tag already lists.
+pub fn push_referrers(
+    client: &Client,
+    repository: &str,
+    attachments: &[crate::image::referrers::Attachment],
+    progress: &dyn Progress,
+) -> Result<(), RegistryError> {
+    use crate::image::referrers::{fallback_tag, referrers_index};
+    let mut needs_fallback: Vec<&crate::image::referrers::Attachment> = Vec::new();
+    for attachment in attachments {
+        for blob in &attachment.blobs {
+            upload_blob(client, repository, blob, None, progress)?;
+        }
+        let reference = attachment.manifest.digest.to_string();
+        let url = client.url(&format!("v2/{repository}/manifests/{reference}"));
+        let bytes = crate::image::blob::read_all(&attachment.manifest).map_err(|source| RegistryError::Read {
+            path: reference.clone(),
+            what: "a manifest",
+            source,
+        })?;
+        let supports_referrers = client.with_retries(&format!("writing manifest {reference}"), || {
+            let response = client
+                .send(Method::PUT, &url, &|r| Ok(r.header(CONTENT_TYPE, attachment.manifest.media_type.as_str()).body(bytes.clone())))?;
+            match response.status() {
+                StatusCode::CREATED | StatusCode::OK | StatusCode::ACCEPTED => Ok(response.headers().contains_key("oci-subject")),
+                _ => Err(status_error(&Method::PUT, &url, response)),
+            }
+        })?;
+        if !supports_referrers {
+            needs_fallback.push(attachment);
+        }
+    }
+    let mut subjects: Vec<&Digest> = needs_fallback.iter().map(|a| &a.subject.digest).collect();
+    subjects.sort();
+    subjects.dedup();
+    for subject in subjects {
+        let tag = fallback_tag(subject);
+        let url = client.url(&format!("v2/{repository}/manifests/{tag}"));
+        let existing = client.with_retries("reading the referrers tag", || {
+            let response = client.send(Method::GET, &url, &|r| Ok(r.header(ACCEPT, INDEX_MEDIA_TYPE)))?;
+            match response.status() {
+                StatusCode::OK => Ok(Some(
+                    response
+                        .bytes()
+                        .map_err(|e| RegistryError::Network { method: "GET".into(), url: redact_url(&url), detail: e.to_string() })?
+                        .to_vec(),
+                )),
+                StatusCode::NOT_FOUND => Ok(None),
+                _ => Err(status_error(&Method::GET, &url, response)),
+            }
+        })?;
+        let for_subject: Vec<&crate::image::referrers::Attachment> =
+            needs_fallback.iter().copied().filter(|a| &a.subject.digest == subject).collect();
+        let index = referrers_index(existing.as_deref(), &for_subject);
+        put_manifest(client, repository, &tag, &index)?;
+    }
+    Ok(())
+}
