@@ -27,3 +27,7 @@ for target in "${RUST_TARGETS[@]}"; do
   grep -qx "$target" <<<"$installed_targets" || rustup target add "$target"
 done
 
+# cargo scratchpack --auditable and the SBOM tests build with it.
+if ! command -v cargo-auditable >/dev/null 2>&1; then
+  cargo install cargo-auditable --locked
+fi

@@ -50,6 +50,10 @@ pub struct CargoArgs {
     pub manifest_path: Option<PathBuf>,
     #[arg(long)]
     pub locked: bool,
+    /// Build with `cargo auditable build`, so the binaries carry their dependency list (.dep-v0)
+    /// for the SBOM and for scanners (install it with `cargo install cargo-auditable`).
+    #[arg(long)]
+    pub auditable: bool,
     #[arg(long)]
     pub offline: bool,
     #[command(flatten)]
@@ -88,6 +92,8 @@ pub struct MetadataConfig {
     pub allow_missing: Option<bool>,
     pub sysroot: Option<String>,
     pub library_path: Option<Vec<String>>,
+    pub sbom: Option<String>,
+    pub sbom_dir: Option<String>,
 }
 
 impl MetadataConfig {
@@ -118,7 +124,9 @@ impl MetadataConfig {
             static_only,
             allow_missing,
             sysroot,
-            library_path
+            library_path,
+            sbom,
+            sbom_dir
         )
     }
 }
@@ -194,6 +202,30 @@ fn select_package<'a>(metadata: &'a Metadata, requested: Option<&str>) -> Result
             let names: Vec<&str> = metadata.packages.iter().map(|p| p.name.as_str()).collect();
             anyhow!("this workspace has several packages ({}): choose one with -p", names.join(", "))
         })
+}
+
+/// Every crate's `source` from `cargo metadata` (with dependencies), keyed by (name, version).
+fn cargo_sources(manifest_path: Option<&Path>) -> Result<BTreeMap<(String, String), String>> {
+    let mut cmd = cargo();
+    cmd.args(["metadata", "--format-version", "1"]);
+    if let Some(path) = manifest_path {
+        cmd.arg("--manifest-path").arg(path);
+    }
+    let output = cmd.stderr(Stdio::inherit()).output().context("cannot run `cargo metadata`")?;
+    if !output.status.success() {
+        bail!("`cargo metadata` failed ({})", output.status);
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("`cargo metadata` printed something that is not its JSON")?;
+    let mut sources = BTreeMap::new();
+    for package in value["packages"].as_array().into_iter().flatten() {
+        if let (Some(name), Some(version), Some(source)) =
+            (package["name"].as_str(), package["version"].as_str(), package["source"].as_str())
+        {
+            sources.insert((name.to_string(), version.to_string()), source.to_string());
+        }
+    }
+    Ok(sources)
 }
 
 /// The git revision and commit time of the package's repository, if it is in one.
@@ -310,6 +342,17 @@ fn merge(cli: &ImageArgs, config: &MetadataConfig, base_dir: &Path) -> Result<Im
     if merged.resolve.library_path.is_empty() {
         merged.resolve.library_path = config.library_path.clone().unwrap_or_default();
     }
+    if merged.sbom.is_none() {
+        merged.sbom = Some(match config.sbom.as_deref() {
+            // Rust projects get an SBOM by default, as ko's users do.
+            None => crate::sbom::SbomFormat::Spdx,
+            Some(text) => clap::ValueEnum::from_str(text, false)
+                .map_err(|_| anyhow!("[package.metadata.scratchpack] sbom {text:?}: expected spdx, cyclonedx or none"))?,
+        });
+    }
+    if merged.sbom_dir.is_none() {
+        merged.sbom_dir = config.sbom_dir.as_deref().map(|p| PathBuf::from(relative(p)));
+    }
     Ok(merged)
 }
 
@@ -389,6 +432,9 @@ struct Executable {
 
 fn build(args: &CargoArgs, package: &Package, bins: &[String], targets: &[String], quiet: bool) -> Result<Vec<Executable>> {
     let mut cmd = cargo();
+    if args.auditable {
+        cmd.arg("auditable");
+    }
     cmd.args(["build", "--message-format=json-render-diagnostics", "-p", &package.name]);
     match &args.profile {
         Some(profile) => cmd.args(["--profile", profile]),
@@ -505,8 +551,12 @@ pub fn run(args: CargoArgs) -> Result<()> {
             .iter()
             .map(|o| expand_template(o, &package.version, git_sha.as_deref()))
             .collect::<Result<_>>()?;
-        let options =
+        let mut options =
             crate::pack::PackOptions::from_args(paths, &per_bin, Some(&epoch), &printer).with_context(|| format!("packing {bin}"))?;
+        if options.sbom.format != crate::sbom::SbomFormat::None {
+            options.sbom.version = Some(package.version.clone());
+            options.sbom.cargo_sources = Some(cargo_sources(args.manifest_path.as_deref())?);
+        }
         let packed = crate::pack::build(&options, &printer).with_context(|| format!("packing {bin}"))?;
         let lines = crate::pack::publish(&packed, &options, &printer)?;
         if per_bin.json {

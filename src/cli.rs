@@ -194,6 +194,13 @@ pub struct ImageArgs {
     /// always, or never [default: auto].
     #[arg(long, value_enum)]
     pub tzdata: Option<crate::needs::Tzdata>,
+    /// SBOM of each image, from cargo-auditable data and the image's files: attached as an OCI
+    /// referrer on push, kept beside the image in OCI layouts [default: none; spdx for cargo scratchpack].
+    #[arg(long, value_enum)]
+    pub sbom: Option<crate::sbom::SbomFormat>,
+    /// Also write each SBOM into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub sbom_dir: Option<PathBuf>,
     /// Print a JSON summary on stdout instead of one line per destination.
     #[arg(long)]
     pub json: bool,

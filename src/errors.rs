@@ -12,6 +12,8 @@ pub fn hint(error: &anyhow::Error) -> Option<String> {
             e.hint()
         } else if let Some(crate::pack::OptionError::NoOutput) = cause.downcast_ref::<crate::pack::OptionError>() {
             Some("for example --output oci:out, or --output docker://ghcr.io/org/app:1.0".into())
+        } else if let Some(e) = cause.downcast_ref::<crate::sbom::SbomError>() {
+            e.hint().map(str::to_string)
         } else if let Some(e) = cause.downcast_ref::<crate::needs::NeedsError>() {
             e.hint()
         } else if let Some(e) = cause.downcast_ref::<registry::RegistryError>() {

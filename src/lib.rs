@@ -20,4 +20,5 @@ pub mod printer;
 pub mod registry;
 pub mod report;
 pub mod rootfs;
+pub mod sbom;
 pub mod stored;

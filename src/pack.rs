@@ -35,6 +35,18 @@ pub struct PackOptions {
     pub source_date_epoch: u64,
     pub registry: RegistryContext,
     pub needs: crate::needs::NeedsOptions,
+    pub sbom: SbomOptions,
+}
+
+/// What the SBOM of each image is made from, besides the image itself.
+#[derive(Clone, Debug, Default)]
+pub struct SbomOptions {
+    pub format: crate::sbom::SbomFormat,
+    pub dir: Option<PathBuf>,
+    /// The package version, when cargo knows it.
+    pub version: Option<String>,
+    /// cargo metadata's `source` of each (crate, version), for exact purls.
+    pub cargo_sources: Option<BTreeMap<(String, String), String>>,
 }
 
 /// The shared registry settings from the command line.
@@ -169,6 +181,11 @@ impl PackOptions {
                 static_only: args.static_only,
                 tzdata: args.tzdata.unwrap_or_default(),
             },
+            sbom: SbomOptions {
+                format: args.sbom.unwrap_or(crate::sbom::SbomFormat::None),
+                dir: args.sbom_dir.clone(),
+                ..Default::default()
+            },
         })
     }
 }
@@ -191,6 +208,7 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
     // Everything a binary needs is decided before any layer is written.
     let mut needs = Vec::new();
     let mut uses_library_path = Vec::new();
+    let mut resolutions = Vec::new();
     for info in &binaries {
         let target = binary_path(options.path.as_deref(), info)?;
         let decided = crate::needs::decide(info, &format!("/{target}"), &options.needs)?;
@@ -226,6 +244,7 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
         uses_library_path.push(
             decided.resolution.as_ref().is_some_and(|r| r.libraries.iter().any(|l| l.rule == crate::elf::resolve::Rule::LibraryPath)),
         );
+        resolutions.push(decided.resolution.clone());
         needs.push((target, libs_tree, zoneinfo_tree));
     }
     step("inspected");
@@ -310,6 +329,7 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
         let manifest = config::manifest_blob(&config_blob, &layers, &annotations)?;
         images.push(Image { platform: info.platform.clone(), manifest, config: config_blob, layers });
     }
+    let attachments = sboms(options, printer, &binaries, &needs, &resolutions, &base_plan, &images, &created)?;
     let artifact = if images.len() == 1 {
         Artifact::Image(images.pop().expect("one image"))
     } else {
@@ -317,7 +337,86 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
         let index = config::index_blob(&entries, &options.annotations)?;
         Artifact::Index { index, images }
     };
-    Ok(Packed { artifact, attachments: Vec::new(), binaries, _staging: staging })
+    Ok(Packed { artifact, attachments, binaries, _staging: staging })
+}
+
+/// One SBOM per platform image, attached to its manifest (and written to `--sbom-dir`).
+#[allow(clippy::too_many_arguments)]
+fn sboms(
+    options: &PackOptions,
+    printer: &Printer,
+    binaries: &[ElfInfo],
+    needs: &[(String, Option<FileTree>, Option<FileTree>)],
+    resolutions: &[Option<crate::elf::resolve::Resolution>],
+    base_plan: &base::Base,
+    images: &[Image],
+    created: &str,
+) -> Result<Vec<crate::image::referrers::Attachment>> {
+    use crate::sbom::{self, SbomFile, SbomFormat, SbomInput};
+    if options.sbom.format == SbomFormat::None {
+        return Ok(Vec::new());
+    }
+    let root = options.needs.resolve_options().root;
+    let dpkg = sbom::DpkgDb::load(&root);
+    let mut common = Vec::new();
+    if let Some(rootfs::Entry { kind: rootfs::EntryKind::File(Content::Bytes(pem)), .. }) = base_plan.tree.get(base::CA_BUNDLE_PATH) {
+        common.push(SbomFile {
+            path: format!("/{}", base::CA_BUNDLE_PATH),
+            sha256: crate::image::Digest::of(pem),
+            size: pem.len() as u64,
+            comment: base_plan.ca_version.as_ref().map(|v| format!("Mozilla CA bundle: {v}")),
+            package: None,
+        });
+    }
+    let mut attachments = Vec::new();
+    for (((info, (target, _, _)), resolution), image) in binaries.iter().zip(needs).zip(resolutions).zip(images) {
+        let hash_file = |path: &std::path::Path| -> Result<(crate::image::Digest, u64)> {
+            let mut hashed = crate::image::digest::HashingWriter::new(std::io::sink());
+            std::io::copy(&mut std::fs::File::open(path).with_context(|| format!("{}: cannot read", path.display()))?, &mut hashed)?;
+            let (_, digest, size) = hashed.finish();
+            Ok((digest, size))
+        };
+        let mut files = common.clone();
+        if let Some(resolution) = resolution {
+            let interpreter = resolution.interpreter.iter().map(|(image, host)| (image.clone(), host.clone()));
+            for (image_path, host_path) in
+                interpreter.chain(resolution.libraries.iter().map(|l| (l.image_path.clone(), l.host_path.clone())))
+            {
+                let (sha256, size) = hash_file(&host_path)?;
+                files.push(SbomFile { package: dpkg.owner(&image_path), path: image_path, sha256, size, comment: None });
+            }
+        }
+        let crates = sbom::read_auditable(&info.file)?;
+        if crates.is_none() {
+            printer.info(format_args!("note: {} has no cargo-auditable data: its SBOM lists the image's files only", info.file.display()));
+            printer.info(format_args!("hint: {}", sbom::NO_AUDIT_DATA_HINT));
+        }
+        let (binary_sha256, _) = hash_file(&info.file)?;
+        let name = info.file_name();
+        let input = SbomInput {
+            name: &name,
+            version: options.sbom.version.as_deref(),
+            platform: &info.platform,
+            created,
+            binary_path: &format!("/{target}"),
+            binary_sha256,
+            crates: crates.as_deref(),
+            cargo_sources: options.sbom.cargo_sources.as_ref(),
+            files: &files,
+        };
+        let Some(document) = sbom::generate(options.sbom.format, &input)? else { continue };
+        let file_name = format!("sbom.{}", options.sbom.format.file_extension());
+        if let Some(dir) = &options.sbom.dir {
+            std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the SBOM folder", dir.display()))?;
+            let platform = info.platform.to_string().replace('/', "-");
+            let path = dir.join(format!("{name}-{platform}.{}", options.sbom.format.file_extension()));
+            crate::dest::write_atomically(&path, |f| std::io::Write::write_all(f, &document.bytes))?;
+            printer.verbose(format_args!("wrote {}", path.display()));
+        }
+        let payload = crate::image::Blob::from_bytes(document.media_type, document.bytes);
+        attachments.push(crate::image::referrers::attach(&image.manifest, payload, &file_name, created));
+    }
+    Ok(attachments)
 }
 
 fn check_platforms(binaries: &[ElfInfo]) -> Result<()> {

@@ -99,10 +99,7 @@ fn tags_or(tag: &Option<String>, default_tags: &[String]) -> Vec<String> {
 
 /// Writes a file next to its final place and renames it over, so readers see the old or the new
 /// file, never a part. The temporary file is removed if anything fails.
-pub(crate) fn write_atomically(
-    path: &std::path::Path,
-    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
-) -> Result<(), DestError> {
+pub fn write_atomically(path: &std::path::Path, write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> Result<(), DestError> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut temp = tempfile::Builder::new()

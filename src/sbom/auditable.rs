@@ -283,11 +283,8 @@ mod tests {
         )
         .unwrap();
         std::fs::write(root.join("app/build.rs"), "fn main() { autocfg::new(); }\n").unwrap();
-        std::fs::write(
-            root.join("app/src/main.rs"),
-            "fn main() { println!(\"{}\", itoa::Buffer::new().format(localdep::answer())); }\n",
-        )
-        .unwrap();
+        std::fs::write(root.join("app/src/main.rs"), "fn main() { println!(\"{}\", itoa::Buffer::new().format(localdep::answer())); }\n")
+            .unwrap();
         std::fs::write(root.join("app/localdep/Cargo.toml"), "[package]\nname = \"localdep\"\nversion = \"0.2.0\"\nedition = \"2021\"\n")
             .unwrap();
         std::fs::write(root.join("app/localdep/src/lib.rs"), "pub fn answer() -> u32 { 42 }\n").unwrap();

@@ -221,8 +221,8 @@ fn utc_timestamp(value: &str) -> Result<String, SbomError> {
     let err = || SbomError::Timestamp { value: value.to_string() };
     let base = value.strip_suffix('Z').or_else(|| value.strip_suffix("+00:00")).ok_or_else(err)?;
     let shape = b"dddd-dd-ddTdd:dd:dd";
-    let fits = base.len() == shape.len()
-        && base.bytes().zip(shape.iter()).all(|(b, &s)| if s == b'd' { b.is_ascii_digit() } else { b == s });
+    let fits =
+        base.len() == shape.len() && base.bytes().zip(shape.iter()).all(|(b, &s)| if s == b'd' { b.is_ascii_digit() } else { b == s });
     if !fits {
         return Err(err());
     }
@@ -234,10 +234,14 @@ fn utc_timestamp(value: &str) -> Result<String, SbomError> {
 enum Origin {
     CratesIo,
     /// `vcs_url`: `git+https://host/repo@COMMIT`, when cargo metadata gave the URL.
-    Git { vcs_url: Option<String> },
+    Git {
+        vcs_url: Option<String>,
+    },
     Local,
     /// Another registry; `url`: its index URL, when cargo metadata gave it.
-    Registry { url: Option<String> },
+    Registry {
+        url: Option<String>,
+    },
     /// A source word this version does not know.
     Other(String),
 }

@@ -88,12 +88,7 @@ pub(super) fn cargo(name: &str, version: &str, origin: &Origin) -> String {
 
 /// `pkg:deb/debian/NAME@VERSION?arch=ARCH`.
 pub(super) fn deb(package: &DebPackage) -> String {
-    format!(
-        "pkg:deb/debian/{}@{}?arch={}",
-        encode(&package.name.to_lowercase()),
-        encode(&package.version),
-        encode(&package.architecture)
-    )
+    format!("pkg:deb/debian/{}@{}?arch={}", encode(&package.name.to_lowercase()), encode(&package.version), encode(&package.architecture))
 }
 
 /// The download location SPDX wants: the crate file for crates.io, the pinned commit for git,

@@ -13,6 +13,7 @@ mod platforms;
 mod push;
 mod reproducible;
 mod run;
+mod sbom;
 mod secrets;
 mod support;
 mod util;
