@@ -88,7 +88,7 @@ pub fn decide(info: &ElfInfo, image_path: &str, options: &NeedsOptions) -> Resul
             // The libraries' own needs count too: libcurl resolves names, libssl verifies
             // certificates. libc itself is left out: it holds the code for all of these, used or not.
             let needed: Vec<String> = resolution.libraries.iter().filter(|l| l.needed_by == library.name).map(|l| l.name.clone()).collect();
-            objects.push((library.name.clone(), hints::detect(&library.host_path, &needed).unwrap_or_default()));
+            objects.push((library.name.clone(), hints::detect(&library.file, &needed).unwrap_or_default()));
         }
     }
     let hints = hints::merge(objects);
@@ -137,20 +137,20 @@ fn is_libc(name: &str) -> bool {
 
 fn libc_before_2_34(resolution: &Resolution) -> bool {
     let Some(libc) = resolution.libraries.iter().find(|l| l.name == "libc.so.6") else { return false };
-    let newest = versions::defined(&libc.host_path).unwrap_or_default().iter().filter_map(|v| versions::glibc_version(v)).max();
+    let newest = versions::defined(&libc.file).unwrap_or_default().iter().filter_map(|v| versions::glibc_version(v)).max();
     newest.is_some_and(|v| v < (2, 34, 0))
 }
 
 fn uses_nss(info: &ElfInfo, resolution: &Resolution) -> bool {
     let objects = std::iter::once((info.file.clone(), info.needed.clone()))
-        .chain(resolution.libraries.iter().filter(|l| l.name != "libc.so.6").map(|l| (l.host_path.clone(), vec![])));
+        .chain(resolution.libraries.iter().filter(|l| l.name != "libc.so.6").map(|l| (l.file.clone(), vec![])));
     objects.into_iter().any(|(path, needed)| hints::detect(&path, &needed).unwrap_or_default().iter().any(|h| h.kind == HintKind::Nss))
 }
 
 /// The program's GLIBC_x.y requirements against the libc.so.6 that goes into the image.
 fn check_glibc(info: &ElfInfo, resolution: &Resolution) -> Result<(), NeedsError> {
     let Some(libc) = resolution.libraries.iter().find(|l| l.name == "libc.so.6") else { return Ok(()) };
-    let (Ok(needed), Ok(defined)) = (versions::required_from(&info.file, "libc.so.6"), versions::defined(&libc.host_path)) else {
+    let (Ok(needed), Ok(defined)) = (versions::required_from(&info.file, "libc.so.6"), versions::defined(&libc.file)) else {
         return Ok(());
     };
     let lacking: BTreeSet<&String> = needed.iter().filter(|v| !defined.contains(*v)).collect();
@@ -166,7 +166,7 @@ fn check_glibc(info: &ElfInfo, resolution: &Resolution) -> Result<(), NeedsError
     Err(NeedsError::GlibcTooOld {
         file: info.file.clone(),
         needed: lacking.into_iter().cloned().collect(),
-        libc: libc.host_path.clone(),
+        libc: libc.file.clone(),
         newest,
     })
 }

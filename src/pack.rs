@@ -241,9 +241,14 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
             Some(dir) => Some(add::plan_system_folder(dir, crate::needs::ZONEINFO)?),
             None => None,
         };
-        uses_library_path.push(
-            decided.resolution.as_ref().is_some_and(|r| r.libraries.iter().any(|l| l.rule == crate::elf::resolve::Rule::LibraryPath)),
-        );
+        let mut library_dirs = Vec::new();
+        if let Some(resolution) = &decided.resolution {
+            if resolution.libraries.iter().any(|l| l.rule == crate::elf::resolve::Rule::LibraryPath) {
+                library_dirs.extend(options.needs.library_path.iter().cloned());
+            }
+            library_dirs.extend(resolution.conf_dirs.iter().cloned());
+        }
+        uses_library_path.push(library_dirs);
         resolutions.push(decided.resolution.clone());
         needs.push((target, libs_tree, zoneinfo_tree));
     }
@@ -303,9 +308,7 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
     let created = config::rfc3339(epoch);
 
     let mut images = Vec::new();
-    for ((info, (target, zoneinfo_layer, libs_layer, app_layer)), found_through_library_path) in
-        binaries.iter().zip(app_layers).zip(uses_library_path)
-    {
+    for ((info, (target, zoneinfo_layer, libs_layer, app_layer)), library_dirs) in binaries.iter().zip(app_layers).zip(uses_library_path) {
         let mut layers: Vec<(Layer, String)> = vec![(base_layer.clone(), "scratchpack: base files and CA bundle".to_string())];
         if let Some(zoneinfo) = zoneinfo_layer {
             layers.push((zoneinfo, "scratchpack: zoneinfo".to_string()));
@@ -319,9 +322,10 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
         layers.push((app_layer, format!("scratchpack: /{target}")));
         let mut settings = options.settings.clone();
         settings.entrypoint = vec![format!("/{target}")];
-        if found_through_library_path && !settings.env.contains_key("LD_LIBRARY_PATH") {
-            // The libraries sit where --library-path found them; ld.so in the image must look there too.
-            settings.env.insert("LD_LIBRARY_PATH".to_string(), options.needs.library_path.join(":"));
+        if !library_dirs.is_empty() && !settings.env.contains_key("LD_LIBRARY_PATH") {
+            // The libraries sit where --library-path or ld.so.conf found them; the image has no
+            // ld.so.cache, so ld.so there must be told where to look.
+            settings.env.insert("LD_LIBRARY_PATH".to_string(), library_dirs.join(":"));
         }
         let history: Vec<LayerHistory> = layers.iter().map(|(layer, by)| LayerHistory { layer, created_by: by.clone() }).collect();
         let config_blob = config::config_blob(&info.platform, &settings, &history, &created)?;
@@ -378,10 +382,9 @@ fn sboms(
         };
         let mut files = common.clone();
         if let Some(resolution) = resolution {
-            let interpreter = resolution.interpreter.iter().map(|(image, host)| (image.clone(), host.clone()));
-            for (image_path, host_path) in
-                interpreter.chain(resolution.libraries.iter().map(|l| (l.image_path.clone(), l.host_path.clone())))
-            {
+            let interpreter =
+                resolution.interpreter.iter().zip(&resolution.interpreter_file).map(|((image, _), file)| (image.clone(), file.clone()));
+            for (image_path, host_path) in interpreter.chain(resolution.libraries.iter().map(|l| (l.image_path.clone(), l.file.clone()))) {
                 let (sha256, size) = hash_file(&host_path)?;
                 files.push(SbomFile { package: dpkg.owner(&image_path), path: image_path, sha256, size, comment: None });
             }

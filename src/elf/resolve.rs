@@ -66,8 +66,10 @@ pub struct Library {
     pub name: String,
     /// Where it was found, as an image path (what ld.so will open in the image).
     pub image_path: String,
-    /// The same file on this machine (under the sysroot, if any).
+    /// The same path on this machine (under the sysroot, if any), as found: it may be a link.
     pub host_path: PathBuf,
+    /// The real file behind it, symlinks resolved inside the root: what is read and hashed.
+    pub file: PathBuf,
     pub rule: Rule,
     /// The object whose DT_NEEDED named it (a file name).
     pub needed_by: String,
@@ -81,11 +83,17 @@ pub struct Missing {
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Resolution {
-    /// The interpreter as PT_INTERP names it (image path) and on this machine.
+    /// The interpreter as PT_INTERP names it (image path), and that path on this machine.
     pub interpreter: Option<(String, PathBuf)>,
+    /// The interpreter's real file (symlinks resolved inside the root): what is read and hashed.
+    pub interpreter_file: Option<PathBuf>,
     pub libraries: Vec<Library>,
     pub missing: Vec<Missing>,
     pub musl: bool,
+    /// Folders where ld.so.conf found libraries outside the loader's default folders. In the image
+    /// there is no ld.so.cache (ld.so never reads ld.so.conf itself), so they must be named in
+    /// LD_LIBRARY_PATH for ld.so to find those libraries at run time.
+    pub conf_dirs: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -240,17 +248,21 @@ impl Resolver<'_> {
         // Names that are loaded already: sonames and the names used to load them.
         let mut loaded: HashSet<String> = HashSet::new();
         if let Some(interp) = &program.interpreter {
+            let file = root
+                .canonicalize(interp)
+                .ok()
+                .map(|c| root.host(&c.real))
+                .filter(|h| h.is_file())
+                .ok_or_else(|| ResolveError::NoInterpreter { path: interp.clone(), root: root.sysroot().map(Path::to_path_buf) })?;
             let host = root.host(interp);
-            if !host.exists() {
-                return Err(ResolveError::NoInterpreter { path: interp.clone(), root: root.sysroot().map(Path::to_path_buf) });
-            }
             loaded.insert(file_name(interp).to_string());
-            if let Ok(Some(info)) = read_object(&host, self.identity) {
+            if let Ok(Some(info)) = read_object(&file, self.identity) {
                 if let Some(soname) = info.soname {
                     loaded.insert(soname);
                 }
             }
             resolution.interpreter = Some((interp.clone(), host));
+            resolution.interpreter_file = Some(file);
         }
         let mut queue = VecDeque::from([0usize]);
         while let Some(index) = queue.pop_front() {
@@ -264,7 +276,8 @@ impl Resolver<'_> {
                     Some((dir, rule)) => {
                         let image_path = join(&dir.image, &name);
                         let host_path = dir.host.join(&name);
-                        let info = read_object(&host_path, self.identity).ok().flatten().expect("find() checked it");
+                        let file = self.real_file(&dir, &name).expect("find() checked it");
+                        let info = read_object(&file, self.identity).ok().flatten().expect("find() checked it");
                         loaded.insert(name.clone());
                         if let Some(soname) = info.soname {
                             loaded.insert(soname);
@@ -283,13 +296,20 @@ impl Resolver<'_> {
                             loader: Some(index),
                         });
                         queue.push_back(objects.len() - 1);
-                        resolution.libraries.push(Library { name, image_path, host_path, rule, needed_by });
+                        resolution.libraries.push(Library { name, image_path, host_path, file, rule, needed_by });
                     }
                     None => {
                         loaded.insert(name.clone()); // reported once
                         resolution.missing.push(Missing { name, needed_by });
                     }
                 }
+            }
+        }
+        let defaults: Vec<String> = self.default_dirs().into_iter().map(|d| d.image).collect();
+        for library in resolution.libraries.iter().filter(|l| l.rule == Rule::LdSoConf) {
+            let dir = parent(&library.image_path);
+            if !defaults.contains(&dir) && !resolution.conf_dirs.contains(&dir) {
+                resolution.conf_dirs.push(dir);
             }
         }
         Ok(resolution)
@@ -314,8 +334,20 @@ impl Resolver<'_> {
     }
 
     fn compatible(&self, dir: &SearchDir, name: &str) -> bool {
-        let host = dir.host.join(name);
-        host.is_file() && matches!(read_object(&host, self.identity), Ok(Some(_)))
+        self.real_file(dir, name).is_some_and(|file| matches!(read_object(&file, self.identity), Ok(Some(_))))
+    }
+
+    /// The regular file `dir/name` is, with symlinks resolved inside the root (an absolute link
+    /// in a sysroot points into the sysroot, not at this machine's files).
+    fn real_file(&self, dir: &SearchDir, name: &str) -> Option<PathBuf> {
+        let root = &self.options.root;
+        let file = if root.host(&dir.image) == dir.host {
+            root.host(&root.canonicalize(&join(&dir.image, name)).ok()?.real)
+        } else {
+            // A $ORIGIN folder of a program outside the root: an ordinary path here.
+            dir.host.join(name).canonicalize().ok()?
+        };
+        file.is_file().then_some(file)
     }
 
     fn search_order(&self, objects: &[Object], index: usize) -> Vec<(Vec<SearchDir>, Rule)> {
@@ -385,12 +417,19 @@ impl Resolver<'_> {
         Some(self.plain_dir(&tokens(entry, "")))
     }
 
+    /// The loader's compiled-in folders: Debian's multiarch ones, then `/lib` and `/usr/lib`, and
+    /// for 64-bit programs `/lib64` and `/usr/lib64` (other distributions' defaults; a library of
+    /// the wrong class in `/lib` is skipped on the way). They belong to the loader, not to the
+    /// root's layout: a cross sysroot without multiarch folders still has them compiled in.
     fn default_dirs(&self) -> Vec<SearchDir> {
-        let dirs: Vec<String> = match (self.triplet, self.identity.class) {
-            (Some(t), _) => vec![format!("/lib/{t}"), format!("/usr/lib/{t}"), "/lib".into(), "/usr/lib".into()],
-            (None, 64) => vec!["/lib64".into(), "/usr/lib64".into()],
-            (None, _) => vec!["/lib".into(), "/usr/lib".into()],
-        };
+        let mut dirs: Vec<String> = Vec::new();
+        if let Some(t) = self.triplet {
+            dirs.extend([format!("/lib/{t}"), format!("/usr/lib/{t}")]);
+        }
+        dirs.extend(["/lib".to_string(), "/usr/lib".to_string()]);
+        if self.identity.class == 64 {
+            dirs.extend(["/lib64".to_string(), "/usr/lib64".to_string()]);
+        }
         dirs.iter().map(|d| self.plain_dir(d)).collect()
     }
 

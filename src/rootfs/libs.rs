@@ -61,14 +61,14 @@ pub fn plan(resolution: &Resolution, root: &Root) -> Result<FileTree, LibsError>
             add_host_path(&mut tree, root, &library.image_path)?;
             continue;
         }
-        let metadata = std::fs::metadata(&library.host_path).map_err(|source| LibsError::Resolve {
-            path: library.host_path.display().to_string(),
+        let metadata = std::fs::metadata(&library.file).map_err(|source| LibsError::Resolve {
+            path: library.file.display().to_string(),
             root: "/".into(),
             source,
         })?;
         let place = |source| LibsError::Place { path: library.image_path.clone(), source };
         let path = super::image_path(&library.image_path).map_err(place)?;
-        tree.add_file(&path, Content::HostFile { path: library.host_path.clone(), size: metadata.len() }, 0o755, 0, 0).map_err(place)?;
+        tree.add_file(&path, Content::HostFile { path: library.file.clone(), size: metadata.len() }, 0o755, 0, 0).map_err(place)?;
     }
     Ok(tree)
 }

@@ -12,6 +12,7 @@ mod needs;
 mod platforms;
 mod push;
 mod reproducible;
+mod resolve;
 mod run;
 mod sbom;
 mod secrets;
