@@ -372,3 +372,20 @@ fn timeout_bounds_the_whole_push() {
     assert!(err.contains("hint: raise --timeout"), "{err}");
     assert_eq!(stdout(&output), "");
 }
+
+#[test]
+fn progress_bars_on_a_terminal() {
+    let registry = Registry::plain();
+    // `script` gives the command a terminal; what it draws comes back on our stdout.
+    let command = format!(
+        "{} pack {} --output docker://{}/tty/hello:1",
+        env!("CARGO_BIN_EXE_scratchpack"),
+        static_c_hello().display(),
+        registry.host
+    );
+    let output = run_ok(Command::new("script").args(["-qec", &command, "/dev/null"]));
+    let screen = stdout(&output);
+    let bars = screen.lines().filter(|l| l.contains(" pushed [") && l.contains("/s")).count();
+    assert!(bars >= 3, "a bar per blob, with bytes and speed: {screen}");
+    assert!(screen.contains(&format!("{}/tty/hello@sha256:", registry.host)), "{screen}");
+}
