@@ -2,16 +2,14 @@
 //! cargo itself, for x86_64 and aarch64 musl targets.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use crate::support::*;
 use crate::util::*;
 
 /// A fresh copy of tests/fixtures/cargo-ws in its own git repository; builds share one target dir.
 fn workspace() -> (tempfile::TempDir, PathBuf) {
-    let dir = temp_dir();
-    let ws = dir.path().join("ws");
-    run_ok(Command::new("cp").arg("-r").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cargo-ws")).arg(&ws));
+    let (dir, ws) = cargo_fixture("cargo-ws");
     run_ok(Command::new("git").args(["init", "-q"]).current_dir(&ws));
     run_ok(Command::new("git").args(["add", "-A"]).current_dir(&ws));
     run_ok(
@@ -24,23 +22,6 @@ fn workspace() -> (tempfile::TempDir, PathBuf) {
     (dir, ws)
 }
 
-/// `cargo scratchpack ARGS` in `ws`, found by cargo on PATH like an installed subcommand.
-fn cargo_scratchpack(ws: &Path, args: &[&str]) -> Output {
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_cargo-scratchpack")).parent().unwrap();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
-    Command::new("cargo")
-        .arg("scratchpack")
-        .args(args)
-        .current_dir(ws)
-        .env("PATH", path)
-        .env("CARGO_TARGET_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("cargo-ws-target"))
-        .env_remove("SOURCE_DATE_EPOCH")
-        .env_remove("SCRATCHPACK_REPO")
-        .env_remove("CARGO")
-        .output()
-        .unwrap()
-}
-
 fn git_head(ws: &Path) -> String {
     stdout(&run_ok(Command::new("git").args(["rev-parse", "HEAD"]).current_dir(ws))).trim().to_string()
 }
@@ -50,7 +31,7 @@ fn two_binaries_two_targets_make_two_indexes_with_annotations() {
     ensure_arm64_binfmt();
     let (_dir, ws) = workspace();
     let out = ws.join("images");
-    let output = cargo_scratchpack(&ws, &["--output", &format!("oci:{}", out.display())]);
+    let output = cargo_scratchpack(&ws, &["--output", &format!("oci:{}", out.display())], &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stderr(&output).contains("Finished"), "cargo's own output stays on stderr: {}", stderr(&output));
     let lines: Vec<String> = stdout(&output).lines().map(str::to_string).collect();
@@ -121,6 +102,7 @@ fn metadata_is_honoured_and_flags_override_it() {
             "--output",
             &format!("oci:{}", out.display()),
         ],
+        &[],
     );
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(stdout(&output).lines().count(), 1);
@@ -144,7 +126,7 @@ fn unknown_metadata_keys_are_errors_that_name_the_key() {
     let manifest = ws.join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest).unwrap().replace("compression = \"gzip\"", "compresion = \"gzip\"");
     std::fs::write(&manifest, text).unwrap();
-    let output = cargo_scratchpack(&ws, &["--output", "oci:x"]);
+    let output = cargo_scratchpack(&ws, &["--output", "oci:x"], &[]);
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
     assert!(err.contains("[package.metadata.scratchpack]: unknown field `compresion`, expected one of"), "{err}");
@@ -165,6 +147,7 @@ fn docker_archive_from_the_subcommand_reads_back_with_skopeo() {
             "--output",
             &format!("docker-archive:{}:greeter:1.4.2", archive.display()),
         ],
+        &[],
     );
     assert!(output.status.success(), "{}", stderr(&output));
     let inspected = skopeo_inspect(&format!("docker-archive:{}", archive.display()), &[]);
@@ -181,27 +164,11 @@ fn docker_archive_from_the_subcommand_reads_back_with_skopeo() {
 fn scratchpack_repo_names_where_bare_outputs_go() {
     let registry = Registry::plain();
     let (_dir, ws) = workspace();
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_cargo-scratchpack")).parent().unwrap();
-    let output = Command::new("cargo")
-        .args([
-            "scratchpack",
-            "--bin",
-            "greeter-cli",
-            "--target",
-            "x86_64-unknown-linux-musl",
-            "--tag",
-            "{git_short_sha}",
-            "--output",
-            "cli",
-            "-q",
-        ])
-        .current_dir(&ws)
-        .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()))
-        .env("CARGO_TARGET_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("cargo-ws-target"))
-        .env("SCRATCHPACK_REPO", format!("{}/team", registry.host))
-        .env_remove("CARGO")
-        .output()
-        .unwrap();
+    let output = cargo_scratchpack(
+        &ws,
+        &["--bin", "greeter-cli", "--target", "x86_64-unknown-linux-musl", "--tag", "{git_short_sha}", "--output", "cli", "-q"],
+        &[("SCRATCHPACK_REPO", format!("{}/team", registry.host))],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let line = stdout(&output);
     assert!(line.starts_with(&format!("{}/team/cli@sha256:", registry.host)), "{line}");

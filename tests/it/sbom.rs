@@ -3,33 +3,13 @@
 //! without the referrers API (distribution 2.8).
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
 use crate::support::*;
 use crate::util::*;
-
-fn fixture() -> (tempfile::TempDir, PathBuf) {
-    let dir = temp_dir();
-    let ws = dir.path().join("audited");
-    run_ok(Command::new("cp").arg("-r").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cargo-auditable")).arg(&ws));
-    (dir, ws)
-}
-
-fn cargo_scratchpack(ws: &Path, args: &[&str], envs: &[(&str, String)]) -> std::process::Output {
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_cargo-scratchpack")).parent().unwrap();
-    let mut cmd = Command::new("cargo");
-    cmd.arg("scratchpack").args(args).current_dir(ws);
-    cmd.env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()));
-    cmd.env("CARGO_TARGET_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("cargo-auditable-target"));
-    cmd.env_remove("CARGO").env_remove("SCRATCHPACK_REPO").env_remove("SOURCE_DATE_EPOCH");
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
-}
 
 /// The crates cargo resolves for the package's normal (runtime) dependencies, root included.
 fn runtime_crates(ws: &Path) -> BTreeSet<(String, String)> {
@@ -98,7 +78,7 @@ fn spdx_crates(sbom: &Value) -> BTreeSet<(String, String)> {
 
 #[test]
 fn the_sbom_lists_the_runtime_crates_and_sits_beside_the_image() {
-    let (_dir, ws) = fixture();
+    let (_dir, ws) = cargo_fixture("cargo-auditable");
     let layout = ws.join("layout");
     let sbom_dir = ws.join("sboms");
     let output = cargo_scratchpack(
@@ -164,7 +144,7 @@ fn without_auditable_data_the_sbom_lists_what_is_known_and_says_how_to_get_more(
 #[test]
 fn on_distribution_2_8_the_referrer_is_found_through_the_fallback_tag() {
     let registry = Registry::plain();
-    let (_dir, ws) = fixture();
+    let (_dir, ws) = cargo_fixture("cargo-auditable");
     let output = cargo_scratchpack(
         &ws,
         &["--auditable", "--target", "x86_64-unknown-linux-musl", "--output", "audited", "-q"],

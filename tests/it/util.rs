@@ -210,3 +210,27 @@ pub fn c_fixture(cell: &'static OnceLock<PathBuf>, source_name: &str, output: &s
         cmd
     })
 }
+
+/// A copy of the cargo fixture `tests/fixtures/NAME` in a fresh temp dir: (the dir, the copy).
+pub fn cargo_fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = temp_dir();
+    let copy = dir.path().join(name);
+    run_ok(Command::new("cp").arg("-r").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)).arg(&copy));
+    (dir, copy)
+}
+
+/// `cargo scratchpack ARGS` in `ws`, found by cargo on PATH like an installed subcommand, building
+/// into a target folder shared by the tests of one fixture, with `envs` set.
+pub fn cargo_scratchpack(ws: &Path, args: &[&str], envs: &[(&str, String)]) -> Output {
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_cargo-scratchpack")).parent().unwrap();
+    let fixture = ws.file_name().unwrap().to_string_lossy().into_owned();
+    let mut cmd = Command::new("cargo");
+    cmd.arg("scratchpack").args(args).current_dir(ws);
+    cmd.env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()));
+    cmd.env("CARGO_TARGET_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{fixture}-target")));
+    cmd.env_remove("CARGO").env_remove("SCRATCHPACK_REPO").env_remove("SOURCE_DATE_EPOCH");
+    for (key, value) in envs {
+        cmd.env(key, value);
+    }
+    cmd.output().unwrap()
+}
