@@ -12,7 +12,6 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use aho_corasick::AhoCorasick;
 use goblin::elf::Elf;
 use serde::Serialize;
 
@@ -99,10 +98,12 @@ pub fn detect(path: &Path, needed: &[String]) -> std::io::Result<Vec<Hint>> {
     Ok(hints)
 }
 
-/// Which of the known strings occur in the string-holding sections, in one pass.
+/// Which of the known strings occur in the string-holding sections. One SIMD substring search
+/// per needle (memchr's memmem) beats a multi-pattern automaton here: the needles share prefixes
+/// such as `/`, which defeat its prefilter.
 fn find_strings(elf: &Elf, bytes: &[u8]) -> BTreeSet<&'static str> {
     let needles: Vec<&'static str> = NSS_STRINGS.iter().chain(TZ_STRINGS).chain(TLS_STRINGS).copied().collect();
-    let matcher = AhoCorasick::new(&needles).expect("fixed patterns build");
+    let finders: Vec<memchr::memmem::Finder> = needles.iter().map(|n| memchr::memmem::Finder::new(n.as_bytes())).collect();
     let mut found = BTreeSet::new();
     for section in &elf.section_headers {
         let name = elf.shdr_strtab.get_at(section.sh_name).unwrap_or("");
@@ -111,8 +112,10 @@ fn find_strings(elf: &Elf, bytes: &[u8]) -> BTreeSet<&'static str> {
         }
         let start = section.sh_offset as usize;
         let Some(data) = start.checked_add(section.sh_size as usize).and_then(|end| bytes.get(start..end)) else { continue };
-        for m in matcher.find_overlapping_iter(data) {
-            found.insert(needles[m.pattern().as_usize()]);
+        for (needle, finder) in needles.iter().zip(&finders) {
+            if !found.contains(needle) && finder.find(data).is_some() {
+                found.insert(*needle);
+            }
         }
     }
     found

@@ -34,6 +34,8 @@ pub const SMALL_GZIP_LEVEL: u32 = 6;
 /// What counts as small, in uncompressed tar bytes.
 const SMALL_LAYER: u64 = 1 << 20;
 pub const ZSTD_LEVEL: i32 = 3;
+const ZSTD_HINT_CAP: u64 = 16 << 20;
+const ZSTD_JOB_SIZE: u32 = 4 << 20;
 
 impl Compression {
     pub fn media_type(self) -> &'static str {
@@ -168,7 +170,12 @@ fn zstd_encoder<W: Write>(sink: W, size_hint: u64) -> io::Result<zstd::stream::E
     use zstd::stream::raw::CParameter;
     let mut raw = zstd::stream::raw::Encoder::new(ZSTD_LEVEL)?;
     raw.set_parameter(CParameter::NbWorkers(compression_threads() as u32))?;
-    raw.set_parameter(CParameter::SrcSizeHint(size_hint.min(u64::from(u32::MAX)) as u32))?;
+    // Capped: past a few MiB the hint no longer helps the ratio, and a large one makes the
+    // multi-threaded jobs (and memory) grow with the binary.
+    raw.set_parameter(CParameter::SrcSizeHint(size_hint.min(ZSTD_HINT_CAP) as u32))?;
+    // Fixed job size: memory stays flat whatever the binary's size (each worker holds a job's input
+    // and output), and the output does not depend on the machine.
+    raw.set_parameter(CParameter::JobSize(ZSTD_JOB_SIZE))?;
     Ok(zstd::stream::Encoder::with_encoder(sink, raw))
 }
 
