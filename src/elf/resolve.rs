@@ -273,10 +273,10 @@ impl Resolver<'_> {
                 }
                 let needed_by = objects[index].label.clone();
                 match self.find(&objects, index, &name) {
-                    Some((dir, rule)) => {
-                        let image_path = join(&dir.image, &name);
-                        let host_path = dir.host.join(&name);
-                        let file = self.real_file(&dir, &name).expect("find() checked it");
+                    Some((dir, rule, file_in_dir)) => {
+                        let image_path = join(&dir.image, &file_in_dir);
+                        let host_path = dir.host.join(&file_in_dir);
+                        let file = self.real_file(&dir, &file_in_dir).expect("find() checked it");
                         let info = read_object(&file, self.identity).ok().flatten().expect("find() checked it");
                         loaded.insert(name.clone());
                         if let Some(soname) = info.soname {
@@ -316,17 +316,19 @@ impl Resolver<'_> {
     }
 
     /// The first directory, in ld.so's order, holding a compatible `name`.
-    fn find(&self, objects: &[Object], index: usize, name: &str) -> Option<(SearchDir, Rule)> {
+    /// Returns the folder, the rule, and the file name inside that folder (a DT_NEEDED with a `/`
+    /// names a path: its last component is the file).
+    fn find(&self, objects: &[Object], index: usize, name: &str) -> Option<(SearchDir, Rule, String)> {
         if name.contains('/') {
             let image = join(&objects[index].origin.0, name);
             let dir = SearchDir { image: parent(&image), host: self.options.root.host(&parent(&image)) };
             let file = file_name(&image).to_string();
-            return self.compatible(&dir, &file).then_some((dir, Rule::Path));
+            return self.compatible(&dir, &file).then_some((dir, Rule::Path, file));
         }
         for (dirs, rule) in self.search_order(objects, index) {
             for dir in dirs {
                 if self.compatible(&dir, name) {
-                    return Some((dir, rule));
+                    return Some((dir, rule, name.to_string()));
                 }
             }
         }
@@ -406,10 +408,17 @@ impl Resolver<'_> {
         };
         if entry.contains("ORIGIN") {
             // $ORIGIN is where the object is: in the image, and (for the program, which may sit
-            // outside the sysroot) on this machine.
+            // outside the sysroot) on this machine: `$ORIGIN/../lib` next to a build's output is
+            // found there. With a sysroot, a path that climbs further than the program's parent
+            // folder is an image path and is read inside the sysroot, never from this machine's
+            // own system folders.
             let image = join("/", &tokens(entry, &object.origin.0));
-            let host_text = tokens(entry, &object.origin.1.to_string_lossy());
-            return Some(SearchDir { image, host: PathBuf::from(join("/", &host_text)) });
+            let host = PathBuf::from(join("/", &tokens(entry, &object.origin.1.to_string_lossy())));
+            let project = object.origin.1.parent().unwrap_or(&object.origin.1);
+            if self.options.root.sysroot().is_some() && !host.starts_with(self.options.root.host("/")) && !host.starts_with(project) {
+                return Some(self.plain_dir(&image));
+            }
+            return Some(SearchDir { image, host });
         }
         if !entry.starts_with('/') {
             return None; // relative entries depend on the working directory: ld.so's own caveat
