@@ -238,7 +238,7 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
             None => None,
         };
         let zoneinfo_tree = match &decided.zoneinfo {
-            Some(dir) => Some(add::plan_system_folder(dir, crate::needs::ZONEINFO)?),
+            Some(dir) => Some((dir.clone(), add::plan_system_folder(dir, crate::needs::ZONEINFO)?)),
             None => None,
         };
         let mut library_dirs = Vec::new();
@@ -260,9 +260,21 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
     let epoch = options.source_date_epoch;
     // The base layer is written on its own thread while the binaries' layers are written here.
     let base_file = staging.next_file();
-    let (base_layer, extra_layer, app_layers) = std::thread::scope(|scope| {
-        let base =
-            scope.spawn(|| layer::write_layer(&base_plan.tree, options.compression, 0, &base_file).context("writing the base layer"));
+    let (base_layer, zoneinfo_layers, extra_layer, app_layers) = std::thread::scope(|scope| {
+        // The shared layers (base, then each distinct zoneinfo folder, mtime 0 so they are the same
+        // in every image) on their own thread, while the binaries' layers are written here.
+        let base = scope.spawn(|| -> Result<(Layer, Vec<(PathBuf, Layer)>)> {
+            let base = layer::write_layer(&base_plan.tree, options.compression, 0, &base_file).context("writing the base layer")?;
+            let mut zoneinfo: Vec<(PathBuf, Layer)> = Vec::new();
+            for (dir, tree) in needs.iter().filter_map(|(_, _, z)| z.as_ref()) {
+                if !zoneinfo.iter().any(|(done, _)| done == dir) {
+                    let written =
+                        layer::write_layer(tree, options.compression, 0, &staging.next_file()).context("writing the zoneinfo layer")?;
+                    zoneinfo.push((dir.clone(), written));
+                }
+            }
+            Ok((base, zoneinfo))
+        });
         let rest = (|| -> Result<_> {
             let extra_layer = match extra_tree.is_empty() {
                 true => None,
@@ -272,13 +284,7 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
             };
             let mut app_layers = Vec::new();
             for (info, (target, libs_tree, zoneinfo_tree)) in binaries.iter().zip(&needs) {
-                let zoneinfo_layer = match zoneinfo_tree {
-                    // mtime 0, like the base layer: the same zoneinfo is the same layer in every image.
-                    Some(tree) => {
-                        Some(layer::write_layer(tree, options.compression, 0, &staging.next_file()).context("writing the zoneinfo layer")?)
-                    }
-                    None => None,
-                };
+                let zoneinfo_dir = zoneinfo_tree.as_ref().map(|(dir, _)| dir.clone());
                 let libs_layer = match libs_tree {
                     Some(tree) => Some(
                         layer::write_layer(tree, options.compression, epoch, &staging.next_file())
@@ -293,13 +299,16 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
                 let app_layer = layer::write_layer(&app_tree, options.compression, epoch, &staging.next_file())
                     .with_context(|| format!("writing the layer of {}", info.file.display()))?;
                 step(&format!("layer of {} written", info.file.display()));
-                app_layers.push((target.clone(), zoneinfo_layer, libs_layer, app_layer));
+                app_layers.push((target.clone(), zoneinfo_dir, libs_layer, app_layer));
             }
             Ok((extra_layer, app_layers))
         })();
-        let base = base.join().expect("the base layer thread does not panic");
+        let shared = base.join().expect("the base layer thread does not panic");
         step("base layer written");
-        rest.and_then(|(extra, apps)| Ok((base?, extra, apps)))
+        rest.and_then(|(extra, apps)| {
+            let (base, zoneinfo) = shared?;
+            Ok((base, zoneinfo, extra, apps))
+        })
     })?;
     let mut annotations = options.annotations.clone();
     if let Some(version) = &base_plan.ca_version {
@@ -308,7 +317,9 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
     let created = config::rfc3339(epoch);
 
     let mut images = Vec::new();
-    for ((info, (target, zoneinfo_layer, libs_layer, app_layer)), library_dirs) in binaries.iter().zip(app_layers).zip(uses_library_path) {
+    for ((info, (target, zoneinfo_dir, libs_layer, app_layer)), library_dirs) in binaries.iter().zip(app_layers).zip(uses_library_path) {
+        let zoneinfo_layer =
+            zoneinfo_dir.and_then(|dir| zoneinfo_layers.iter().find(|(done, _)| *done == dir).map(|(_, layer)| layer.clone()));
         let mut layers: Vec<(Layer, String)> = vec![(base_layer.clone(), "scratchpack: base files and CA bundle".to_string())];
         if let Some(zoneinfo) = zoneinfo_layer {
             layers.push((zoneinfo, "scratchpack: zoneinfo".to_string()));
@@ -344,13 +355,16 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
     Ok(Packed { artifact, attachments, binaries, _staging: staging })
 }
 
+/// What was planned for one binary: its image path, its libraries' tree, its zoneinfo folder and tree.
+type PlannedBinary = (String, Option<FileTree>, Option<(PathBuf, FileTree)>);
+
 /// One SBOM per platform image, attached to its manifest (and written to `--sbom-dir`).
 #[allow(clippy::too_many_arguments)]
 fn sboms(
     options: &PackOptions,
     printer: &Printer,
     binaries: &[ElfInfo],
-    needs: &[(String, Option<FileTree>, Option<FileTree>)],
+    needs: &[PlannedBinary],
     resolutions: &[Option<crate::elf::resolve::Resolution>],
     base_plan: &base::Base,
     images: &[Image],
