@@ -11,6 +11,7 @@ use crate::cli::{ImageArgs, RegistryArgs};
 use crate::dest::registry::RegistryContext;
 use crate::dest::{self, DestSpec};
 use crate::elf::{self, ElfInfo};
+use crate::image::cache::{LayerCache, Origin};
 use crate::image::config::{self, LayerHistory, RuntimeSettings, DEFAULT_PATH};
 use crate::image::layer::{self, Layer};
 use crate::image::{Artifact, Compression, Image, Staging};
@@ -190,6 +191,20 @@ impl PackOptions {
     }
 }
 
+impl PackOptions {
+    /// The existing folder that holds the first `oci:` layout: layers staged there are hard-linked
+    /// into the layout instead of copied.
+    fn local_output_folder(&self) -> Option<PathBuf> {
+        self.outputs.iter().find_map(|(_, spec)| match spec {
+            DestSpec::OciLayout { dir, .. } => {
+                let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+                parent.is_dir().then(|| parent.to_path_buf())
+            }
+            _ => None,
+        })
+    }
+}
+
 /// A packed image, with the staging folder that holds its layers until it is published.
 pub struct Packed {
     pub artifact: Artifact,
@@ -237,10 +252,6 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
             }
             None => None,
         };
-        let zoneinfo_tree = match &decided.zoneinfo {
-            Some(dir) => Some((dir.clone(), add::plan_system_folder(dir, crate::needs::ZONEINFO)?)),
-            None => None,
-        };
         let mut library_dirs = Vec::new();
         if let Some(resolution) = &decided.resolution {
             if resolution.libraries.iter().any(|l| l.rule == crate::elf::resolve::Rule::LibraryPath) {
@@ -250,48 +261,20 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
         }
         uses_library_path.push(library_dirs);
         resolutions.push(decided.resolution.clone());
-        needs.push((target, libs_tree, zoneinfo_tree));
+        needs.push((target, libs_tree, decided.zoneinfo.clone()));
     }
     step("inspected");
     let base_plan = base::plan(&options.base)?;
     let extra_tree = add::plan(&options.add)?;
-    let staging = Staging::new().context("cannot create a staging folder for layers")?;
+    let staging = Staging::near(options.local_output_folder().as_deref()).context("cannot create a staging folder for layers")?;
 
     let epoch = options.source_date_epoch;
-    // The base layer is written on its own thread while the binaries' layers are written here.
-    let base_file = staging.next_file();
-    let (base_layer, zoneinfo_layers, extra_layer, app_layers) = std::thread::scope(|scope| {
-        // The shared layers (base, then each distinct zoneinfo folder, mtime 0 so they are the same
-        // in every image) on their own thread, while the binaries' layers are written here.
-        let base = scope.spawn(|| -> Result<(Layer, Vec<(PathBuf, Layer)>)> {
-            let base = layer::write_layer(&base_plan.tree, options.compression, 0, &base_file).context("writing the base layer")?;
-            let mut zoneinfo: Vec<(PathBuf, Layer)> = Vec::new();
-            for (dir, tree) in needs.iter().filter_map(|(_, _, z)| z.as_ref()) {
-                if !zoneinfo.iter().any(|(done, _)| done == dir) {
-                    let written =
-                        layer::write_layer(tree, options.compression, 0, &staging.next_file()).context("writing the zoneinfo layer")?;
-                    zoneinfo.push((dir.clone(), written));
-                }
-            }
-            Ok((base, zoneinfo))
-        });
-        let rest = (|| -> Result<_> {
-            let extra_layer = match extra_tree.is_empty() {
-                true => None,
-                false => Some(
-                    layer::write_layer(&extra_tree, options.compression, epoch, &staging.next_file()).context("writing the --add layer")?,
-                ),
-            };
+    let (app_layers, (base_layer, zoneinfo_layers, extra_layer, libs_layers)) = std::thread::scope(|scope| {
+        // The binaries' layers, the most work, start at once on their own thread; everything else
+        // (the zoneinfo walk, the shared layers, libraries, --add) is done here meanwhile.
+        let apps = scope.spawn(|| -> Result<Vec<Layer>> {
             let mut app_layers = Vec::new();
-            for (info, (target, libs_tree, zoneinfo_tree)) in binaries.iter().zip(&needs) {
-                let zoneinfo_dir = zoneinfo_tree.as_ref().map(|(dir, _)| dir.clone());
-                let libs_layer = match libs_tree {
-                    Some(tree) => Some(
-                        layer::write_layer(tree, options.compression, epoch, &staging.next_file())
-                            .with_context(|| format!("writing the libraries of {}", info.file.display()))?,
-                    ),
-                    None => None,
-                };
+            for (info, (target, _, _)) in binaries.iter().zip(&needs) {
                 let mut app_tree = FileTree::new();
                 app_tree
                     .add_file(target, Content::HostFile { path: info.file.clone(), size: info.size }, 0o755, 0, 0)
@@ -299,16 +282,54 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
                 let app_layer = layer::write_layer(&app_tree, options.compression, epoch, &staging.next_file())
                     .with_context(|| format!("writing the layer of {}", info.file.display()))?;
                 step(&format!("layer of {} written", info.file.display()));
-                app_layers.push((target.clone(), zoneinfo_dir, libs_layer, app_layer));
+                app_layers.push(app_layer);
             }
-            Ok((extra_layer, app_layers))
+            Ok(app_layers)
+        });
+        let rest = (|| -> Result<_> {
+            // Layers that are the same from one pack to the next come from the cache when it has them.
+            let cache = LayerCache::from_env();
+            let cached_layer = |what: &str, tree: &FileTree, mtime: u64| -> Result<Layer> {
+                let staging_file = staging.next_file();
+                let (layer, origin) = match &cache {
+                    Some(cache) => cache.layer(tree, options.compression, mtime, &staging_file)?,
+                    None => (layer::write_layer(tree, options.compression, mtime, &staging_file)?, Origin::Written),
+                };
+                step(&format!("{what} {}", if origin == Origin::Cache { "taken from the cache" } else { "written" }));
+                Ok(layer)
+            };
+            // The shared layers (base, each distinct zoneinfo folder) have mtime 0, so they are the
+            // same in every image.
+            let base = cached_layer("base layer", &base_plan.tree, 0).context("writing the base layer")?;
+            let mut zoneinfo: Vec<(PathBuf, Layer)> = Vec::new();
+            for dir in needs.iter().filter_map(|(_, _, z)| z.as_ref()) {
+                if !zoneinfo.iter().any(|(done, _)| done == dir) {
+                    let tree = add::plan_system_folder(dir, crate::needs::ZONEINFO)?;
+                    let written = cached_layer("zoneinfo layer", &tree, 0).context("writing the zoneinfo layer")?;
+                    zoneinfo.push((dir.clone(), written));
+                }
+            }
+            let extra_layer = match extra_tree.is_empty() {
+                true => None,
+                false => Some(
+                    layer::write_layer(&extra_tree, options.compression, epoch, &staging.next_file()).context("writing the --add layer")?,
+                ),
+            };
+            let mut libs_layers = Vec::new();
+            for (info, (_, libs_tree, _)) in binaries.iter().zip(&needs) {
+                libs_layers.push(match libs_tree {
+                    Some(tree) => Some(
+                        cached_layer("libraries layer", tree, epoch)
+                            .with_context(|| format!("writing the libraries of {}", info.file.display()))?,
+                    ),
+                    None => None,
+                });
+            }
+            Ok((base, zoneinfo, extra_layer, libs_layers))
         })();
-        let shared = base.join().expect("the base layer thread does not panic");
-        step("base layer written");
-        rest.and_then(|(extra, apps)| {
-            let (base, zoneinfo) = shared?;
-            Ok((base, zoneinfo, extra, apps))
-        })
+        let apps = apps.join().expect("the layer thread does not panic");
+        // An error of the planning side comes first: the binary's layer may only have failed after it.
+        rest.and_then(|rest| Ok((apps?, rest)))
     })?;
     let mut annotations = options.annotations.clone();
     if let Some(version) = &base_plan.ca_version {
@@ -317,9 +338,10 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
     let created = config::rfc3339(epoch);
 
     let mut images = Vec::new();
-    for ((info, (target, zoneinfo_dir, libs_layer, app_layer)), library_dirs) in binaries.iter().zip(app_layers).zip(uses_library_path) {
+    let planned = binaries.iter().zip(&needs).zip(app_layers).zip(libs_layers).zip(uses_library_path);
+    for ((((info, (target, _, zoneinfo_dir)), app_layer), libs_layer), library_dirs) in planned {
         let zoneinfo_layer =
-            zoneinfo_dir.and_then(|dir| zoneinfo_layers.iter().find(|(done, _)| *done == dir).map(|(_, layer)| layer.clone()));
+            zoneinfo_dir.as_ref().and_then(|dir| zoneinfo_layers.iter().find(|(done, _)| done == dir).map(|(_, layer)| layer.clone()));
         let mut layers: Vec<(Layer, String)> = vec![(base_layer.clone(), "scratchpack: base files and CA bundle".to_string())];
         if let Some(zoneinfo) = zoneinfo_layer {
             layers.push((zoneinfo, "scratchpack: zoneinfo".to_string()));
@@ -355,8 +377,8 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
     Ok(Packed { artifact, attachments, binaries, _staging: staging })
 }
 
-/// What was planned for one binary: its image path, its libraries' tree, its zoneinfo folder and tree.
-type PlannedBinary = (String, Option<FileTree>, Option<(PathBuf, FileTree)>);
+/// What was planned for one binary: its image path, its libraries' tree, its zoneinfo folder.
+type PlannedBinary = (String, Option<FileTree>, Option<PathBuf>);
 
 /// One SBOM per platform image, attached to its manifest (and written to `--sbom-dir`).
 #[allow(clippy::too_many_arguments)]

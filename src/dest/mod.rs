@@ -116,3 +116,27 @@ pub fn write_atomically(path: &std::path::Path, write: impl FnOnce(&mut std::fs:
     temp.persist(path).map_err(|e| DestError::Io { path: path.to_path_buf(), action: "cannot replace", source: e.error })?;
     Ok(())
 }
+
+/// Puts a blob at `path` as `write_atomically` does. A staged layer is hard-linked when it sits on
+/// the same file system (no copy: staged files are never written again), else copied by the kernel
+/// (`copy_file_range`), then synced and renamed into place.
+pub fn place_blob_atomically(path: &std::path::Path, blob: &crate::image::Blob) -> Result<(), DestError> {
+    let crate::image::BlobData::File(source) = &blob.data else {
+        return write_atomically(path, |f| std::io::Write::write_all(f, blob.bytes().expect("an in-memory blob")));
+    };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .make_in(dir, |temp| match std::fs::hard_link(source, temp) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
+            Err(_) => std::fs::copy(source, temp).map(|_| ()),
+        })
+        .map_err(DestError::io(dir, "cannot create a temporary file"))?;
+    let _guard = crate::cleanup::register(temp.path());
+    std::fs::File::open(temp.path()).and_then(|f| f.sync_all()).map_err(DestError::io(temp.path(), "cannot sync"))?;
+    temp.persist(path).map_err(|e| DestError::Io { path: path.to_path_buf(), action: "cannot replace", source: e.error })?;
+    Ok(())
+}

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use super::{write_atomically, DestError, Destination};
+use super::{place_blob_atomically, write_atomically, DestError, Destination};
 use crate::image::config::INDEX_MEDIA_TYPE;
 use crate::image::referrers::{self, Attachment};
 use crate::image::{Artifact, Blob};
@@ -154,10 +154,7 @@ fn write_blob(blob_dir: &Path, blob: &Blob) -> Result<Option<PathBuf>, DestError
             return Ok(None);
         }
     }
-    write_atomically(&path, |file| {
-        let mut reader = blob.open()?;
-        std::io::copy(&mut reader, file).map(|_| ())
-    })?;
+    place_blob_atomically(&path, blob)?;
     Ok(Some(path))
 }
 

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::digest::Digest;
@@ -62,18 +62,6 @@ impl Blob {
         match &self.data {
             BlobData::Memory(bytes) => Some(bytes),
             BlobData::File(_) => None,
-        }
-    }
-
-    /// Creates `path` with the blob's content: a hard link to the staging file when both are on one
-    /// file system, else a copy. `path` must not exist.
-    pub fn write_new_file(&self, path: &Path) -> io::Result<()> {
-        match &self.data {
-            BlobData::Memory(bytes) => std::fs::write(path, bytes),
-            BlobData::File(source) => match std::fs::hard_link(source, path) {
-                Ok(()) => Ok(()),
-                Err(_) => std::fs::copy(source, path).map(|_| ()),
-            },
         }
     }
 }

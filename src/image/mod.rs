@@ -5,6 +5,7 @@
 //! (that is `dest`), nor where the files came from (that is `rootfs` and `elf`).
 
 pub mod blob;
+pub mod cache;
 pub mod compress;
 pub mod config;
 pub mod digest;
@@ -86,7 +87,17 @@ pub struct Staging {
 
 impl Staging {
     pub fn new() -> std::io::Result<Self> {
-        let dir = tempfile::Builder::new().prefix("scratchpack-").tempdir()?;
+        Self::near(None)
+    }
+
+    /// A staging folder beside `destination` (a folder that exists), so that publishing there is a
+    /// hard link instead of a copy; in the system's temporary folder when that cannot be made.
+    pub fn near(destination: Option<&std::path::Path>) -> std::io::Result<Self> {
+        let beside = destination.and_then(|folder| tempfile::Builder::new().prefix(".scratchpack-").tempdir_in(folder).ok());
+        let dir = match beside {
+            Some(dir) => dir,
+            None => tempfile::Builder::new().prefix("scratchpack-").tempdir()?,
+        };
         Ok(Staging { _guard: crate::cleanup::register(dir.path()), dir, next: AtomicUsize::new(0) })
     }
 

@@ -37,8 +37,9 @@ fn big_binary() -> PathBuf {
 }
 
 /// Starts a pack into `dest` with its own TMPDIR, interrupts it with `signal` once it is busy
-/// writing layers, and returns its exit code.
-fn interrupted_pack(dest: &str, tmp: &Path, signal: &str) -> Option<i32> {
+/// writing layers, and returns its exit code. Layers are staged beside an `oci:` layout, else in
+/// TMPDIR: `dest_parent` and `tmp` are both watched.
+fn interrupted_pack(dest: &str, dest_parent: &Path, tmp: &Path, signal: &str) -> Option<i32> {
     let child = scratchpack()
         .arg("pack")
         .arg(big_binary())
@@ -51,9 +52,10 @@ fn interrupted_pack(dest: &str, tmp: &Path, signal: &str) -> Option<i32> {
     let started = Instant::now();
     // Busy: its staging folder holds a layer that is growing.
     while started.elapsed() < Duration::from_secs(20) {
-        let staged: u64 = std::fs::read_dir(tmp)
-            .unwrap()
-            .flatten()
+        let staged: u64 = [tmp, dest_parent]
+            .iter()
+            .flat_map(|dir| std::fs::read_dir(dir).unwrap().flatten())
+            .filter(|e| e.file_name().to_string_lossy().trim_start_matches('.').starts_with("scratchpack-"))
             .filter_map(|e| std::fs::read_dir(e.path()).ok())
             .flat_map(|d| d.flatten())
             .filter_map(|f| f.metadata().ok())
@@ -80,11 +82,13 @@ fn sigint_leaves_an_existing_layout_as_it_was() {
     let before = tree_listing(&layout);
     let index_before = std::fs::read(layout.join("index.json")).unwrap();
 
-    let code = interrupted_pack(&format!("oci:{}:v2", layout.display()), &tmp, "INT");
+    let code = interrupted_pack(&format!("oci:{}:v2", layout.display()), work.path(), &tmp, "INT");
     assert_eq!(code, Some(130));
     assert_eq!(tree_listing(&layout), before, "no blob, no temporary file added");
     assert_eq!(std::fs::read(layout.join("index.json")).unwrap(), index_before);
     assert_eq!(tree_listing(&tmp), Vec::<String>::new(), "the staging folder is gone");
+    let left: Vec<_> = std::fs::read_dir(work.path()).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(left.iter().filter(|name| name.contains("scratchpack-")).count(), 0, "no staging folder beside the layout: {left:?}");
     oci_validate(&layout, "v1");
 }
 
@@ -94,16 +98,17 @@ fn sigterm_leaves_no_new_layout_and_an_existing_archive_as_it_was() {
     let tmp = work.path().join("tmp");
     std::fs::create_dir(&tmp).unwrap();
     let fresh = work.path().join("fresh");
-    let code = interrupted_pack(&format!("oci:{}", fresh.display()), &tmp, "TERM");
+    let code = interrupted_pack(&format!("oci:{}", fresh.display()), work.path(), &tmp, "TERM");
     assert_eq!(code, Some(143));
     assert!(!fresh.exists(), "a layout this run created is removed");
     assert_eq!(tree_listing(&tmp), Vec::<String>::new());
+    assert_eq!(tree_listing(work.path()), vec!["tmp".to_string()], "no staging folder beside the layout");
 
     let archive = work.path().join("image.tar");
     pack(&[static_c_hello().to_str().unwrap(), "--output", &format!("oci-archive:{}", archive.display())], |_| {});
     let archive_before = std::fs::read(&archive).unwrap();
     let listing_before = tree_listing(work.path());
-    let code = interrupted_pack(&format!("oci-archive:{}", archive.display()), &tmp, "TERM");
+    let code = interrupted_pack(&format!("oci-archive:{}", archive.display()), work.path(), &tmp, "TERM");
     assert_eq!(code, Some(143));
     assert!(std::fs::read(&archive).unwrap() == archive_before, "the archive is untouched");
     assert_eq!(tree_listing(work.path()), listing_before, "no temporary archive left beside it");

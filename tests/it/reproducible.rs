@@ -48,3 +48,39 @@ fn identical_layout_bytes_on_a_second_pack() {
     pack(&[binary.to_str().unwrap(), "--output", &format!("oci-archive:{}", b.display())], |_| {});
     assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(), "archives differ");
 }
+
+/// The layer cache gives back exactly the bytes a fresh compression makes: the digest is the same
+/// with a cold cache, a warm one, and none.
+#[test]
+fn cached_layers_are_the_bytes_a_fresh_pack_makes() {
+    let work = temp_dir();
+    let binary = dynamic_c_hello();
+    let cache = work.path().join("cache");
+    let run = |out: &str, cache_env: &[(&str, &std::path::Path)], no_cache: bool| {
+        let mut cmd = scratchpack();
+        cmd.current_dir(work.path()).arg("pack").arg(&binary).args(["--tzdata", "yes", "--output", out, "-vv"]);
+        for (key, value) in cache_env {
+            cmd.env(key, value);
+        }
+        if no_cache {
+            cmd.env("SCRATCHPACK_NO_CACHE", "1");
+        }
+        let output = run_ok(&mut cmd);
+        (digest_of(stdout(&output).trim()), stderr(&output))
+    };
+    let (cold, cold_log) = run("oci:cold", &[("SCRATCHPACK_CACHE_DIR", &cache)], false);
+    let (warm, warm_log) = run("oci:warm", &[("SCRATCHPACK_CACHE_DIR", &cache)], false);
+    let (none, none_log) = run("oci:none", &[], true);
+    for what in ["base layer", "zoneinfo layer", "libraries layer"] {
+        assert!(cold_log.contains(&format!("{what} written")), "{what}, cold:\n{cold_log}");
+        assert!(warm_log.contains(&format!("{what} taken from the cache")), "{what}, warm:\n{warm_log}");
+        assert!(none_log.contains(&format!("{what} written")), "{what}, no cache:\n{none_log}");
+    }
+    assert_eq!(cold, warm);
+    assert_eq!(cold, none);
+    assert_eq!(blob_sizes(&work.path().join("warm")), blob_sizes(&work.path().join("none")));
+    // Three layers remembered, each blob once; the program's own layer is not kept.
+    let records = std::fs::read_dir(cache.join("layers")).unwrap().count();
+    let blobs = std::fs::read_dir(cache.join("blobs/sha256")).unwrap().count();
+    assert_eq!((records, blobs), (3, 3));
+}

@@ -10,6 +10,9 @@ use std::sync::OnceLock;
 pub fn scratchpack() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_scratchpack"));
     cmd.env_remove("SOURCE_DATE_EPOCH");
+    // One layer cache for the whole run, not the user's: the tests exercise it as users do.
+    cmd.env_remove("SCRATCHPACK_NO_CACHE");
+    cmd.env("SCRATCHPACK_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("layer-cache"));
     cmd
 }
 
