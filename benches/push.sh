@@ -43,52 +43,15 @@ WARMUP=${WARMUP:-2}
 REPUSH_RUNS=${REPUSH_RUNS:-30}
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$REPO_ROOT/target}
-[[ $TARGET_DIR == /* ]] || TARGET_DIR=$REPO_ROOT/$TARGET_DIR
-SCRATCHPACK=$TARGET_DIR/release/scratchpack
+BENCH_NAME=push.sh
+# shellcheck source=benches/common.sh
+source "$REPO_ROOT/benches/common.sh"
 
-say() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'push.sh: %s\n' "$*" >&2; exit 1; }
-
-# --- Tools: install the Debian packages that are missing (apt-get only when something is missing) ---
-# Each entry: "PACKAGE COMMAND-OR-PATH".
-REQUIRED=(
-  "docker-registry docker-registry"
-  "skopeo skopeo"
-  "qemu-user-static $REF"
-  "hyperfine hyperfine"
-  "curl curl"
-  "python3 python3"
-)
-missing=()
-for entry in "${REQUIRED[@]}"; do
-  read -r pkg what <<<"$entry"
-  if [[ $what == /* ]]; then [[ -x $what ]] || missing+=("$pkg"); else command -v "$what" >/dev/null || missing+=("$pkg"); fi
-done
-if ((${#missing[@]})); then
-  if [[ " ${missing[*]} " == *" qemu-user-static "* ]]; then
-    say "the reference binary $REF is missing; it comes from Debian's qemu-user-static"
-  fi
-  ((EUID == 0)) || die "missing packages: ${missing[*]}; install them with: sudo apt-get install ${missing[*]}"
-  say "apt-get install ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-cache show "${missing[@]}" >/dev/null 2>&1 || apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-command -v cargo >/dev/null || die "cargo not found (install Rust with rustup)"
+install_missing "docker-registry docker-registry" "skopeo skopeo" "qemu-user-static $REF" "hyperfine hyperfine" \
+  "curl curl" "python3 python3"
 skopeo copy --help 2>/dev/null | grep -q -- '--preserve-digests' || die "this skopeo has no copy --preserve-digests (needs 1.6 or later)"
-
-# --- Build ---
-commit=$(git -C "$REPO_ROOT" describe --always --dirty 2>/dev/null || echo unknown)
-if [[ -n ${SCRATCHPACK_BIN:-} ]]; then
-  SCRATCHPACK=$SCRATCHPACK_BIN
-  [[ -x $SCRATCHPACK ]] || die "SCRATCHPACK_BIN=$SCRATCHPACK is not an executable file"
-  commit="prebuilt $SCRATCHPACK"
-else
-  say "cargo build --release (target dir $TARGET_DIR)"
-  (cd "$REPO_ROOT" && CARGO_TARGET_DIR=$TARGET_DIR cargo build --release --quiet)
-  [[ -x $SCRATCHPACK ]] || die "no binary at $SCRATCHPACK after the build"
-fi
+build_scratchpack
+commit=$COMMIT
 
 TMP=$(mktemp -d -t scratchpack-push-bench.XXXXXX)
 # The driver appends the pid of every registry it starts to this file (and stops them itself); this trap
@@ -111,10 +74,7 @@ trap 'exit 130' INT TERM
 cp "$SCRATCHPACK" "$TMP/scratchpack"
 SCRATCHPACK=$TMP/scratchpack
 
-read -r load1 _ </proc/loadavg
-if awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }'; then
-  say "warning: load average is $load1; other work on this machine will skew the timings"
-fi
+warn_if_busy
 
 printf '%s (%s), %s, %s, %s, reference %s (%s bytes), %s CPUs\n' \
   "$("$SCRATCHPACK" --version)" "$commit" "$(skopeo --version)" \
