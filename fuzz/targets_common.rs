@@ -22,15 +22,13 @@ use scratchpack::registry::{Reference, Repository};
 pub const IMAGE_PATH: &str = "/usr/local/bin/fuzz";
 
 /// Image paths in the sysroot that are hard links to the program file: writing one input to the
-/// program writes it under every name, so the interpreter and the libraries the input names are
-/// the input itself (DT_NEEDED cycles, RPATH/RUNPATH chains and $ORIGIN get exercised) at the cost
-/// of one file write per input.
+/// program writes it under every name, so the libraries the input names are the input itself
+/// (DT_NEEDED cycles, RPATH/RUNPATH chains and $ORIGIN get exercised) at the cost of one file write
+/// per input. So are some interpreters: the loader check runs on hostile bytes (an input with a
+/// PT_INTERP is no loader, so those resolutions are refused).
 const SAME_FILE: &[&str] = &[
-    "/lib64/ld-linux-x86-64.so.2",
-    "/lib/ld-linux-aarch64.so.1",
     "/lib/ld-linux-armhf.so.3",
     "/lib/ld-linux.so.2",
-    "/lib/ld-musl-x86_64.so.1",
     "/lib/ld-musl-aarch64.so.1",
     "/lib/x86_64-linux-gnu/libc.so.6",
     "/lib/x86_64-linux-gnu/libfuzz.so.1",
@@ -41,6 +39,26 @@ const SAME_FILE: &[&str] = &[
     "/opt/fuzz/lib/libdep.so",
     "/opt/fuzz/conf/libconf.so.1",
 ];
+
+/// Loaders the resolver accepts (an ELF header of the machine, ET_DYN, no PT_INTERP), so inputs
+/// naming them get their libraries resolved: (image path, 64-bit, ELF machine).
+const LOADERS: &[(&str, bool, u16)] =
+    &[("/lib64/ld-linux-x86-64.so.2", true, 62), ("/lib/ld-linux-aarch64.so.1", true, 183), ("/lib/ld-musl-x86_64.so.1", true, 62)];
+
+/// A little-endian ELF header alone: a shared object with no program or section headers.
+fn loader_header(is_64: bool, machine: u16) -> Vec<u8> {
+    let mut bytes = vec![0x7f, b'E', b'L', b'F', if is_64 { 2 } else { 1 }, 1, 1, 0];
+    bytes.resize(16, 0);
+    bytes.extend(3u16.to_le_bytes()); // ET_DYN
+    bytes.extend(machine.to_le_bytes());
+    bytes.extend(1u32.to_le_bytes());
+    let (ehsize, phentsize, shentsize) = if is_64 { (64u16, 56u16, 64u16) } else { (52, 32, 40) };
+    bytes.resize(usize::from(ehsize) - 12, 0); // entry, phoff, shoff, flags: 0
+    for half in [ehsize, phentsize, 0, shentsize, 0, 0] {
+        bytes.extend(half.to_le_bytes());
+    }
+    bytes
+}
 
 /// Small text files the resolver reads (ld.so.conf with an include, musl's path file).
 const TEXT_FILES: &[(&str, &str)] = &[
@@ -79,6 +97,11 @@ impl ElfSandbox {
             let path = host(name);
             make_parent(&path)?;
             std::fs::hard_link(&program, &path)?;
+        }
+        for &(name, is_64, machine) in LOADERS {
+            let path = host(name);
+            make_parent(&path)?;
+            std::fs::write(&path, loader_header(is_64, machine))?;
         }
         for (name, text) in TEXT_FILES {
             let path = host(name);
@@ -141,9 +164,11 @@ pub fn elf_inspect(data: &[u8], sandbox: &ElfSandbox) {
         if let Ok(resolution) = scratchpack::elf::resolve::resolve(&info, IMAGE_PATH, &options.resolve_options()) {
             if let Some(file) = &resolution.interpreter_file {
                 sandbox.assert_read_inside("the interpreter", file);
+                assert_elf("the interpreter", file);
             }
             for library in &resolution.libraries {
                 sandbox.assert_read_inside(&format!("library {:?}", library.name), &library.file);
+                assert_elf(&format!("library {:?}", library.name), &library.file);
             }
         }
     }
@@ -157,6 +182,15 @@ pub fn elf_inspect(data: &[u8], sandbox: &ElfSandbox) {
             let _ = (error.to_string(), error.hint());
         }
     }
+}
+
+/// Panics when `file`, which a resolution would pack, is not an ELF object: only loaders and
+/// libraries may be packed, never whatever file a PT_INTERP or DT_NEEDED names.
+fn assert_elf(what: &str, file: &Path) {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let read = std::fs::File::open(file).and_then(|mut f| f.read_exact(&mut magic));
+    assert!(read.is_ok() && &magic == b"\x7fELF", "{what}: {} is packed, but it is not an ELF object", file.display());
 }
 
 /// `reference`: image references and `--output` destinations. A reference that parses prints as

@@ -73,7 +73,7 @@ impl NeedsError {
                 None => "install them, add their folders with --library-path (or --sysroot for another root), or pack anyway with --allow-missing".into(),
             }),
             NeedsError::GlibcTooOld { .. } => Some("build against an older glibc, or resolve from a newer sysroot with --sysroot".into()),
-            NeedsError::Resolve(_) => Some("point --sysroot at a root that has the program's interpreter".into()),
+            NeedsError::Resolve(error) => Some(error.hint().into()),
             NeedsError::NoZoneinfo { .. } => Some("install tzdata (or into the sysroot), or use --tzdata no".into()),
         }
     }
@@ -92,17 +92,20 @@ pub fn decide(info: &ElfInfo, image_path: &str, options: &NeedsOptions) -> Resul
         }
     }
     let hints = hints::merge(objects);
-    let zoneinfo_path = options.resolve_options().root.host(ZONEINFO);
+    let root = options.resolve_options().root;
+    // Read where the image will have it: a sysroot's link to an absolute path is followed inside
+    // the sysroot, never to a folder of this machine (which would be packed whole).
+    let zoneinfo_dir = root.real_host(ZONEINFO).filter(|dir| dir.is_dir());
     let wants_zones = match options.tzdata {
         Tzdata::Yes => true,
         Tzdata::No => false,
         Tzdata::Auto => hints.iter().any(|h| h.kind == HintKind::TimeZones),
     };
-    let zoneinfo = match (wants_zones, zoneinfo_path.is_dir()) {
+    let zoneinfo = match (wants_zones, zoneinfo_dir) {
         (false, _) => None,
-        (true, true) => Some(zoneinfo_path),
-        (true, false) if options.tzdata == Tzdata::Yes => return Err(NeedsError::NoZoneinfo { path: zoneinfo_path }),
-        (true, false) => None,
+        (true, Some(dir)) => Some(dir),
+        (true, None) if options.tzdata == Tzdata::Yes => return Err(NeedsError::NoZoneinfo { path: root.host(ZONEINFO) }),
+        (true, None) => None,
     };
     Ok(Needs { resolution, hints, zoneinfo })
 }

@@ -161,7 +161,7 @@ pub fn inspect_bytes(path: &Path, bytes: &[u8], size: u64) -> Result<ElfInfo, El
         class,
     })?;
 
-    let interpreter = elf.interpreter.map(str::to_string);
+    let interpreter = interpreter(&elf, bytes).map_err(|reason| ElfError::Corrupt { path: path_buf.clone(), reason })?;
     if let Some(interp) = &interpreter {
         if interp.contains("ld-elf.so") {
             return Err(ElfError::NotLinux { path: path_buf, abi: format!("FreeBSD (interpreter {interp})") });
@@ -193,6 +193,26 @@ pub fn inspect_bytes(path: &Path, bytes: &[u8], size: u64) -> Result<ElfInfo, El
         size,
         stripped,
     })
+}
+
+/// The path the kernel opens as the program's interpreter: the first PT_INTERP's bytes up to the
+/// first NUL (goblin's `interpreter` is the last PT_INTERP, NULs included). The kernel refuses a
+/// program whose PT_INTERP is shorter than 2 bytes, longer than PATH_MAX or not NUL-terminated.
+fn interpreter(elf: &Elf, bytes: &[u8]) -> Result<Option<String>, String> {
+    const PATH_MAX: u64 = 4096;
+    let Some(ph) = elf.program_headers.iter().find(|ph| ph.p_type == PT_INTERP) else { return Ok(None) };
+    if !(2..=PATH_MAX).contains(&ph.p_filesz) {
+        return Err(format!("the PT_INTERP segment ({} bytes) is not a path", ph.p_filesz));
+    }
+    let text = usize::try_from(ph.p_offset)
+        .ok()
+        .and_then(|start| bytes.get(start..start.checked_add(ph.p_filesz as usize)?))
+        .ok_or_else(|| format!("the PT_INTERP segment ends past the end of the file ({} bytes)", bytes.len()))?;
+    if text.last() != Some(&0) {
+        return Err("the PT_INTERP path is not NUL-terminated".into());
+    }
+    let path = text.split(|&b| b == 0).next().unwrap_or_default();
+    std::str::from_utf8(path).map(|p| Some(p.to_string())).map_err(|_| "the PT_INTERP path is not UTF-8".into())
 }
 
 fn is_pie(elf: &Elf) -> bool {

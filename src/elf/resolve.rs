@@ -11,8 +11,13 @@
 //!    multiarch systems), both skipped when R is linked `-z nodeflib`.
 //!
 //! A name already loaded (by SONAME, or as the interpreter) is not searched again. A file of
-//! another ELF class, machine or OS ABI is skipped and the search goes on. `$ORIGIN`, `$LIB` and
+//! another ELF class, machine or OS ABI is skipped and the search goes on, and so is anything that
+//! is not an ELF shared object (ld.so would refuse it; it is never packed). `$ORIGIN`, `$LIB` and
 //! `$PLATFORM` are expanded. Everything is read under the [`Root`] (a sysroot, or `/`).
+//!
+//! The interpreter PT_INTERP names must be a loader of the program's machine (an ELF shared object
+//! or executable without a PT_INTERP of its own), or the whole resolution is refused: otherwise a
+//! program could name any readable file and have it packed.
 //!
 //! musl: `--library-path`, then RUNPATH-or-RPATH of R and of every object that led to R, then
 //! `/etc/ld-musl-ARCH.path` or `/lib:/usr/local/lib:/usr/lib`; `libc.so` is the loader itself.
@@ -109,6 +114,56 @@ pub struct ResolveOptions {
 pub enum ResolveError {
     #[error("the interpreter {path} is not in {}", root_name(root))]
     NoInterpreter { path: String, root: Option<PathBuf> },
+    /// PT_INTERP names a file that is not a loader the program could run with. Whatever the file
+    /// is (a text file, a key, another machine's loader), it is refused, never read further and
+    /// never packed: `--allow-missing` does not apply, the file is there.
+    #[error(
+        "{}: its interpreter {path}{} {problem} (PT_INTERP must name the dynamic loader); refusing to pack it",
+        program.display(),
+        link_note(path, real)
+    )]
+    NotALoader { program: PathBuf, path: String, real: String, problem: LoaderProblem },
+}
+
+impl ResolveError {
+    pub fn hint(&self) -> &'static str {
+        match self {
+            ResolveError::NoInterpreter { .. } => "point --sysroot at a root that has the program's interpreter",
+            ResolveError::NotALoader { .. } => {
+                "check the program was linked for this system (readelf -l shows its interpreter), or pass --sysroot with a root that has its loader"
+            }
+        }
+    }
+}
+
+/// Why the file PT_INTERP names is not the program's loader. Never quotes the file's content.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoaderProblem {
+    #[error("is not a regular file")]
+    NotRegular,
+    #[error("cannot be read ({0})")]
+    Unreadable(String),
+    #[error("is not an ELF object")]
+    NotElf,
+    #[error("is a corrupt or truncated ELF ({0})")]
+    Corrupt(String),
+    #[error("is an ELF for another OS ABI ({0}), not Linux")]
+    NotLinux(u8),
+    #[error("is an ELF for {found}, not for {program} like the program")]
+    OtherMachine { found: String, program: String },
+    #[error("is an ELF of type {0}, not a shared object or executable")]
+    NotLoadable(&'static str),
+    #[error("is itself a dynamic program with a PT_INTERP of its own, not a loader")]
+    HasInterpreter,
+}
+
+/// ` (a link to /real/path)` when the interpreter's path crosses symlinks to another file.
+fn link_note(path: &str, real: &str) -> String {
+    if join("/", path) == real {
+        String::new()
+    } else {
+        format!(" (a link to {real})")
+    }
 }
 
 fn root_name(root: &Option<PathBuf>) -> String {
@@ -161,7 +216,8 @@ pub fn resolve(program: &ElfInfo, program_image_path: &str, options: &ResolveOpt
     let identity = Identity { class: program.class, little_endian: program.little_endian, machine: program.machine };
     let triplet = multiarch_triplet(program.machine, program.class, program.little_endian);
     let root = &options.root;
-    let has_multiarch = triplet.is_some_and(|t| root.host(&format!("/lib/{t}")).is_dir() || root.host(&format!("/usr/lib/{t}")).is_dir());
+    let is_dir = |image: String| root.real_host(&image).is_some_and(|d| d.is_dir());
+    let has_multiarch = triplet.is_some_and(|t| is_dir(format!("/lib/{t}")) || is_dir(format!("/usr/lib/{t}")));
     let lib_token = match (has_multiarch, triplet, program.class) {
         (true, Some(t), _) => format!("lib/{t}"),
         (_, _, 64) => "lib64".to_string(),
@@ -248,19 +304,22 @@ impl Resolver<'_> {
         // Names that are loaded already: sonames and the names used to load them.
         let mut loaded: HashSet<String> = HashSet::new();
         if let Some(interp) = &program.interpreter {
-            let file = root
+            let real = root
                 .canonicalize(interp)
-                .ok()
-                .map(|c| root.host(&c.real))
-                .filter(|h| h.is_file())
-                .ok_or_else(|| ResolveError::NoInterpreter { path: interp.clone(), root: root.sysroot().map(Path::to_path_buf) })?;
+                .map_err(|_| ResolveError::NoInterpreter { path: interp.clone(), root: root.sysroot().map(Path::to_path_buf) })?
+                .real;
+            let file = root.host(&real);
+            // The loader is packed as it is found: it must be one, or PT_INTERP could name any
+            // readable file (a key, a password file) and get it copied into the image.
+            let soname = read_loader(&file, self.identity).map_err(|problem| ResolveError::NotALoader {
+                program: program.file.clone(),
+                path: interp.clone(),
+                real: real.clone(),
+                problem,
+            })?;
             let host = root.host(interp);
             loaded.insert(file_name(interp).to_string());
-            if let Ok(Some(info)) = read_object(&file, self.identity) {
-                if let Some(soname) = info.soname {
-                    loaded.insert(soname);
-                }
-            }
+            loaded.extend(soname);
             resolution.interpreter = Some((interp.clone(), host));
             resolution.interpreter_file = Some(file);
         }
@@ -453,7 +512,7 @@ impl Resolver<'_> {
         if depth > 8 || !seen.insert(image_path.to_string()) {
             return;
         }
-        let Ok(text) = std::fs::read_to_string(self.options.root.host(image_path)) else { return };
+        let Some(Ok(text)) = self.options.root.real_host(image_path).map(std::fs::read_to_string) else { return };
         for line in text.lines() {
             let line = line.split('#').next().unwrap_or("").trim();
             if line.is_empty() {
@@ -482,9 +541,9 @@ impl Resolver<'_> {
     fn musl_dirs(&self) -> Vec<SearchDir> {
         let arch = musl_arch(self.identity.machine);
         let path_file = format!("/etc/ld-musl-{arch}.path");
-        let dirs: Vec<String> = match std::fs::read_to_string(self.options.root.host(&path_file)) {
-            Ok(text) => text.split(['\n', ':']).map(str::trim).filter(|d| d.starts_with('/')).map(str::to_string).collect(),
-            Err(_) => vec!["/lib".into(), "/usr/local/lib".into(), "/usr/lib".into()],
+        let dirs: Vec<String> = match self.options.root.real_host(&path_file).map(std::fs::read_to_string) {
+            Some(Ok(text)) => text.split(['\n', ':']).map(str::trim).filter(|d| d.starts_with('/')).map(str::to_string).collect(),
+            _ => vec!["/lib".into(), "/usr/local/lib".into(), "/usr/lib".into()],
         };
         dirs.iter().map(|d| self.plain_dir(d)).collect()
     }
@@ -508,7 +567,7 @@ fn parent(image_path: &str) -> String {
 fn glob_under(root: &Root, pattern: &str) -> Vec<String> {
     let dir = parent(pattern);
     let name_pattern = file_name(pattern);
-    let Ok(entries) = std::fs::read_dir(root.host(&dir)) else { return vec![] };
+    let Some(Ok(entries)) = root.real_host(&dir).map(std::fs::read_dir) else { return vec![] };
     let mut matches: Vec<String> = entries
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -541,24 +600,126 @@ struct ObjectInfo {
     nodeflib: bool,
 }
 
-/// Reads a candidate: `Ok(None)` when it is an ELF of another class, machine or OS ABI (ld.so
-/// skips those and searches on), `Err` when it cannot be read or parsed.
-fn read_object(path: &Path, identity: Identity) -> Result<Option<ObjectInfo>, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    // SAFETY: read-only private map; goblin checks bounds on every access.
-    let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| e.to_string())?;
-    if bytes.len() < 20 || &bytes[..4] != b"\x7fELF" {
-        return Ok(None);
+/// The ELF identification and the header fields the checks need, read from the first bytes of
+/// a file: a file that is not an ELF object is never read further.
+struct Head {
+    class: u8,
+    little_endian: bool,
+    osabi: u8,
+    kind: u16,
+    machine: u16,
+}
+
+/// The most an ELF header takes (64-bit); what is read of a file before it is known to be ELF.
+const HEAD_LEN: u64 = 64;
+
+/// Opens `path` and reads its ELF header: `Ok(Err(problem))` when the file is no ELF object.
+fn read_head(path: &Path) -> std::io::Result<(std::fs::File, Result<Head, LoaderProblem>)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut bytes = Vec::with_capacity(HEAD_LEN as usize);
+    (&mut file).take(HEAD_LEN).read_to_end(&mut bytes)?;
+    Ok((file, parse_head(&bytes)))
+}
+
+fn parse_head(bytes: &[u8]) -> Result<Head, LoaderProblem> {
+    if bytes.len() < 4 || &bytes[..4] != b"\x7fELF" {
+        return Err(LoaderProblem::NotElf);
+    }
+    if bytes.len() < 20 {
+        return Err(LoaderProblem::Corrupt("the file ends inside the ELF header".into()));
     }
     let class = match bytes[4] {
         1 => 32,
         2 => 64,
-        _ => return Ok(None),
+        other => return Err(LoaderProblem::Corrupt(format!("unknown ELF class {other}"))),
     };
-    let little_endian = bytes[5] == 1;
-    if class != identity.class || little_endian != identity.little_endian || !matches!(bytes[7], 0 | 3) {
+    let little_endian = match bytes[5] {
+        1 => true,
+        2 => false,
+        other => return Err(LoaderProblem::Corrupt(format!("unknown ELF byte order {other}"))),
+    };
+    let half = |at: usize| {
+        let pair = [bytes[at], bytes[at + 1]];
+        if little_endian {
+            u16::from_le_bytes(pair)
+        } else {
+            u16::from_be_bytes(pair)
+        }
+    };
+    Ok(Head { class, little_endian, osabi: bytes[7], kind: half(16), machine: half(18) })
+}
+
+impl Head {
+    fn identity(&self) -> Identity {
+        Identity { class: self.class, little_endian: self.little_endian, machine: self.machine }
+    }
+}
+
+/// How a machine is named in messages: `x86-64 (64-bit little-endian)`.
+fn describe(identity: Identity) -> String {
+    use goblin::elf::header::*;
+    let machine = match identity.machine {
+        EM_X86_64 => "x86-64".to_string(),
+        EM_AARCH64 => "aarch64".to_string(),
+        EM_ARM => "arm".to_string(),
+        EM_386 => "i386".to_string(),
+        EM_RISCV => "riscv".to_string(),
+        EM_PPC64 => "ppc64".to_string(),
+        EM_PPC => "ppc".to_string(),
+        EM_S390 => "s390x".to_string(),
+        EM_LOONGARCH => "loongarch".to_string(),
+        EM_MIPS => "mips".to_string(),
+        other => format!("ELF machine {other}"),
+    };
+    let order = if identity.little_endian { "little-endian" } else { "big-endian" };
+    format!("{machine} ({}-bit {order})", identity.class)
+}
+
+/// Checks that `path` (a real file, symlinks resolved) is a dynamic loader the program can run
+/// with: a regular file, an ELF shared object or executable of the program's class, byte order
+/// and machine, for Linux, without a PT_INTERP of its own. Returns its SONAME. A file that is
+/// not ELF is read no further than its first 64 bytes.
+fn read_loader(path: &Path, identity: Identity) -> Result<Option<String>, LoaderProblem> {
+    use goblin::elf::header::{et_to_str, ET_DYN, ET_EXEC};
+    let unreadable = |e: std::io::Error| LoaderProblem::Unreadable(e.to_string());
+    let metadata = std::fs::metadata(path).map_err(unreadable)?;
+    if !metadata.is_file() {
+        return Err(LoaderProblem::NotRegular);
+    }
+    let (file, head) = read_head(path).map_err(unreadable)?;
+    let head = head?;
+    if !matches!(head.osabi, 0 | 3) {
+        return Err(LoaderProblem::NotLinux(head.osabi));
+    }
+    if head.identity() != identity {
+        return Err(LoaderProblem::OtherMachine { found: describe(head.identity()), program: describe(identity) });
+    }
+    if !matches!(head.kind, ET_DYN | ET_EXEC) {
+        return Err(LoaderProblem::NotLoadable(et_to_str(head.kind)));
+    }
+    // SAFETY: read-only private map; goblin checks bounds on every access.
+    let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(unreadable)?;
+    let elf = Elf::parse(&bytes).map_err(|e| LoaderProblem::Corrupt(e.to_string()))?;
+    super::check_headers_fit(&elf, bytes.len()).map_err(LoaderProblem::Corrupt)?;
+    if elf.program_headers.iter().any(|ph| ph.p_type == goblin::elf::program_header::PT_INTERP) {
+        return Err(LoaderProblem::HasInterpreter);
+    }
+    Ok(elf.soname.map(str::to_string))
+}
+
+/// Reads a candidate: `Ok(None)` when it is not a shared object of the program's class, machine
+/// and OS ABI (ld.so skips other classes and machines and searches on; a text file, a core dump or
+/// an executable it refuses, and so is it skipped here: it is never packed), `Err` when it cannot be
+/// read or parsed. A file that is not ELF is read no further than its first 64 bytes.
+fn read_object(path: &Path, identity: Identity) -> Result<Option<ObjectInfo>, String> {
+    let (file, head) = read_head(path).map_err(|e| e.to_string())?;
+    let Ok(head) = head else { return Ok(None) };
+    if head.identity() != identity || !matches!(head.osabi, 0 | 3) || head.kind != goblin::elf::header::ET_DYN {
         return Ok(None);
     }
+    // SAFETY: read-only private map; goblin checks bounds on every access.
+    let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| e.to_string())?;
     let elf = Elf::parse(&bytes).map_err(|e| e.to_string())?;
     if elf.header.e_machine != identity.machine {
         return Ok(None);

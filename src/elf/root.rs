@@ -37,6 +37,13 @@ impl Root {
         }
     }
 
+    /// Where the real file (or folder) behind an image path is on this machine, every symlink on
+    /// the way resolved inside the root; `None` when it is not there. What to read of the root: a
+    /// sysroot's link never reaches this machine's own files.
+    pub fn real_host(&self, image_path: &str) -> Option<PathBuf> {
+        self.canonicalize(image_path).ok().map(|c| self.host(&c.real))
+    }
+
     /// Resolves `image_path` component by component inside the root, as the kernel would inside
     /// a container whose root is this root. Fails on a loop or a missing component.
     pub fn canonicalize(&self, image_path: &str) -> std::io::Result<Canonical> {
@@ -115,6 +122,23 @@ mod tests {
             ]
         );
         assert_eq!(r.host(&c.real), root.join("usr/lib/x86_64-linux-gnu/libz.so.1.3"));
+    }
+
+    #[test]
+    fn real_host_paths_stay_inside_the_sysroot() {
+        let host = tempfile::tempdir().unwrap();
+        std::fs::write(host.path().join("secret"), b"x").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("usr/share/zoneinfo-2024")).unwrap();
+        symlink(host.path(), root.join("outside")).unwrap();
+        symlink(format!("../../../../../../../..{}", host.path().display()), root.join("climbing")).unwrap();
+        symlink("/usr/share/zoneinfo-2024", root.join("zoneinfo")).unwrap();
+        let r = Root::new(Some(root.to_path_buf()));
+        assert!(root.join("outside/secret").is_file() && root.join("climbing/secret").is_file(), "on the host, both reach it");
+        assert_eq!(r.real_host("/outside/secret"), None);
+        assert_eq!(r.real_host("/climbing/secret"), None);
+        assert_eq!(r.real_host("/zoneinfo"), Some(root.join("usr/share/zoneinfo-2024")));
     }
 
     #[test]

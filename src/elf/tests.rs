@@ -107,3 +107,217 @@ fn a_2_gb_sparse_file_is_inspected_without_reading_it() {
     let _ = crate::hints::detect(&path, &info.needed).unwrap();
     assert!(hints_started.elapsed() < std::time::Duration::from_secs(1), "hints took {:?}", hints_started.elapsed());
 }
+
+// ---------------------------------------------------------------------------------------------
+// What the resolver may pack: the loader PT_INTERP names, and libraries, never any other file.
+// ---------------------------------------------------------------------------------------------
+
+use resolve::{LoaderProblem, Resolution, ResolveError, ResolveOptions};
+use std::os::unix::fs::symlink;
+
+const LOADER: &str = "/lib64/ld-linux-x86-64.so.2";
+const SECRET: &str = "root:$6$s3cr3t-hash-do-not-ship:19000:0:99999:7:::\n";
+
+/// This machine's x86-64 ld.so, with `patches` (offset, bytes) written over it.
+fn host_loader(patches: &[(usize, &[u8])]) -> Vec<u8> {
+    let mut bytes = std::fs::read(LOADER).expect("x86-64 ld.so is installed");
+    for (at, patch) in patches {
+        bytes[*at..at + patch.len()].copy_from_slice(patch);
+    }
+    bytes
+}
+
+/// A sysroot with `/bin/true` as the program (outside it, next to it), whose PT_INTERP is
+/// [`LOADER`]: `(temp dir, sysroot, program)`.
+fn sysroot_with_program() -> (tempfile::TempDir, PathBuf, ElfInfo) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    for folder in ["lib64", "lib/x86_64-linux-gnu", "etc"] {
+        std::fs::create_dir_all(root.join(folder)).unwrap();
+    }
+    std::fs::write(root.join("etc/shadow"), SECRET).unwrap();
+    let (_, bytes) = host_binary();
+    let program = dir.path().join("prog");
+    std::fs::write(&program, &bytes).unwrap();
+    let info = inspect_bytes(&program, &bytes, bytes.len() as u64).unwrap();
+    assert_eq!(info.interpreter.as_deref(), Some(LOADER));
+    (dir, root, info)
+}
+
+fn resolve_in(root: &Path, info: &ElfInfo) -> Result<Resolution, ResolveError> {
+    let options = ResolveOptions { root: root::Root::new(Some(root.to_path_buf())), ..Default::default() };
+    resolve::resolve(info, "/usr/local/bin/prog", &options)
+}
+
+/// Resolves with the interpreter `install` puts at [`LOADER`] in the sysroot, expecting a refusal.
+fn refused(install: impl FnOnce(&Path)) -> (LoaderProblem, String) {
+    let (_dir, root, info) = sysroot_with_program();
+    install(&root.join(LOADER.trim_start_matches('/')));
+    match resolve_in(&root, &info) {
+        Err(error @ ResolveError::NotALoader { .. }) => {
+            let message = error.to_string();
+            assert!(message.starts_with(&format!("{}: its interpreter {LOADER}", info.file.display())), "{message}");
+            assert!(message.ends_with(" (PT_INTERP must name the dynamic loader); refusing to pack it"), "{message}");
+            assert!(!message.contains("s3cr3t"), "the file's content is never shown: {message}");
+            let ResolveError::NotALoader { problem, .. } = error else { unreachable!() };
+            (problem, message)
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn interpreter_that_is_a_text_file_is_refused() {
+    let (problem, message) = refused(|path| std::fs::write(path, SECRET).unwrap());
+    assert_eq!(problem, LoaderProblem::NotElf);
+    assert!(message.ends_with(&format!("{LOADER} is not an ELF object (PT_INTERP must name the dynamic loader); refusing to pack it")));
+    let (problem, _) = refused(|path| std::fs::write(path, b"").unwrap());
+    assert_eq!(problem, LoaderProblem::NotElf);
+}
+
+#[test]
+fn interpreter_of_another_machine_is_refused() {
+    let aarch64 = Path::new("/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1");
+    // The cross toolchain's loader when it is installed, else this machine's with EM_AARCH64.
+    let bytes = std::fs::read(aarch64).unwrap_or_else(|_| host_loader(&[(18, &183u16.to_le_bytes())]));
+    let (problem, message) = refused(|path| std::fs::write(path, &bytes).unwrap());
+    assert!(matches!(problem, LoaderProblem::OtherMachine { .. }), "{problem:?}");
+    assert!(
+        message.contains(" is an ELF for aarch64 (64-bit little-endian), not for x86-64 (64-bit little-endian) like the program "),
+        "{message}"
+    );
+    // 32-bit, big-endian: refused from the header, before anything else is read.
+    let (problem, _) = refused(|path| std::fs::write(path, host_loader(&[(4, &[1])])).unwrap());
+    assert_eq!(
+        problem,
+        LoaderProblem::OtherMachine { found: "x86-64 (32-bit little-endian)".into(), program: "x86-64 (64-bit little-endian)".into() }
+    );
+    let (problem, _) = refused(|path| std::fs::write(path, host_loader(&[(5, &[2]), (18, &62u16.to_be_bytes())])).unwrap());
+    assert!(matches!(problem, LoaderProblem::OtherMachine { ref found, .. } if found == "x86-64 (64-bit big-endian)"), "{problem:?}");
+}
+
+#[test]
+fn interpreter_that_is_no_loader_is_refused() {
+    // A program of its own (it has a PT_INTERP), a core dump, a relocatable object, another OS.
+    let (problem, _) = refused(|path| std::fs::copy("/bin/true", path).map(drop).unwrap());
+    assert_eq!(problem, LoaderProblem::HasInterpreter);
+    let (problem, message) = refused(|path| std::fs::write(path, host_loader(&[(16, &4u16.to_le_bytes())])).unwrap());
+    assert_eq!(problem, LoaderProblem::NotLoadable("CORE"));
+    assert!(message.contains(" is an ELF of type CORE, not a shared object or executable "), "{message}");
+    let (problem, _) = refused(|path| std::fs::write(path, host_loader(&[(16, &1u16.to_le_bytes())])).unwrap());
+    assert_eq!(problem, LoaderProblem::NotLoadable("REL"));
+    let (problem, _) = refused(|path| std::fs::write(path, host_loader(&[(7, &[9])])).unwrap());
+    assert_eq!(problem, LoaderProblem::NotLinux(9));
+    let (problem, _) = refused(|path| std::fs::write(path, &host_loader(&[])[..40]).unwrap());
+    assert!(matches!(problem, LoaderProblem::Corrupt(_)), "{problem:?}");
+    let (problem, _) = refused(|path| std::fs::create_dir(path).unwrap());
+    assert_eq!(problem, LoaderProblem::NotRegular);
+}
+
+#[test]
+fn interpreter_link_to_a_secret_is_refused_and_named() {
+    // An absolute link is read inside the sysroot: its /etc/shadow, a text file.
+    let (problem, message) = refused(|path| symlink("/etc/shadow", path).unwrap());
+    assert_eq!(problem, LoaderProblem::NotElf);
+    assert!(message.contains(&format!("its interpreter {LOADER} (a link to /etc/shadow) is not an ELF object")), "{message}");
+}
+
+#[test]
+fn interpreter_link_climbing_out_of_the_sysroot_stays_inside_it() {
+    // `..` stops at the sysroot: this machine's /etc/passwd is never reached, and the sysroot has none.
+    let (_dir, root, info) = sysroot_with_program();
+    symlink("../../../../../../../../../../etc/passwd", root.join(LOADER.trim_start_matches('/'))).unwrap();
+    assert!(Path::new("/etc/passwd").is_file());
+    let error = resolve_in(&root, &info).unwrap_err();
+    assert!(matches!(error, ResolveError::NoInterpreter { .. }), "{error}");
+}
+
+#[test]
+fn real_loader_is_accepted() {
+    let (_dir, root, info) = sysroot_with_program();
+    let at = root.join(LOADER.trim_start_matches('/'));
+    std::fs::write(&at, host_loader(&[])).unwrap();
+    let resolution = resolve_in(&root, &info).unwrap();
+    assert_eq!(resolution.interpreter_file.as_deref(), Some(at.as_path()));
+    assert!(resolution.missing.iter().any(|m| m.name == "libc.so.6"), "{:?}", resolution.missing);
+    // Static-pie style, ET_EXEC: a loader still.
+    std::fs::write(&at, host_loader(&[(16, &2u16.to_le_bytes())])).unwrap();
+    assert!(resolve_in(&root, &info).is_ok());
+}
+
+#[test]
+fn a_missing_interpreter_is_not_a_refusal() {
+    let (_dir, root, info) = sysroot_with_program();
+    let error = resolve_in(&root, &info).unwrap_err();
+    assert_eq!(error.to_string(), format!("the interpreter {LOADER} is not in the sysroot {}", root.display()));
+}
+
+#[test]
+fn only_shared_objects_are_resolved_as_libraries() {
+    let (dir, root, mut info) = sysroot_with_program();
+    std::fs::write(root.join(LOADER.trim_start_matches('/')), host_loader(&[])).unwrap();
+    let libs = root.join("lib/x86_64-linux-gnu");
+    std::fs::copy("/lib/x86_64-linux-gnu/libm.so.6", libs.join("libm.so.6")).unwrap();
+    std::fs::write(libs.join("libtext.so.1"), SECRET).unwrap();
+    symlink("/etc/shadow", libs.join("libshadow.so.1")).unwrap();
+    std::fs::write(libs.join("libcore.so.1"), host_loader(&[(16, &4u16.to_le_bytes())])).unwrap();
+    std::fs::write(libs.join("libexec.so.1"), host_loader(&[(16, &2u16.to_le_bytes())])).unwrap();
+    // Links climbing out of the sysroot, relative and absolute, to libraries this machine has.
+    symlink("../../../../../../../../../../lib/x86_64-linux-gnu/libz.so.1", libs.join("libz.so.1")).unwrap();
+    symlink("/usr/lib/x86_64-linux-gnu/libc.so.6", libs.join("libc.so.6")).unwrap();
+    assert!(Path::new("/lib/x86_64-linux-gnu/libz.so.1").is_file());
+    // A file next to the program, outside the sysroot, reached by $ORIGIN/..: only the program's
+    // own folder and its parent are read there; further up is the sysroot.
+    std::fs::write(dir.path().join("libnear.so.1"), SECRET).unwrap();
+    info.rpath = vec!["$ORIGIN".into(), "$ORIGIN/../../../../../../../../../../etc".into()];
+    info.needed = [
+        "libm.so.6",
+        "/etc/shadow",
+        "../../../../etc/shadow",
+        "shadow",
+        "passwd",
+        "libtext.so.1",
+        "libshadow.so.1",
+        "libcore.so.1",
+        "libexec.so.1",
+        "libz.so.1",
+        "libc.so.6",
+        "libnear.so.1",
+    ]
+    .map(String::from)
+    .to_vec();
+    let resolution = resolve_in(&root, &info).unwrap();
+    let found: Vec<&str> = resolution.libraries.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(found, ["libm.so.6"], "{:#?}", resolution.libraries);
+    let missing: Vec<&str> = resolution.missing.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(missing, &info.needed[1..]);
+    assert!(resolution.libraries[0].file.starts_with(&root));
+}
+
+#[test]
+fn interpreter_is_read_as_the_kernel_reads_it() {
+    let (path, bytes) = host_binary();
+    let elf = Elf::parse(&bytes).unwrap();
+    let index = elf.program_headers.iter().position(|ph| ph.p_type == PT_INTERP).unwrap();
+    let ph = elf.header.e_phoff as usize + index * usize::from(elf.header.e_phentsize);
+    let (offset, size) = (elf.program_headers[index].p_offset as usize, elf.program_headers[index].p_filesz as usize);
+    let patched = |text: &[u8], filesz: u64| {
+        let mut bytes = bytes.clone();
+        bytes[offset..offset + size].fill(0);
+        bytes[offset..offset + text.len()].copy_from_slice(text);
+        bytes[ph + 32..ph + 40].copy_from_slice(&filesz.to_le_bytes());
+        inspect_bytes(&path, &bytes, bytes.len() as u64)
+    };
+    // Up to the first NUL, as the kernel opens it (goblin keeps the padding).
+    let info = patched(b"/lib/ld.so", size as u64).unwrap();
+    assert_eq!(info.interpreter.as_deref(), Some("/lib/ld.so"));
+    for (text, filesz, reason) in [
+        (&b"/lib/ld.so"[..], 10, "the PT_INTERP path is not NUL-terminated"),
+        (b"", 0, "the PT_INTERP segment (0 bytes) is not a path"),
+        (b"/lib/\xff\xfe.so", size as u64, "the PT_INTERP path is not UTF-8"),
+        (b"/lib/ld.so", 1 << 40, "the PT_INTERP segment (1099511627776 bytes) is not a path"),
+    ] {
+        let err = patched(text, filesz).unwrap_err();
+        assert_eq!(err.to_string(), format!("/bin/true: corrupt or truncated ELF: {reason}"), "{text:?}");
+    }
+}

@@ -185,3 +185,208 @@ fn an_existing_non_layout_folder_is_left_alone() {
     );
     assert_eq!(tree_listing(&project), ["main.rs"]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// A program's PT_INTERP or DT_NEEDED naming a file that is no loader or library: never packed.
+// ---------------------------------------------------------------------------------------------
+
+const SECRET: &str = "-----BEGIN OPENSSH PRIVATE KEY----- sp-secret-7f3a9c -----END OPENSSH PRIVATE KEY-----\n";
+
+/// A short folder under /tmp (PT_INTERP is patched in place: a path no longer than the real one).
+fn short_temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("sp-").tempdir_in("/tmp").expect("a temp dir in /tmp")
+}
+
+/// A copy of the dynamic hello at `out` whose PT_INTERP names `interpreter`, NUL-padded in place.
+fn with_interpreter(out: &Path, interpreter: &Path) -> std::path::PathBuf {
+    let mut bytes = std::fs::read(dynamic_c_hello()).unwrap();
+    let word = |at: usize, len: usize| bytes[at..at + len].iter().rev().fold(0usize, |n, &b| n << 8 | usize::from(b));
+    assert_eq!(&bytes[..6], b"\x7fELF\x02\x01", "a 64-bit little-endian fixture");
+    let (phoff, phentsize, phnum) = (word(32, 8), word(54, 2), word(56, 2));
+    let ph = (0..phnum).map(|i| phoff + i * phentsize).find(|&ph| word(ph, 4) == 3).expect("the fixture has a PT_INTERP");
+    let (offset, size) = (word(ph + 8, 8), word(ph + 32, 8));
+    let path = interpreter.as_os_str().as_encoded_bytes();
+    assert!(path.len() < size, "{} is longer than the PT_INTERP it replaces", interpreter.display());
+    bytes[offset..offset + size].fill(0);
+    bytes[offset..offset + path.len()].copy_from_slice(path);
+    std::fs::write(out, &bytes).unwrap();
+    std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o755)).unwrap();
+    out.to_path_buf()
+}
+
+/// Fails unless no file under `dir` but `except` holds the secret (links to it are not copies).
+fn assert_secret_nowhere(dir: &Path, except: &Path) {
+    for relative in tree_listing(dir) {
+        let path = dir.join(&relative);
+        if path == except || !path.symlink_metadata().unwrap().is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(!bytes.windows(16).any(|w| w == b"sp-secret-7f3a9c"), "the secret is in {}", path.display());
+    }
+}
+
+#[test]
+fn an_interpreter_that_is_not_a_loader_is_refused() {
+    let work = temp_dir();
+    let secrets = short_temp_dir();
+    let secret = secrets.path().join("id_rsa");
+    std::fs::write(&secret, SECRET).unwrap();
+    let program = with_interpreter(&work.path().join("prog"), &secret);
+    let cache = work.path().join("cache");
+    let refuse = |program: &Path, args: &[&str]| {
+        let err = pack_fails(work.path(), program, |mut c| {
+            c.args(args).env("SCRATCHPACK_CACHE_DIR", &cache);
+            c
+        });
+        assert!(!err.contains("sp-secret"), "{err}");
+        assert_eq!(err.lines().count(), 2, "{err}");
+        assert_eq!(
+            err.lines().nth(1),
+            Some("hint: check the program was linked for this system (readelf -l shows its interpreter), or pass --sysroot with a root that has its loader")
+        );
+        err
+    };
+    let not_elf = format!(
+        "error: {}: its interpreter {} is not an ELF object (PT_INTERP must name the dynamic loader); refusing to pack it",
+        program.display(),
+        secret.display()
+    );
+    assert_eq!(first_line(&refuse(&program, &[])), not_elf);
+    // --allow-missing allows a missing library, not a file that is there and is no loader.
+    assert_eq!(first_line(&refuse(&program, &["--allow-missing"])), not_elf);
+    // inspect refuses it too, and shows nothing of it.
+    let output = scratchpack().args(["inspect", "--json"]).arg(&program).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stdout(&output), "");
+    assert_eq!(first_line(&stderr(&output)), not_elf);
+
+    // Through a link, named.
+    let link = secrets.path().join("ld");
+    std::os::unix::fs::symlink(&secret, &link).unwrap();
+    let linked = with_interpreter(&work.path().join("prog-link"), &link);
+    assert_eq!(
+        first_line(&refuse(&linked, &[])),
+        format!(
+            "error: {}: its interpreter {} (a link to {}) is not an ELF object (PT_INTERP must name the dynamic loader); refusing to pack it",
+            linked.display(),
+            link.display(),
+            secret.display()
+        )
+    );
+
+    // Another machine's loader, and a program of its own (it has a PT_INTERP).
+    let aarch64 = secrets.path().join("ld-a64");
+    std::fs::copy("/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1", &aarch64).expect("the aarch64 cross toolchain's loader");
+    let cross = with_interpreter(&work.path().join("prog-a64"), &aarch64);
+    assert_eq!(
+        first_line(&refuse(&cross, &[])),
+        format!(
+            "error: {}: its interpreter {} is an ELF for aarch64 (64-bit little-endian), not for x86-64 (64-bit little-endian) like the program (PT_INTERP must name the dynamic loader); refusing to pack it",
+            cross.display(),
+            aarch64.display()
+        )
+    );
+    let other = secrets.path().join("true");
+    std::fs::copy("/bin/true", &other).unwrap();
+    let chained = with_interpreter(&work.path().join("prog-true"), &other);
+    assert!(first_line(&refuse(&chained, &[])).ends_with(&format!(
+        "its interpreter {} is itself a dynamic program with a PT_INTERP of its own, not a loader (PT_INTERP must name the dynamic loader); refusing to pack it",
+        other.display()
+    )));
+
+    assert!(!cache.exists(), "nothing cached");
+    assert_secret_nowhere(work.path(), &secret);
+    assert_secret_nowhere(secrets.path(), &secret);
+
+    // The patch itself is sound: the same program with a real loader there is taken.
+    let loader = secrets.path().join("ld.so");
+    std::fs::copy("/lib64/ld-linux-x86-64.so.2", &loader).unwrap();
+    let good = with_interpreter(&work.path().join("prog-good"), &loader);
+    let output = run_ok(scratchpack().args(["inspect", "--json"]).arg(&good));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["interpreter"], loader.display().to_string());
+}
+
+#[test]
+fn a_needed_path_that_is_not_a_library_is_never_packed() {
+    let work = temp_dir();
+    let secrets = short_temp_dir();
+    // A library linked by path without a SONAME: DT_NEEDED is that path, which ld.so opens as is.
+    let library = secrets.path().join("libsecret.so");
+    let c_file = secrets.path().join("lib.c");
+    std::fs::write(&c_file, "int secret_value(void) { return 7; }\n").unwrap();
+    run_ok(Command::new("gcc").args(["-shared", "-fPIC", "-o"]).arg(&library).arg(&c_file));
+    let program = work.path().join("prog");
+    run_ok(
+        Command::new("gcc")
+            .arg("-o")
+            .arg(&program)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hello.c"))
+            .args(["-Wl,--no-as-needed"])
+            .arg(&library),
+    );
+    let json: serde_json::Value = serde_json::from_slice(&run_ok(scratchpack().args(["inspect", "--json"]).arg(&program)).stdout).unwrap();
+    assert!(json["needed"].as_array().unwrap().iter().any(|n| n == library.to_str().unwrap()), "{json}");
+    // Then the library is replaced by a secret.
+    std::fs::write(&library, SECRET).unwrap();
+    let err = pack_fails(work.path(), &program, |c| c);
+    assert_eq!(first_line(&err), format!("error: {}: a library was not found: {} (needed by prog)", program.display(), library.display()));
+    assert!(!err.contains("sp-secret"), "{err}");
+
+    // Packed anyway, it is left out of the image.
+    let layout = work.path().join("out");
+    let output = scratchpack()
+        .arg("pack")
+        .arg(&program)
+        .arg("--allow-missing")
+        .arg("--output")
+        .arg(format!("oci:{}:latest", layout.display()))
+        .env("SCRATCHPACK_NO_CACHE", "1")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(&format!("{} (needed by prog) was not found; packing anyway", library.display())),
+        "{}",
+        stderr(&output)
+    );
+    let bundle = unpack(&layout, "latest", work.path());
+    let rootfs = bundle.join("rootfs");
+    assert!(!rootfs.join(library.strip_prefix("/").unwrap()).exists());
+    assert!(rootfs.join("lib64/ld-linux-x86-64.so.2").exists(), "the loader is packed");
+    assert_secret_nowhere(work.path(), &library);
+}
+
+#[test]
+fn a_sysroot_zoneinfo_link_never_reaches_this_machine() {
+    let work = temp_dir();
+    let secrets = short_temp_dir();
+    std::fs::write(secrets.path().join("config.json"), SECRET).unwrap();
+    let sysroot = work.path().join("sysroot");
+    std::fs::create_dir_all(sysroot.join("usr/share")).unwrap();
+    let zoneinfo = sysroot.join("usr/share/zoneinfo");
+    let climbing = format!("{}{}", "../".repeat(20).trim_end_matches('/'), secrets.path().display());
+    // An absolute link starts again at the sysroot, a relative one stops there: neither reaches
+    // the folder of this machine it names, which would be packed whole.
+    for target in [secrets.path().display().to_string(), climbing] {
+        std::os::unix::fs::symlink(&target, &zoneinfo).unwrap();
+        assert!(zoneinfo.join("config.json").is_file(), "on this machine, {target} is the secret folder");
+        let err = pack_fails(work.path(), &static_c_hello(), |mut c| {
+            c.arg("--sysroot").arg(&sysroot).args(["--tzdata", "yes"]);
+            c
+        });
+        assert_eq!(first_line(&err), format!("error: --tzdata yes: there is no {} to bundle", zoneinfo.display()), "{target}");
+        std::fs::remove_file(&zoneinfo).unwrap();
+    }
+    // A link inside the sysroot is followed there.
+    std::fs::create_dir_all(sysroot.join("usr/share/zoneinfo-2024")).unwrap();
+    std::fs::write(sysroot.join("usr/share/zoneinfo-2024/UTC"), "TZif-ish").unwrap();
+    std::os::unix::fs::symlink("/usr/share/zoneinfo-2024", &zoneinfo).unwrap();
+    let layout = work.path().join("out");
+    let out = format!("oci:{}:latest", layout.display());
+    pack(&[static_c_hello().to_str().unwrap(), "--sysroot", sysroot.to_str().unwrap(), "--tzdata", "yes", "--output", &out], |_| {});
+    let bundle = unpack(&layout, "latest", work.path());
+    assert_eq!(std::fs::read_to_string(bundle.join("rootfs/usr/share/zoneinfo/UTC")).unwrap(), "TZif-ish");
+    assert_secret_nowhere(work.path(), Path::new("/nonexistent"));
+}
