@@ -1,11 +1,13 @@
-//! Layer compression: pigz-style parallel gzip, and zstd.
+//! Layer compression: parallel gzip with libdeflate.
 //!
 //! The gzip stream is one member, readable by every gzip reader (Go's, zlib's, flate2's
-//! single-member `GzDecoder` included). As pigz does, the input is cut into fixed chunks; each is
-//! deflated on a worker thread with the previous 32 KiB as its dictionary and ends on a sync flush
-//! (byte-aligned, not final), so the compressed chunks join into one deflate stream; the last one
-//! ends the stream. CRCs are combined in order. The output depends only on the input and the level,
-//! never on the number of threads or their timing, so digests are reproducible.
+//! single-member `GzDecoder` included). The input is cut into fixed chunks; each is deflated on a
+//! worker thread by the vendored libdeflate (see [`super::deflate`]), on its own, without the
+//! previous chunk as a dictionary (libdeflate has none; at 512 KiB a chunk loses almost nothing by
+//! it). Every chunk but the last ends on a sync-flush marker (byte-aligned, not final), so the
+//! compressed chunks join into one deflate stream that the last one ends. CRCs are combined in
+//! order. The output depends only on the input and the level, never on the number of threads, the
+//! sizes of the writes or their timing, so digests are reproducible.
 //!
 //! Memory is bounded: at most `2 × workers` chunks are in flight, whatever the input size.
 
@@ -15,20 +17,18 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use flate2::{Compress, FlushCompress, Status};
+use super::deflate::{Compressor, MAX_LEVEL};
 
-/// Input per work unit. Large enough that sync-flush markers cost nothing measurable, small enough
+/// Input per work unit. Large enough that sync-flush markers and the history a chunk does not
+/// share with the previous one cost little (0.1 % of the reference binary's layer), small enough
 /// to spread an 11 MB binary over both cores.
 pub const CHUNK_SIZE: usize = 512 * 1024;
-/// Deflate's window: each chunk is primed with the previous chunk's last 32 KiB.
-const DICTIONARY_SIZE: usize = 32 * 1024;
 /// gzip header: magic, deflate, no flags, mtime 0, no extra flags, OS "unknown" (as Go writes it),
 /// so the bytes do not depend on the building host.
 const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff];
 
 struct Job {
     seq: u64,
-    dictionary: Arc<Vec<u8>>,
     data: Vec<u8>,
     /// A recycled output buffer: fresh 512 KiB allocations would be page-faulted in every time.
     out: Vec<u8>,
@@ -54,7 +54,6 @@ pub struct ParallelGzip<W: Write> {
     level: u32,
     threads: usize,
     current: Vec<u8>,
-    dictionary: Arc<Vec<u8>>,
     workers: Option<Workers>,
     next_seq: u64,
     next_to_write: u64,
@@ -67,14 +66,17 @@ pub struct ParallelGzip<W: Write> {
 }
 
 impl<W: Write> ParallelGzip<W> {
+    /// A gzip stream into `sink` at libdeflate `level` (0 to 12), on `threads` workers.
     pub fn new(mut sink: W, level: u32, threads: usize) -> io::Result<Self> {
+        if level > MAX_LEVEL {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("gzip level {level} is over {MAX_LEVEL}")));
+        }
         sink.write_all(&GZIP_HEADER)?;
         Ok(ParallelGzip {
             sink,
             level,
             threads: threads.max(1),
             current: Vec::with_capacity(CHUNK_SIZE),
-            dictionary: Arc::new(Vec::new()),
             workers: None,
             next_seq: 0,
             next_to_write: 0,
@@ -93,7 +95,8 @@ impl<W: Write> ParallelGzip<W> {
             // Everything fits in one chunk: no thread is worth starting.
             let data = std::mem::take(&mut self.current);
             let crc = crc_of(&data);
-            let compressed = deflate_chunk(&mut new_compressor(self.level), &[], &data, true, Vec::new())?;
+            let mut compressed = Vec::new();
+            Compressor::new(self.level)?.compress_chunk(&data, true, &mut compressed)?;
             self.write_out(&compressed, crc)?;
         } else {
             self.submit(true)?;
@@ -125,15 +128,19 @@ impl<W: Write> ParallelGzip<W> {
                 let job_rx = Arc::clone(&job_rx);
                 let done_tx = done_tx.clone();
                 std::thread::spawn(move || {
-                    // One deflate state per worker, reset between chunks: its buffers are large.
-                    let mut compressor = new_compressor(level);
+                    // One compressor per worker, used for every chunk: its buffers are large.
+                    let mut compressor = Compressor::new(level);
                     loop {
                         let job = match job_rx.lock().map(|rx| rx.recv()) {
                             Ok(Ok(job)) => job,
                             _ => return,
                         };
                         let crc = crc_of(&job.data);
-                        let compressed = deflate_chunk(&mut compressor, &job.dictionary, &job.data, job.last, job.out);
+                        let mut out = job.out;
+                        let compressed = match &mut compressor {
+                            Ok(compressor) => compressor.compress_chunk(&job.data, job.last, &mut out).map(|()| out),
+                            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+                        };
                         if done_tx.send(Done { seq: job.seq, compressed, crc, data: job.data }).is_err() {
                             return;
                         }
@@ -155,13 +162,8 @@ impl<W: Write> ParallelGzip<W> {
         let mut next = self.spare.pop().unwrap_or_else(|| Vec::with_capacity(CHUNK_SIZE));
         next.clear();
         let data = std::mem::replace(&mut self.current, next);
-        let dictionary = Arc::clone(&self.dictionary);
-        if !last {
-            let tail = &data[data.len().saturating_sub(DICTIONARY_SIZE)..];
-            self.dictionary = Arc::new(tail.to_vec());
-        }
         let out = self.spare_out.pop().unwrap_or_default();
-        let job = Job { seq: self.next_seq, dictionary, data, out, last };
+        let job = Job { seq: self.next_seq, data, out, last };
         self.next_seq += 1;
         let workers = self.workers.as_ref().expect("started above");
         workers.jobs.as_ref().expect("open until finish").send(job).map_err(|_| worker_died())?;
@@ -226,33 +228,6 @@ fn crc_of(data: &[u8]) -> crc32fast::Hasher {
     crc
 }
 
-fn new_compressor(level: u32) -> Compress {
-    Compress::new(flate2::Compression::new(level), false)
-}
-
-/// Deflates one chunk as raw deflate into `out` (cleared first): sync-flushed, or finished when it
-/// is the last. `compress` is reset, so the output depends only on the arguments.
-fn deflate_chunk(compress: &mut Compress, dictionary: &[u8], data: &[u8], last: bool, mut out: Vec<u8>) -> io::Result<Vec<u8>> {
-    compress.reset();
-    if !dictionary.is_empty() {
-        compress.set_dictionary(dictionary).map_err(io::Error::other)?;
-    }
-    let flush = if last { FlushCompress::Finish } else { FlushCompress::Sync };
-    // Room for incompressible input: stored blocks cost 5 bytes per 16 KiB, plus the flush marker.
-    out.clear();
-    out.reserve(data.len() + data.len() / 1000 + 64);
-    loop {
-        let consumed = compress.total_in() as usize;
-        let status = compress.compress_vec(&data[consumed..], &mut out, flush).map_err(io::Error::other)?;
-        let all_in = compress.total_in() as usize == data.len();
-        match status {
-            Status::StreamEnd => return Ok(out),
-            _ if !last && all_in && out.len() < out.capacity() => return Ok(out),
-            _ => out.reserve(out.capacity().max(1024)),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +273,45 @@ mod tests {
         assert_eq!(gzip(&data, 2, 4096), reference);
         assert_eq!(gzip(&data, 4, 333), reference);
         assert_eq!(&reference[..10], &GZIP_HEADER);
+    }
+
+    #[test]
+    fn chunks_join_at_sync_markers_into_one_deflate_stream() {
+        // Two full chunks and a short last one: each full chunk's deflate ends on the sync-flush
+        // marker, right where the next chunk's output starts.
+        let data = sample(2 * CHUNK_SIZE + 1000);
+        let out = gzip(&data, 2, 65536);
+        let mut first = Vec::new();
+        Compressor::new(6).unwrap().compress_chunk(&data[..CHUNK_SIZE], false, &mut first).unwrap();
+        assert_eq!(&out[10..10 + first.len()], &first[..]);
+        assert!(first.ends_with(&[0, 0, 0xff, 0xff]));
+        let mut inflater = flate2::Decompress::new(false);
+        let mut back = Vec::with_capacity(data.len() + 1);
+        let status = inflater.decompress_vec(&out[10..out.len() - 8], &mut back, flate2::FlushDecompress::Finish).unwrap();
+        assert_eq!(status, flate2::Status::StreamEnd);
+        assert!(back == data);
+    }
+
+    #[test]
+    fn output_is_pinned_for_the_layer_levels() {
+        // Golden digests, on purpose: layer digests must not move between builds of the same
+        // version. A libdeflate upgrade (or a change to the vendored patch) that changes the output
+        // fails here; if the new output is intended, update these and say so in the commit, since
+        // every layer digest changes with it (and the layer cache is keyed by the executable).
+        use sha2::{Digest as _, Sha256};
+        let data = sample(2 * CHUNK_SIZE + 12345);
+        let digest = |level| {
+            let mut gz = ParallelGzip::new(Vec::new(), level, 2).unwrap();
+            gz.write_all(&data).unwrap();
+            hex::encode(Sha256::digest(gz.finish().unwrap()))
+        };
+        assert_eq!(digest(super::super::layer::GZIP_LEVEL), "c7b810d693f1dde725aa5ed7934cf4994f0c39e9a2302b4f20ce15cfc7856ece");
+        assert_eq!(digest(super::super::layer::SMALL_GZIP_LEVEL), "b1d70e89ccad07fd89ca7213ec658ecf58d821031f7e869d98084087c88ad641");
+    }
+
+    #[test]
+    fn levels_over_twelve_are_refused() {
+        assert!(ParallelGzip::new(Vec::new(), 13, 1).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod blob;
 pub mod cache;
 pub mod compress;
 pub mod config;
+mod deflate;
 pub mod digest;
 pub mod layer;
 pub mod referrers;
