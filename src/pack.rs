@@ -277,7 +277,7 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
             for (info, (target, _, _)) in binaries.iter().zip(&needs) {
                 let mut app_tree = FileTree::new();
                 app_tree
-                    .add_file(target, Content::HostFile { path: info.file.clone(), size: info.size }, 0o755, 0, 0)
+                    .add_file(target, Content::HostFile { path: info.file.clone(), size: info.size, stamp: None }, 0o755, 0, 0)
                     .with_context(|| format!("placing {} at /{target}", info.file.display()))?;
                 let app_layer = layer::write_layer(&app_tree, options.compression, epoch, &staging.next_file())
                     .with_context(|| format!("writing the layer of {}", info.file.display()))?;

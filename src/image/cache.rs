@@ -24,7 +24,7 @@ use sha2::{Digest as _, Sha256};
 use super::blob::{Blob, BlobData};
 use super::digest::Digest;
 use super::layer::{self, Compression, Layer, LayerError};
-use crate::rootfs::{Content, EntryKind, FileTree};
+use crate::rootfs::{Content, EntryKind, FileStamp, FileTree};
 
 /// Bump when the key or the record format changes.
 const FORMAT: &str = "scratchpack layer cache 1";
@@ -99,19 +99,14 @@ impl LayerCache {
                 EntryKind::Dir => "dir".to_string(),
                 EntryKind::Symlink(target) => format!("symlink {target}"),
                 EntryKind::File(Content::Bytes(bytes)) => format!("bytes {}", Digest::of(bytes)),
-                EntryKind::File(Content::HostFile { path, size }) => {
-                    let meta = std::fs::metadata(path).ok()?;
-                    format!(
-                        "host {size} {} {} {} {}.{} {}.{} {}",
-                        meta.len(),
-                        meta.dev(),
-                        meta.ino(),
-                        meta.mtime(),
-                        meta.mtime_nsec(),
-                        meta.ctime(),
-                        meta.ctime_nsec(),
-                        path.display()
-                    )
+                EntryKind::File(Content::HostFile { path, size, stamp }) => {
+                    // Planning's look at the file, else one now.
+                    let stamp = match stamp {
+                        Some(stamp) => *stamp,
+                        None => FileStamp::of(&std::fs::metadata(path).ok()?),
+                    };
+                    let FileStamp { size: now, dev, ino, mtime, ctime } = stamp;
+                    format!("host {size} {now} {dev} {ino} {}.{} {}.{} {}", mtime.0, mtime.1, ctime.0, ctime.1, path.display())
                 }
             };
             line(&format!("{path:?} {:o} {} {} {content}", entry.mode, entry.uid, entry.gid));
@@ -216,8 +211,8 @@ mod tests {
     fn tree_with(host_file: &Path) -> FileTree {
         let mut tree = FileTree::new();
         tree.add_file("etc/passwd", Content::Bytes(Arc::from(&b"root:x:0:0::/:\n"[..])), 0o644, 0, 0).unwrap();
-        let size = std::fs::metadata(host_file).unwrap().len();
-        tree.add_file("usr/share/zoneinfo/UTC", Content::HostFile { path: host_file.to_path_buf(), size }, 0o644, 0, 0).unwrap();
+        let metadata = std::fs::metadata(host_file).unwrap();
+        tree.add_file("usr/share/zoneinfo/UTC", Content::host_file(host_file.to_path_buf(), &metadata), 0o644, 0, 0).unwrap();
         tree
     }
 

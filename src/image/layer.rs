@@ -140,7 +140,7 @@ pub fn write_layer(tree: &FileTree, compression: Compression, mtime: u64, stagin
                 header.set_size(bytes.len() as u64);
                 builder.append_data(&mut header, path, &bytes[..]).map_err(write_err)?;
             }
-            EntryKind::File(Content::HostFile { path: source, size }) => {
+            EntryKind::File(Content::HostFile { path: source, size, .. }) => {
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_size(*size);
                 let mut reader = ExactReader::open(source, *size)?;
@@ -311,7 +311,7 @@ mod tests {
         let source = dir.path().join("bin");
         std::fs::write(&source, b"12345").unwrap();
         let mut tree = FileTree::new();
-        tree.add_file("app", Content::HostFile { path: source.clone(), size: 3 }, 0o755, 0, 0).unwrap();
+        tree.add_file("app", Content::HostFile { path: source.clone(), size: 3, stamp: None }, 0o755, 0, 0).unwrap();
         let err = write_layer(&tree, Compression::Gzip, 0, &dir.path().join("l")).unwrap_err();
         assert!(matches!(err, LayerError::Changed { planned: 3, .. }), "{err}");
     }

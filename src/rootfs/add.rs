@@ -122,17 +122,16 @@ fn walk(tree: &mut FileTree, root: &Path, dir: &Path, dest: &str, mode: Option<u
         let path = path.to_path_buf();
         move |source| AddError::Read { path, source }
     };
-    let mut children: Vec<_> = std::fs::read_dir(dir)
-        .map_err(read_err(dir))?
-        .map(|entry| entry.map(|e| e.path()))
-        .collect::<Result<_, _>>()
-        .map_err(read_err(dir))?;
-    children.sort();
-    for child in children {
-        let name = child.file_name().expect("read_dir entries have names").to_string_lossy().into_owned();
+    let mut children: Vec<std::fs::DirEntry> =
+        std::fs::read_dir(dir).map_err(read_err(dir))?.collect::<Result<_, _>>().map_err(read_err(dir))?;
+    children.sort_by_key(|entry| entry.file_name());
+    for entry in children {
+        let child = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
         let child_dest = format!("{dest}/{name}");
         let dest_err = |source| AddError::Dest { source_path: child.clone(), source };
-        let metadata = std::fs::symlink_metadata(&child).map_err(read_err(&child))?;
+        // lstat relative to the open folder: no walk down the whole path for each of zoneinfo's files.
+        let metadata = entry.metadata().map_err(read_err(&child))?;
         if metadata.is_dir() {
             tree.add_dir(&child_dest, 0o755, 0, 0).map_err(dest_err)?;
             walk(tree, root, &child, &child_dest, mode, escaping)?;
@@ -160,7 +159,7 @@ fn add_file(tree: &mut FileTree, source: &Path, metadata: &std::fs::Metadata, de
     use std::os::unix::fs::PermissionsExt;
     let executable = metadata.permissions().mode() & 0o111 != 0;
     let mode = mode.unwrap_or(if executable { 0o755 } else { 0o644 });
-    let content = Content::HostFile { path: source.to_path_buf(), size: metadata.len() };
+    let content = Content::host_file(source.to_path_buf(), metadata);
     tree.add_file(dest, content, mode, 0, 0)
 }
 

@@ -45,7 +45,7 @@ pub fn add_host_path(tree: &mut FileTree, root: &Root, image_path: &str) -> Resu
         std::fs::metadata(&host).map_err(|source| LibsError::Resolve { path: canonical.real.clone(), root: root_name, source })?;
     let mode = if metadata.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 };
     let real = super::image_path(&canonical.real).map_err(place)?;
-    tree.add_file(&real, Content::HostFile { path: host, size: metadata.len() }, mode, 0, 0).map_err(place)
+    tree.add_file(&real, Content::host_file(host, &metadata), mode, 0, 0).map_err(place)
 }
 
 /// The tree of a resolution: interpreter first, then the libraries in load order.
@@ -68,7 +68,7 @@ pub fn plan(resolution: &Resolution, root: &Root) -> Result<FileTree, LibsError>
         })?;
         let place = |source| LibsError::Place { path: library.image_path.clone(), source };
         let path = super::image_path(&library.image_path).map_err(place)?;
-        tree.add_file(&path, Content::HostFile { path: library.file.clone(), size: metadata.len() }, 0o755, 0, 0).map_err(place)?;
+        tree.add_file(&path, Content::host_file(library.file.clone(), &metadata), 0o755, 0, 0).map_err(place)?;
     }
     Ok(tree)
 }

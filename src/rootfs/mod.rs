@@ -18,8 +18,40 @@ use std::sync::Arc;
 pub enum Content {
     /// Bytes known when planning: templates, the CA bundle.
     Bytes(Arc<[u8]>),
-    /// A host file, read while the layer is written; `size` was taken when planning.
-    HostFile { path: PathBuf, size: u64 },
+    /// A host file, read while the layer is written; `size` was taken when planning, and `stamp`
+    /// (when planning looked) says which version of the file that was.
+    HostFile { path: PathBuf, size: u64, stamp: Option<FileStamp> },
+}
+
+impl Content {
+    /// A host file as `metadata` (taken while planning, following links) describes it.
+    pub fn host_file(path: PathBuf, metadata: &std::fs::Metadata) -> Content {
+        Content::HostFile { path, size: metadata.len(), stamp: Some(FileStamp::of(metadata)) }
+    }
+}
+
+/// Which version of a host file: what git's index compares. Writing a file always moves its ctime,
+/// which no program can set back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    pub size: u64,
+    pub dev: u64,
+    pub ino: u64,
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
+}
+
+impl FileStamp {
+    pub fn of(metadata: &std::fs::Metadata) -> FileStamp {
+        use std::os::unix::fs::MetadataExt;
+        FileStamp {
+            size: metadata.len(),
+            dev: metadata.dev(),
+            ino: metadata.ino(),
+            mtime: (metadata.mtime(), metadata.mtime_nsec()),
+            ctime: (metadata.ctime(), metadata.ctime_nsec()),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
