@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
@@ -220,117 +221,37 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
     let step = |what: &str| printer.debug(format_args!("{what} after {:.1} ms", started.elapsed().as_secs_f64() * 1000.0));
     let binaries = options.binaries.iter().map(|path| elf::inspect(path)).collect::<Result<Vec<_>, _>>()?;
     check_platforms(&binaries)?;
-    // Everything a binary needs is decided before any layer is written.
-    let mut needs = Vec::new();
-    let mut uses_library_path = Vec::new();
-    let mut resolutions = Vec::new();
-    for info in &binaries {
-        let target = binary_path(options.path.as_deref(), info)?;
-        let decided = crate::needs::decide(info, &format!("/{target}"), &options.needs)?;
-        for hint in &decided.hints {
-            printer.verbose(format_args!("{}: {}: {}", info.file.display(), hint.kind.as_str(), hint.evidence.join(", ")));
-            if hint.kind == crate::hints::HintKind::Tls && options.base.ca_bundle == Some(CaBundle::None) {
-                printer.warn(format_args!(
-                    "{} looks like it verifies TLS certificates ({}), but --ca-bundle none leaves the image without CA certificates",
-                    info.file.display(),
-                    hint.evidence.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
-                ));
-            }
-        }
-        let libs_tree = match &decided.resolution {
-            Some(resolution) => {
-                for missing in &resolution.missing {
-                    printer.warn(format_args!(
-                        "{}: {} (needed by {}) was not found; packing anyway",
-                        info.file.display(),
-                        missing.name,
-                        missing.needed_by
-                    ));
-                }
-                printer.verbose(format_args!("{}: bundling the loader and {} libraries", info.file.display(), resolution.libraries.len()));
-                Some(rootfs::libs::plan(resolution, &options.needs.resolve_options().root)?)
-            }
-            None => None,
-        };
-        let mut library_dirs = Vec::new();
-        if let Some(resolution) = &decided.resolution {
-            if resolution.libraries.iter().any(|l| l.rule == crate::elf::resolve::Rule::LibraryPath) {
-                library_dirs.extend(options.needs.library_path.iter().cloned());
-            }
-            library_dirs.extend(resolution.conf_dirs.iter().cloned());
-        }
-        uses_library_path.push(library_dirs);
-        resolutions.push(decided.resolution.clone());
-        needs.push((target, libs_tree, decided.zoneinfo.clone()));
-    }
+    let targets = binaries.iter().map(|info| binary_path(options.path.as_deref(), info)).collect::<Result<Vec<_>>>()?;
     step("inspected");
-    let base_plan = base::plan(&options.base)?;
-    let extra_tree = add::plan(&options.add)?;
     let staging = Staging::near(options.local_output_folder().as_deref()).context("cannot create a staging folder for layers")?;
-
     let epoch = options.source_date_epoch;
-    let (app_layers, (base_layer, zoneinfo_layers, extra_layer, libs_layers)) = std::thread::scope(|scope| {
-        // The binaries' layers, the most work, start at once on their own thread; everything else
-        // (the zoneinfo walk, the shared layers, libraries, --add) is done here meanwhile.
+    let cancel = AtomicBool::new(false);
+    let (app_layers, shared) = std::thread::scope(|scope| {
+        // The binaries' layers, the most work, start at once on their own thread; what each binary
+        // needs is decided and written here meanwhile. If that fails, the binaries' layers stop.
         let apps = scope.spawn(|| -> Result<Vec<Layer>> {
             let mut app_layers = Vec::new();
-            for (info, (target, _, _)) in binaries.iter().zip(&needs) {
+            for (info, target) in binaries.iter().zip(&targets) {
                 let mut app_tree = FileTree::new();
                 app_tree
                     .add_file(target, Content::HostFile { path: info.file.clone(), size: info.size, stamp: None }, 0o755, 0, 0)
                     .with_context(|| format!("placing {} at /{target}", info.file.display()))?;
-                let app_layer = layer::write_layer(&app_tree, options.compression, epoch, &staging.next_file())
+                let app_layer = layer::write_layer_until(&app_tree, options.compression, epoch, &staging.next_file(), &cancel)
                     .with_context(|| format!("writing the layer of {}", info.file.display()))?;
                 step(&format!("layer of {} written", info.file.display()));
                 app_layers.push(app_layer);
             }
             Ok(app_layers)
         });
-        let rest = (|| -> Result<_> {
-            // Layers that are the same from one pack to the next come from the cache when it has them.
-            let cache = LayerCache::from_env();
-            let cached_layer = |what: &str, tree: &FileTree, mtime: u64| -> Result<Layer> {
-                let staging_file = staging.next_file();
-                let (layer, origin) = match &cache {
-                    Some(cache) => cache.layer(tree, options.compression, mtime, &staging_file)?,
-                    None => (layer::write_layer(tree, options.compression, mtime, &staging_file)?, Origin::Written),
-                };
-                step(&format!("{what} {}", if origin == Origin::Cache { "taken from the cache" } else { "written" }));
-                Ok(layer)
-            };
-            // The shared layers (base, each distinct zoneinfo folder) have mtime 0, so they are the
-            // same in every image.
-            let base = cached_layer("base layer", &base_plan.tree, 0).context("writing the base layer")?;
-            let mut zoneinfo: Vec<(PathBuf, Layer)> = Vec::new();
-            for dir in needs.iter().filter_map(|(_, _, z)| z.as_ref()) {
-                if !zoneinfo.iter().any(|(done, _)| done == dir) {
-                    let tree = add::plan_system_folder(dir, crate::needs::ZONEINFO)?;
-                    let written = cached_layer("zoneinfo layer", &tree, 0).context("writing the zoneinfo layer")?;
-                    zoneinfo.push((dir.clone(), written));
-                }
-            }
-            let extra_layer = match extra_tree.is_empty() {
-                true => None,
-                false => Some(
-                    layer::write_layer(&extra_tree, options.compression, epoch, &staging.next_file()).context("writing the --add layer")?,
-                ),
-            };
-            let mut libs_layers = Vec::new();
-            for (info, (_, libs_tree, _)) in binaries.iter().zip(&needs) {
-                libs_layers.push(match libs_tree {
-                    Some(tree) => Some(
-                        cached_layer("libraries layer", tree, epoch)
-                            .with_context(|| format!("writing the libraries of {}", info.file.display()))?,
-                    ),
-                    None => None,
-                });
-            }
-            Ok((base, zoneinfo, extra_layer, libs_layers))
-        })();
+        let shared = plan_and_write_the_rest(options, printer, &binaries, &targets, &staging, &step);
+        if shared.is_err() {
+            cancel.store(true, Ordering::Relaxed);
+        }
         let apps = apps.join().expect("the layer thread does not panic");
-        // An error of the planning side comes first: the binary's layer may only have failed after it.
-        rest.and_then(|rest| Ok((apps?, rest)))
+        // An error of the planning side comes first: the binaries' layers may only have stopped for it.
+        shared.and_then(|shared| Ok((apps?, shared)))
     })?;
+    let Shared { needs, uses_library_path, resolutions, base_plan, base_layer, zoneinfo_layers, extra_layer, libs_layers } = shared;
     let mut annotations = options.annotations.clone();
     if let Some(version) = &base_plan.ca_version {
         annotations.entry(CA_BUNDLE_ANNOTATION.to_string()).or_insert_with(|| version.clone());
@@ -375,6 +296,115 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
         Artifact::Index { index, images }
     };
     Ok(Packed { artifact, attachments, binaries, _staging: staging })
+}
+
+/// Everything but the binaries' own layers: what each binary needs and the layers that hold it.
+struct Shared {
+    needs: Vec<PlannedBinary>,
+    /// Per binary: the folders ld.so must be told about (LD_LIBRARY_PATH).
+    uses_library_path: Vec<Vec<String>>,
+    resolutions: Vec<Option<crate::elf::resolve::Resolution>>,
+    base_plan: base::Base,
+    base_layer: Layer,
+    zoneinfo_layers: Vec<(PathBuf, Layer)>,
+    extra_layer: Option<Layer>,
+    libs_layers: Vec<Option<Layer>>,
+}
+
+/// Decides what each binary needs (libraries, zoneinfo), then writes the base, zoneinfo, --add and
+/// library layers; those that do not change from one pack to the next come from the layer cache.
+fn plan_and_write_the_rest(
+    options: &PackOptions,
+    printer: &Printer,
+    binaries: &[ElfInfo],
+    targets: &[String],
+    staging: &Staging,
+    step: &dyn Fn(&str),
+) -> Result<Shared> {
+    let mut needs = Vec::new();
+    let mut uses_library_path = Vec::new();
+    let mut resolutions = Vec::new();
+    for (info, target) in binaries.iter().zip(targets) {
+        let decided = crate::needs::decide(info, &format!("/{target}"), &options.needs)?;
+        for hint in &decided.hints {
+            printer.verbose(format_args!("{}: {}: {}", info.file.display(), hint.kind.as_str(), hint.evidence.join(", ")));
+            if hint.kind == crate::hints::HintKind::Tls && options.base.ca_bundle == Some(CaBundle::None) {
+                printer.warn(format_args!(
+                    "{} looks like it verifies TLS certificates ({}), but --ca-bundle none leaves the image without CA certificates",
+                    info.file.display(),
+                    hint.evidence.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        let libs_tree = match &decided.resolution {
+            Some(resolution) => {
+                for missing in &resolution.missing {
+                    printer.warn(format_args!(
+                        "{}: {} (needed by {}) was not found; packing anyway",
+                        info.file.display(),
+                        missing.name,
+                        missing.needed_by
+                    ));
+                }
+                printer.verbose(format_args!("{}: bundling the loader and {} libraries", info.file.display(), resolution.libraries.len()));
+                Some(rootfs::libs::plan(resolution, &options.needs.resolve_options().root)?)
+            }
+            None => None,
+        };
+        let mut library_dirs = Vec::new();
+        if let Some(resolution) = &decided.resolution {
+            if resolution.libraries.iter().any(|l| l.rule == crate::elf::resolve::Rule::LibraryPath) {
+                library_dirs.extend(options.needs.library_path.iter().cloned());
+            }
+            library_dirs.extend(resolution.conf_dirs.iter().cloned());
+        }
+        uses_library_path.push(library_dirs);
+        resolutions.push(decided.resolution.clone());
+        needs.push((target.clone(), libs_tree, decided.zoneinfo.clone()));
+    }
+    step("needs decided");
+    let base_plan = base::plan(&options.base)?;
+    let extra_tree = add::plan(&options.add)?;
+    let epoch = options.source_date_epoch;
+
+    let cache = LayerCache::from_env();
+    let cached_layer = |what: &str, tree: &FileTree, mtime: u64| -> Result<Layer> {
+        let staging_file = staging.next_file();
+        let (layer, origin) = match &cache {
+            Some(cache) => cache.layer(tree, options.compression, mtime, &staging_file)?,
+            None => (layer::write_layer(tree, options.compression, mtime, &staging_file)?, Origin::Written),
+        };
+        step(&format!("{what} {}", if origin == Origin::Cache { "taken from the cache" } else { "written" }));
+        Ok(layer)
+    };
+    // The shared layers (base, each distinct zoneinfo folder) have mtime 0, so they are the same in
+    // every image.
+    let base_layer = cached_layer("base layer", &base_plan.tree, 0).context("writing the base layer")?;
+    let mut zoneinfo_layers: Vec<(PathBuf, Layer)> = Vec::new();
+    for dir in needs.iter().filter_map(|(_, _, z)| z.as_ref()) {
+        if !zoneinfo_layers.iter().any(|(done, _)| done == dir) {
+            let tree = add::plan_system_folder(dir, crate::needs::ZONEINFO)?;
+            let written = cached_layer("zoneinfo layer", &tree, 0).context("writing the zoneinfo layer")?;
+            zoneinfo_layers.push((dir.clone(), written));
+        }
+    }
+    let extra_layer = match extra_tree.is_empty() {
+        true => None,
+        false => {
+            Some(layer::write_layer(&extra_tree, options.compression, epoch, &staging.next_file()).context("writing the --add layer")?)
+        }
+    };
+    let mut libs_layers = Vec::new();
+    for (info, (_, libs_tree, _)) in binaries.iter().zip(&needs) {
+        libs_layers.push(match libs_tree {
+            Some(tree) => Some(
+                cached_layer("libraries layer", tree, epoch)
+                    .with_context(|| format!("writing the libraries of {}", info.file.display()))?,
+            ),
+            None => None,
+        });
+    }
+    Ok(Shared { needs, uses_library_path, resolutions, base_plan, base_layer, zoneinfo_layers, extra_layer, libs_layers })
 }
 
 /// What was planned for one binary: its image path, its libraries' tree, its zoneinfo folder.

@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sha2::{Digest as _, Sha256};
 
@@ -68,6 +69,8 @@ pub enum LayerError {
     },
     #[error("{}: changed size while it was being packed (was {planned} bytes)", path.display())]
     Changed { path: PathBuf, planned: u64 },
+    #[error("the layer was no longer needed")]
+    Cancelled,
     #[error("cannot write the layer to {}", path.display())]
     Write {
         path: PathBuf,
@@ -106,6 +109,18 @@ impl Write for LayerSink {
 
 /// Writes `tree` as a layer into `staging_file`, with every entry's mtime set to `mtime`.
 pub fn write_layer(tree: &FileTree, compression: Compression, mtime: u64, staging_file: &Path) -> Result<Layer, LayerError> {
+    write_layer_until(tree, compression, mtime, staging_file, &AtomicBool::new(false))
+}
+
+/// [`write_layer`], given up (with [`LayerError::Cancelled`]) soon after `cancel` is set: a layer
+/// started before the pack knew whether it could succeed stops when it cannot.
+pub fn write_layer_until(
+    tree: &FileTree,
+    compression: Compression,
+    mtime: u64,
+    staging_file: &Path,
+    cancel: &AtomicBool,
+) -> Result<Layer, LayerError> {
     let write_err = |source| LayerError::Write { path: staging_file.to_path_buf(), source };
     let file = File::create(staging_file).map_err(write_err)?;
     let hashed = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
@@ -143,7 +158,7 @@ pub fn write_layer(tree: &FileTree, compression: Compression, mtime: u64, stagin
             EntryKind::File(Content::HostFile { path: source, size, .. }) => {
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_size(*size);
-                let mut reader = ExactReader::open(source, *size)?;
+                let mut reader = ExactReader::open(source, *size, cancel)?;
                 let appended = builder.append_data(&mut header, path, &mut reader);
                 reader.check()?;
                 appended.map_err(write_err)?;
@@ -202,22 +217,24 @@ fn compression_threads() -> usize {
 }
 
 /// Reads exactly the planned number of bytes, and notices a file that shrank or grew meanwhile.
-struct ExactReader {
+struct ExactReader<'a> {
     path: PathBuf,
     planned: u64,
     inner: io::Take<BufReader<File>>,
     error: Option<LayerError>,
+    cancel: &'a AtomicBool,
 }
 
-impl ExactReader {
-    fn open(path: &Path, planned: u64) -> Result<Self, LayerError> {
+impl<'a> ExactReader<'a> {
+    fn open(path: &Path, planned: u64, cancel: &'a AtomicBool) -> Result<Self, LayerError> {
         let source_err = |source| LayerError::Source { path: path.to_path_buf(), source };
         let file = File::open(path).map_err(source_err)?;
         let actual = file.metadata().map_err(source_err)?.len();
         if actual != planned {
             return Err(LayerError::Changed { path: path.to_path_buf(), planned });
         }
-        Ok(ExactReader { path: path.to_path_buf(), planned, inner: BufReader::with_capacity(1 << 20, file).take(planned), error: None })
+        let inner = BufReader::with_capacity(1 << 20, file).take(planned);
+        Ok(ExactReader { path: path.to_path_buf(), planned, inner, error: None, cancel })
     }
 
     fn check(mut self) -> Result<(), LayerError> {
@@ -231,8 +248,13 @@ impl ExactReader {
     }
 }
 
-impl Read for ExactReader {
+impl Read for ExactReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.cancel.load(Ordering::Relaxed) {
+            self.error = Some(LayerError::Cancelled);
+            // Not `Interrupted`: io::copy would try again.
+            return Err(io::Error::other("cancelled"));
+        }
         self.inner.read(buf).inspect_err(|e| {
             self.error = Some(LayerError::Source { path: self.path.clone(), source: io::Error::new(e.kind(), e.to_string()) });
         })

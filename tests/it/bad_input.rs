@@ -390,3 +390,36 @@ fn a_sysroot_zoneinfo_link_never_reaches_this_machine() {
     assert_eq!(std::fs::read_to_string(bundle.join("rootfs/usr/share/zoneinfo/UTC")).unwrap(), "TZif-ish");
     assert_secret_nowhere(work.path(), Path::new("/nonexistent"));
 }
+
+/// The binary's layer starts before what it needs is decided; a pack that then fails (here on a
+/// missing `--add` file) stops that layer at once instead of compressing 256 MB for nothing.
+#[test]
+fn a_failure_after_the_binary_layer_started_stops_it() {
+    let work = temp_dir();
+    let big = work.path().join("big");
+    let mut bytes = std::fs::read(static_c_hello()).unwrap();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    bytes.extend((0..256 << 20).map(|_| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state as u8
+    }));
+    std::fs::write(&big, &bytes).unwrap();
+    drop(bytes);
+    let out = work.path().join("out");
+    let output = scratchpack()
+        .arg("pack")
+        .arg(&big)
+        .args(["--add", "/nonexistent/app.toml:/etc/app.toml", "-vv", "--output"])
+        .arg(format!("oci:{}", out.display()))
+        .output()
+        .unwrap();
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("error: --add /nonexistent/app.toml: No such file or directory"), "{stderr}");
+    assert!(!stderr.contains("layer of"), "the binary's layer was finished anyway:\n{stderr}");
+    assert_eq!(stdout(&output), "");
+    assert!(!out.exists());
+    assert_eq!(tree_listing(work.path()), vec!["big".to_string()], "no staging folder left");
+}
