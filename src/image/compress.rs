@@ -229,11 +229,12 @@ fn crc_of(data: &[u8]) -> crc32fast::Hasher {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io::Read;
 
-    fn sample(len: usize) -> Vec<u8> {
+    /// Test input, shared with the deflate tests.
+    pub(crate) fn sample(len: usize) -> Vec<u8> {
         // Compressible but not trivial: words with a varying counter.
         let mut data = Vec::with_capacity(len);
         let mut i = 0u64;

@@ -109,18 +109,8 @@ impl Drop for Compressor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::compress::tests::sample;
     use flate2::{Decompress, FlushDecompress, Status};
-
-    fn sample(len: usize) -> Vec<u8> {
-        let mut data = Vec::with_capacity(len);
-        let mut i = 0u64;
-        while data.len() < len {
-            data.extend_from_slice(format!("row {i} of {} ", i.wrapping_mul(2654435761) % 977).as_bytes());
-            i += 1;
-        }
-        data.truncate(len);
-        data
-    }
 
     fn noise(len: usize) -> Vec<u8> {
         let mut state = 0x2545f4914f6cdd1du64;
