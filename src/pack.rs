@@ -219,37 +219,46 @@ pub struct Packed {
 pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
     let started = std::time::Instant::now();
     let step = |what: &str| printer.debug(format_args!("{what} after {:.1} ms", started.elapsed().as_secs_f64() * 1000.0));
-    let binaries = options.binaries.iter().map(|path| elf::inspect(path)).collect::<Result<Vec<_>, _>>()?;
-    check_platforms(&binaries)?;
-    let targets = binaries.iter().map(|info| binary_path(options.path.as_deref(), info)).collect::<Result<Vec<_>>>()?;
-    step("inspected");
+    let targets = options.binaries.iter().map(|file| binary_path(options.path.as_deref(), file)).collect::<Result<Vec<_>>>()?;
     let staging = Staging::near(options.local_output_folder().as_deref()).context("cannot create a staging folder for layers")?;
     let epoch = options.source_date_epoch;
     let cancel = AtomicBool::new(false);
-    let (app_layers, shared) = std::thread::scope(|scope| {
-        // The binaries' layers, the most work, start at once on their own thread; what each binary
-        // needs is decided and written here meanwhile. If that fails, the binaries' layers stop.
+    let (app_layers, (binaries, shared)) = std::thread::scope(|scope| {
+        // The binaries' layers, the most work, start at once on their own thread: they hold the
+        // files as they are. Here, meanwhile, each binary is inspected and what it needs decided and
+        // written. If anything here fails (not an ELF, a missing library), the binaries' layers stop.
         let apps = scope.spawn(|| -> Result<Vec<Layer>> {
             let mut app_layers = Vec::new();
-            for (info, target) in binaries.iter().zip(&targets) {
+            for (file, target) in options.binaries.iter().zip(&targets) {
+                let metadata = std::fs::metadata(file).with_context(|| format!("{}: cannot read", file.display()))?;
+                if !metadata.is_file() {
+                    // Inspection says what it is; never open a FIFO or a device here.
+                    bail!("{}: not a regular file", file.display());
+                }
                 let mut app_tree = FileTree::new();
                 app_tree
-                    .add_file(target, Content::HostFile { path: info.file.clone(), size: info.size, stamp: None }, 0o755, 0, 0)
-                    .with_context(|| format!("placing {} at /{target}", info.file.display()))?;
+                    .add_file(target, Content::HostFile { path: file.clone(), size: metadata.len(), stamp: None }, 0o755, 0, 0)
+                    .with_context(|| format!("placing {} at /{target}", file.display()))?;
                 let app_layer = layer::write_layer_until(&app_tree, options.compression, epoch, &staging.next_file(), &cancel)
-                    .with_context(|| format!("writing the layer of {}", info.file.display()))?;
-                step(&format!("layer of {} written", info.file.display()));
+                    .with_context(|| format!("writing the layer of {}", file.display()))?;
+                step(&format!("layer of {} written", file.display()));
                 app_layers.push(app_layer);
             }
             Ok(app_layers)
         });
-        let shared = plan_and_write_the_rest(options, printer, &binaries, &targets, &staging, &step);
-        if shared.is_err() {
+        let planned = (|| -> Result<_> {
+            let binaries = options.binaries.iter().map(|path| elf::inspect(path)).collect::<Result<Vec<_>, _>>()?;
+            check_platforms(&binaries)?;
+            step("inspected");
+            let shared = plan_and_write_the_rest(options, printer, &binaries, &targets, &staging, &step)?;
+            Ok((binaries, shared))
+        })();
+        if planned.is_err() {
             cancel.store(true, Ordering::Relaxed);
         }
         let apps = apps.join().expect("the layer thread does not panic");
-        // An error of the planning side comes first: the binaries' layers may only have stopped for it.
-        shared.and_then(|shared| Ok((apps?, shared)))
+        // An error of the planning side comes first: the binaries' layers may only have failed for it.
+        planned.and_then(|planned| Ok((apps?, planned)))
     })?;
     let Shared { needs, uses_library_path, resolutions, base_plan, base_layer, zoneinfo_layers, extra_layer, libs_layers } = shared;
     let mut annotations = options.annotations.clone();
@@ -505,10 +514,10 @@ fn check_platforms(binaries: &[ElfInfo]) -> Result<()> {
 
 /// `/usr/local/bin/NAME` by default; `--path DIR/` puts NAME into DIR; any other `--path` is the
 /// binary's full path.
-fn binary_path(path: Option<&str>, info: &ElfInfo) -> Result<String> {
+fn binary_path(path: Option<&str>, file: &std::path::Path) -> Result<String> {
     let full = match path {
-        None => format!("/usr/local/bin/{}", info.file_name()),
-        Some(dir) if dir.ends_with('/') => format!("{dir}{}", info.file_name()),
+        None => format!("/usr/local/bin/{}", elf::file_name(file)),
+        Some(dir) if dir.ends_with('/') => format!("{dir}{}", elf::file_name(file)),
         Some(path) => path.to_string(),
     };
     Ok(rootfs::image_path(&full)?)

@@ -64,8 +64,13 @@ pub struct ElfInfo {
 impl ElfInfo {
     /// The file name, used as the default name of the binary inside the image.
     pub fn file_name(&self) -> String {
-        self.file.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_else(|| "app".to_string())
+        file_name(&self.file)
     }
+}
+
+/// The name a program at `path` goes by in the image: its file name, else `app`.
+pub fn file_name(path: &Path) -> String {
+    path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_else(|| "app".to_string())
 }
 
 /// Why a file cannot be packed as a program. Each variant names the file.

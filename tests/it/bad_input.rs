@@ -423,3 +423,34 @@ fn a_failure_after_the_binary_layer_started_stops_it() {
     assert!(!out.exists());
     assert_eq!(tree_listing(work.path()), vec!["big".to_string()], "no staging folder left");
 }
+
+/// A FIFO is refused by name; nothing opens it (opening a FIFO for reading waits for a writer).
+#[test]
+fn a_fifo_is_refused_without_waiting_for_a_writer() {
+    let work = temp_dir();
+    let fifo = work.path().join("pipe");
+    run_ok(Command::new("mkfifo").arg(&fifo));
+    let mut child = scratchpack()
+        .arg("pack")
+        .arg(&fifo)
+        .arg("--output")
+        .arg(format!("oci:{}", work.path().join("out").display()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("scratchpack waited on the FIFO");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert_eq!(first_line(&err), format!("error: {}: not a regular file", fifo.display()));
+    assert_eq!(stdout(&output), "");
+    assert_eq!(tree_listing(work.path()), vec!["pipe".to_string()]);
+}
