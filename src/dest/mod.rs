@@ -117,26 +117,47 @@ pub fn write_atomically(path: &std::path::Path, write: impl FnOnce(&mut std::fs:
     Ok(())
 }
 
-/// Puts a blob at `path` as `write_atomically` does. A staged layer is hard-linked when it sits on
-/// the same file system (no copy: staged files are never written again), else copied by the kernel
-/// (`copy_file_range`), then synced and renamed into place.
-pub fn place_blob_atomically(path: &std::path::Path, blob: &crate::image::Blob) -> Result<(), DestError> {
-    let crate::image::BlobData::File(source) = &blob.data else {
-        return write_atomically(path, |f| std::io::Write::write_all(f, blob.bytes().expect("an in-memory blob")));
-    };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let temp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .make_in(dir, |temp| match std::fs::hard_link(source, temp) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
-            Err(_) => std::fs::copy(source, temp).map(|_| ()),
-        })
-        .map_err(DestError::io(dir, "cannot create a temporary file"))?;
-    let _guard = crate::cleanup::register(temp.path());
-    std::fs::File::open(temp.path()).and_then(|f| f.sync_all()).map_err(DestError::io(temp.path(), "cannot sync"))?;
-    temp.persist(path).map_err(|e| DestError::Io { path: path.to_path_buf(), action: "cannot replace", source: e.error })?;
+/// Puts blobs at their paths as `write_atomically` does, syncing them together. Each goes under a
+/// temporary name first: a staged layer as a hard link when it sits on the same file system (no
+/// copy: staged files are never written again), else a copy by the kernel (`copy_file_range`); an
+/// in-memory blob is written. Then all are synced at once (the file system commits them together,
+/// where one sync after another would wait for a commit each) and renamed into place. The temporary
+/// files are removed if anything fails.
+pub fn place_blobs_atomically(blobs: &[(std::path::PathBuf, &crate::image::Blob)]) -> Result<(), DestError> {
+    let mut temps = Vec::new();
+    for (path, blob) in blobs {
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".tmp")
+            .make_in(dir, |temp| match &blob.data {
+                crate::image::BlobData::File(source) => match std::fs::hard_link(source, temp) {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
+                    Err(_) => std::fs::copy(source, temp).map(|_| ()),
+                },
+                crate::image::BlobData::Memory(bytes) => {
+                    use std::io::Write;
+                    use std::os::unix::fs::OpenOptionsExt;
+                    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(temp)?;
+                    file.write_all(bytes)
+                }
+            })
+            .map_err(DestError::io(dir, "cannot create a temporary file"))?;
+        let guard = crate::cleanup::register(temp.path());
+        temps.push((path, temp, guard));
+    }
+    let synced: Vec<std::io::Result<()>> = std::thread::scope(|scope| {
+        let syncs: Vec<_> =
+            temps.iter().map(|(_, temp, _)| scope.spawn(move || std::fs::File::open(temp.path()).and_then(|f| f.sync_all()))).collect();
+        syncs.into_iter().map(|sync| sync.join().expect("a sync thread does not panic")).collect()
+    });
+    for ((_, temp, _), result) in temps.iter().zip(synced) {
+        result.map_err(DestError::io(temp.path(), "cannot sync"))?;
+    }
+    for (path, temp, _guard) in temps {
+        temp.persist(path).map_err(|e| DestError::Io { path: path.to_path_buf(), action: "cannot replace", source: e.error })?;
+    }
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use super::{place_blob_atomically, write_atomically, DestError, Destination};
+use super::{place_blobs_atomically, write_atomically, DestError, Destination};
 use crate::image::config::INDEX_MEDIA_TYPE;
 use crate::image::referrers::{self, Attachment};
 use crate::image::{Artifact, Blob};
@@ -84,9 +84,11 @@ impl Destination for OciLayout {
 
         check_layout(dir)?;
         let layout_file = dir.join(LAYOUT_FILE);
+        // Written with the blobs, synced together with them.
+        let layout_blob = Blob::from_bytes("application/json", LAYOUT_CONTENT.to_vec());
+        let mut missing: Vec<(PathBuf, &Blob)> = Vec::new();
         if !layout_file.exists() {
-            write_atomically(&layout_file, |f| f.write_all(LAYOUT_CONTENT))?;
-            rollback.added(layout_file);
+            missing.push((layout_file, &layout_blob));
         }
         let blob_dir = dir.join("blobs").join("sha256");
         for folder in [dir.join("blobs"), blob_dir.clone()] {
@@ -95,28 +97,25 @@ impl Destination for OciLayout {
                 rollback.added(folder);
             }
         }
-        for blob in artifact.blobs_in_upload_order() {
-            if let Some(written) = write_blob(&blob_dir, blob)? {
-                rollback.added(written);
-            }
-        }
         // Attachments beside the image, found through the referrers tag schema as on a registry.
         let mut entries: Vec<(Vec<String>, Blob)> = vec![(self.tags.clone(), artifact.root().clone())];
         for (tag, index) in referrer_indexes(dir, attachments)? {
             entries.push((vec![tag], index));
         }
-        for attachment in attachments {
-            for blob in attachment.blobs.iter().chain([&attachment.manifest]) {
-                if let Some(written) = write_blob(&blob_dir, blob)? {
-                    rollback.added(written);
-                }
+        let attached = attachments.iter().flat_map(|attachment| attachment.blobs.iter().chain([&attachment.manifest]));
+        let all = artifact.blobs_in_upload_order().into_iter().chain(attached).chain(entries[1..].iter().map(|(_, index)| index));
+        for blob in all {
+            let path = blob_dir.join(blob.digest.hex());
+            let present = std::fs::metadata(&path).is_ok_and(|meta| meta.len() == blob.size);
+            if !present && !missing.iter().any(|(queued, _)| *queued == path) {
+                missing.push((path, blob));
             }
         }
-        for (_, index) in &entries[1..] {
-            if let Some(written) = write_blob(&blob_dir, index)? {
-                rollback.added(written);
-            }
+        // Registered first: whatever of them is in place when something fails is taken back.
+        for (path, _) in &missing {
+            rollback.added(path.clone());
         }
+        place_blobs_atomically(&missing)?;
         update_index(dir, &entries)?;
         rollback.committed = true;
         Ok(format!("oci:{}:{}@{}", dir.display(), self.tags[0], artifact.root().digest))
@@ -144,18 +143,6 @@ fn check_layout(dir: &Path) -> Result<(), DestError> {
         }
         Err(e) => Err(DestError::io(layout_file, "cannot read")(e)),
     }
-}
-
-/// Writes one blob unless a file of the right size is already there. Returns the path it created.
-fn write_blob(blob_dir: &Path, blob: &Blob) -> Result<Option<PathBuf>, DestError> {
-    let path = blob_dir.join(blob.digest.hex());
-    if let Ok(meta) = std::fs::metadata(&path) {
-        if meta.len() == blob.size {
-            return Ok(None);
-        }
-    }
-    place_blob_atomically(&path, blob)?;
-    Ok(Some(path))
 }
 
 /// The referrers index of each subject, merged with the one the layout already has under that tag.
