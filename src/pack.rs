@@ -304,6 +304,7 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
         let index = config::index_blob(&entries, &options.annotations)?;
         Artifact::Index { index, images }
     };
+    step("image documents made");
     Ok(Packed { artifact, attachments, binaries, _staging: staging })
 }
 
@@ -528,8 +529,10 @@ pub fn publish(packed: &Packed, options: &PackOptions, printer: &Printer) -> Res
     let name = packed.binaries[0].file_name();
     let mut lines = Vec::new();
     for (text, spec) in &options.outputs {
+        let started = std::time::Instant::now();
         let mut destination = dest::open(spec, &options.tags, &name, &options.registry);
         let line = destination.publish(&packed.artifact, &packed.attachments).with_context(|| format!("writing {text}"))?;
+        printer.debug(format_args!("{text} written in {:.1} ms", started.elapsed().as_secs_f64() * 1000.0));
         printer.verbose(format_args!("wrote {text}"));
         lines.push((text.clone(), line));
     }
