@@ -31,3 +31,8 @@ done
 if ! command -v cargo-auditable >/dev/null 2>&1; then
   cargo install cargo-auditable --locked
 fi
+
+# The SPDX project's own validator, for the SBOM tests (PyPI package spdx-tools).
+if ! command -v pyspdxtools >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check spdx-tools
+fi

@@ -443,6 +443,7 @@ fn sboms(
         common.push(SbomFile {
             path: format!("/{}", base::CA_BUNDLE_PATH),
             sha256: crate::image::Digest::of(pem),
+            sha1: sbom::sha1_hex(pem),
             size: pem.len() as u64,
             comment: base_plan.ca_version.as_ref().map(|v| format!("Mozilla CA bundle: {v}")),
             package: None,
@@ -450,19 +451,14 @@ fn sboms(
     }
     let mut attachments = Vec::new();
     for (((info, (target, _, _)), resolution), image) in binaries.iter().zip(needs).zip(resolutions).zip(images) {
-        let hash_file = |path: &std::path::Path| -> Result<(crate::image::Digest, u64)> {
-            let mut hashed = crate::image::digest::HashingWriter::new(std::io::sink());
-            std::io::copy(&mut std::fs::File::open(path).with_context(|| format!("{}: cannot read", path.display()))?, &mut hashed)?;
-            let (_, digest, size) = hashed.finish();
-            Ok((digest, size))
-        };
+        let hash_file = |path: &std::path::Path| sbom::hash_file(path).with_context(|| format!("{}: cannot read", path.display()));
         let mut files = common.clone();
         if let Some(resolution) = resolution {
             let interpreter =
                 resolution.interpreter.iter().zip(&resolution.interpreter_file).map(|((image, _), file)| (image.clone(), file.clone()));
             for (image_path, host_path) in interpreter.chain(resolution.libraries.iter().map(|l| (l.image_path.clone(), l.file.clone()))) {
-                let (sha256, size) = hash_file(&host_path)?;
-                files.push(SbomFile { package: dpkg.owner(&image_path), path: image_path, sha256, size, comment: None });
+                let (sha256, sha1, size) = hash_file(&host_path)?;
+                files.push(SbomFile { package: dpkg.owner(&image_path), path: image_path, sha256, sha1, size, comment: None });
             }
         }
         let crates = sbom::read_auditable(&info.file)?;
@@ -470,7 +466,7 @@ fn sboms(
             printer.info(format_args!("note: {} has no cargo-auditable data: its SBOM lists the image's files only", info.file.display()));
             printer.info(format_args!("hint: {}", sbom::NO_AUDIT_DATA_HINT));
         }
-        let (binary_sha256, _) = hash_file(&info.file)?;
+        let (binary_sha256, binary_sha1, _) = hash_file(&info.file)?;
         let name = info.file_name();
         let input = SbomInput {
             name: &name,
@@ -479,6 +475,7 @@ fn sboms(
             created,
             binary_path: &format!("/{target}"),
             binary_sha256,
+            binary_sha1,
             crates: crates.as_deref(),
             cargo_sources: options.sbom.cargo_sources.as_ref(),
             files: &files,

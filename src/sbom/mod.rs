@@ -109,6 +109,8 @@ pub struct SbomFile {
     /// The image path, absolute.
     pub path: String,
     pub sha256: Digest,
+    /// Hex SHA1: SPDX 2.3 requires it on every file (clause 8.4).
+    pub sha1: String,
     pub size: u64,
     /// What the file is, for people: `Mozilla CA bundle: mozilla-nss via debian ca-certificates 20250419~deb12u2`.
     pub comment: Option<String>,
@@ -129,6 +131,8 @@ pub struct SbomInput<'a> {
     /// Where the binary is in the image.
     pub binary_path: &'a str,
     pub binary_sha256: Digest,
+    /// Hex SHA1 of the binary.
+    pub binary_sha1: String,
     /// The program's audit data; `None` when it has none (not Rust, or not built with
     /// `cargo auditable`).
     pub crates: Option<&'a [AuditedCrate]>,
@@ -283,6 +287,7 @@ struct FileEntry {
     id: String,
     path: String,
     sha256: Digest,
+    sha1: String,
     size: Option<u64>,
     comment: Option<String>,
     binary: bool,
@@ -344,6 +349,7 @@ impl<'a> Model<'a> {
         let mut files = vec![FileEntry {
             id: ids.allocate(&format!("file-{}", binary_path.trim_start_matches('/'))),
             sha256: listed_binary.map_or(input.binary_sha256, |f| f.sha256),
+            sha1: listed_binary.map_or_else(|| input.binary_sha1.clone(), |f| f.sha1.clone()),
             size: listed_binary.map(|f| f.size),
             comment: listed_binary.and_then(|f| f.comment.clone()),
             path: binary_path,
@@ -360,6 +366,7 @@ impl<'a> Model<'a> {
             files.push(FileEntry {
                 id: ids.allocate(&format!("file-{}", path.trim_start_matches('/'))),
                 sha256: file.sha256,
+                sha1: file.sha1.clone(),
                 size: Some(file.size),
                 comment: file.comment.clone(),
                 path,
@@ -450,3 +457,30 @@ fn content_hash(value: &serde_json::Value) -> [u8; 32] {
 
 #[cfg(test)]
 mod tests;
+
+/// Hex SHA1 of `bytes`, for SPDX.
+pub fn sha1_hex(bytes: &[u8]) -> String {
+    use sha1::Digest as _;
+    sha1::Sha1::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A file's SHA256, hex SHA1 and size, in one read.
+pub fn hash_file(path: &std::path::Path) -> std::io::Result<(Digest, String, u64)> {
+    use sha1::Digest as _;
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut sha256 = sha2::Sha256::new();
+    let mut sha1 = sha1::Sha1::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        sha256.update(&buffer[..n]);
+        sha1.update(&buffer[..n]);
+        size += n as u64;
+    }
+    Ok((Digest::from_hasher(sha256), sha1.finalize().iter().map(|b| format!("{b:02x}")).collect(), size))
+}

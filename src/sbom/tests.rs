@@ -40,6 +40,7 @@ fn files() -> Vec<SbomFile> {
         SbomFile {
             path: "/usr/lib/x86_64-linux-gnu/libc.so.6".into(),
             sha256: Digest::of(b"libc"),
+            sha1: sha1_hex(b"libc"),
             size: 4,
             comment: None,
             package: Some(DebPackage { name: "libc6".into(), version: "2.36-9+deb12u14".into(), architecture: "amd64".into() }),
@@ -47,6 +48,7 @@ fn files() -> Vec<SbomFile> {
         SbomFile {
             path: "/etc/ssl/certs/ca-certificates.crt".into(),
             sha256: Digest::of(b"pem"),
+            sha1: sha1_hex(b"pem"),
             size: 3,
             comment: Some("Mozilla CA bundle: mozilla-nss via debian ca-certificates 20250419~deb12u2".into()),
             package: None,
@@ -64,6 +66,7 @@ fn generate_with(format: SbomFormat, crates: Option<&[AuditedCrate]>, files: &[S
         created: "2024-05-01T12:00:00Z",
         binary_path: "/usr/local/bin/app",
         binary_sha256: Digest::of(b"the program"),
+        binary_sha1: sha1_hex(b"the program"),
         crates,
         cargo_sources: Some(&sources),
         files,
@@ -95,6 +98,7 @@ fn formats_name_their_media_types() {
         created: "1970-01-01T00:00:00Z",
         binary_path: "/app",
         binary_sha256: Digest::of(b""),
+        binary_sha1: sha1_hex(b""),
         crates: None,
         cargo_sources: None,
         files: &[],
@@ -162,7 +166,14 @@ fn spdx_lists_runtime_crates_files_and_debian_packages() {
     );
     let binary = &files[2];
     assert_eq!(binary["SPDXID"], "SPDXRef-file-usr-local-bin-app");
-    assert_eq!(binary["checksums"], serde_json::json!([{ "algorithm": "SHA256", "checksumValue": Digest::of(b"the program").hex() }]));
+    // SHA1 as SPDX 2.3 requires (8.4), then SHA256. SHA1 pinned: `printf 'the program' | sha1sum`.
+    assert_eq!(
+        binary["checksums"],
+        serde_json::json!([
+            { "algorithm": "SHA1", "checksumValue": "9d75cc3f9e956e155e6bc7e4c5662c1a46b20a0e" },
+            { "algorithm": "SHA256", "checksumValue": Digest::of(b"the program").hex() },
+        ])
+    );
     assert_eq!(files[0]["comment"], "Mozilla CA bundle: mozilla-nss via debian ca-certificates 20250419~deb12u2");
 
     let relationships: Vec<String> = doc["relationships"]
@@ -330,6 +341,7 @@ fn the_binary_listed_among_the_files_appears_once() {
     with_binary.push(SbomFile {
         path: "usr/local/bin/app".into(),
         sha256: Digest::of(b"the program"),
+        sha1: sha1_hex(b"the program"),
         size: 11,
         comment: None,
         package: None,

@@ -62,6 +62,18 @@ fn sbom_in_layout(layout: &Path, tag: &str) -> (Value, Value) {
     (manifest, sbom)
 }
 
+/// The SPDX project's own validator accepts the document.
+fn assert_valid_spdx(document: &Path) {
+    let validated = Command::new("pyspdxtools").arg("-i").arg(document).output().expect("pyspdxtools (run scripts/install-test-deps.sh)");
+    assert!(
+        validated.status.success(),
+        "pyspdxtools refused {}:\n{}{}",
+        document.display(),
+        String::from_utf8_lossy(&validated.stdout),
+        String::from_utf8_lossy(&validated.stderr)
+    );
+}
+
 fn spdx_crates(sbom: &Value) -> BTreeSet<(String, String)> {
     sbom["packages"]
         .as_array()
@@ -104,7 +116,7 @@ fn the_sbom_lists_the_runtime_crates_and_sits_beside_the_image() {
     let files: Vec<&str> = sbom["files"].as_array().unwrap().iter().map(|f| f["fileName"].as_str().unwrap()).collect();
     assert!(files.contains(&"./etc/ssl/certs/ca-certificates.crt"), "{files:?}");
     assert!(files.contains(&"./usr/local/bin/audited"), "{files:?}");
-    assert!(sbom_dir.join("audited-linux-amd64.spdx.json").exists());
+    assert_valid_spdx(&sbom_dir.join("audited-linux-amd64.spdx.json"));
     // The binary in the image is the one cargo built, .dep-v0 intact, so Trivy and Syft find the crates too.
     let built = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cargo-auditable-target/x86_64-unknown-linux-musl/release/audited");
     let work = temp_dir();
@@ -171,4 +183,36 @@ fn on_distribution_2_8_the_referrer_is_found_through_the_fallback_tag() {
     assert!(again.status.success(), "{}", stderr(&again));
     let raw = skopeo_inspect(&format!("docker://{}/team/audited:{tag}", registry.host), &["--tls-verify=false", "--raw"]);
     assert_eq!(raw["manifests"].as_array().unwrap().len(), 1);
+}
+
+/// An SPDX document of a dynamic program (libraries from Debian packages) passes the SPDX project's
+/// validator, and its checksums are the files' own: SHA1 (which SPDX 2.3 requires) and SHA256.
+#[test]
+fn the_spdx_document_passes_the_spdx_validator_with_real_checksums() {
+    let work = temp_dir();
+    let sbom_dir = work.path().join("sboms");
+    let binary = dynamic_c_hello();
+    run_ok(
+        scratchpack()
+            .arg("pack")
+            .arg(&binary)
+            .args(["--sbom", "spdx", "--sbom-dir"])
+            .arg(&sbom_dir)
+            .arg("--output")
+            .arg(format!("oci:{}", work.path().join("layout").display())),
+    );
+    let name = binary.file_name().unwrap().to_string_lossy().into_owned();
+    let document = sbom_dir.join(format!("{name}-linux-amd64.spdx.json"));
+    assert_valid_spdx(&document);
+    let sbom: Value = serde_json::from_slice(&std::fs::read(&document).unwrap()).unwrap();
+    let file = sbom["files"].as_array().unwrap().iter().find(|f| f["fileName"] == format!("./usr/local/bin/{name}")).unwrap();
+    let sha1sum = stdout(&run_ok(Command::new("sha1sum").arg(&binary)));
+    let sha256sum = stdout(&run_ok(Command::new("sha256sum").arg(&binary)));
+    assert_eq!(
+        file["checksums"],
+        serde_json::json!([
+            { "algorithm": "SHA1", "checksumValue": sha1sum.split_whitespace().next().unwrap() },
+            { "algorithm": "SHA256", "checksumValue": sha256sum.split_whitespace().next().unwrap() },
+        ])
+    );
 }
