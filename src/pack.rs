@@ -394,6 +394,7 @@ fn plan_and_write_the_rest(
     for dir in needs.iter().filter_map(|(_, _, z)| z.as_ref()) {
         if !zoneinfo_layers.iter().any(|(done, _)| done == dir) {
             let tree = add::plan_system_folder(dir, crate::needs::ZONEINFO)?;
+            step("zoneinfo folder walked");
             let written = cached_layer("zoneinfo layer", &tree, 0).context("writing the zoneinfo layer")?;
             zoneinfo_layers.push((dir.clone(), written));
         }

@@ -130,14 +130,19 @@ fn walk(tree: &mut FileTree, root: &Path, dir: &Path, dest: &str, mode: Option<u
         let name = entry.file_name().to_string_lossy().into_owned();
         let child_dest = format!("{dest}/{name}");
         let dest_err = |source| AddError::Dest { source_path: child.clone(), source };
-        // lstat relative to the open folder: no walk down the whole path for each of zoneinfo's files.
-        let metadata = entry.metadata().map_err(read_err(&child))?;
-        if metadata.is_dir() {
+        // The kind from the folder listing where the file system gives it (no stat for folders and
+        // links); only regular files are stat-ed, relative to the open folder.
+        let file_type = match entry.file_type() {
+            Ok(file_type) => file_type,
+            Err(_) => entry.metadata().map_err(read_err(&child))?.file_type(),
+        };
+        if file_type.is_dir() {
             tree.add_dir(&child_dest, 0o755, 0, 0).map_err(dest_err)?;
             walk(tree, root, &child, &child_dest, mode, escaping)?;
-        } else if metadata.is_file() {
+        } else if file_type.is_file() {
+            let metadata = entry.metadata().map_err(read_err(&child))?;
             add_file(tree, &child, &metadata, &child_dest, mode).map_err(dest_err)?;
-        } else if metadata.file_type().is_symlink() {
+        } else if file_type.is_symlink() {
             let target = std::fs::read_link(&child).map_err(read_err(&child))?;
             let target_text = target.to_string_lossy().into_owned();
             let inside = child.parent().expect("child of a folder").join(&target);
