@@ -44,6 +44,18 @@ build_scratchpack() {
   [[ -x $SCRATCHPACK ]] || die "no binary at $SCRATCHPACK after the build"
 }
 
+# settle: flush what the build wrote and wait (up to 60 s) for the load average to fall under 0.6, so
+# that the first command timed does not pay for the build's write-back.
+settle() {
+  sync
+  local load1 _ waited=0
+  while read -r load1 _ </proc/loadavg && awk -v l="$load1" 'BEGIN { exit !(l > 0.6) }' && ((waited < 60)); do
+    sleep 2
+    waited=$((waited + 2))
+  done
+  ((waited == 0)) || say "waited ${waited} s for the machine to settle (load average now $load1)"
+}
+
 warn_if_busy() {
   local load1 _
   read -r load1 _ </proc/loadavg

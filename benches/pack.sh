@@ -50,6 +50,7 @@ trap 'rm -rf "$TMP"' EXIT
 cp "$SCRATCHPACK" "$TMP/scratchpack"
 SCRATCHPACK=$TMP/scratchpack
 
+settle
 warn_if_busy
 # The layer cache (base, zoneinfo) of this run only: warmed by the warmup runs, the user's untouched.
 export SCRATCHPACK_CACHE_DIR=$TMP/layer-cache

@@ -74,6 +74,7 @@ trap 'exit 130' INT TERM
 cp "$SCRATCHPACK" "$TMP/scratchpack"
 SCRATCHPACK=$TMP/scratchpack
 
+settle
 warn_if_busy
 
 printf '%s (%s), %s, %s, %s, reference %s (%s bytes), %s CPUs\n' \
