@@ -35,4 +35,7 @@ fi
 # The SPDX project's own validator, for the SBOM tests (PyPI package spdx-tools).
 if ! command -v pyspdxtools >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check spdx-tools
+  # Under pyenv the new command needs a shim.
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+  command -v pyspdxtools >/dev/null 2>&1 || { echo "pyspdxtools not on PATH after pip install spdx-tools" >&2; exit 1; }
 fi
