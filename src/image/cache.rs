@@ -15,14 +15,14 @@
 //! a new ctime). A blob is checked against its digest before it is used, so a damaged cache costs a
 //! recompression, never a wrong layer. Losing the folder loses nothing but time.
 
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
 use super::blob::{Blob, BlobData};
-use super::digest::Digest;
+use super::digest::{digest_of_file, Digest};
 use super::layer::{self, Compression, Layer, LayerError};
 use crate::rootfs::{Content, EntryKind, FileStamp, FileTree};
 
@@ -172,22 +172,6 @@ fn executable_identity() -> Option<String> {
     let path = std::env::current_exe().ok()?;
     let meta = std::fs::metadata(&path).ok()?;
     Some(format!("{} {} {} {} {}.{}", env!("CARGO_PKG_VERSION"), path.display(), meta.len(), meta.ino(), meta.mtime(), meta.mtime_nsec()))
-}
-
-fn digest_of_file(path: &Path) -> io::Result<(Digest, u64)> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hash = Sha256::new();
-    let mut buffer = vec![0u8; 256 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buffer)?;
-        if n == 0 {
-            break;
-        }
-        hash.update(&buffer[..n]);
-        size += n as u64;
-    }
-    Ok((Digest::from_hasher(hash), size))
 }
 
 /// A hard link (blobs are never written again once made), else a copy.

@@ -93,6 +93,30 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// Reads the file at `path` once, in large pieces, handing each to `each`; returns its size. For
+/// hashing files with one or more hashers in a single pass.
+pub fn read_in_pieces(path: &std::path::Path, mut each: impl FnMut(&[u8])) -> io::Result<u64> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            return Ok(size);
+        }
+        each(&buffer[..n]);
+        size += n as u64;
+    }
+}
+
+/// The digest and size of the file at `path`.
+pub fn digest_of_file(path: &std::path::Path) -> io::Result<(Digest, u64)> {
+    let mut hash = Sha256::new();
+    let size = read_in_pieces(path, |piece| hash.update(piece))?;
+    Ok((Digest::from_hasher(hash), size))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -467,20 +467,11 @@ pub fn sha1_hex(bytes: &[u8]) -> String {
 /// A file's SHA256, hex SHA1 and size, in one read.
 pub fn hash_file(path: &std::path::Path) -> std::io::Result<(Digest, String, u64)> {
     use sha1::Digest as _;
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
     let mut sha256 = sha2::Sha256::new();
     let mut sha1 = sha1::Sha1::new();
-    let mut buffer = vec![0u8; 256 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buffer)?;
-        if n == 0 {
-            break;
-        }
-        sha256.update(&buffer[..n]);
-        sha1.update(&buffer[..n]);
-        size += n as u64;
-    }
+    let size = crate::image::digest::read_in_pieces(path, |piece| {
+        sha256.update(piece);
+        sha1.update(piece);
+    })?;
     Ok((Digest::from_hasher(sha256), sha1.finalize().iter().map(|b| format!("{b:02x}")).collect(), size))
 }
