@@ -111,7 +111,7 @@ impl LayerCache {
             };
             line(&format!("{path:?} {:o} {} {} {content}", entry.mode, entry.uid, entry.gid));
         }
-        Some(hex(&hash.finalize()))
+        Some(Digest::from_hasher(hash).hex())
     }
 
     fn record_path(&self, key: &str) -> PathBuf {
@@ -181,10 +181,6 @@ fn link_or_copy(source: &Path, dest: &Path) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
         Err(_) => std::fs::copy(source, dest).map(|_| ()),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

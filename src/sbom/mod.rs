@@ -461,7 +461,7 @@ mod tests;
 /// Hex SHA1 of `bytes`, for SPDX.
 pub fn sha1_hex(bytes: &[u8]) -> String {
     use sha1::Digest as _;
-    sha1::Sha1::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(sha1::Sha1::digest(bytes))
 }
 
 /// A file's SHA256, hex SHA1 and size, in one read.
@@ -473,5 +473,5 @@ pub fn hash_file(path: &std::path::Path) -> std::io::Result<(Digest, String, u64
         sha256.update(piece);
         sha1.update(piece);
     })?;
-    Ok((Digest::from_hasher(sha256), sha1.finalize().iter().map(|b| format!("{b:02x}")).collect(), size))
+    Ok((Digest::from_hasher(sha256), hex::encode(sha1.finalize()), size))
 }
