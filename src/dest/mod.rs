@@ -132,11 +132,7 @@ pub fn place_blobs_atomically(blobs: &[(std::path::PathBuf, &crate::image::Blob)
             .prefix(&format!(".{name}."))
             .suffix(".tmp")
             .make_in(dir, |temp| match &blob.data {
-                crate::image::BlobData::File(source) => match std::fs::hard_link(source, temp) {
-                    Ok(()) => Ok(()),
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
-                    Err(_) => std::fs::copy(source, temp).map(|_| ()),
-                },
+                crate::image::BlobData::File(source) => crate::image::blob::link_or_copy(source, temp),
                 crate::image::BlobData::Memory(bytes) => {
                     use std::io::Write;
                     use std::os::unix::fs::OpenOptionsExt;

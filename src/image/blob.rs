@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::digest::Digest;
@@ -63,6 +63,17 @@ impl Blob {
             BlobData::Memory(bytes) => Some(bytes),
             BlobData::File(_) => None,
         }
+    }
+}
+
+/// Creates `dest` with the content of `source`: a hard link when both are on one file system (blob
+/// files are never written again once made), else a copy by the kernel. An existing `dest` is an
+/// error, never overwritten.
+pub fn link_or_copy(source: &Path, dest: &Path) -> io::Result<()> {
+    match std::fs::hard_link(source, dest) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) => std::fs::copy(source, dest).map(|_| ()),
     }
 }
 

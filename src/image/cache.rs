@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
-use super::blob::{Blob, BlobData};
+use super::blob::{link_or_copy, Blob, BlobData};
 use super::digest::{digest_of_file, Digest};
 use super::layer::{self, Compression, Layer, LayerError};
 use crate::rootfs::{Content, EntryKind, FileStamp, FileTree};
@@ -172,15 +172,6 @@ fn executable_identity() -> Option<String> {
     let path = std::env::current_exe().ok()?;
     let meta = std::fs::metadata(&path).ok()?;
     Some(format!("{} {} {} {} {}.{}", env!("CARGO_PKG_VERSION"), path.display(), meta.len(), meta.ino(), meta.mtime(), meta.mtime_nsec()))
-}
-
-/// A hard link (blobs are never written again once made), else a copy.
-fn link_or_copy(source: &Path, dest: &Path) -> io::Result<()> {
-    match std::fs::hard_link(source, dest) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
-        Err(_) => std::fs::copy(source, dest).map(|_| ()),
-    }
 }
 
 #[cfg(test)]
