@@ -190,9 +190,7 @@ impl PackOptions {
             },
         })
     }
-}
 
-impl PackOptions {
     /// The existing folder that holds the first `oci:` layout: layers staged there are hard-linked
     /// into the layout instead of copied.
     fn local_output_folder(&self) -> Option<PathBuf> {

@@ -87,10 +87,6 @@ pub struct Staging {
 }
 
 impl Staging {
-    pub fn new() -> std::io::Result<Self> {
-        Self::near(None)
-    }
-
     /// A staging folder beside `destination` (a folder that exists), so that publishing there is a
     /// hard link instead of a copy; in the system's temporary folder when that cannot be made.
     pub fn near(destination: Option<&std::path::Path>) -> std::io::Result<Self> {
