@@ -9,6 +9,7 @@ const SYMBOLS: &[&str] = &[
     "libdeflate_deflate_compress",
     "libdeflate_deflate_compress_chunk",
     "libdeflate_deflate_compress_bound",
+    "libdeflate_set_max_insert_length",
     "libdeflate_free_compressor",
     "libdeflate_get_compression_level",
     "libdeflate_set_memory_allocator",

@@ -23,6 +23,10 @@ extern "C" {
     fn libdeflate_alloc_compressor(compression_level: c_int) -> *mut RawCompressor;
     #[link_name = "scratchpack_libdeflate_free_compressor"]
     fn libdeflate_free_compressor(compressor: *mut RawCompressor);
+    /// The vendored patch's other addition: at the greedy levels, a match longer than this puts
+    /// only its first two positions into the match finder.
+    #[link_name = "scratchpack_libdeflate_set_max_insert_length"]
+    fn libdeflate_set_max_insert_length(compressor: *mut RawCompressor, max_insert_length: u32);
     #[link_name = "scratchpack_libdeflate_deflate_compress_bound"]
     fn libdeflate_deflate_compress_bound(compressor: *mut RawCompressor, in_nbytes: usize) -> usize;
     /// The vendored patch's addition: `libdeflate_deflate_compress` when `last` is non-zero, else
@@ -43,6 +47,25 @@ const SYNC_MARKER_ROOM: usize = 5;
 /// libdeflate's levels: 0 (stored blocks only) to 12 (slowest, smallest).
 pub const MAX_LEVEL: u32 = 12;
 
+/// How hard a compressor works: libdeflate's level, and for its greedy levels (2 to 4) the longest
+/// match whose every position still goes into the match finder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Effort {
+    pub level: u32,
+    /// `None`: every position, as upstream libdeflate. `Some(n)`: a match longer than `n` bytes
+    /// puts only its first two positions in, as zlib's fastest levels do (their
+    /// `max_insert_length`); on redundant input that saves most of the match finder's work, for a
+    /// slightly larger output.
+    pub max_insert_length: Option<u32>,
+}
+
+impl Effort {
+    /// libdeflate's `level`, as upstream has it.
+    pub const fn level(level: u32) -> Self {
+        Effort { level, max_insert_length: None }
+    }
+}
+
 /// One libdeflate compressor. Its buffers are large (hash tables, match finder), so it is made
 /// once per thread and used for many chunks; each call starts from a clean state.
 pub struct Compressor {
@@ -55,8 +78,9 @@ pub struct Compressor {
 unsafe impl Send for Compressor {}
 
 impl Compressor {
-    /// A compressor at `level` (0 to [`MAX_LEVEL`]).
-    pub fn new(level: u32) -> io::Result<Self> {
+    /// A compressor at `effort` (its level 0 to [`MAX_LEVEL`]).
+    pub fn new(effort: Effort) -> io::Result<Self> {
+        let level = effort.level;
         if level > MAX_LEVEL {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("deflate level {level} is over {MAX_LEVEL}")));
         }
@@ -64,39 +88,64 @@ impl Compressor {
         // memory ran out.
         let raw = unsafe { libdeflate_alloc_compressor(level as c_int) };
         let raw = NonNull::new(raw).ok_or_else(|| io::Error::new(io::ErrorKind::OutOfMemory, "cannot allocate a deflate compressor"))?;
+        if let Some(max_insert_length) = effort.max_insert_length {
+            // SAFETY: `raw` is the live compressor just made; the call only sets one of its fields
+            // (clamped to 258 by libdeflate).
+            unsafe { libdeflate_set_max_insert_length(raw.as_ptr(), max_insert_length) };
+        }
         Ok(Compressor { raw })
     }
 
     /// Replaces `out`'s contents with `data` as raw deflate: ending the stream when `last`, else
     /// ending on a sync-flush marker with no final block, ready for the next chunk to follow.
     pub fn compress_chunk(&mut self, data: &[u8], last: bool, out: &mut Vec<u8>) -> io::Result<()> {
-        // SAFETY: `self.raw` is a live compressor (freed only in Drop); the bound reads nothing else.
-        let bound = unsafe { libdeflate_deflate_compress_bound(self.raw.as_ptr(), data.len()) } + SYNC_MARKER_ROOM;
         out.clear();
-        out.reserve(bound);
-        // SAFETY: `self.raw` is live and `&mut self` makes this its only user. libdeflate reads
-        // exactly `data.len()` bytes from `data` (none when empty, so a dangling pointer is fine)
-        // and writes only within the `out.capacity()` bytes it is given, which `out` owns; the
-        // spare capacity may be uninitialized, since it is only written.
-        let written = unsafe {
-            libdeflate_deflate_compress_chunk(
-                self.raw.as_ptr(),
-                data.as_ptr().cast(),
-                data.len(),
-                out.as_mut_ptr().cast(),
-                out.capacity(),
-                c_int::from(last),
-            )
-        };
-        // 0 means the output did not fit: never with the bound above, but not undefined either.
-        if written == 0 || written > out.capacity() {
-            return Err(io::Error::other(format!("deflate output of {} bytes overflowed {} bytes", data.len(), out.capacity())));
-        }
+        out.reserve(bound(data.len()));
+        // SAFETY: `out` owns `out.capacity()` bytes from its pointer; the spare capacity may be
+        // uninitialized, since it is only written.
+        let written = unsafe { self.compress_raw(data, last, out.as_mut_ptr(), out.capacity())? };
         // SAFETY: libdeflate wrote the first `written` bytes (its output is contiguous from the
         // start), and `written` is within the capacity.
         unsafe { out.set_len(written) };
         Ok(())
     }
+
+    /// [`Compressor::compress_chunk`] into the front of `out`, which must hold [`bound`] bytes
+    /// for `data`; returns how many it wrote.
+    pub fn compress_into(&mut self, data: &[u8], last: bool, out: &mut [u8]) -> io::Result<usize> {
+        if out.len() < bound(data.len()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} bytes of room for {} bytes of input", out.len(), data.len()),
+            ));
+        }
+        // SAFETY: `out` is `out.len()` writable bytes.
+        unsafe { self.compress_raw(data, last, out.as_mut_ptr(), out.len()) }
+    }
+
+    /// # Safety
+    /// `out` must be valid for writes of `room` bytes.
+    unsafe fn compress_raw(&mut self, data: &[u8], last: bool, out: *mut u8, room: usize) -> io::Result<usize> {
+        // SAFETY: `self.raw` is live and `&mut self` makes this its only user. libdeflate reads
+        // exactly `data.len()` bytes from `data` (none when empty, so a dangling pointer is fine)
+        // and writes only within the `room` bytes it is given, which the caller vouches for.
+        let written = unsafe {
+            libdeflate_deflate_compress_chunk(self.raw.as_ptr(), data.as_ptr().cast(), data.len(), out.cast(), room, c_int::from(last))
+        };
+        // 0 means the output did not fit: never with the bound, but not undefined either.
+        if written == 0 || written > room {
+            return Err(io::Error::other(format!("deflate output of {} bytes overflowed {room} bytes", data.len())));
+        }
+        Ok(written)
+    }
+}
+
+/// The most room a chunk of `len` bytes can take compressed, at any level, sync-flush marker
+/// included.
+pub fn bound(len: usize) -> usize {
+    // SAFETY: libdeflate documents NULL as "any compressor": the bound of the worst level.
+    let bound = unsafe { libdeflate_deflate_compress_bound(std::ptr::null_mut(), len) };
+    bound + SYNC_MARKER_ROOM
 }
 
 impl Drop for Compressor {
@@ -126,7 +175,7 @@ mod tests {
 
     fn chunk(level: u32, data: &[u8], last: bool) -> Vec<u8> {
         let mut out = Vec::new();
-        Compressor::new(level).unwrap().compress_chunk(data, last, &mut out).unwrap();
+        Compressor::new(Effort::level(level)).unwrap().compress_chunk(data, last, &mut out).unwrap();
         out
     }
 
@@ -181,7 +230,7 @@ mod tests {
 
     #[test]
     fn a_compressor_is_reused_without_carrying_state() {
-        let mut compressor = Compressor::new(2).unwrap();
+        let mut compressor = Compressor::new(Effort { level: 2, max_insert_length: Some(8) }).unwrap();
         let mut first = Vec::new();
         compressor.compress_chunk(&sample(100_000), false, &mut first).unwrap();
         let mut other = Vec::new();
@@ -191,8 +240,57 @@ mod tests {
         assert_eq!(first, again);
     }
 
+    /// Input whose matches are long and reach back across the 32 KiB window's slides: a few
+    /// kilobytes of noise, repeated with small changes.
+    fn long_repeats(len: usize) -> Vec<u8> {
+        let unit = noise(3000);
+        let mut data = Vec::with_capacity(len);
+        let mut i = 0usize;
+        while data.len() < len {
+            data.extend_from_slice(&unit[i % 700..]);
+            data.extend_from_slice(format!("<{i}>").as_bytes());
+            i += 1;
+        }
+        data.truncate(len);
+        data
+    }
+
+    #[test]
+    fn jumping_over_long_matches_round_trips_and_costs_little() {
+        let data = [long_repeats(300_000), sample(300_000)].concat();
+        let compress = |effort| {
+            let mut out = Vec::new();
+            Compressor::new(effort).unwrap().compress_chunk(&data, true, &mut out).unwrap();
+            out
+        };
+        let every_position = compress(Effort::level(2));
+        for max_insert_length in [0, 1, 8, 40] {
+            let out = compress(Effort { level: 2, max_insert_length: Some(max_insert_length) });
+            let (back, status) = inflate(&out, data.len());
+            assert_eq!(status, Status::StreamEnd, "cut-off {max_insert_length}");
+            assert!(back == data, "cut-off {max_insert_length}: content differs");
+            assert!(
+                out.len() < every_position.len() * 11 / 10,
+                "cut-off {max_insert_length}: {} against {}",
+                out.len(),
+                every_position.len()
+            );
+        }
+        assert!(compress(Effort { level: 2, max_insert_length: Some(8) }) != every_position, "no match was jumped over");
+        // 258 (the longest match) and over: every position, as upstream.
+        assert!(compress(Effort { level: 2, max_insert_length: Some(258) }) == every_position);
+        assert!(compress(Effort { level: 2, max_insert_length: Some(u32::MAX) }) == every_position);
+        // Only the greedy levels use it.
+        let lazy = |max_insert_length| {
+            let mut out = Vec::new();
+            Compressor::new(Effort { level: 7, max_insert_length }).unwrap().compress_chunk(&data, true, &mut out).unwrap();
+            out
+        };
+        assert!(lazy(Some(1)) == lazy(None));
+    }
+
     #[test]
     fn levels_over_twelve_are_refused() {
-        assert_eq!(Compressor::new(13).err().map(|e| e.kind()), Some(io::ErrorKind::InvalidInput));
+        assert_eq!(Compressor::new(Effort::level(13)).err().map(|e| e.kind()), Some(io::ErrorKind::InvalidInput));
     }
 }

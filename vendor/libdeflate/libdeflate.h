@@ -101,6 +101,18 @@ libdeflate_deflate_compress_chunk(struct libdeflate_compressor *compressor,
 				  int final);
 
 /*
+ * scratchpack: at the greedy levels (2 to 4), a match longer than
+ * max_insert_length bytes puts only its first two positions into the match
+ * finder, not all of them, as zlib does at its fastest levels.  That saves most
+ * of the match finder's work on redundant input, for slightly larger output.
+ * The default, and any value from 258 up, is upstream's behaviour: every
+ * position.  Other levels ignore it.
+ */
+LIBDEFLATEAPI void
+libdeflate_set_max_insert_length(struct libdeflate_compressor *compressor,
+				 unsigned max_insert_length);
+
+/*
  * libdeflate_deflate_compress_bound() returns a worst-case upper bound on the
  * number of bytes of compressed data that may be produced by compressing any
  * buffer of length less than or equal to 'in_nbytes' using

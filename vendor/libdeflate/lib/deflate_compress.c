@@ -478,6 +478,13 @@ struct libdeflate_compressor {
 	 */
 	u32 nice_match_length;
 
+	/*
+	 * scratchpack: the greedy levels (2-4) put only the first two
+	 * positions of a longer match into the match finder (see
+	 * libdeflate_set_max_insert_length())
+	 */
+	u32 max_insert_length;
+
 	/* Frequency counters for the current block */
 	struct deflate_freqs freqs;
 
@@ -2603,12 +2610,21 @@ deflate_compress_greedy(struct libdeflate_compressor * restrict c,
 				/* Match found */
 				deflate_choose_match(c, length, offset, true,
 						     &seq);
-				hc_matchfinder_skip_bytes(&c->p.g.hc_mf,
-							  &in_cur_base,
-							  in_next + 1,
-							  in_end,
-							  length - 1,
-							  next_hashes);
+				/* scratchpack: see max_insert_length. */
+				if (length > c->max_insert_length)
+					hc_matchfinder_jump_bytes(&c->p.g.hc_mf,
+								  &in_cur_base,
+								  in_next + 1,
+								  in_end,
+								  length - 1,
+								  next_hashes);
+				else
+					hc_matchfinder_skip_bytes(&c->p.g.hc_mf,
+								  &in_cur_base,
+								  in_next + 1,
+								  in_end,
+								  length - 1,
+								  next_hashes);
 				in_next += length;
 			} else {
 				/* No match found */
@@ -3944,6 +3960,8 @@ libdeflate_alloc_compressor_ex(int compression_level,
 		       options->free_func : libdeflate_default_free_func;
 
 	c->compression_level = compression_level;
+	/* scratchpack: every position, as upstream, until set otherwise. */
+	c->max_insert_length = DEFLATE_MAX_MATCH_LEN;
 
 	/*
 	 * The higher the compression level, the more we should bother trying to
@@ -4064,6 +4082,14 @@ libdeflate_alloc_compressor(int compression_level)
  * one's matches stay within its own input.  A non-final chunk needs up to 5
  * bytes more than libdeflate_deflate_compress_bound() says.
  */
+/* scratchpack: see libdeflate.h */
+LIBDEFLATEAPI void
+libdeflate_set_max_insert_length(struct libdeflate_compressor *c,
+				 unsigned max_insert_length)
+{
+	c->max_insert_length = MIN(max_insert_length, DEFLATE_MAX_MATCH_LEN);
+}
+
 LIBDEFLATEAPI size_t
 libdeflate_deflate_compress_chunk(struct libdeflate_compressor *c,
 				  const void *in, size_t in_nbytes,

@@ -398,4 +398,42 @@ hc_matchfinder_skip_bytes(struct hc_matchfinder * const mf,
 	next_hashes[1] = hash4;
 }
 
+/*
+ * scratchpack: like hc_matchfinder_skip_bytes(), but only the first of the
+ * 'count' positions goes into the hash tables; the others are jumped over, as
+ * zlib's fast levels do after a match longer than their max_insert_length.
+ * The match finder then costs one table update per long match instead of one
+ * per byte, on redundant input most of the time of the greedy levels.  A jump
+ * past the end of the window slides it, as reaching the end does.
+ */
+static forceinline void
+hc_matchfinder_jump_bytes(struct hc_matchfinder * const mf,
+			  const u8 ** const in_base_p,
+			  const u8 *in_next,
+			  const u8 * const in_end,
+			  const u32 count,
+			  u32 * const next_hashes)
+{
+	u32 cur_pos;
+	u32 next_hashseq;
+
+	if (unlikely(count + 5 > in_end - in_next))
+		return;
+
+	hc_matchfinder_skip_bytes(mf, in_base_p, in_next, in_end, 1,
+				  next_hashes);
+	in_next += count;
+	cur_pos = in_next - *in_base_p;
+	if (cur_pos > MATCHFINDER_WINDOW_SIZE) {
+		hc_matchfinder_slide_window(mf);
+		*in_base_p += MATCHFINDER_WINDOW_SIZE;
+	}
+	next_hashseq = get_unaligned_le32(in_next);
+	next_hashes[0] = lz_hash(next_hashseq & 0xFFFFFF,
+				 HC_MATCHFINDER_HASH3_ORDER);
+	next_hashes[1] = lz_hash(next_hashseq, HC_MATCHFINDER_HASH4_ORDER);
+	prefetchw(&mf->hash3_tab[next_hashes[0]]);
+	prefetchw(&mf->hash4_tab[next_hashes[1]]);
+}
+
 #endif /* LIB_HC_MATCHFINDER_H */
