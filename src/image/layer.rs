@@ -43,7 +43,11 @@ pub const SMALL_GZIP_EFFORT: Effort = Effort::level(7);
 const SMALL_LAYER: u64 = 1 << 20;
 pub const ZSTD_LEVEL: i32 = 3;
 const ZSTD_HINT_CAP: u64 = 16 << 20;
-const ZSTD_JOB_SIZE: u32 = 4 << 20;
+/// zstd's multi-threaded job. Its buffers scale with it: a round input buffer of (workers + 3)
+/// jobs and an output buffer per job in flight. 4 MiB jobs peaked at 62-65 MB RSS on a 200 MiB
+/// binary once files were fed in 256 KiB writes (the producer then runs ahead of the workers);
+/// 2 MiB jobs peak at 35 MB, for a layer 0.14 % bigger.
+const ZSTD_JOB_SIZE: u32 = 2 << 20;
 const ZSTD_READ_BUFFER: usize = 256 << 10;
 const TAR_BLOCK: u64 = 512;
 
