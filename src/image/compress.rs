@@ -85,7 +85,7 @@ impl<W: Write> ParallelGzip<W> {
             sink,
             effort,
             threads: threads.max(1),
-            current: PageBuffer::new(CHUNK_SIZE)?,
+            current: PageBuffer::chunk()?,
             filled: 0,
             workers: None,
             next_seq: 0,
@@ -199,13 +199,13 @@ impl<W: Write> ParallelGzip<W> {
         }
         let next = match self.spare.pop() {
             Some(buffer) => buffer,
-            None => PageBuffer::new(CHUNK_SIZE)?,
+            None => PageBuffer::chunk()?,
         };
         let data = std::mem::replace(&mut self.current, next);
         let len = std::mem::take(&mut self.filled);
         let out = match self.spare_out.pop() {
             Some(buffer) => buffer,
-            None => PageBuffer::new(deflate::bound(CHUNK_SIZE))?,
+            None => PageBuffer::output()?,
         };
         let job = Job { seq: self.next_seq, data, len, out, last };
         self.next_seq += 1;
@@ -262,28 +262,67 @@ impl Drop for Workers {
     }
 }
 
-/// Anonymous memory whose pages are mapped (and zeroed by the kernel) up front, in one system
-/// call (`MAP_POPULATE`), so that nothing faults when a file is read into it or a chunk is
-/// compressed into it. Touched page by page, a 512 KiB buffer takes 128 page faults, 2-3 µs each
-/// on these VMs: the reference binary's layer spent ~4 ms of CPU on them.
-struct PageBuffer(memmap2::MmapMut);
+/// Anonymous memory for chunks and their compressed output. A chunk buffer's pages are mapped
+/// (and zeroed by the kernel) up front, in one system call (`MAP_POPULATE`), so that nothing
+/// faults when a file is read into it: touched page by page, a 512 KiB buffer takes 128 page
+/// faults, 2-3 µs each on these VMs (the reference binary's layer spent ~4 ms of CPU on them).
+/// An output buffer is not populated: it has room for the worst case, but a compressed chunk
+/// mostly fills a quarter of it.
+///
+/// A dropped buffer goes back to a process-wide pool, for the next stream to take: the layers of
+/// one pack share their buffers, and none is unmapped before the process exits. Unmapping while
+/// other threads run costs TLB shootdowns on every CPU; the pool holds no more than the most
+/// buffers ever in use at once.
+struct PageBuffer(Option<memmap2::MmapMut>);
+
+static POOL: Mutex<Vec<memmap2::MmapMut>> = Mutex::new(Vec::new());
 
 impl PageBuffer {
-    fn new(len: usize) -> io::Result<Self> {
-        memmap2::MmapOptions::new().len(len).populate().map_anon().map(PageBuffer)
+    fn chunk() -> io::Result<Self> {
+        Self::take_or_map(CHUNK_SIZE, true)
+    }
+
+    fn output() -> io::Result<Self> {
+        Self::take_or_map(deflate::bound(CHUNK_SIZE), false)
+    }
+
+    fn take_or_map(len: usize, populate: bool) -> io::Result<Self> {
+        let pooled = {
+            let mut pool = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            pool.iter().position(|map| map.len() == len).map(|at| pool.swap_remove(at))
+        };
+        match pooled {
+            Some(map) => Ok(PageBuffer(Some(map))),
+            None => {
+                let mut options = memmap2::MmapOptions::new();
+                options.len(len);
+                if populate {
+                    options.populate();
+                }
+                options.map_anon().map(|map| PageBuffer(Some(map)))
+            }
+        }
+    }
+}
+
+impl Drop for PageBuffer {
+    fn drop(&mut self) {
+        if let Some(map) = self.0.take() {
+            POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(map);
+        }
     }
 }
 
 impl std::ops::Deref for PageBuffer {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.0
+        self.0.as_deref().expect("a buffer's map is taken only when it is dropped")
     }
 }
 
 impl std::ops::DerefMut for PageBuffer {
     fn deref_mut(&mut self) -> &mut [u8] {
-        &mut self.0
+        self.0.as_deref_mut().expect("a buffer's map is taken only when it is dropped")
     }
 }
 
