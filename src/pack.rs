@@ -391,10 +391,26 @@ fn plan_and_write_the_rest(
     let mut zoneinfo_layers: Vec<(PathBuf, Layer)> = Vec::new();
     for dir in needs.iter().filter_map(|(_, _, z)| z.as_ref()) {
         if !zoneinfo_layers.iter().any(|(done, _)| done == dir) {
-            let tree = add::plan_system_folder(dir, crate::needs::ZONEINFO)?;
-            step("zoneinfo folder walked");
-            let written = cached_layer("zoneinfo layer", &tree, 0).context("writing the zoneinfo layer")?;
-            zoneinfo_layers.push((dir.clone(), written));
+            let unchanged = cache.as_ref().and_then(|cache| {
+                let staging_file = staging.next_file();
+                cache.unchanged_folder_layer(dir, options.compression, 0, &staging_file)
+            });
+            let layer = match unchanged {
+                Some(layer) => {
+                    step("zoneinfo layer taken from the cache (folder unchanged: not walked)");
+                    layer
+                }
+                None => {
+                    let folder = add::plan_system_folder(dir, crate::needs::ZONEINFO)?;
+                    step("zoneinfo folder walked");
+                    let layer = cached_layer("zoneinfo layer", &folder.tree, 0).context("writing the zoneinfo layer")?;
+                    if let Some(cache) = &cache {
+                        cache.remember_folder(dir, &folder, options.compression, 0);
+                    }
+                    layer
+                }
+            };
+            zoneinfo_layers.push((dir.clone(), layer));
         }
     }
     let extra_layer = match extra_tree.is_empty() {

@@ -8,7 +8,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use super::{image_path, Content, FileTree, PathError};
+use super::{image_path, Content, FileStamp, FileTree, PathError};
 
 /// One parsed `--add` argument.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,7 +95,8 @@ fn add_one(tree: &mut FileTree, spec: &AddSpec) -> Result<(), AddError> {
         return Err(AddError::Special { path: spec.source.clone() });
     }
     tree.add_dir(&dest, 0o755, 0, 0).map_err(dest_err)?;
-    walk(tree, &spec.source, &spec.source, &dest, spec.mode, Escaping::Refuse)
+    let mut walk_of = Walk { root: &spec.source, mode: spec.mode, escaping: Escaping::Refuse, folder_stamps: None };
+    walk(&mut walk_of, tree, &spec.source, &dest)
 }
 
 /// What to do with a symlink that points outside the folder being added.
@@ -108,20 +109,44 @@ enum Escaping {
     Skip,
 }
 
+/// A system folder planned whole: its tree, and the stamp of each folder in it (itself included),
+/// taken before the folder was listed. With the files' stamps in the tree, they tell a later pack
+/// whether anything changed (see `LayerCache::unchanged_folder_layer`).
+pub struct SystemFolder {
+    pub tree: FileTree,
+    pub folder_stamps: Vec<(PathBuf, FileStamp)>,
+}
+
 /// A system folder copied whole, as zoneinfo is: like `--add`, but links out of it are left out.
-pub fn plan_system_folder(source: &Path, dest: &str) -> Result<FileTree, AddError> {
+pub fn plan_system_folder(source: &Path, dest: &str) -> Result<SystemFolder, AddError> {
     let mut tree = FileTree::new();
     let dest_path = image_path(dest).map_err(|source_err| AddError::Dest { source_path: source.to_path_buf(), source: source_err })?;
     tree.add_dir(&dest_path, 0o755, 0, 0).map_err(|e| AddError::Dest { source_path: source.to_path_buf(), source: e })?;
-    walk(&mut tree, source, source, &dest_path, None, Escaping::Skip)?;
-    Ok(tree)
+    let mut walk_of = Walk { root: source, mode: None, escaping: Escaping::Skip, folder_stamps: Some(Vec::new()) };
+    walk(&mut walk_of, &mut tree, source, &dest_path)?;
+    Ok(SystemFolder { tree, folder_stamps: walk_of.folder_stamps.unwrap_or_default() })
 }
 
-fn walk(tree: &mut FileTree, root: &Path, dir: &Path, dest: &str, mode: Option<u32>, escaping: Escaping) -> Result<(), AddError> {
+/// One walk of a folder added whole.
+struct Walk<'a> {
+    root: &'a Path,
+    mode: Option<u32>,
+    escaping: Escaping,
+    /// Where to note each folder's stamp, if wanted.
+    folder_stamps: Option<Vec<(PathBuf, FileStamp)>>,
+}
+
+fn walk(ctx: &mut Walk, tree: &mut FileTree, dir: &Path, dest: &str) -> Result<(), AddError> {
+    let Walk { root, mode, escaping, .. } = *ctx;
     let read_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| AddError::Read { path, source }
     };
+    if let Some(stamps) = &mut ctx.folder_stamps {
+        // Before the listing: a change made while it is read moves the stamp past this one.
+        let metadata = std::fs::symlink_metadata(dir).map_err(read_err(dir))?;
+        stamps.push((dir.to_path_buf(), FileStamp::of(&metadata)));
+    }
     let mut children: Vec<std::fs::DirEntry> =
         std::fs::read_dir(dir).map_err(read_err(dir))?.collect::<Result<_, _>>().map_err(read_err(dir))?;
     children.sort_by_key(|entry| entry.file_name());
@@ -138,7 +163,7 @@ fn walk(tree: &mut FileTree, root: &Path, dir: &Path, dest: &str, mode: Option<u
         };
         if file_type.is_dir() {
             tree.add_dir(&child_dest, 0o755, 0, 0).map_err(dest_err)?;
-            walk(tree, root, &child, &child_dest, mode, escaping)?;
+            walk(ctx, tree, &child, &child_dest)?;
         } else if file_type.is_file() {
             let metadata = entry.metadata().map_err(read_err(&child))?;
             add_file(tree, &child, &metadata, &child_dest, mode).map_err(dest_err)?;
