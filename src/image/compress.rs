@@ -130,12 +130,7 @@ impl<W: Write> ParallelGzip<W> {
         while remaining > 0 {
             let want = (CHUNK_SIZE - self.filled).min(usize::try_from(remaining).unwrap_or(usize::MAX));
             let piece = &mut self.current[self.filled..self.filled + want];
-            let read = match reader.read(piece) {
-                Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{remaining} bytes short"))),
-                Ok(read) => read,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
+            let read = read_some(reader, piece, remaining)?;
             seen(&piece[..read]);
             self.filled += read;
             self.total_in += read as u64;
@@ -258,6 +253,19 @@ impl Drop for Workers {
         self.jobs.take();
         for handle in self.handles.drain(..) {
             let _ = handle.join();
+        }
+    }
+}
+
+/// One `read` into `buf` that gives something: the reader ending with `remaining` bytes still
+/// expected is an `UnexpectedEof` error; an interrupted read is tried again.
+pub(crate) fn read_some(reader: &mut impl Read, buf: &mut [u8], remaining: u64) -> io::Result<usize> {
+    loop {
+        match reader.read(buf) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{remaining} bytes short"))),
+            Ok(read) => return Ok(read),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
         }
     }
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use sha2::{Digest as _, Sha256};
 
 use super::blob::{Blob, BlobData};
-use super::compress::ParallelGzip;
+use super::compress::{read_some, ParallelGzip};
 use super::deflate::Effort;
 use super::digest::{Digest, HashingWriter};
 use crate::rootfs::{Content, EntryKind, FileTree};
@@ -166,12 +166,7 @@ impl LayerSink {
                 let mut remaining = len;
                 while remaining > 0 {
                     let want = read_buffer.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
-                    let read = match reader.read(&mut read_buffer[..want]) {
-                        Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{remaining} bytes short"))),
-                        Ok(read) => read,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(e),
-                    };
+                    let read = read_some(reader, &mut read_buffer[..want], remaining)?;
                     zs.write_all(&read_buffer[..read])?;
                     diff.update(&read_buffer[..read]);
                     remaining -= read as u64;
