@@ -16,12 +16,16 @@
 //! recompression, never a wrong layer. Losing the folder loses nothing but time.
 //!
 //! A system folder copied whole (zoneinfo: 1,300 entries in 43 folders) also gets a snapshot in
-//! `folders/<key>.txt`: the stamp of every folder and file in it, and the key of its layer. A later
-//! pack that finds every stamp unchanged takes the layer without walking the folder (no listing, no
-//! link read, no tree, no key): one `stat` per entry. That is as exact as the walk: a file changed
-//! in place has a new ctime, and adding, removing, renaming or re-pointing an entry changes its
-//! folder's mtime. A snapshot is not kept when a stamp is under two seconds old, since time stamps
-//! move in clock ticks: two changes in one tick could leave a stamp as it was (git's "racy" case).
+//! `folders/<key>.txt`: the stamp of every folder and file in it, a digest of each folder's listing
+//! (names and kinds), the key of its layer, and a last line with the entry count (a snapshot cut
+//! short by a crash is not used). A later pack that finds every stamp and listing unchanged takes
+//! the layer without the walk's link reads, tree and key: one `stat` per entry and one listing per
+//! folder. A file changed in place has a new ctime; an entry added, removed or renamed changes its
+//! folder's listing. What it trusts beyond that, the cache key trusts too: a link re-pointed or a
+//! file rewritten with every stamp kept (possible only by swapping in another read-only image with
+//! the same inodes and fixed times) goes unseen by both. A snapshot is not kept when a stamp is less
+//! than two seconds older than the walk, since time stamps move in clock ticks: two changes in one
+//! tick could leave a stamp as it was (git's "racy" case).
 
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -38,7 +42,7 @@ use crate::rootfs::{Content, EntryKind, FileStamp, FileTree};
 /// Bump when the key or the record format changes.
 const FORMAT: &str = "scratchpack layer cache 1";
 /// First line of a folder snapshot.
-const SNAPSHOT_FORMAT: &str = "scratchpack folder snapshot 1";
+const SNAPSHOT_FORMAT: &str = "scratchpack folder snapshot 2";
 const RACY_WINDOW: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub struct LayerCache {
@@ -129,7 +133,8 @@ impl LayerCache {
     }
 
     /// The layer of the system folder `source` (see [`SystemFolder`]) as the last pack left it,
-    /// placed at `staging_file`, if no folder or file in it has changed since; `None` means walk it.
+    /// placed at `staging_file`, if no folder, listing or file in it has changed since; `None`
+    /// means walk it.
     pub fn unchanged_folder_layer(&self, source: &Path, compression: Compression, mtime: u64, staging_file: &Path) -> Option<Layer> {
         let snapshot = std::fs::read(self.snapshot_path(source, compression, mtime)).ok()?;
         let mut lines = snapshot.split(|byte| *byte == b'\n');
@@ -137,15 +142,27 @@ impl LayerCache {
             return None;
         }
         let key = std::str::from_utf8(lines.next()?).ok()?.to_string();
-        for line in lines.filter(|line| !line.is_empty()) {
-            let (kind, stamp, path) = parse_snapshot_line(line)?;
+        for (checked, line) in lines.enumerate() {
+            if let Some(count) = line.strip_prefix(b"end ") {
+                // The last line: a snapshot cut short (a crash before its data reached the disk)
+                // has lost it, or says fewer entries than it has.
+                if std::str::from_utf8(count).ok()?.parse::<usize>().ok()? != checked {
+                    return None;
+                }
+                return self.lookup(&key, compression, staging_file);
+            }
+            let (kind, stamp, listing, path) = parse_snapshot_line(line)?;
             let metadata = std::fs::symlink_metadata(&path).ok()?;
             let same_kind = if kind == b'd' { metadata.is_dir() } else { metadata.is_file() };
             if !same_kind || FileStamp::of(&metadata) != stamp {
                 return None;
             }
+            if kind == b'd' && crate::rootfs::add::listing_digest(&path).ok()? != listing {
+                return None;
+            }
         }
-        self.lookup(&key, compression, staging_file)
+        // No last line: cut short.
+        None
     }
 
     /// Notes `folder` (planned from `source`) for [`Self::unchanged_folder_layer`], once its layer
@@ -153,34 +170,35 @@ impl LayerCache {
     pub fn remember_folder(&self, source: &Path, folder: &SystemFolder, compression: Compression, mtime: u64) {
         let Some(key) = self.key(&folder.tree, compression, mtime) else { return };
         let files = folder.tree.iter().filter_map(|(_, entry)| match &entry.kind {
-            EntryKind::File(Content::HostFile { path, stamp: Some(stamp), .. }) => Some((b'f', path, stamp)),
+            EntryKind::File(Content::HostFile { path, stamp: Some(stamp), .. }) => Some((b'f', path, stamp, "-")),
             _ => None,
         });
-        let entries: Vec<(u8, &PathBuf, &FileStamp)> =
-            folder.folder_stamps.iter().map(|(path, stamp)| (b'd', path, stamp)).chain(files).collect();
+        let entries: Vec<(u8, &PathBuf, &FileStamp, &str)> =
+            folder.folders.iter().map(|f| (b'd', &f.path, &f.stamp, f.listing.as_str())).chain(files).collect();
         // Every host file must carry the stamp the key was made of; a racy one keeps no snapshot.
         let host_files = folder.tree.iter().filter(|(_, entry)| matches!(entry.kind, EntryKind::File(Content::HostFile { .. }))).count();
-        let racy_since = std::time::SystemTime::now() - self.racy_window;
+        let racy_since = folder.started - self.racy_window;
         let racy = |(seconds, nanos): (i64, i64)| {
             let at = u64::try_from(seconds).ok().map(|s| std::time::UNIX_EPOCH + std::time::Duration::new(s, nanos as u32));
             at.is_none_or(|at| at >= racy_since)
         };
-        if entries.len() != folder.folder_stamps.len() + host_files
-            || entries.iter().any(|(_, _, stamp)| racy(stamp.mtime) || racy(stamp.ctime))
+        if entries.len() != folder.folders.len() + host_files
+            || entries.iter().any(|(_, _, stamp, _)| racy(stamp.mtime) || racy(stamp.ctime))
         {
             return;
         }
         let mut text = format!("{SNAPSHOT_FORMAT}\n{key}\n").into_bytes();
-        for (kind, path, stamp) in entries {
+        for (kind, path, stamp, listing) in &entries {
             let path = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
             if path.contains(&b'\n') {
                 return;
             }
             let FileStamp { size, dev, ino, mtime: (m_s, m_ns), ctime: (c_s, c_ns) } = stamp;
-            text.extend_from_slice(format!("{} {size} {dev} {ino} {m_s} {m_ns} {c_s} {c_ns} ", kind as char).as_bytes());
+            text.extend_from_slice(format!("{} {size} {dev} {ino} {m_s} {m_ns} {c_s} {c_ns} {listing} ", *kind as char).as_bytes());
             text.extend_from_slice(path);
             text.push(b'\n');
         }
+        text.extend_from_slice(format!("end {}\n", entries.len()).as_bytes());
         let snapshot_path = self.snapshot_path(source, compression, mtime);
         let write = || -> io::Result<()> {
             let dir = snapshot_path.parent().expect("a snapshot path has a folder");
@@ -256,20 +274,24 @@ impl LayerCache {
     }
 }
 
-/// `<kind> <size> <dev> <ino> <mtime s> <mtime ns> <ctime s> <ctime ns> <path>`, the path last (it
-/// may hold spaces).
-fn parse_snapshot_line(line: &[u8]) -> Option<(u8, FileStamp, PathBuf)> {
-    let mut fields = line.splitn(9, |byte| *byte == b' ');
+/// `<kind> <size> <dev> <ino> <mtime s> <mtime ns> <ctime s> <ctime ns> <listing> <path>`, the
+/// path last (it may hold spaces); the listing digest is `-` for a file.
+fn parse_snapshot_line(line: &[u8]) -> Option<(u8, FileStamp, String, PathBuf)> {
+    fn parse<T: std::str::FromStr>(field: Option<&[u8]>) -> Option<T> {
+        std::str::from_utf8(field?).ok()?.parse().ok()
+    }
+    let mut fields = line.splitn(10, |byte| *byte == b' ');
     let kind = match fields.next()? {
         b"d" => b'd',
         b"f" => b'f',
         _ => return None,
     };
-    let mut number = || -> Option<i64> { std::str::from_utf8(fields.next()?).ok()?.parse().ok() };
-    let (size, dev, ino) = (number()? as u64, number()? as u64, number()? as u64);
-    let (mtime, ctime) = ((number()?, number()?), (number()?, number()?));
+    let (size, dev, ino) = (parse::<u64>(fields.next())?, parse::<u64>(fields.next())?, parse::<u64>(fields.next())?);
+    let mtime = (parse::<i64>(fields.next())?, parse::<i64>(fields.next())?);
+    let ctime = (parse::<i64>(fields.next())?, parse::<i64>(fields.next())?);
+    let listing = parse::<String>(fields.next())?;
     let path = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(fields.next()?);
-    Some((kind, FileStamp { size, dev, ino, mtime, ctime }, PathBuf::from(path)))
+    Some((kind, FileStamp { size, dev, ino, mtime, ctime }, listing, PathBuf::from(path)))
 }
 
 /// The running executable's path, size, inode and mtime.
@@ -429,17 +451,30 @@ mod tests {
         folder_layer(&cache, &root, &dir.path().join("c"));
         let snapshot = cache.snapshot_path(&root, Compression::Gzip, 0);
         let text = std::fs::read_to_string(&snapshot).unwrap();
-        assert_eq!(text.lines().count(), 2 + 2 + 2, "format, key, two folders, two files: {text}");
+        assert_eq!(text.lines().count(), 2 + 2 + 2 + 1, "format, key, two folders, two files, end: {text}");
+        assert!(text.ends_with("end 4\n"), "{text}");
         let not_a_number = text.replacen("\nd ", "\nd x", 1);
         let unknown_kind = text.replacen("\nd ", "\nq ", 1);
-        let old_format = text.replacen("snapshot 1", "snapshot 0", 1);
+        let old_format = text.replacen("snapshot 2", "snapshot 1", 1);
         let other_size = {
             let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
             let fields: Vec<&str> = lines[4].splitn(3, ' ').collect();
             lines[4] = format!("{} {} {}", fields[0], fields[1].parse::<u64>().unwrap() + 1, fields[2]);
             lines.join("\n")
         };
-        for damaged in [not_a_number, unknown_kind, old_format, other_size] {
+        let lines: Vec<&str> = text.lines().collect();
+        // Cut short, as a crash before the data reached the disk can leave it: at a line's end.
+        let no_end = lines[..lines.len() - 1].join("\n") + "\n";
+        let lost_entry = lines[..lines.len() - 2].join("\n") + "\nend 4\n";
+        // A folder whose listing is not the one recorded (the check behind the time stamps).
+        let other_listing = {
+            let fields: Vec<&str> = lines[2].splitn(10, ' ').collect();
+            let mut fields: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+            assert_eq!(fields[8].len(), 64, "{}", lines[2]);
+            fields[8] = "0".repeat(64);
+            [&lines[..2], &[fields.join(" ").as_str()], &lines[3..]].concat().join("\n") + "\n"
+        };
+        for damaged in [not_a_number, unknown_kind, old_format, other_size, no_end, lost_entry, other_listing] {
             std::fs::write(&snapshot, damaged).unwrap();
             assert!(cache.unchanged_folder_layer(&root, Compression::Gzip, 0, &dir.path().join("d")).is_none());
         }
@@ -448,6 +483,18 @@ mod tests {
         assert!(cache.unchanged_folder_layer(&root, Compression::Gzip, 0, &dir.path().join("e")).is_some());
         assert!(cache.unchanged_folder_layer(&root, Compression::Zstd, 0, &dir.path().join("f")).is_none());
         assert!(cache.unchanged_folder_layer(&root, Compression::Gzip, 1, &dir.path().join("g")).is_none());
+    }
+
+    #[test]
+    fn snapshot_lines_read_back_whole_numbers_and_paths() {
+        let line = format!("d {} {} {} -5 999999999 1700000000 0 {} /a b/c", u64::MAX, u64::MAX - 1, 1u64 << 63, "ab".repeat(32));
+        let (kind, stamp, listing, path) = parse_snapshot_line(line.as_bytes()).unwrap();
+        assert_eq!((kind, listing.len(), path), (b'd', 64, PathBuf::from("/a b/c")));
+        assert_eq!(
+            stamp,
+            FileStamp { size: u64::MAX, dev: u64::MAX - 1, ino: 1 << 63, mtime: (-5, 999_999_999), ctime: (1_700_000_000, 0) }
+        );
+        assert!(parse_snapshot_line(b"d 1 2 3 4 5 6 7").is_none(), "fields missing");
     }
 
     #[test]

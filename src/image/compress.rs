@@ -66,8 +66,9 @@ pub struct ParallelGzip<W: Write> {
     next_to_write: u64,
     in_flight: usize,
     ready: BTreeMap<u64, Done>,
-    /// Buffers back from the workers. They are made as needed and kept for the whole stream:
-    /// at most `threads + 2` of each.
+    /// Buffers back from the workers, kept for the whole stream: as many as were ever in use at
+    /// once (chunks in flight, the one being filled, and finished ones that wait for a slower
+    /// earlier chunk to be written first).
     spare: Vec<PageBuffer>,
     spare_out: Vec<PageBuffer>,
     crc: crc32fast::Hasher,

@@ -95,7 +95,7 @@ fn add_one(tree: &mut FileTree, spec: &AddSpec) -> Result<(), AddError> {
         return Err(AddError::Special { path: spec.source.clone() });
     }
     tree.add_dir(&dest, 0o755, 0, 0).map_err(dest_err)?;
-    let mut walk_of = Walk { root: &spec.source, mode: spec.mode, escaping: Escaping::Refuse, folder_stamps: None };
+    let mut walk_of = Walk { root: &spec.source, mode: spec.mode, escaping: Escaping::Refuse, folders: None };
     walk(&mut walk_of, tree, &spec.source, &dest)
 }
 
@@ -109,12 +109,56 @@ enum Escaping {
     Skip,
 }
 
-/// A system folder planned whole: its tree, and the stamp of each folder in it (itself included),
-/// taken before the folder was listed. With the files' stamps in the tree, they tell a later pack
-/// whether anything changed (see `LayerCache::unchanged_folder_layer`).
+/// A system folder planned whole: its tree, and each folder in it (itself included) as it was
+/// listed. With the files' stamps in the tree, they tell a later pack whether anything changed
+/// (see `LayerCache::unchanged_folder_layer`).
 pub struct SystemFolder {
     pub tree: FileTree,
-    pub folder_stamps: Vec<(PathBuf, FileStamp)>,
+    pub folders: Vec<FolderStamp>,
+    /// When the walk began: a stamp this recent (or later) may hide a second change in its tick.
+    pub started: std::time::SystemTime,
+}
+
+/// A folder's stamp, taken before it was listed, and the digest of that listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FolderStamp {
+    pub path: PathBuf,
+    pub stamp: FileStamp,
+    /// [`listing_digest`] of its entries.
+    pub listing: String,
+}
+
+/// The digest (SHA-256, hex) of a folder's entries: each name and kind (folder, file, link,
+/// other), in byte order of the names. Catches a renamed, added or removed entry even where the
+/// folder's time stamps cannot move (read-only images built with fixed times).
+pub fn listing_digest(dir: &Path) -> std::io::Result<String> {
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        entries.push((entry.file_name(), kind_letter(entry.file_type()?)));
+    }
+    entries.sort();
+    Ok(digest_of_listing(&entries))
+}
+
+fn kind_letter(file_type: std::fs::FileType) -> u8 {
+    match () {
+        _ if file_type.is_dir() => b'd',
+        _ if file_type.is_file() => b'f',
+        _ if file_type.is_symlink() => b'l',
+        _ => b'o',
+    }
+}
+
+/// Entries sorted by name. A name holds no `/` and no NUL, so `name/kind` lines cannot run together.
+fn digest_of_listing(entries: &[(std::ffi::OsString, u8)]) -> String {
+    use sha2::Digest as _;
+    let mut hash = sha2::Sha256::new();
+    for (name, kind) in entries {
+        hash.update(std::os::unix::ffi::OsStrExt::as_bytes(name.as_os_str()));
+        hash.update([b'/', *kind, b'\n']);
+    }
+    hex::encode(hash.finalize())
 }
 
 /// A system folder copied whole, as zoneinfo is: like `--add`, but links out of it are left out.
@@ -122,9 +166,10 @@ pub fn plan_system_folder(source: &Path, dest: &str) -> Result<SystemFolder, Add
     let mut tree = FileTree::new();
     let dest_path = image_path(dest).map_err(|source_err| AddError::Dest { source_path: source.to_path_buf(), source: source_err })?;
     tree.add_dir(&dest_path, 0o755, 0, 0).map_err(|e| AddError::Dest { source_path: source.to_path_buf(), source: e })?;
-    let mut walk_of = Walk { root: source, mode: None, escaping: Escaping::Skip, folder_stamps: Some(Vec::new()) };
+    let started = std::time::SystemTime::now();
+    let mut walk_of = Walk { root: source, mode: None, escaping: Escaping::Skip, folders: Some(Vec::new()) };
     walk(&mut walk_of, &mut tree, source, &dest_path)?;
-    Ok(SystemFolder { tree, folder_stamps: walk_of.folder_stamps.unwrap_or_default() })
+    Ok(SystemFolder { tree, folders: walk_of.folders.unwrap_or_default(), started })
 }
 
 /// One walk of a folder added whole.
@@ -132,8 +177,8 @@ struct Walk<'a> {
     root: &'a Path,
     mode: Option<u32>,
     escaping: Escaping,
-    /// Where to note each folder's stamp, if wanted.
-    folder_stamps: Option<Vec<(PathBuf, FileStamp)>>,
+    /// Where to note each folder's stamp and listing, if wanted.
+    folders: Option<Vec<FolderStamp>>,
 }
 
 fn walk(ctx: &mut Walk, tree: &mut FileTree, dir: &Path, dest: &str) -> Result<(), AddError> {
@@ -142,14 +187,22 @@ fn walk(ctx: &mut Walk, tree: &mut FileTree, dir: &Path, dest: &str) -> Result<(
         let path = path.to_path_buf();
         move |source| AddError::Read { path, source }
     };
-    if let Some(stamps) = &mut ctx.folder_stamps {
-        // Before the listing: a change made while it is read moves the stamp past this one.
-        let metadata = std::fs::symlink_metadata(dir).map_err(read_err(dir))?;
-        stamps.push((dir.to_path_buf(), FileStamp::of(&metadata)));
-    }
+    // Before the listing: a change made while it is read moves the stamp past this one.
+    let stamp = match ctx.folders {
+        Some(_) => Some(FileStamp::of(&std::fs::symlink_metadata(dir).map_err(read_err(dir))?)),
+        None => None,
+    };
     let mut children: Vec<std::fs::DirEntry> =
         std::fs::read_dir(dir).map_err(read_err(dir))?.collect::<Result<_, _>>().map_err(read_err(dir))?;
     children.sort_by_key(|entry| entry.file_name());
+    if let (Some(folders), Some(stamp)) = (&mut ctx.folders, stamp) {
+        let entries = children
+            .iter()
+            .map(|entry| Ok((entry.file_name(), kind_letter(entry.file_type()?))))
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(read_err(dir))?;
+        folders.push(FolderStamp { path: dir.to_path_buf(), stamp, listing: digest_of_listing(&entries) });
+    }
     for entry in children {
         let child = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
