@@ -397,7 +397,7 @@ fn plan_and_write_the_rest(
             });
             let layer = match unchanged {
                 Some(layer) => {
-                    step("zoneinfo layer taken from the cache (folder unchanged: not walked)");
+                    step("zoneinfo layer taken from the cache (folder unchanged since the last pack)");
                     layer
                 }
                 None => {
