@@ -254,8 +254,7 @@ pub fn write_layer_until(
                 let appended = builder
                     .append_data(&mut header, path, io::empty())
                     .and_then(|()| builder.get_mut().append_file_data(&mut reader, *size));
-                reader.check()?;
-                appended.map_err(write_err)?;
+                reader.finish(appended, write_err)?;
             }
         }
     }
@@ -333,14 +332,20 @@ impl<'a> ExactReader<'a> {
         Ok(ExactReader { path: path.to_path_buf(), planned, inner, error: None, cancel })
     }
 
-    fn check(mut self) -> Result<(), LayerError> {
+    /// The outcome of appending the file, given what the append returned: the reader's own failure
+    /// first (unreadable, cancelled, shorter than planned), else the writing side's (a full disk,
+    /// say), made a `LayerError` by `write_err`, not blamed on the file.
+    fn finish(mut self, appended: io::Result<()>, write_err: impl FnOnce(io::Error) -> LayerError) -> Result<(), LayerError> {
         if let Some(error) = self.error.take() {
             return Err(error);
         }
-        if self.inner.limit() != 0 {
-            return Err(LayerError::Changed { path: self.path, planned: self.planned });
+        let short = self.inner.limit() != 0;
+        match appended {
+            // `read_some`'s error for a file that ended early.
+            Err(e) if !(short && e.kind() == io::ErrorKind::UnexpectedEof) => Err(write_err(e)),
+            _ if short => Err(LayerError::Changed { path: self.path, planned: self.planned }),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -491,6 +496,20 @@ mod tests {
         assert_eq!(file.requested, file.written);
         drop(file);
         assert!(std::fs::read(&path).unwrap() == data);
+    }
+
+    #[test]
+    fn a_full_disk_is_a_write_error_not_a_changed_file() {
+        // /dev/full takes the layer's first bytes into its buffer and fails every write after.
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("bin");
+        std::fs::write(&source, crate::image::compress::tests::sample(3 << 20)).unwrap();
+        let mut tree = FileTree::new();
+        tree.add_file("app", Content::HostFile { path: source, size: 3 << 20, stamp: None }, 0o755, 0, 0).unwrap();
+        for compression in [Compression::Gzip, Compression::Zstd] {
+            let err = write_layer(&tree, compression, 0, Path::new("/dev/full")).unwrap_err();
+            assert!(matches!(&err, LayerError::Write { path, .. } if path == Path::new("/dev/full")), "{compression:?}: {err}");
+        }
     }
 
     #[test]
