@@ -2,7 +2,7 @@
 //! its errors; nothing is written to any destination until every input has been checked.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
@@ -17,6 +17,7 @@ use crate::image::config::{self, LayerHistory, RuntimeSettings, DEFAULT_PATH};
 use crate::image::layer::{self, Layer};
 use crate::image::{Artifact, Compression, Image, Staging};
 use crate::printer::Printer;
+use crate::rootfs::add::SystemFolder;
 use crate::rootfs::base::{self, BaseOptions, CaBundle};
 use crate::rootfs::{self, add, image_path, Content, FileTree};
 
@@ -376,18 +377,21 @@ fn plan_and_write_the_rest(
     let epoch = options.source_date_epoch;
 
     let cache = LayerCache::from_env();
-    let cached_layer = |what: &str, tree: &FileTree, mtime: u64| -> Result<Layer> {
+    // A system folder (zoneinfo) also leaves the cache a snapshot, so that the next pack need not
+    // walk it.
+    let cached_layer = |what: &str, tree: &FileTree, mtime: u64, system_folder: Option<(&Path, &SystemFolder)>| -> Result<Layer> {
         let staging_file = staging.next_file();
-        let (layer, origin) = match &cache {
-            Some(cache) => cache.layer(tree, options.compression, mtime, &staging_file)?,
-            None => (layer::write_layer(tree, options.compression, mtime, &staging_file)?, Origin::Written),
+        let (layer, origin) = match (&cache, system_folder) {
+            (Some(cache), Some((source, folder))) => cache.folder_layer(source, folder, options.compression, mtime, &staging_file)?,
+            (Some(cache), None) => cache.layer(tree, options.compression, mtime, &staging_file)?,
+            (None, _) => (layer::write_layer(tree, options.compression, mtime, &staging_file)?, Origin::Written),
         };
         step(&format!("{what} {}", if origin == Origin::Cache { "taken from the cache" } else { "written" }));
         Ok(layer)
     };
     // The shared layers (base, each distinct zoneinfo folder) have mtime 0, so they are the same in
     // every image.
-    let base_layer = cached_layer("base layer", &base_plan.tree, 0).context("writing the base layer")?;
+    let base_layer = cached_layer("base layer", &base_plan.tree, 0, None).context("writing the base layer")?;
     let mut zoneinfo_layers: Vec<(PathBuf, Layer)> = Vec::new();
     for dir in needs.iter().filter_map(|(_, _, z)| z.as_ref()) {
         if !zoneinfo_layers.iter().any(|(done, _)| done == dir) {
@@ -403,11 +407,7 @@ fn plan_and_write_the_rest(
                 None => {
                     let folder = add::plan_system_folder(dir, crate::needs::ZONEINFO)?;
                     step("zoneinfo folder walked");
-                    let layer = cached_layer("zoneinfo layer", &folder.tree, 0).context("writing the zoneinfo layer")?;
-                    if let Some(cache) = &cache {
-                        cache.remember_folder(dir, &folder, options.compression, 0);
-                    }
-                    layer
+                    cached_layer("zoneinfo layer", &folder.tree, 0, Some((dir, &folder))).context("writing the zoneinfo layer")?
                 }
             };
             zoneinfo_layers.push((dir.clone(), layer));
@@ -423,7 +423,7 @@ fn plan_and_write_the_rest(
     for (info, (_, libs_tree, _)) in binaries.iter().zip(&needs) {
         libs_layers.push(match libs_tree {
             Some(tree) => Some(
-                cached_layer("libraries layer", tree, epoch)
+                cached_layer("libraries layer", tree, epoch, None)
                     .with_context(|| format!("writing the libraries of {}", info.file.display()))?,
             ),
             None => None,

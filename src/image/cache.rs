@@ -87,13 +87,42 @@ impl LayerCache {
     /// before, else written and remembered.
     pub fn layer(&self, tree: &FileTree, compression: Compression, mtime: u64, staging_file: &Path) -> Result<(Layer, Origin), LayerError> {
         let key = self.key(tree, compression, mtime);
+        self.layer_of_key(key.as_deref(), tree, compression, mtime, staging_file)
+    }
+
+    /// [`Self::layer`] of the system folder `folder`, planned from `source`, which also leaves a
+    /// snapshot of it for [`Self::unchanged_folder_layer`].
+    pub fn folder_layer(
+        &self,
+        source: &Path,
+        folder: &SystemFolder,
+        compression: Compression,
+        mtime: u64,
+        staging_file: &Path,
+    ) -> Result<(Layer, Origin), LayerError> {
+        let key = self.key(&folder.tree, compression, mtime);
+        let layer = self.layer_of_key(key.as_deref(), &folder.tree, compression, mtime, staging_file)?;
         if let Some(key) = &key {
+            self.remember_folder(key, source, folder, compression, mtime);
+        }
+        Ok(layer)
+    }
+
+    fn layer_of_key(
+        &self,
+        key: Option<&str>,
+        tree: &FileTree,
+        compression: Compression,
+        mtime: u64,
+        staging_file: &Path,
+    ) -> Result<(Layer, Origin), LayerError> {
+        if let Some(key) = key {
             if let Some(layer) = self.lookup(key, compression, staging_file) {
                 return Ok((layer, Origin::Cache));
             }
         }
         let written = layer::write_layer(tree, compression, mtime, staging_file)?;
-        if let Some(key) = &key {
+        if let Some(key) = key {
             // A cache that cannot be written is only slower next time.
             let _ = self.store(key, &written, staging_file);
         }
@@ -165,26 +194,24 @@ impl LayerCache {
         None
     }
 
-    /// Notes `folder` (planned from `source`) for [`Self::unchanged_folder_layer`], once its layer
-    /// is in the cache. A snapshot that cannot be written is only slower next time.
-    pub fn remember_folder(&self, source: &Path, folder: &SystemFolder, compression: Compression, mtime: u64) {
-        let Some(key) = self.key(&folder.tree, compression, mtime) else { return };
-        let files = folder.tree.iter().filter_map(|(_, entry)| match &entry.kind {
-            EntryKind::File(Content::HostFile { path, stamp: Some(stamp), .. }) => Some((b'f', path, stamp, "-")),
-            _ => None,
-        });
-        let entries: Vec<(u8, &PathBuf, &FileStamp, &str)> =
-            folder.folders.iter().map(|f| (b'd', &f.path, &f.stamp, f.listing.as_str())).chain(files).collect();
-        // Every host file must carry the stamp the key was made of; a racy one keeps no snapshot.
-        let host_files = folder.tree.iter().filter(|(_, entry)| matches!(entry.kind, EntryKind::File(Content::HostFile { .. }))).count();
+    /// Notes `folder` (planned from `source`, its layer's key `key`) for
+    /// [`Self::unchanged_folder_layer`]. A snapshot that cannot be written is only slower next time.
+    fn remember_folder(&self, key: &str, source: &Path, folder: &SystemFolder, compression: Compression, mtime: u64) {
+        let mut entries: Vec<(u8, &PathBuf, &FileStamp, &str)> =
+            folder.folders.iter().map(|f| (b'd', &f.path, &f.stamp, f.listing.as_str())).collect();
+        for (_, entry) in folder.tree.iter() {
+            if let EntryKind::File(Content::HostFile { path, stamp, .. }) = &entry.kind {
+                // Every host file must carry the stamp the key was made of.
+                let Some(stamp) = stamp else { return };
+                entries.push((b'f', path, stamp, "-"));
+            }
+        }
         let racy_since = folder.started - self.racy_window;
         let racy = |(seconds, nanos): (i64, i64)| {
             let at = u64::try_from(seconds).ok().map(|s| std::time::UNIX_EPOCH + std::time::Duration::new(s, nanos as u32));
             at.is_none_or(|at| at >= racy_since)
         };
-        if entries.len() != folder.folders.len() + host_files
-            || entries.iter().any(|(_, _, stamp, _)| racy(stamp.mtime) || racy(stamp.ctime))
-        {
+        if entries.iter().any(|(_, _, stamp, _)| racy(stamp.mtime) || racy(stamp.ctime)) {
             return;
         }
         let mut text = format!("{SNAPSHOT_FORMAT}\n{key}\n").into_bytes();
@@ -381,8 +408,7 @@ mod tests {
             return (layer, true);
         }
         let folder = crate::rootfs::add::plan_system_folder(source, "/usr/share/zoneinfo").unwrap();
-        let (layer, _) = cache.layer(&folder.tree, Compression::Gzip, 0, staging).unwrap();
-        cache.remember_folder(source, &folder, Compression::Gzip, 0);
+        let (layer, _) = cache.folder_layer(source, &folder, Compression::Gzip, 0, staging).unwrap();
         (layer, false)
     }
 
