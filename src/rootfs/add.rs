@@ -132,33 +132,32 @@ pub struct FolderStamp {
 /// other), in byte order of the names. Catches a renamed, added or removed entry even where the
 /// folder's time stamps cannot move (read-only images built with fixed times).
 pub fn listing_digest(dir: &Path) -> std::io::Result<String> {
-    let mut entries = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        entries.push((entry.file_name(), kind_letter(entry.file_type()?)));
-    }
-    entries.sort();
-    Ok(digest_of_listing(&entries))
+    digest_of_listing(&sorted_listing(dir)?)
 }
 
-fn kind_letter(file_type: std::fs::FileType) -> u8 {
-    match () {
-        _ if file_type.is_dir() => b'd',
-        _ if file_type.is_file() => b'f',
-        _ if file_type.is_symlink() => b'l',
-        _ => b'o',
-    }
+/// A folder's entries, in byte order of their names.
+fn sorted_listing(dir: &Path) -> std::io::Result<Vec<std::fs::DirEntry>> {
+    let mut children = std::fs::read_dir(dir)?.collect::<std::io::Result<Vec<_>>>()?;
+    children.sort_by_key(|entry| entry.file_name());
+    Ok(children)
 }
 
 /// Entries sorted by name. A name holds no `/` and no NUL, so `name/kind` lines cannot run together.
-fn digest_of_listing(entries: &[(std::ffi::OsString, u8)]) -> String {
+fn digest_of_listing(sorted: &[std::fs::DirEntry]) -> std::io::Result<String> {
     use sha2::Digest as _;
     let mut hash = sha2::Sha256::new();
-    for (name, kind) in entries {
-        hash.update(std::os::unix::ffi::OsStrExt::as_bytes(name.as_os_str()));
-        hash.update([b'/', *kind, b'\n']);
+    for entry in sorted {
+        let file_type = entry.file_type()?;
+        let kind = match () {
+            _ if file_type.is_dir() => b'd',
+            _ if file_type.is_file() => b'f',
+            _ if file_type.is_symlink() => b'l',
+            _ => b'o',
+        };
+        hash.update(std::os::unix::ffi::OsStrExt::as_bytes(entry.file_name().as_os_str()));
+        hash.update([b'/', kind, b'\n']);
     }
-    hex::encode(hash.finalize())
+    Ok(hex::encode(hash.finalize()))
 }
 
 /// A system folder copied whole, as zoneinfo is: like `--add`, but links out of it are left out.
@@ -192,16 +191,10 @@ fn walk(ctx: &mut Walk, tree: &mut FileTree, dir: &Path, dest: &str) -> Result<(
         Some(_) => Some(FileStamp::of(&std::fs::symlink_metadata(dir).map_err(read_err(dir))?)),
         None => None,
     };
-    let mut children: Vec<std::fs::DirEntry> =
-        std::fs::read_dir(dir).map_err(read_err(dir))?.collect::<Result<_, _>>().map_err(read_err(dir))?;
-    children.sort_by_key(|entry| entry.file_name());
+    let children = sorted_listing(dir).map_err(read_err(dir))?;
     if let (Some(folders), Some(stamp)) = (&mut ctx.folders, stamp) {
-        let entries = children
-            .iter()
-            .map(|entry| Ok((entry.file_name(), kind_letter(entry.file_type()?))))
-            .collect::<std::io::Result<Vec<_>>>()
-            .map_err(read_err(dir))?;
-        folders.push(FolderStamp { path: dir.to_path_buf(), stamp, listing: digest_of_listing(&entries) });
+        let listing = digest_of_listing(&children).map_err(read_err(dir))?;
+        folders.push(FolderStamp { path: dir.to_path_buf(), stamp, listing });
     }
     for entry in children {
         let child = entry.path();
