@@ -17,7 +17,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::deflate::{self, Compressor, Effort, MAX_LEVEL};
+use super::deflate::{self, Compressor, Effort};
 
 /// Input per work unit. Large enough that sync-flush markers and the history a chunk does not
 /// share with the previous one cost little (0.1 % of the reference binary's layer), small enough
@@ -78,9 +78,8 @@ pub struct ParallelGzip<W: Write> {
 impl<W: Write> ParallelGzip<W> {
     /// A gzip stream into `sink` at libdeflate `effort` (level 0 to 12), on `threads` workers.
     pub fn new(mut sink: W, effort: Effort, threads: usize) -> io::Result<Self> {
-        if effort.level > MAX_LEVEL {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("gzip level {} is over {MAX_LEVEL}", effort.level)));
-        }
+        // Checked here, not only in the workers, which make their compressors later.
+        effort.check()?;
         sink.write_all(&GZIP_HEADER)?;
         Ok(ParallelGzip {
             sink,

@@ -64,6 +64,14 @@ impl Effort {
     pub const fn level(level: u32) -> Self {
         Effort { level, max_insert_length: None }
     }
+
+    /// An error unless the level is one libdeflate has (0 to [`MAX_LEVEL`]).
+    pub fn check(self) -> io::Result<()> {
+        if self.level > MAX_LEVEL {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("deflate level {} is over {MAX_LEVEL}", self.level)));
+        }
+        Ok(())
+    }
 }
 
 /// One libdeflate compressor. Its buffers are large (hash tables, match finder), so it is made
@@ -80,10 +88,8 @@ unsafe impl Send for Compressor {}
 impl Compressor {
     /// A compressor at `effort` (its level 0 to [`MAX_LEVEL`]).
     pub fn new(effort: Effort) -> io::Result<Self> {
+        effort.check()?;
         let level = effort.level;
-        if level > MAX_LEVEL {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("deflate level {level} is over {MAX_LEVEL}")));
-        }
         // SAFETY: no pointer is passed; the level is in libdeflate's range, so NULL means only that
         // memory ran out.
         let raw = unsafe { libdeflate_alloc_compressor(level as c_int) };
