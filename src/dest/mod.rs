@@ -120,9 +120,9 @@ pub fn write_atomically(path: &std::path::Path, write: impl FnOnce(&mut std::fs:
 /// Puts blobs at their paths as `write_atomically` does, syncing them together. Each goes under a
 /// temporary name first: a staged layer as a hard link when it sits on the same file system (no
 /// copy: staged files are never written again), else a copy by the kernel (`copy_file_range`); an
-/// in-memory blob is written. Then all are synced at once (the file system commits them together,
-/// where one sync after another would wait for a commit each) and renamed into place. The temporary
-/// files are removed if anything fails.
+/// in-memory blob is written. Then all are synced (the writeback of every one started before the
+/// first sync waits, so that the waits overlap) and renamed into place. The temporary files are
+/// removed if anything fails.
 pub fn place_blobs_atomically(blobs: &[(std::path::PathBuf, &crate::image::Blob)]) -> Result<(), DestError> {
     let mut temps = Vec::new();
     for (path, blob) in blobs {
@@ -144,13 +144,14 @@ pub fn place_blobs_atomically(blobs: &[(std::path::PathBuf, &crate::image::Blob)
         let guard = crate::cleanup::register(temp.path());
         temps.push((path, temp, guard));
     }
-    let synced: Vec<std::io::Result<()>> = std::thread::scope(|scope| {
-        let syncs: Vec<_> =
-            temps.iter().map(|(_, temp, _)| scope.spawn(move || std::fs::File::open(temp.path()).and_then(|f| f.sync_all()))).collect();
-        syncs.into_iter().map(|sync| sync.join().expect("a sync thread does not panic")).collect()
-    });
-    for ((_, temp, _), result) in temps.iter().zip(synced) {
-        result.map_err(DestError::io(temp.path(), "cannot sync"))?;
+    let mut opened = Vec::with_capacity(temps.len());
+    for (_, temp, _) in &temps {
+        let file = std::fs::File::open(temp.path()).map_err(DestError::io(temp.path(), "cannot sync"))?;
+        crate::image::blob::start_writeback(&file, 0, 0);
+        opened.push(file);
+    }
+    for ((_, temp, _), file) in temps.iter().zip(&opened) {
+        file.sync_all().map_err(DestError::io(temp.path(), "cannot sync"))?;
     }
     for (path, temp, _guard) in temps {
         temp.persist(path).map_err(|e| DestError::Io { path: path.to_path_buf(), action: "cannot replace", source: e.error })?;

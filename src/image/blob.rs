@@ -77,6 +77,16 @@ pub fn link_or_copy(source: &Path, dest: &Path) -> io::Result<()> {
     }
 }
 
+/// Asks the kernel to start writing `len` bytes of `file` from `start` to disk (`len` 0: to its
+/// end), without waiting (`sync_file_range`). A later `fsync` then waits only for what is still in
+/// flight. Only a hint: a file system without it (EINVAL, ESPIPE) loses nothing.
+pub fn start_writeback(file: &File, start: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(start), Ok(len)) = (i64::try_from(start), i64::try_from(len)) else { return };
+    // SAFETY: a plain system call on an open file descriptor, with no memory passed.
+    unsafe { libc::sync_file_range(file.as_raw_fd(), start, len, libc::SYNC_FILE_RANGE_WRITE) };
+}
+
 /// Reads the whole of a small blob (a manifest or config) into memory.
 pub fn read_all(blob: &Blob) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::with_capacity(blob.size as usize);

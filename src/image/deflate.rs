@@ -78,6 +78,7 @@ impl Effort {
 /// once per thread and used for many chunks; each call starts from a clean state.
 pub struct Compressor {
     raw: NonNull<RawCompressor>,
+    effort: Effort,
 }
 
 // SAFETY: the compressor is plain heap memory that only its calls touch, with no thread-local or
@@ -99,7 +100,12 @@ impl Compressor {
             // (clamped to 258 by libdeflate).
             unsafe { libdeflate_set_max_insert_length(raw.as_ptr(), max_insert_length) };
         }
-        Ok(Compressor { raw })
+        Ok(Compressor { raw, effort })
+    }
+
+    /// The effort this compressor was made with.
+    pub fn effort(&self) -> Effort {
+        self.effort
     }
 
     /// Replaces `out`'s contents with `data` as raw deflate: ending the stream when `last`, else

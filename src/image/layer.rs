@@ -115,12 +115,8 @@ impl EarlyWriteback {
 
     /// Asks for the writeback of everything written since the last request.
     fn request(&mut self) {
-        use std::os::fd::AsRawFd;
-        let (start, len) = (self.requested as libc::off64_t, (self.written - self.requested) as libc::off64_t);
-        if len > 0 {
-            // SAFETY: a plain system call on a file descriptor this struct owns, with no memory
-            // passed. It is only a hint: a file system without it (EINVAL, ESPIPE) loses nothing.
-            unsafe { libc::sync_file_range(self.file.as_raw_fd(), start, len, libc::SYNC_FILE_RANGE_WRITE) };
+        if self.written > self.requested {
+            super::blob::start_writeback(&self.file, self.requested, self.written - self.requested);
         }
         self.requested = self.written;
     }
@@ -306,8 +302,10 @@ fn approximate_tar_size(tree: &FileTree) -> u64 {
 }
 
 /// Two workers on a 2-core machine, at most four anywhere: the main thread also reads and hashes.
+/// Asked once: the answer reads the CPU affinity and cgroup quota files each time.
 fn compression_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4)
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4))
 }
 
 /// Reads exactly the planned number of bytes, and notices a file that shrank or grew meanwhile.
