@@ -74,7 +74,7 @@ pub fn detect(path: &Path, needed: &[String]) -> std::io::Result<Vec<Hint>> {
     let file = std::fs::File::open(path)?;
     // SAFETY: read-only private map; goblin checks bounds, and slices are taken from its headers.
     let bytes = unsafe { memmap2::Mmap::map(&file) }?;
-    let Ok(elf) = Elf::parse(&bytes) else { return Ok(Vec::new()) };
+    let Ok(elf) = crate::elf::parse(&bytes) else { return Ok(Vec::new()) };
     let imports: BTreeSet<&str> = elf
         .dynsyms
         .iter()

@@ -138,6 +138,71 @@ pub fn inspect(path: &Path) -> Result<ElfInfo, ElfError> {
     inspect_bytes(path, &bytes, metadata.len())
 }
 
+/// The ELF at `bytes`, as goblin's `Elf::parse` reads it but for what scratchpack never looks at:
+/// the symbol table (`.symtab`) and the relocations, which are left empty. `Elf::parse` reads every
+/// dynamic relocation only to learn how many dynamic symbols there are; a static-pie program has tens
+/// of thousands (the reference qemu 88,000: 2 MiB read through the map, twice a pack). Here that
+/// count comes from the `.dynsym` section header; a program with dynamic symbols but no section
+/// headers is parsed by goblin in full.
+pub(crate) fn parse(bytes: &[u8]) -> goblin::error::Result<Elf<'_>> {
+    use goblin::container::{Container, Ctx, Endian};
+    use goblin::elf::{dynamic, section_header, Dynamic, ProgramHeader, SectionHeader, Symtab};
+    use goblin::strtab::Strtab;
+
+    let header = Elf::parse_header(bytes)?;
+    let mut elf = Elf::lazy_parse(header)?;
+    let container = if elf.is_64 { Container::Big } else { Container::Little };
+    let ctx = Ctx::new(container, if elf.little_endian { Endian::Little } else { Endian::Big });
+    let strtab_at = |sections: &[SectionHeader], index: usize| -> goblin::error::Result<Strtab<'_>> {
+        match sections.get(index) {
+            Some(section) => {
+                section.check_size(bytes.len())?;
+                Strtab::parse(bytes, section.sh_offset as usize, section.sh_size as usize, 0)
+            }
+            None => Ok(Strtab::default()),
+        }
+    };
+
+    elf.program_headers = ProgramHeader::parse(bytes, header.e_phoff as usize, usize::from(header.e_phnum), ctx)?;
+    elf.section_headers = SectionHeader::parse(bytes, header.e_shoff as usize, usize::from(header.e_shnum), ctx)?;
+    let mut names_index = usize::from(header.e_shstrndx);
+    if names_index == usize::from(section_header::SHN_XINDEX as u16) {
+        names_index = elf.section_headers.first().map_or(usize::MAX, |first| first.sh_link as usize);
+    }
+    elf.shdr_strtab = strtab_at(&elf.section_headers, names_index)?;
+
+    let Some(dynamic) = Dynamic::parse(bytes, &elf.program_headers, ctx)? else { return Ok(elf) };
+    let info = &dynamic.info;
+    elf.dynstrtab = Strtab::parse(bytes, info.strtab, info.strsz, 0)?;
+    elf.soname = (info.soname != 0).then(|| elf.dynstrtab.get_at(info.soname)).flatten();
+    if info.needed_count > 0 {
+        elf.libraries = dynamic.get_libraries(&elf.dynstrtab);
+    }
+    for entry in &dynamic.dyns {
+        let paths = match entry.d_tag {
+            dynamic::DT_RPATH => &mut elf.rpaths,
+            dynamic::DT_RUNPATH => &mut elf.runpaths,
+            _ => continue,
+        };
+        paths.extend(elf.dynstrtab.get_at(entry.d_val as usize));
+    }
+    elf.is_lib = elf.is_lib && info.flags_1 & dynamic::DF_1_PIE == 0;
+    if info.symtab != 0 {
+        match elf.section_headers.iter().find(|section| section.sh_type == section_header::SHT_DYNSYM) {
+            Some(section) => {
+                section.check_size(bytes.len())?;
+                let count = if section.sh_entsize == 0 { 0 } else { section.sh_size / section.sh_entsize };
+                if count > 0 {
+                    elf.dynsyms = Symtab::parse(bytes, section.sh_offset as usize, count as usize, ctx)?;
+                }
+            }
+            None => return Elf::parse(bytes),
+        }
+    }
+    elf.dynamic = Some(dynamic);
+    Ok(elf)
+}
+
 /// The parsing half of [`inspect`], on bytes already in memory.
 pub fn inspect_bytes(path: &Path, bytes: &[u8], size: u64) -> Result<ElfInfo, ElfError> {
     let path_buf = path.to_path_buf();
@@ -151,7 +216,7 @@ pub fn inspect_bytes(path: &Path, bytes: &[u8], size: u64) -> Result<ElfInfo, El
     if let Some(abi) = foreign_osabi(osabi) {
         return Err(ElfError::NotLinux { path: path_buf, abi: abi.to_string() });
     }
-    let elf = Elf::parse(bytes).map_err(|error| ElfError::Corrupt { path: path_buf.clone(), reason: error.to_string() })?;
+    let elf = parse(bytes).map_err(|error| ElfError::Corrupt { path: path_buf.clone(), reason: error.to_string() })?;
     check_headers_fit(&elf, bytes.len()).map_err(|reason| ElfError::Corrupt { path: path_buf.clone(), reason })?;
     if let Some(abi) = foreign_note(&elf, bytes) {
         return Err(ElfError::NotLinux { path: path_buf, abi: abi.to_string() });

@@ -321,3 +321,60 @@ fn interpreter_is_read_as_the_kernel_reads_it() {
         assert_eq!(err.to_string(), format!("/bin/true: corrupt or truncated ELF: {reason}"), "{text:?}");
     }
 }
+
+/// What scratchpack reads of an ELF, as a comparable value.
+fn read_by_scratchpack(elf: &Elf) -> String {
+    // The null symbol (index 0) counts in the section's size, not always in goblin's count.
+    let imports: Vec<String> =
+        elf.dynsyms.iter().filter(|sym| sym.st_name != 0).map(|sym| format!("{}:{}", sym.st_name, sym.st_shndx)).collect();
+    let sections: Vec<String> =
+        elf.section_headers.iter().map(|sh| format!("{}={}", elf.shdr_strtab.get_at(sh.sh_name).unwrap_or("?"), sh.sh_type)).collect();
+    format!(
+        "phdrs {} sections {sections:?} dynamic {:?} libraries {:?} rpaths {:?} runpaths {:?} soname {:?} is_lib {} dynsyms {imports:?} dynstr {}",
+        elf.program_headers.len(),
+        elf.dynamic.as_ref().map(|d| d.dyns.len()),
+        elf.libraries,
+        elf.rpaths,
+        elf.runpaths,
+        elf.soname,
+        elf.is_lib,
+        elf.dynstrtab.len(),
+    )
+}
+
+#[test]
+fn the_light_parse_reads_what_goblins_full_parse_reads() {
+    let candidates = [
+        "/bin/true",
+        "/usr/bin/curl",
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        "/lib64/ld-linux-x86-64.so.2",
+        "/usr/bin/qemu-riscv64-static",
+        "/usr/bin/qemu-aarch64-static",
+    ];
+    let mut compared = 0;
+    for path in candidates.iter().map(Path::new).filter(|p| p.exists()) {
+        let bytes = std::fs::read(path).unwrap();
+        let light = parse(&bytes).unwrap();
+        let full = Elf::parse(&bytes).unwrap();
+        assert_eq!(read_by_scratchpack(&light), read_by_scratchpack(&full), "{}", path.display());
+        assert!(light.dynrelas.is_empty() && light.syms.is_empty(), "{}: nothing more is read", path.display());
+        compared += 1;
+    }
+    assert!(compared >= 3, "too few host ELF files to compare");
+}
+
+#[test]
+fn a_program_without_section_headers_still_has_its_dynamic_symbols() {
+    // The dynamic symbols' count then comes from goblin's full parse (its hash tables, relocations).
+    let (_, bytes) = host_binary();
+    let full = Elf::parse(&bytes).unwrap();
+    assert!(full.dynsyms.len() > 10 && full.is_64);
+    let mut stripped = bytes.clone();
+    stripped[0x28..0x30].fill(0); // e_shoff
+    stripped[0x3c..0x3e].fill(0); // e_shnum
+    let light = parse(&stripped).unwrap();
+    assert!(light.section_headers.is_empty());
+    assert_eq!(read_by_scratchpack(&light).split(" dynsyms ").nth(1), read_by_scratchpack(&full).split(" dynsyms ").nth(1));
+    assert_eq!(light.libraries, full.libraries);
+}
