@@ -191,7 +191,7 @@ pub(crate) fn parse(bytes: &[u8]) -> goblin::error::Result<Elf<'_>> {
         match elf.section_headers.iter().find(|section| section.sh_type == section_header::SHT_DYNSYM) {
             Some(section) => {
                 section.check_size(bytes.len())?;
-                let count = if section.sh_entsize == 0 { 0 } else { section.sh_size / section.sh_entsize };
+                let count = section.sh_size.checked_div(section.sh_entsize).unwrap_or(0);
                 if count > 0 {
                     elf.dynsyms = Symtab::parse(bytes, section.sh_offset as usize, count as usize, ctx)?;
                 }
