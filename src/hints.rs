@@ -98,13 +98,18 @@ pub fn detect(path: &Path, needed: &[String]) -> std::io::Result<Vec<Hint>> {
     Ok(hints)
 }
 
-/// Which of the known strings occur in the string-holding sections. One SIMD substring search
-/// per needle (memchr's memmem) beats a multi-pattern automaton here: the needles share prefixes
-/// such as `/`, which defeat its prefilter.
+/// Which of the known strings occur in the string-holding sections, in one pass over each: a
+/// SIMD multi-substring search (Teddy, from aho-corasick's `packed` module) finds where any needle
+/// may start, and each such place is checked against every needle. One memmem pass per needle
+/// read the reference qemu's 4.3 MB of strings eleven times (0.8 ms; this takes 0.3 ms). An
+/// automaton that reports overlapping matches is slower still: the needles share prefixes such as
+/// `/`, which defeat its prefilter.
 fn find_strings(elf: &Elf, bytes: &[u8]) -> BTreeSet<&'static str> {
     let needles: Vec<&'static str> = NSS_STRINGS.iter().chain(TZ_STRINGS).chain(TLS_STRINGS).copied().collect();
-    let finders: Vec<memchr::memmem::Finder> = needles.iter().map(|n| memchr::memmem::Finder::new(n.as_bytes())).collect();
     let mut found = BTreeSet::new();
+    let Some(searcher) = aho_corasick::packed::Config::new().builder().extend(&needles).build() else {
+        return found;
+    };
     for section in &elf.section_headers {
         let name = elf.shdr_strtab.get_at(section.sh_name).unwrap_or("");
         if !STRING_SECTIONS.contains(&name) || section.sh_type == goblin::elf::section_header::SHT_NOBITS {
@@ -112,13 +117,23 @@ fn find_strings(elf: &Elf, bytes: &[u8]) -> BTreeSet<&'static str> {
         }
         let start = section.sh_offset as usize;
         let Some(data) = start.checked_add(section.sh_size as usize).and_then(|end| bytes.get(start..end)) else { continue };
-        for (needle, finder) in needles.iter().zip(&finders) {
-            if !found.contains(needle) && finder.find(data).is_some() {
-                found.insert(*needle);
-            }
+        find_in(&searcher, &needles, data, &mut found);
+        if found.len() == needles.len() {
+            break;
         }
     }
     found
+}
+
+/// Adds to `found` each of `needles` (all of them in `searcher`) that occurs in `data`.
+fn find_in(searcher: &aho_corasick::packed::Searcher, needles: &[&'static str], data: &[u8], found: &mut BTreeSet<&'static str>) {
+    let mut from = 0;
+    while let Some(hit) = searcher.find_in(data, aho_corasick::Span::from(from..data.len())) {
+        // Every needle that starts here, not only the one reported: another may start inside it
+        // (`/usr/share/zoneinfo.zip`), so the search goes on from the next byte.
+        found.extend(needles.iter().filter(|needle| data[hit.start()..].starts_with(needle.as_bytes())));
+        from = hit.start() + 1;
+    }
 }
 
 /// Merges hints of the program and its libraries: one hint per kind, evidence from all.
@@ -157,6 +172,32 @@ mod tests {
     fn true_needs_nothing_of_the_kind() {
         let hints = detect(Path::new("/bin/true"), &["libc.so.6".into()]).unwrap();
         assert!(hints.iter().all(|h| h.kind != HintKind::Tls), "{hints:?}");
+    }
+
+    #[test]
+    fn needles_inside_or_at_the_start_of_others_are_all_found() {
+        let needles = ["/usr/share/zoneinfo", "zoneinfo.zip", "/etc/ssl/certs", "/etc/ssl/certs/ca", "rustls"];
+        let searcher = aho_corasick::packed::Config::new().builder().extend(needles).build().unwrap();
+        let mut found = BTreeSet::new();
+        find_in(&searcher, &needles, b"\0/usr/share/zoneinfo.zip\0/etc/ssl/certs/ca-bundle\0", &mut found);
+        assert_eq!(found, BTreeSet::from(["/usr/share/zoneinfo", "zoneinfo.zip", "/etc/ssl/certs", "/etc/ssl/certs/ca"]));
+        let mut none = BTreeSet::new();
+        find_in(&searcher, &needles, b"rustl webpk /usr/share/zoneinf", &mut none);
+        assert!(none.is_empty(), "{none:?}");
+    }
+
+    #[test]
+    fn the_reference_binary_names_its_zoneinfo_and_nss_files() {
+        let reference = Path::new("/usr/bin/qemu-riscv64-static");
+        if !reference.exists() {
+            return;
+        }
+        let hints = detect(reference, &[]).unwrap();
+        let evidence: Vec<&str> = hints.iter().flat_map(|h| h.evidence.iter().map(String::as_str)).collect();
+        assert_eq!(
+            evidence,
+            ["string \"libnss_%s.so\"", "string \"/etc/nsswitch.conf\"", "string \"/usr/share/zoneinfo\"", "string \"/etc/localtime\""]
+        );
     }
 
     #[test]
