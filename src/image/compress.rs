@@ -491,6 +491,7 @@ pub(crate) mod tests {
         };
         assert_eq!(digest(super::super::layer::GZIP_EFFORT), "876e64e77b4190a581f0770a4e600abf8e721b92e2416e5d624b098bb0bacf92");
         assert_eq!(digest(super::super::layer::SMALL_GZIP_EFFORT), "d61ae44870d6cf66c351d3129a4c24ecdc85e6ae4c795aac92e3151da04bc64e");
+        assert_eq!(digest(super::super::layer::MANY_FILES_GZIP_EFFORT), "c041aaa33d3ffb79e789f248bdc365a1ae4fbe40905e2c2387235cc2d7f6ee13");
     }
 
     #[test]
