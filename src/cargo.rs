@@ -557,8 +557,7 @@ pub fn run(args: CargoArgs) -> Result<()> {
             options.sbom.version = Some(package.version.clone());
             options.sbom.cargo_sources = Some(cargo_sources(args.manifest_path.as_deref())?);
         }
-        let packed = crate::pack::build(&options, &printer).with_context(|| format!("packing {bin}"))?;
-        let lines = crate::pack::publish(&packed, &options, &printer)?;
+        let (packed, lines) = crate::pack::pack(&options, &printer).with_context(|| format!("packing {bin}"))?;
         if per_bin.json {
             printer.result(&serde_json::to_string_pretty(&crate::pack::summary_json(&packed, &lines))?);
         } else {

@@ -74,8 +74,7 @@ fn run(command: Command, printer: &Printer) -> Result<()> {
         Command::Pack(args) => {
             let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
             let options = pack::PackOptions::from_args(&args.binaries, &args.image, epoch.as_deref(), printer)?;
-            let packed = pack::build(&options, printer)?;
-            let lines = pack::publish(&packed, &options, printer)?;
+            let (packed, lines) = pack::pack(&options, printer)?;
             if args.image.json {
                 printer.result(&serde_json::to_string_pretty(&pack::summary_json(&packed, &lines))?);
             } else {

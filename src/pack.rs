@@ -214,8 +214,25 @@ pub struct Packed {
     _staging: Staging,
 }
 
-/// Inspects every binary, plans the trees and writes the layers and documents.
-pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
+/// The destinations of a pack, each with the `--output` text that named it.
+type Outputs = Vec<(String, Box<dyn dest::Destination>)>;
+
+/// Packs the binaries and publishes the image to every destination. The destinations are opened
+/// first: each is offered the layers that are final (base, zoneinfo, libraries, `--add`) while the
+/// program's own layer is still being compressed, so that a layout can put them in place then and
+/// not after. Returns the image and, per destination, the line that names what was written.
+pub fn pack(options: &PackOptions, printer: &Printer) -> Result<(Packed, Vec<(String, String)>)> {
+    let name = elf::file_name(&options.binaries[0]);
+    let mut outputs: Outputs =
+        options.outputs.iter().map(|(text, spec)| (text.clone(), dest::open(spec, &options.tags, &name, &options.registry))).collect();
+    let packed = build(options, printer, &mut outputs)?;
+    let lines = publish(&packed, &mut outputs, printer)?;
+    Ok((packed, lines))
+}
+
+/// Inspects every binary, plans the trees and writes the layers and documents; offers the layers
+/// shared by the binaries to `outputs` as soon as they are written.
+fn build(options: &PackOptions, printer: &Printer, outputs: &mut Outputs) -> Result<Packed> {
     let started = std::time::Instant::now();
     let step = |what: &str| printer.debug(format_args!("{what} after {:.1} ms", started.elapsed().as_secs_f64() * 1000.0));
     let targets = options.binaries.iter().map(|file| binary_path(options.path.as_deref(), file)).collect::<Result<Vec<_>>>()?;
@@ -250,6 +267,10 @@ pub fn build(options: &PackOptions, printer: &Printer) -> Result<Packed> {
             check_platforms(&binaries)?;
             step("inspected");
             let shared = plan_and_write_the_rest(options, printer, &binaries, &targets, &staging, &step)?;
+            let ready = shared.layers();
+            for (text, destination) in outputs.iter_mut() {
+                destination.prepare(&ready).with_context(|| format!("writing {text}"))?;
+            }
             Ok((binaries, shared))
         })();
         if planned.is_err() {
@@ -318,6 +339,19 @@ struct Shared {
     zoneinfo_layers: Vec<(PathBuf, Layer)>,
     extra_layer: Option<Layer>,
     libs_layers: Vec<Option<Layer>>,
+}
+
+impl Shared {
+    /// The blobs of the layers written here, each once.
+    fn layers(&self) -> Vec<&crate::image::Blob> {
+        let mut blobs = vec![&self.base_layer.blob];
+        blobs.extend(self.zoneinfo_layers.iter().map(|(_, layer)| &layer.blob));
+        blobs.extend(self.extra_layer.iter().map(|layer| &layer.blob));
+        blobs.extend(self.libs_layers.iter().flatten().map(|layer| &layer.blob));
+        blobs.sort_by_key(|blob| &blob.digest);
+        blobs.dedup_by_key(|blob| &blob.digest);
+        blobs
+    }
 }
 
 /// Decides what each binary needs (libraries, zoneinfo), then writes the base, zoneinfo, --add and
@@ -537,12 +571,10 @@ fn binary_path(path: Option<&str>, file: &std::path::Path) -> Result<String> {
 }
 
 /// Publishes to every destination in order; returns `(output as given, reference line)` pairs.
-pub fn publish(packed: &Packed, options: &PackOptions, printer: &Printer) -> Result<Vec<(String, String)>> {
-    let name = packed.binaries[0].file_name();
+fn publish(packed: &Packed, outputs: &mut Outputs, printer: &Printer) -> Result<Vec<(String, String)>> {
     let mut lines = Vec::new();
-    for (text, spec) in &options.outputs {
+    for (text, destination) in outputs.iter_mut() {
         let started = std::time::Instant::now();
-        let mut destination = dest::open(spec, &options.tags, &name, &options.registry);
         let line = destination.publish(&packed.artifact, &packed.attachments).with_context(|| format!("writing {text}"))?;
         printer.debug(format_args!("{text} written in {:.1} ms", started.elapsed().as_secs_f64() * 1000.0));
         printer.verbose(format_args!("wrote {text}"));

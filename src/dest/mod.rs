@@ -18,11 +18,18 @@ pub use oci_layout::OciLayout;
 pub use spec::{DestSpec, SpecError};
 
 use crate::image::referrers::Attachment;
-use crate::image::Artifact;
+use crate::image::{Artifact, Blob};
 
 /// A place a packed image is published to. `publish` returns the line printed on stdout for it:
 /// the destination and tag, then `@` and the digest of what the tag points to.
 pub trait Destination {
+    /// Offers blobs of the image that are final before the rest of it is (the layers shared by
+    /// the binaries, while their own layers are still being compressed). A destination may put
+    /// them in place now; whatever it did is undone unless [`Destination::publish`] then succeeds.
+    fn prepare(&mut self, _ready: &[&Blob]) -> Result<(), DestError> {
+        Ok(())
+    }
+
     /// Publishes the image, and the artifacts attached to it (SBOMs) where the destination can
     /// hold them.
     fn publish(&mut self, artifact: &Artifact, attachments: &[Attachment]) -> Result<String, DestError>;

@@ -4,7 +4,10 @@
 //! when missing (as a hard link to the staged layer when possible, else a copy, then a rename), and
 //! index.json is rewritten atomically with the entries for our tags replaced. The folder is locked
 //! (flock) for the whole update, so concurrent packs into one layout serialise instead of losing an
-//! entry. If anything fails, the blobs this run added are removed again.
+//! entry. The update begins early when it can: the layers shared by the binaries are placed while the
+//! program's own layer is still being compressed (`prepare`), so that publishing leaves only that
+//! layer, the config, the manifest and index.json. If anything fails, or the pack never publishes,
+//! the blobs this run added are removed again (and the folder, if this run made it).
 
 use std::fs::File;
 use std::io::Write;
@@ -24,11 +27,13 @@ const LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 pub struct OciLayout {
     dir: PathBuf,
     tags: Vec<String>,
+    /// The update begun by [`Destination::prepare`], if it could lock the layout then.
+    update: Option<Update>,
 }
 
 impl OciLayout {
     pub fn new(dir: PathBuf, tags: Vec<String>) -> Self {
-        OciLayout { dir, tags }
+        OciLayout { dir, tags, update: None }
     }
 }
 
@@ -63,9 +68,22 @@ impl Drop for Rollback {
     }
 }
 
-impl Destination for OciLayout {
-    fn publish(&mut self, artifact: &Artifact, attachments: &[Attachment]) -> Result<String, DestError> {
-        let dir = &self.dir;
+/// An update of a layout under way: the folder locked and checked, blobs added to it. Dropped
+/// before [`Update::commit`], it takes back everything it added (the folder, if it made it).
+struct Update {
+    dir: PathBuf,
+    blob_dir: PathBuf,
+    /// Held until the update ends: concurrent packs into one layout serialise.
+    _lock: File,
+    rollback: Rollback,
+    /// The `oci-layout` file is still to be written (with the first blobs, synced with them).
+    layout_file_missing: bool,
+}
+
+impl Update {
+    /// Creates, locks and checks the layout. `None` when `wait` is false and the layout is locked
+    /// (by another pack, or another output of this one), so that the caller can try later.
+    fn begin(dir: &Path, wait: bool) -> Result<Option<Update>, DestError> {
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(DestError::io(parent, "cannot create the parent folder"))?;
         }
@@ -75,21 +93,25 @@ impl Destination for OciLayout {
             Err(e) => return Err(DestError::io(dir, "cannot create the layout folder")(e)),
         };
         let mut rollback =
-            Rollback { created_dir: created.then(|| dir.clone()), new_paths: Vec::new(), committed: false, guards: Vec::new() };
+            Rollback { created_dir: created.then(|| dir.to_path_buf()), new_paths: Vec::new(), committed: false, guards: Vec::new() };
         if created {
             rollback.guards.push(crate::cleanup::register(dir));
         }
         let lock = File::open(dir).map_err(DestError::io(dir, "cannot open the layout folder"))?;
-        lock.lock().map_err(DestError::io(dir, "cannot lock the layout folder"))?;
-
-        check_layout(dir)?;
-        let layout_file = dir.join(LAYOUT_FILE);
-        // Written with the blobs, synced together with them.
-        let layout_blob = Blob::from_bytes("application/json", LAYOUT_CONTENT.to_vec());
-        let mut missing: Vec<(PathBuf, &Blob)> = Vec::new();
-        if !layout_file.exists() {
-            missing.push((layout_file, &layout_blob));
+        if wait {
+            lock.lock().map_err(DestError::io(dir, "cannot lock the layout folder"))?;
+        } else {
+            match lock.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    // Someone else's update: the empty folder made here stays for it.
+                    rollback.committed = true;
+                    return Ok(None);
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(DestError::io(dir, "cannot lock the layout folder")(e)),
+            }
         }
+        check_layout(dir)?;
         let blob_dir = dir.join("blobs").join("sha256");
         for folder in [dir.join("blobs"), blob_dir.clone()] {
             if !folder.is_dir() {
@@ -97,15 +119,19 @@ impl Destination for OciLayout {
                 rollback.added(folder);
             }
         }
-        // Attachments beside the image, found through the referrers tag schema as on a registry.
-        let mut entries: Vec<(Vec<String>, Blob)> = vec![(self.tags.clone(), artifact.root().clone())];
-        for (tag, index) in referrer_indexes(dir, attachments)? {
-            entries.push((vec![tag], index));
+        let layout_file_missing = !dir.join(LAYOUT_FILE).exists();
+        Ok(Some(Update { dir: dir.to_path_buf(), blob_dir, _lock: lock, rollback, layout_file_missing }))
+    }
+
+    /// Puts in place those of `blobs` the layout lacks (and the `oci-layout` file, the first time).
+    fn add<'a>(&mut self, blobs: impl IntoIterator<Item = &'a Blob>) -> Result<(), DestError> {
+        let layout_blob = Blob::from_bytes("application/json", LAYOUT_CONTENT.to_vec());
+        let mut missing: Vec<(PathBuf, &Blob)> = Vec::new();
+        if self.layout_file_missing {
+            missing.push((self.dir.join(LAYOUT_FILE), &layout_blob));
         }
-        let attached = attachments.iter().flat_map(|attachment| attachment.blobs.iter().chain([&attachment.manifest]));
-        let all = artifact.blobs_in_upload_order().into_iter().chain(attached).chain(entries[1..].iter().map(|(_, index)| index));
-        for blob in all {
-            let path = blob_dir.join(blob.digest.hex());
+        for blob in blobs {
+            let path = self.blob_dir.join(blob.digest.hex());
             let present = std::fs::metadata(&path).is_ok_and(|meta| meta.len() == blob.size);
             if !present && !missing.iter().any(|(queued, _)| *queued == path) {
                 missing.push((path, blob));
@@ -113,11 +139,45 @@ impl Destination for OciLayout {
         }
         // Registered first: whatever of them is in place when something fails is taken back.
         for (path, _) in &missing {
-            rollback.added(path.clone());
+            self.rollback.added(path.clone());
         }
         place_blobs_atomically(&missing)?;
+        self.layout_file_missing = false;
+        Ok(())
+    }
+
+    fn commit(mut self) {
+        self.rollback.committed = true;
+    }
+}
+
+impl Destination for OciLayout {
+    fn prepare(&mut self, ready: &[&Blob]) -> Result<(), DestError> {
+        if self.update.is_none() {
+            self.update = Update::begin(&self.dir, false)?;
+        }
+        match &mut self.update {
+            Some(update) => update.add(ready.iter().copied()),
+            None => Ok(()),
+        }
+    }
+
+    fn publish(&mut self, artifact: &Artifact, attachments: &[Attachment]) -> Result<String, DestError> {
+        let mut update = match self.update.take() {
+            Some(update) => update,
+            None => Update::begin(&self.dir, true)?.expect("an update that waits for the lock begins"),
+        };
+        let dir = &self.dir;
+        // Attachments beside the image, found through the referrers tag schema as on a registry.
+        let mut entries: Vec<(Vec<String>, Blob)> = vec![(self.tags.clone(), artifact.root().clone())];
+        for (tag, index) in referrer_indexes(dir, attachments)? {
+            entries.push((vec![tag], index));
+        }
+        let attached = attachments.iter().flat_map(|attachment| attachment.blobs.iter().chain([&attachment.manifest]));
+        let all = artifact.blobs_in_upload_order().into_iter().chain(attached).chain(entries[1..].iter().map(|(_, index)| index));
+        update.add(all)?;
         update_index(dir, &entries)?;
-        rollback.committed = true;
+        update.commit();
         Ok(format!("oci:{}:{}@{}", dir.display(), self.tags[0], artifact.root().digest))
     }
 }
@@ -190,4 +250,75 @@ fn update_index(dir: &Path, entries: &[(Vec<String>, Blob)]) -> Result<(), DestE
     }
     let bytes = serde_json::to_vec(&index).expect("JSON values serialise");
     write_atomically(&path, |f| f.write_all(&bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob(text: &str) -> Blob {
+        Blob::from_bytes("application/vnd.oci.image.layer.v1.tar+gzip", text.as_bytes().to_vec())
+    }
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = walk(dir).into_iter().map(|p| p.strip_prefix(dir).unwrap().display().to_string()).collect();
+        names.sort();
+        names
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            }
+            out.push(path);
+        }
+        out
+    }
+
+    #[test]
+    fn blobs_placed_early_are_taken_back_when_the_pack_never_publishes() {
+        let work = tempfile::tempdir().unwrap();
+        // A new layout: the whole folder goes.
+        let fresh = work.path().join("fresh");
+        let mut layout = OciLayout::new(fresh.clone(), vec!["latest".into()]);
+        layout.prepare(&[&blob("base"), &blob("zoneinfo")]).unwrap();
+        let mut expected = vec![
+            "blobs".to_string(),
+            "blobs/sha256".to_string(),
+            format!("blobs/sha256/{}", blob("base").digest.hex()),
+            format!("blobs/sha256/{}", blob("zoneinfo").digest.hex()),
+            "oci-layout".to_string(),
+        ];
+        expected.sort();
+        assert_eq!(listing(&fresh), expected);
+        drop(layout);
+        assert!(!fresh.exists());
+
+        // An existing layout: only what this pack added goes.
+        let existing = work.path().join("existing");
+        let mut first = OciLayout::new(existing.clone(), vec!["latest".into()]);
+        first.prepare(&[&blob("base")]).unwrap();
+        first.update.take().unwrap().commit();
+        let before = listing(&existing);
+        let mut second = OciLayout::new(existing.clone(), vec!["latest".into()]);
+        second.prepare(&[&blob("base"), &blob("other")]).unwrap();
+        assert_eq!(listing(&existing).len(), before.len() + 1);
+        drop(second);
+        assert_eq!(listing(&existing), before);
+    }
+
+    #[test]
+    fn a_layout_locked_by_another_output_is_left_to_publish() {
+        let work = tempfile::tempdir().unwrap();
+        let dir = work.path().join("layout");
+        let mut first = OciLayout::new(dir.clone(), vec!["a".into()]);
+        let mut second = OciLayout::new(dir.clone(), vec!["b".into()]);
+        first.prepare(&[&blob("base")]).unwrap();
+        // Would wait for the first's lock if it did not give up at once.
+        second.prepare(&[&blob("base")]).unwrap();
+        assert!(first.update.is_some() && second.update.is_none());
+    }
 }

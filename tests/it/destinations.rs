@@ -90,6 +90,29 @@ fn several_tags_in_one_layout() {
 }
 
 #[test]
+fn two_outputs_of_one_pack_into_one_layout() {
+    // The first output takes the layout's lock early, to place the shared layers while the
+    // program's layer is compressed; the second must not wait for it, but publish after it.
+    let work = temp_dir();
+    let layout = work.path().join("layout");
+    let lines = pack(
+        &[
+            static_c_hello().to_str().unwrap(),
+            "--output",
+            &format!("oci:{}:a", layout.display()),
+            "--output",
+            &format!("oci:{}:b", layout.display()),
+        ],
+        |_| {},
+    );
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(digest_of(&lines[0]), digest_of(&lines[1]));
+    for tag in ["a", "b"] {
+        assert_eq!(skopeo_inspect(&format!("oci:{}:{tag}", layout.display()), &[])["Digest"], digest_of(&lines[0]).as_str());
+    }
+}
+
+#[test]
 fn concurrent_packs_into_one_layout_both_survive() {
     let work = temp_dir();
     let layout = work.path().join("layout");
