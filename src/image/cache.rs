@@ -380,13 +380,19 @@ mod tests {
         tree
     }
 
-    #[test]
-    fn a_second_pack_reuses_the_layer_and_gets_the_same_bytes() {
+    /// A cache in a temporary folder, and the tree of one host file in that folder.
+    fn one_zone() -> (tempfile::TempDir, LayerCache, FileTree) {
         let dir = tempfile::tempdir().unwrap();
         let host = dir.path().join("UTC");
         std::fs::write(&host, b"TZif2 fake zone").unwrap();
         let cache = LayerCache::at(&dir.path().join("cache"));
         let tree = tree_with(&host);
+        (dir, cache, tree)
+    }
+
+    #[test]
+    fn a_second_pack_reuses_the_layer_and_gets_the_same_bytes() {
+        let (dir, cache, tree) = one_zone();
         let (first, origin) = cache.layer(&tree, Compression::Gzip, 0, &dir.path().join("a")).unwrap();
         assert_eq!(origin, Origin::Written);
         let (second, origin) = cache.layer(&tree, Compression::Gzip, 0, &dir.path().join("b")).unwrap();
@@ -416,11 +422,7 @@ mod tests {
 
     #[test]
     fn a_damaged_blob_is_recompressed_not_used() {
-        let dir = tempfile::tempdir().unwrap();
-        let host = dir.path().join("UTC");
-        std::fs::write(&host, b"TZif2 fake zone").unwrap();
-        let cache = LayerCache::at(&dir.path().join("cache"));
-        let tree = tree_with(&host);
+        let (dir, cache, tree) = one_zone();
         let (first, _) = cache.layer(&tree, Compression::Gzip, 0, &dir.path().join("a")).unwrap();
         let cached = cache.blob_path(&first.blob.digest);
         // Replaced, not written through: the staged copy may share the inode.
@@ -434,11 +436,7 @@ mod tests {
 
     #[test]
     fn a_blob_is_checked_by_digest_once_then_by_crc() {
-        let dir = tempfile::tempdir().unwrap();
-        let host = dir.path().join("UTC");
-        std::fs::write(&host, b"TZif2 fake zone").unwrap();
-        let cache = LayerCache::at(&dir.path().join("cache"));
-        let tree = tree_with(&host);
+        let (dir, cache, tree) = one_zone();
         let (first, _) = cache.layer(&tree, Compression::Gzip, 0, &dir.path().join("a")).unwrap();
         let record_path = cache.record_path(&cache.key(&tree, Compression::Gzip, 0).unwrap());
         let record = || -> serde_json::Value { serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap() };
