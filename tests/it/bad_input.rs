@@ -424,6 +424,42 @@ fn a_failure_after_the_binary_layer_started_stops_it() {
     assert_eq!(tree_listing(work.path()), vec!["big".to_string()], "no staging folder left");
 }
 
+/// A failure after the shared layers were placed in the layout early (while the binary's layer was
+/// compressed): the SBOM folder cannot be made. A new layout is removed whole; an existing one
+/// loses the blobs this pack added and keeps everything else.
+#[test]
+fn a_failure_after_the_layout_got_its_first_blobs_takes_them_back() {
+    let work = temp_dir();
+    let blocked = work.path().join("file");
+    std::fs::write(&blocked, b"not a folder").unwrap();
+    let sbom_dir = blocked.join("sboms");
+    let fail_into = |layout: &Path| {
+        let output = scratchpack()
+            .arg("pack")
+            .arg(dynamic_c_hello())
+            .args(["--sbom", "spdx", "--sbom-dir"])
+            .arg(&sbom_dir)
+            .arg("--output")
+            .arg(format!("oci:{}", layout.display()))
+            .output()
+            .unwrap();
+        let stderr = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(&format!("error: {}: cannot create the SBOM folder", sbom_dir.display())), "{stderr}");
+        assert_eq!(stdout(&output), "");
+    };
+    let fresh = work.path().join("fresh");
+    fail_into(&fresh);
+    assert!(!fresh.exists(), "{:?}", tree_listing(&fresh));
+
+    let existing = work.path().join("existing");
+    pack(&[static_c_hello().to_str().unwrap(), "--output", &format!("oci:{}:c", existing.display())], |_| {});
+    let before = tree_listing(&existing);
+    fail_into(&existing);
+    assert_eq!(tree_listing(&existing), before);
+    assert_eq!(tree_listing(work.path()).iter().filter(|p| p.contains(".scratchpack-")).count(), 0, "no staging folder left");
+}
+
 /// A FIFO is refused by name; nothing opens it (opening a FIFO for reading waits for a writer).
 #[test]
 fn a_fifo_is_refused_without_waiting_for_a_writer() {
