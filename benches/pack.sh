@@ -102,8 +102,8 @@ hyperfine --warmup "$WARMUP" --min-runs "$MIN_RUNS" --export-json "$TMP/shell.js
 # (these VMs have them, lasting seconds) can fall on one command and not its peer. Here the packers
 # take turns, round after round, and each round gives its own ratio; the median of those ratios is
 # the figure least moved by such phases. Each command is timed around its process as Python spawns
-# it; umoci's four processes measure ~15 % slower that way than under hyperfine (scratchpack does
-# not), so these ratios come out a few hundredths lower than hyperfine's in a calm phase.
+# it. A slow phase still slows umoci (four Go processes) more than scratchpack, so any ratio taken
+# while umoci is slower than its usual 84-87 ms here flatters scratchpack.
 say "paired turns: umoci, scratchpack gzip (warm), scratchpack gzip (no cache), $TURNS rounds"
 python3 - "$TMP" "$SCRATCHPACK" "$REF" "$TURNS" >"$TMP/turns.txt" <<'EOF'
 import shutil, statistics, subprocess, sys, time
