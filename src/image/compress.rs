@@ -3,7 +3,7 @@
 //! The gzip stream is one member, readable by every gzip reader (Go's, zlib's, flate2's
 //! single-member `GzDecoder` included). The input is cut into fixed chunks; each is deflated on a
 //! worker thread by the vendored libdeflate (see [`super::deflate`]), on its own, without the
-//! previous chunk as a dictionary (libdeflate has none; at 512 KiB a chunk loses almost nothing by
+//! previous chunk as a dictionary (libdeflate has none; at 256 KiB a chunk loses almost nothing by
 //! it). Every chunk but the last ends on a sync-flush marker (byte-aligned, not final), so the
 //! compressed chunks join into one deflate stream that the last one ends. CRCs are combined in
 //! order. The output depends only on the input and the effort, never on the number of threads, the
@@ -318,7 +318,7 @@ pub(crate) fn read_some(reader: &mut impl Read, buf: &mut [u8], remaining: u64) 
 
 /// Anonymous memory for chunks and their compressed output. A chunk buffer's pages are mapped
 /// (and zeroed by the kernel) up front, in one system call (`MAP_POPULATE`), so that nothing
-/// faults when a file is read into it: touched page by page, a 512 KiB buffer takes 128 page
+/// faults when a file is read into it: touched page by page, a 256 KiB buffer takes 64 page
 /// faults, 2-3 µs each on these VMs (the reference binary's layer spent ~4 ms of CPU on them).
 /// An output buffer is not populated: it has room for the worst case, but a compressed chunk
 /// mostly fills a quarter of it.
