@@ -224,16 +224,7 @@ impl LayerCache {
             text.push(b'\n');
         }
         text.extend_from_slice(format!("end {}\n", entries.len()).as_bytes());
-        let snapshot_path = self.snapshot_path(source, compression, mtime);
-        let write = || -> io::Result<()> {
-            let dir = snapshot_path.parent().expect("a snapshot path has a folder");
-            std::fs::create_dir_all(dir)?;
-            let mut temp = tempfile::Builder::new().prefix(".folder.").tempfile_in(dir)?;
-            io::Write::write_all(temp.as_file_mut(), &text)?;
-            temp.persist(&snapshot_path).map_err(|e| e.error)?;
-            Ok(())
-        };
-        let _ = write();
+        let _ = replace_file(&self.snapshot_path(source, compression, mtime), &text);
     }
 
     fn snapshot_path(&self, source: &Path, compression: Compression, mtime: u64) -> PathBuf {
@@ -344,11 +335,17 @@ fn parse_snapshot_line(line: &[u8]) -> Option<(u8, FileStamp, String, PathBuf)> 
 
 /// Writes a layer record in place of the old, whole or not at all.
 fn write_record(record_path: &Path, record: &serde_json::Value) -> io::Result<()> {
-    let record_dir = record_path.parent().expect("a record path has a folder");
-    std::fs::create_dir_all(record_dir)?;
-    let mut temp = tempfile::Builder::new().prefix(".layer.").tempfile_in(record_dir)?;
-    serde_json::to_writer(temp.as_file_mut(), record)?;
-    temp.persist(record_path).map_err(|e| e.error)?;
+    replace_file(record_path, &serde_json::to_vec(record)?)
+}
+
+/// Puts `bytes` at `path` (a file of the cache, its folder made if missing) through a temporary
+/// file renamed over it: a reader sees the old file or the new one, never a part.
+fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().expect("a cache file has a folder");
+    std::fs::create_dir_all(dir)?;
+    let mut temp = tempfile::Builder::new().prefix(".new.").tempfile_in(dir)?;
+    io::Write::write_all(temp.as_file_mut(), bytes)?;
+    temp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
 
