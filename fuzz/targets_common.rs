@@ -16,7 +16,7 @@ use scratchpack::elf::{ElfInfo, Linkage};
 use scratchpack::needs::NeedsOptions;
 use scratchpack::registry::auth::credentials::{credential_in_file_bytes, CredentialError};
 use scratchpack::registry::auth::Credential;
-use scratchpack::registry::{Reference, Repository};
+use scratchpack::registry::{Reference, Repository, Tag};
 
 /// Where the fuzzed program sits, in the image and in the sandbox's sysroot.
 pub const IMAGE_PATH: &str = "/usr/local/bin/fuzz";
@@ -151,7 +151,7 @@ pub fn elf_inspect(data: &[u8], sandbox: &ElfSandbox) {
     std::fs::write(&sandbox.program, data).expect("the sandbox program can be written");
     let info = ElfInfo { file: sandbox.program.clone(), ..info };
 
-    let _ = scratchpack::hints::detect(&info.file, &[]);
+    let _ = scratchpack::elf::clues::detect(&info.file, &[]);
 
     let options = NeedsOptions {
         sysroot: Some(sandbox.root.clone()),
@@ -226,7 +226,7 @@ pub fn reference(data: &[u8]) {
         }
         Ok(DestSpec::OciLayout { dir: path, tag } | DestSpec::OciArchive { file: path, tag }) => {
             assert!(!path.as_os_str().is_empty(), "{text:?}");
-            assert!(tag.as_deref().is_none_or(scratchpack::dest::spec::is_valid_tag), "{text:?}");
+            assert!(tag.as_ref().is_none_or(|tag| tag.parse::<Tag>().as_ref() == Ok(tag)), "{text:?}");
         }
         Ok(DestSpec::DockerArchive { file, .. }) => assert!(!file.as_os_str().is_empty(), "{text:?}"),
         Err(error) => {

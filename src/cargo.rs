@@ -14,7 +14,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser};
 use serde::Deserialize;
 
-use crate::cli::ImageArgs;
+use crate::cli::{self, ImageArgs};
 use crate::printer::Printer;
 
 #[derive(Debug, Parser)]
@@ -319,19 +319,17 @@ fn merge(cli: &ImageArgs, config: &MetadataConfig, base_dir: &Path) -> Result<Im
     if merged.compression.is_none() {
         merged.compression = match config.compression.as_deref() {
             None => None,
-            Some(text) => Some(
-                clap::ValueEnum::from_str(text, false)
-                    .map_err(|_| anyhow!("[package.metadata.scratchpack] compression {text:?}: expected gzip or zstd"))?,
-            ),
+            Some(text) => {
+                Some(text.parse().map_err(|_| anyhow!("[package.metadata.scratchpack] compression {text:?}: expected gzip or zstd"))?)
+            }
         };
     }
     if merged.tzdata.is_none() {
         merged.tzdata = match config.tzdata.as_deref() {
             None => None,
-            Some(text) => Some(
-                clap::ValueEnum::from_str(text, false)
-                    .map_err(|_| anyhow!("[package.metadata.scratchpack] tzdata {text:?}: expected auto, yes or no"))?,
-            ),
+            Some(text) => {
+                Some(text.parse().map_err(|_| anyhow!("[package.metadata.scratchpack] tzdata {text:?}: expected auto, yes or no"))?)
+            }
         };
     }
     merged.static_only |= config.static_only.unwrap_or(false);
@@ -346,8 +344,9 @@ fn merge(cli: &ImageArgs, config: &MetadataConfig, base_dir: &Path) -> Result<Im
         merged.sbom = Some(match config.sbom.as_deref() {
             // Rust projects get an SBOM by default, as ko's users do.
             None => crate::sbom::SbomFormat::Spdx,
-            Some(text) => clap::ValueEnum::from_str(text, false)
-                .map_err(|_| anyhow!("[package.metadata.scratchpack] sbom {text:?}: expected spdx, cyclonedx or none"))?,
+            Some(text) => {
+                text.parse().map_err(|_| anyhow!("[package.metadata.scratchpack] sbom {text:?}: expected spdx, cyclonedx or none"))?
+            }
         });
     }
     if merged.sbom_dir.is_none() {
@@ -512,7 +511,7 @@ pub fn run(args: CargoArgs) -> Result<()> {
         // Reproducible without being told: the commit's own time.
         None => git(&package_dir, &["log", "-1", "--format=%ct"]).unwrap_or_else(|| "0".into()),
     };
-    let created = crate::image::config::rfc3339(epoch.parse().map_err(|_| crate::pack::OptionError::SourceDateEpoch(epoch.clone()))?);
+    let created = crate::image::config::rfc3339(cli::source_date_epoch(Some(&epoch))?);
 
     let mut image = merge(&args.image, &config, &package_dir)?;
     image.tags = image.tags.iter().map(|t| expand_template(t, &package.version, git_sha.as_deref())).collect::<Result<_>>()?;
@@ -551,20 +550,13 @@ pub fn run(args: CargoArgs) -> Result<()> {
             .iter()
             .map(|o| expand_template(o, &package.version, git_sha.as_deref()))
             .collect::<Result<_>>()?;
-        let mut options =
-            crate::pack::PackOptions::from_args(paths, &per_bin, Some(&epoch), &printer).with_context(|| format!("packing {bin}"))?;
+        let mut options = cli::pack_options(paths, &per_bin, Some(&epoch), &printer).with_context(|| format!("packing {bin}"))?;
         if options.sbom.format != crate::sbom::SbomFormat::None {
             options.sbom.version = Some(package.version.clone());
             options.sbom.cargo_sources = Some(cargo_sources(args.manifest_path.as_deref())?);
         }
-        let (packed, lines) = crate::pack::pack(&options, &printer).with_context(|| format!("packing {bin}"))?;
-        if per_bin.json {
-            printer.result(&serde_json::to_string_pretty(&crate::pack::summary_json(&packed, &lines))?);
-        } else {
-            for (_, line) in &lines {
-                printer.result(line);
-            }
-        }
+        let (packed, published) = crate::pack::pack(&options, &printer).with_context(|| format!("packing {bin}"))?;
+        cli::print_published(&printer, &published, Some(&packed), per_bin.json)?;
     }
     Ok(())
 }

@@ -1,18 +1,18 @@
 //! What a program needs at run time, decided from its ELF: for a dynamic program, the loader and
 //! libraries (resolved as ld.so resolves them) and a check that the bundled libc provides the
-//! GLIBC_x.y versions it requires; for every program, the hints (NSS, time zones, TLS) and so
+//! GLIBC_x.y versions it requires; for every program, the clues (NSS, time zones, TLS) and so
 //! whether zoneinfo goes in. Fails before anything is written when something is missing.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use crate::elf::clues::{self, Clue, ClueKind};
 use crate::elf::resolve::{self, Resolution, ResolveOptions};
 use crate::elf::root::Root;
 use crate::elf::{versions, ElfInfo, Linkage};
-use crate::hints::{self, Hint, HintKind};
 
 /// `--tzdata`: whether `/usr/share/zoneinfo` goes into the image.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Tzdata {
     /// When the program looks like it reads time zones.
     #[default]
@@ -21,13 +21,42 @@ pub enum Tzdata {
     No,
 }
 
+impl Tzdata {
+    /// Every value, as `--tzdata` and the cargo metadata spell it.
+    pub const NAMES: &'static [&'static str] = &["auto", "yes", "no"];
+}
+
+impl std::str::FromStr for Tzdata {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "auto" => Ok(Tzdata::Auto),
+            "yes" => Ok(Tzdata::Yes),
+            "no" => Ok(Tzdata::No),
+            _ => Err(format!("{text:?}: expected auto, yes or no")),
+        }
+    }
+}
+
+impl std::fmt::Display for Tzdata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Tzdata::Auto => "auto",
+            Tzdata::Yes => "yes",
+            Tzdata::No => "no",
+        })
+    }
+}
+
 pub const ZONEINFO: &str = "/usr/share/zoneinfo";
 
 /// Everything decided about one program.
 #[derive(Clone, Debug, Default)]
 pub struct Needs {
     pub resolution: Option<Resolution>,
-    pub hints: Vec<Hint>,
+    /// What the program and its libraries will look for (NSS, time zones, TLS); `inspect`'s hints.
+    pub clues: Vec<Clue>,
     /// The zoneinfo folder to bundle, on this machine (under the sysroot, if any).
     pub zoneinfo: Option<PathBuf>,
 }
@@ -73,7 +102,7 @@ impl NeedsError {
                 None => "install them, add their folders with --library-path (or --sysroot for another root), or pack anyway with --allow-missing".into(),
             }),
             NeedsError::GlibcTooOld { .. } => Some("build against an older glibc, or resolve from a newer sysroot with --sysroot".into()),
-            NeedsError::Resolve(error) => Some(error.hint().into()),
+            NeedsError::Resolve(error) => error.hint(),
             NeedsError::NoZoneinfo { .. } => Some("install tzdata (or into the sysroot), or use --tzdata no".into()),
         }
     }
@@ -82,16 +111,16 @@ impl NeedsError {
 /// Everything `info` needs, placed at `image_path` in the image.
 pub fn decide(info: &ElfInfo, image_path: &str, options: &NeedsOptions) -> Result<Needs, NeedsError> {
     let resolution = libraries(info, image_path, options)?;
-    let mut objects = vec![(String::new(), hints::detect(&info.file, &info.needed).unwrap_or_default())];
+    let mut objects = vec![(String::new(), clues::detect(&info.file, &info.needed).unwrap_or_default())];
     if let Some(resolution) = &resolution {
         for library in resolution.libraries.iter().filter(|l| !is_libc(&l.name)) {
             // The libraries' own needs count too: libcurl resolves names, libssl verifies
             // certificates. libc itself is left out: it holds the code for all of these, used or not.
             let needed: Vec<String> = resolution.libraries.iter().filter(|l| l.needed_by == library.name).map(|l| l.name.clone()).collect();
-            objects.push((library.name.clone(), hints::detect(&library.file, &needed).unwrap_or_default()));
+            objects.push((library.name.clone(), clues::detect(&library.file, &needed).unwrap_or_default()));
         }
     }
-    let hints = hints::merge(objects);
+    let clues = clues::merge(objects);
     let root = options.resolve_options().root;
     // Read where the image will have it: a sysroot's link to an absolute path is followed inside
     // the sysroot, never to a folder of this machine (which would be packed whole).
@@ -99,7 +128,7 @@ pub fn decide(info: &ElfInfo, image_path: &str, options: &NeedsOptions) -> Resul
     let wants_zones = match options.tzdata {
         Tzdata::Yes => true,
         Tzdata::No => false,
-        Tzdata::Auto => hints.iter().any(|h| h.kind == HintKind::TimeZones),
+        Tzdata::Auto => clues.iter().any(|c| c.kind == ClueKind::TimeZones),
     };
     let zoneinfo = match (wants_zones, zoneinfo_dir) {
         (false, _) => None,
@@ -107,7 +136,7 @@ pub fn decide(info: &ElfInfo, image_path: &str, options: &NeedsOptions) -> Resul
         (true, None) if options.tzdata == Tzdata::Yes => return Err(NeedsError::NoZoneinfo { path: root.host(ZONEINFO) }),
         (true, None) => None,
     };
-    Ok(Needs { resolution, hints, zoneinfo })
+    Ok(Needs { resolution, clues, zoneinfo })
 }
 
 /// The libraries a program needs (`None` for a static program).
@@ -147,7 +176,7 @@ fn libc_before_2_34(resolution: &Resolution) -> bool {
 fn uses_nss(info: &ElfInfo, resolution: &Resolution) -> bool {
     let objects = std::iter::once((info.file.clone(), info.needed.clone()))
         .chain(resolution.libraries.iter().filter(|l| l.name != "libc.so.6").map(|l| (l.file.clone(), vec![])));
-    objects.into_iter().any(|(path, needed)| hints::detect(&path, &needed).unwrap_or_default().iter().any(|h| h.kind == HintKind::Nss))
+    objects.into_iter().any(|(path, needed)| clues::detect(&path, &needed).unwrap_or_default().iter().any(|c| c.kind == ClueKind::Nss))
 }
 
 /// The program's GLIBC_x.y requirements against the libc.so.6 that goes into the image.

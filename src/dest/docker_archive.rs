@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use super::oci_archive::file_header;
-use super::{write_atomically, DestError, Destination};
-use crate::image::{Artifact, Compression, Layer};
+use super::{DestError, Destination, Published};
+use crate::atomic::write_atomically;
+use crate::image::{Compression, ImageOrIndex, Layer};
 
 pub struct DockerArchive {
     file: PathBuf,
@@ -34,9 +35,9 @@ fn uncompressed(layer: &Layer) -> io::Result<Box<dyn Read + Send>> {
 
 impl Destination for DockerArchive {
     /// A docker archive has no place for referrers: attachments are left out.
-    fn publish(&mut self, artifact: &Artifact, _attachments: &[crate::image::referrers::Attachment]) -> Result<String, DestError> {
-        let [image] = artifact.images() else {
-            return Err(DestError::DockerArchiveIndex { path: self.file.clone(), count: artifact.images().len() });
+    fn publish(&mut self, packed: &ImageOrIndex, _attachments: &[crate::image::referrers::Attachment]) -> Result<Published, DestError> {
+        let [image] = packed.images() else {
+            return Err(DestError::DockerArchiveIndex { path: self.file.clone(), count: packed.images().len() });
         };
         let config_name = format!("{}.json", image.config.digest.hex());
         let layer_names: Vec<String> = image.layers.iter().map(|l| format!("{}.tar", l.diff_id.hex())).collect();
@@ -56,6 +57,6 @@ impl Destination for DockerArchive {
             tar.into_inner()?.flush()
         })?;
         let reference = self.references.first().map(|r| format!(":{r}")).unwrap_or_default();
-        Ok(format!("docker-archive:{}{}@{}", self.file.display(), reference, image.manifest.digest))
+        Ok(Published { reference: format!("docker-archive:{}{}", self.file.display(), reference), digest: image.manifest.digest })
     }
 }

@@ -6,64 +6,58 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use serde_json::json;
-
-use super::oci_layout::REF_NAME;
-use super::{write_atomically, DestError, Destination};
-use crate::image::config::INDEX_MEDIA_TYPE;
+use super::{DestError, Destination, Published};
+use crate::atomic::write_atomically;
 use crate::image::referrers::{self, Attachment};
-use crate::image::{Artifact, Blob};
+use crate::image::{Blob, Digest, ImageOrIndex};
+use crate::layout::{index_document, index_entry, BLOB_FOLDER, INDEX_FILE, LAYOUT_CONTENT, LAYOUT_FILE};
+use crate::registry::Tag;
 
 pub struct OciArchive {
     file: PathBuf,
-    tags: Vec<String>,
+    tags: Vec<Tag>,
 }
 
 impl OciArchive {
-    pub fn new(file: PathBuf, tags: Vec<String>) -> Self {
+    pub fn new(file: PathBuf, tags: Vec<Tag>) -> Self {
         OciArchive { file, tags }
     }
 }
 
 impl Destination for OciArchive {
-    fn publish(&mut self, artifact: &Artifact, attachments: &[Attachment]) -> Result<String, DestError> {
-        let root = artifact.root();
-        let mut manifests: Vec<_> = self
-            .tags
-            .iter()
-            .map(|tag| json!({"mediaType": root.media_type, "digest": root.digest.to_string(), "size": root.size, "annotations": {REF_NAME: tag}}))
-            .collect();
+    fn publish(&mut self, image: &ImageOrIndex, attachments: &[Attachment]) -> Result<Published, DestError> {
+        let root = image.root();
+        let mut manifests: Vec<_> = self.tags.iter().map(|tag| index_entry(root, tag)).collect();
         // Attachments beside the image, under the referrers tag schema.
         let mut extra_blobs: Vec<Blob> = attachments.iter().flat_map(|a| a.blobs.iter().cloned().chain([a.manifest.clone()])).collect();
-        let mut subjects: Vec<&crate::image::Digest> = attachments.iter().map(|a| &a.subject.digest).collect();
+        let mut subjects: Vec<&Digest> = attachments.iter().map(|a| &a.subject.digest).collect();
         subjects.sort();
         subjects.dedup();
         for subject in subjects {
             let for_subject: Vec<&Attachment> = attachments.iter().filter(|a| &a.subject.digest == subject).collect();
             let index = referrers::referrers_index(None, &for_subject);
             let tag = referrers::fallback_tag(subject);
-            manifests.push(json!({"mediaType": index.media_type, "digest": index.digest.to_string(), "size": index.size, "annotations": {REF_NAME: tag}}));
+            manifests.push(index_entry(&index, &tag));
             extra_blobs.push(index);
         }
-        let index = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": manifests})).expect("JSON");
-        let mut blobs = artifact.blobs_in_upload_order();
+        let index = serde_json::to_vec(&index_document(manifests)).expect("JSON");
+        let mut blobs = image.blobs_in_upload_order();
         blobs.extend(extra_blobs.iter());
         blobs.sort_by_key(|b| b.digest);
         blobs.dedup_by_key(|b| b.digest);
         write_atomically(&self.file, |file| {
             let mut tar = tar::Builder::new(io::BufWriter::new(file));
             append_dir(&mut tar, "blobs/")?;
-            append_dir(&mut tar, "blobs/sha256/")?;
+            append_dir(&mut tar, &format!("{BLOB_FOLDER}/"))?;
             for blob in blobs {
                 let mut header = file_header(blob.size);
-                tar.append_data(&mut header, format!("blobs/sha256/{}", blob.digest.hex()), blob.open()?)?;
+                tar.append_data(&mut header, format!("{BLOB_FOLDER}/{}", blob.digest.hex()), blob.open()?)?;
             }
-            tar.append_data(&mut file_header(index.len() as u64), "index.json", &index[..])?;
-            let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
-            tar.append_data(&mut file_header(layout.len() as u64), "oci-layout", &layout[..])?;
+            tar.append_data(&mut file_header(index.len() as u64), INDEX_FILE, &index[..])?;
+            tar.append_data(&mut file_header(LAYOUT_CONTENT.len() as u64), LAYOUT_FILE, LAYOUT_CONTENT)?;
             tar.into_inner()?.flush()
         })?;
-        Ok(format!("oci-archive:{}:{}@{}", self.file.display(), self.tags[0], root.digest))
+        Ok(Published { reference: format!("oci-archive:{}:{}", self.file.display(), self.tags[0]), digest: root.digest })
     }
 }
 

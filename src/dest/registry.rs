@@ -7,12 +7,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::{DestError, Destination};
-use crate::image::{Artifact, Digest};
+use super::{DestError, Destination, Published};
+use crate::image::{Digest, ImageOrIndex};
 use crate::registry::auth::credentials::Lookup;
 use crate::registry::auth::Secret;
 use crate::registry::push::{self, PushSet};
-use crate::registry::{progress, Client, ConnectOptions, Reference, Registry};
+use crate::registry::{progress, Client, ConnectOptions, Reference, Registry, Tag};
 
 /// Which repository of each registry holds a blob, learnt while pushing.
 #[derive(Default)]
@@ -52,23 +52,23 @@ impl Default for RegistryContext {
 
 pub struct RegistryDestination {
     reference: Reference,
-    tags: Vec<String>,
+    tags: Vec<Tag>,
     context: RegistryContext,
 }
 
 impl RegistryDestination {
-    pub fn new(reference: Reference, tags: Vec<String>, context: RegistryContext) -> Self {
+    pub fn new(reference: Reference, tags: Vec<Tag>, context: RegistryContext) -> Self {
         RegistryDestination { reference, tags, context }
     }
 
-    /// Pushes a set of blobs and manifests; returns `HOST/REPO@DIGEST`.
-    pub fn push_set(&self, set: &PushSet) -> Result<String, DestError> {
+    /// Pushes a set of blobs and manifests; names it `HOST/REPO@DIGEST`.
+    pub fn push_set(&self, set: &PushSet) -> Result<Published, DestError> {
         self.push_set_with(set, &[])
     }
 
     /// Pushes the set, then its attachments as referrers (the tag schema where the registry has no
     /// referrers API).
-    pub fn push_set_with(&self, set: &PushSet, attachments: &[crate::image::referrers::Attachment]) -> Result<String, DestError> {
+    pub fn push_set_with(&self, set: &PushSet, attachments: &[crate::image::referrers::Attachment]) -> Result<Published, DestError> {
         let repository = &self.reference.repository;
         let wrap = |source| DestError::Registry { reference: self.reference.to_string(), source: Box::new(source) };
         let env = |name: &str| std::env::var(name).ok();
@@ -95,12 +95,12 @@ impl RegistryDestination {
         for blob in &set.blobs {
             known.entry(blob.digest).or_insert_with(|| repository.path.clone());
         }
-        Ok(format!("{repository}@{}", set.root.digest))
+        Ok(Published { reference: repository.to_string(), digest: set.root.digest })
     }
 }
 
 impl Destination for RegistryDestination {
-    fn publish(&mut self, artifact: &Artifact, attachments: &[crate::image::referrers::Attachment]) -> Result<String, DestError> {
-        self.push_set_with(&PushSet::from_artifact(artifact), attachments)
+    fn publish(&mut self, image: &ImageOrIndex, attachments: &[crate::image::referrers::Attachment]) -> Result<Published, DestError> {
+        self.push_set_with(&PushSet::from_image(image), attachments)
     }
 }

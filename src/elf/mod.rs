@@ -6,6 +6,7 @@
 //! image (that is `rootfs`), nor know about layers or registries.
 
 mod arm;
+pub mod clues;
 mod platform;
 pub mod resolve;
 pub mod root;
@@ -103,7 +104,7 @@ pub enum ElfError {
 }
 
 impl ElfError {
-    pub fn hint(&self) -> Option<&'static str> {
+    pub fn hint(&self) -> Option<String> {
         match self {
             ElfError::SharedLibrary { .. } => Some("pack the program that loads this library; its libraries come along with it"),
             ElfError::NotElf { .. } | ElfError::Empty { .. } => {
@@ -112,6 +113,7 @@ impl ElfError {
             ElfError::NotLinux { .. } => Some("build the program for a Linux target"),
             _ => None,
         }
+        .map(String::from)
     }
 }
 

@@ -126,13 +126,14 @@ pub enum ResolveError {
 }
 
 impl ResolveError {
-    pub fn hint(&self) -> &'static str {
-        match self {
+    pub fn hint(&self) -> Option<String> {
+        let hint = match self {
             ResolveError::NoInterpreter { .. } => "point --sysroot at a root that has the program's interpreter",
             ResolveError::NotALoader { .. } => {
                 "check the program was linked for this system (readelf -l shows its interpreter), or pass --sysroot with a root that has its loader"
             }
-        }
+        };
+        Some(hint.to_string())
     }
 }
 

@@ -19,12 +19,38 @@ use super::digest::{Digest, HashingWriter};
 use crate::rootfs::{Content, EntryKind, FileTree};
 
 /// How layers are compressed: `--compression`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     #[default]
     Gzip,
     Zstd,
+}
+
+impl Compression {
+    /// Every value, as `--compression` and the cargo metadata spell it.
+    pub const NAMES: &'static [&'static str] = &["gzip", "zstd"];
+}
+
+impl std::str::FromStr for Compression {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "gzip" => Ok(Compression::Gzip),
+            "zstd" => Ok(Compression::Zstd),
+            _ => Err(format!("{text:?}: expected gzip or zstd")),
+        }
+    }
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        })
+    }
 }
 
 /// Compression of large layers: libdeflate level 2, whose matches longer than 8 bytes put only

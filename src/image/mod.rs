@@ -33,24 +33,24 @@ pub struct Image {
 
 /// What a pack produces: one image, or an index of several platforms' images.
 #[derive(Clone, Debug)]
-pub enum Artifact {
+pub enum ImageOrIndex {
     Image(Image),
     Index { index: Blob, images: Vec<Image> },
 }
 
-impl Artifact {
+impl ImageOrIndex {
     /// The manifest or index that a tag points to.
     pub fn root(&self) -> &Blob {
         match self {
-            Artifact::Image(image) => &image.manifest,
-            Artifact::Index { index, .. } => index,
+            ImageOrIndex::Image(image) => &image.manifest,
+            ImageOrIndex::Index { index, .. } => index,
         }
     }
 
     pub fn images(&self) -> &[Image] {
         match self {
-            Artifact::Image(image) => std::slice::from_ref(image),
-            Artifact::Index { images, .. } => images,
+            ImageOrIndex::Image(image) => std::slice::from_ref(image),
+            ImageOrIndex::Index { images, .. } => images,
         }
     }
 
@@ -66,7 +66,7 @@ impl Artifact {
                 blobs.push(blob);
             }
         }
-        if let Artifact::Index { index, .. } = self {
+        if let ImageOrIndex::Index { index, .. } = self {
             blobs.push(index);
         }
         blobs

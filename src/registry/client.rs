@@ -444,7 +444,7 @@ impl Client {
 
     fn network_error(&self, method: &Method, url: &Url, error: reqwest::Error) -> RegistryError {
         let is_timeout = error.is_timeout();
-        let detail = crate::errors::chain(&error.without_url());
+        let detail = super::error::chain(&error.without_url());
         let lower = detail.to_lowercase();
         if url.scheme() == "https" && (lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("tls handshake"))
         {

@@ -97,7 +97,7 @@ impl RegistryError {
                 "NAME_INVALID" => {
                     "repository names are lowercase letters and digits with . _ - separators (GHCR needs the owner in lowercase)"
                 }
-                "TAG_INVALID" => "a tag is 1 to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'",
+                "TAG_INVALID" => super::Tag::RULE,
                 "MANIFEST_INVALID" | "MANIFEST_BLOB_UNKNOWN" => {
                     "the registry may not accept OCI manifests of this kind; check its OCI support"
                 }
@@ -119,6 +119,19 @@ pub fn redact_url(url: &reqwest::Url) -> String {
     let mut text = shown.to_string();
     if had_query {
         text.push_str("?…");
+    }
+    text
+}
+
+/// An error and its causes on one line, `a: b: c`, as `{:#}` prints an `anyhow::Error`: what a
+/// transport error says is spread over its chain.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
     }
     text
 }

@@ -10,7 +10,9 @@ pub mod error;
 pub mod progress;
 pub mod push;
 pub mod reference;
+pub mod tag;
 
 pub use client::{Client, ConnectOptions};
 pub use error::RegistryError;
 pub use reference::{Reference, Registry, Repository};
+pub use tag::{Tag, TagError};

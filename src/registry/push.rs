@@ -17,8 +17,9 @@ use reqwest::{Method, StatusCode, Url};
 use super::client::{status_error, Client};
 use super::error::{redact_url, RegistryError};
 use super::progress::{BlobProgress, Progress};
+use super::Tag;
 use crate::image::config::{CONFIG_MEDIA_TYPE, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
-use crate::image::{Artifact, Blob, Digest};
+use crate::image::{Blob, Digest, ImageOrIndex};
 
 pub const PARALLEL_UPLOADS: usize = 4;
 /// Chunk size for chunked uploads, unless the registry asks for more (`OCI-Chunk-Min-Length`).
@@ -34,9 +35,9 @@ pub struct PushSet<'a> {
 }
 
 impl<'a> PushSet<'a> {
-    pub fn from_artifact(artifact: &'a Artifact) -> Self {
-        let all = artifact.blobs_in_upload_order();
-        let root = artifact.root();
+    pub fn from_image(image: &'a ImageOrIndex) -> Self {
+        let all = image.blobs_in_upload_order();
+        let root = image.root();
         let is_manifest = |b: &&Blob| b.media_type == MANIFEST_MEDIA_TYPE || b.media_type == INDEX_MEDIA_TYPE;
         let blobs = all.iter().copied().filter(|b| !is_manifest(b)).collect();
         let manifests = all.iter().copied().filter(|b| is_manifest(b) && b.digest != root.digest).collect();
@@ -77,7 +78,7 @@ pub fn push(
     client: &Client,
     repository: &str,
     set: &PushSet,
-    tags: &[String],
+    tags: &[Tag],
     mount_from: &HashMap<Digest, String>,
     progress: &dyn Progress,
 ) -> Result<PushReport, RegistryError> {

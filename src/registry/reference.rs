@@ -7,6 +7,7 @@
 
 use std::fmt;
 
+use super::tag::Tag;
 use crate::image::Digest;
 
 pub const DOCKER_HUB: &str = "docker.io";
@@ -89,7 +90,7 @@ impl fmt::Display for Repository {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reference {
     pub repository: Repository,
-    pub tag: Option<String>,
+    pub tag: Option<Tag>,
     pub digest: Option<Digest>,
 }
 
@@ -115,8 +116,8 @@ pub struct ReferenceError {
 }
 
 impl ReferenceError {
-    pub fn hint(&self) -> Option<&str> {
-        self.hint.as_deref()
+    pub fn hint(&self) -> Option<String> {
+        self.hint.clone()
     }
 }
 
@@ -171,11 +172,7 @@ impl std::str::FromStr for Reference {
             Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
             None => (rest, None),
         };
-        if let Some(tag) = tag {
-            if !crate::dest::spec::is_valid_tag(tag) {
-                return Err(fail(&format!("invalid tag {tag:?}: a tag is 1 to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'"), None));
-            }
-        }
+        let tag = tag.map(str::parse::<Tag>).transpose().map_err(|e| fail(&e.to_string(), None))?;
         let (registry, path) = match name.split_once('/') {
             Some((first, rest)) if is_domain(first) => (Registry::new(first), rest.to_string()),
             _ => (Registry::new(DOCKER_HUB), name.to_string()),
@@ -185,11 +182,8 @@ impl std::str::FromStr for Reference {
         }
         let path = if registry.name() == DOCKER_HUB && !path.contains('/') { format!("library/{path}") } else { path };
         if path != path.to_lowercase() {
-            let fixed = Reference {
-                repository: Repository { registry: registry.clone(), path: path.to_lowercase() },
-                tag: tag.map(str::to_string),
-                digest,
-            };
+            let fixed =
+                Reference { repository: Repository { registry: registry.clone(), path: path.to_lowercase() }, tag: tag.clone(), digest };
             return Err(fail("repository names must be lowercase", Some(format!("use {fixed}"))));
         }
         if let Some(bad) = path.split('/').find(|c| !is_path_component(c)) {
@@ -201,7 +195,7 @@ impl std::str::FromStr for Reference {
         if registry.name().len() + 1 + path.len() > MAX_NAME_LENGTH {
             return Err(fail("the name is longer than 255 characters", None));
         }
-        Ok(Reference { repository: Repository { registry, path }, tag: tag.map(str::to_string), digest })
+        Ok(Reference { repository: Repository { registry, path }, tag, digest })
     }
 }
 
@@ -255,7 +249,7 @@ mod tests {
     fn rejects_bad_references_with_a_fix() {
         let err = "ghcr.io/MyOrg/App:1".parse::<Reference>().unwrap_err();
         assert_eq!(err.to_string(), "invalid image reference \"ghcr.io/MyOrg/App:1\": repository names must be lowercase");
-        assert_eq!(err.hint(), Some("use ghcr.io/myorg/app:1"));
+        assert_eq!(err.hint().as_deref(), Some("use ghcr.io/myorg/app:1"));
         for bad in ["", "ghcr.io/", "app:-x", "ghcr.io/a//b", "ghcr.io/a-/b", "app@sha256:12", "ghcr.io/a b"] {
             assert!(bad.parse::<Reference>().is_err(), "{bad:?} should be refused");
         }

@@ -327,7 +327,8 @@ mod tests {
         let file = dir.path().join("app.toml");
         std::fs::write(&file, "x=1").unwrap();
         let err = plan(&[AddSpec { source: file.clone(), dest: "/etc/../../x".into(), mode: None }]).unwrap_err();
-        assert!(crate::errors::chain(&err).ends_with("image path \"/etc/../../x\" must not contain '..'"), "{err}");
+        let message = format!("{:#}", anyhow::Error::new(err));
+        assert!(message.ends_with("image path \"/etc/../../x\" must not contain '..'"), "{message}");
         let tree = plan(&[AddSpec { source: file, dest: "/etc/app/".into(), mode: Some(0o600) }]).unwrap();
         assert_eq!(tree.get("etc/app/app.toml").unwrap().mode, 0o600);
     }

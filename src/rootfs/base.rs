@@ -18,6 +18,9 @@ pub const BUILTIN_CA_BUNDLE: &[u8] = include_bytes!("../../certs/ca-certificates
 pub const BUILTIN_CA_VERSION: &str = include_str!("../../certs/VERSION");
 
 pub const CA_BUNDLE_PATH: &str = "etc/ssl/certs/ca-certificates.crt";
+/// The base files a person looks for, as `inspect` lists them.
+pub const BASE_FILES: &[&str] =
+    &["/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/ssl/certs/ca-certificates.crt", "/tmp", "/home/nonroot"];
 /// Where other distributions' TLS stacks look; each links to the bundle.
 const CA_BUNDLE_LINKS: &[(&str, &str)] =
     &[("etc/ssl/cert.pem", "certs/ca-certificates.crt"), ("etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/certs/ca-certificates.crt")];
@@ -86,13 +89,14 @@ pub enum BaseError {
 }
 
 impl BaseError {
-    pub fn hint(&self) -> Option<&'static str> {
+    pub fn hint(&self) -> Option<String> {
         match self {
             BaseError::NoHostBundle => Some("install ca-certificates, or use --ca-bundle builtin"),
             BaseError::ExtraWithoutBundle => Some("drop --ca-bundle none; --extra-ca is appended to the chosen bundle"),
             BaseError::NotPem { .. } => Some("convert DER certificates with `openssl x509 -inform der -in CERT -out CERT.pem`"),
             BaseError::Read { .. } => None,
         }
+        .map(String::from)
     }
 }
 

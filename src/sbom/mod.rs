@@ -32,7 +32,7 @@ const TOOL_NAME: &str = "scratchpack";
 const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// `--sbom`: which SBOM document, if any, describes the image.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum SbomFormat {
     /// SPDX 2.3, JSON.
     #[default]
@@ -44,6 +44,9 @@ pub enum SbomFormat {
 }
 
 impl SbomFormat {
+    /// Every value, as `--sbom` and the cargo metadata spell it.
+    pub const NAMES: &'static [&'static str] = &["spdx", "cyclonedx", "none"];
+
     /// The document's media type (an OCI artifact type), `None` for [`SbomFormat::None`].
     pub fn media_type(self) -> Option<&'static str> {
         match self {
@@ -61,6 +64,29 @@ impl SbomFormat {
             SbomFormat::Cyclonedx => "cdx.json",
             SbomFormat::None => "",
         }
+    }
+}
+
+impl std::str::FromStr for SbomFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "spdx" => Ok(SbomFormat::Spdx),
+            "cyclonedx" => Ok(SbomFormat::Cyclonedx),
+            "none" => Ok(SbomFormat::None),
+            _ => Err(format!("{text:?}: expected spdx, cyclonedx or none")),
+        }
+    }
+}
+
+impl std::fmt::Display for SbomFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SbomFormat::Spdx => "spdx",
+            SbomFormat::Cyclonedx => "cyclonedx",
+            SbomFormat::None => "none",
+        })
     }
 }
 
@@ -190,7 +216,7 @@ pub enum SbomError {
 }
 
 impl SbomError {
-    pub fn hint(&self) -> Option<&'static str> {
+    pub fn hint(&self) -> Option<String> {
         match self {
             SbomError::Section { .. }
             | SbomError::TooLarge { .. }
@@ -201,6 +227,7 @@ impl SbomError {
             }
             SbomError::Read { .. } | SbomError::Elf { .. } | SbomError::Timestamp { .. } => None,
         }
+        .map(String::from)
     }
 }
 

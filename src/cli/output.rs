@@ -1,11 +1,16 @@
-//! How `inspect` shows an ELF to a person, and to a script (`--json`).
+//! What the commands print on stdout: `inspect`'s text and JSON, one `REFERENCE@DIGEST` line per
+//! destination, or the `--json` summary of a pack or push.
 
 use std::fmt::Write;
 
 use serde_json::json;
 
+use crate::dest::Published;
 use crate::elf::ElfInfo;
-use crate::needs::Needs;
+use crate::needs::{Needs, ZONEINFO};
+use crate::pack::Packed;
+use crate::printer::Printer;
+use crate::rootfs::base::BASE_FILES;
 
 pub fn inspect_text(info: &ElfInfo, needs: &Needs) -> String {
     let resolution = needs.resolution.as_ref();
@@ -44,35 +49,37 @@ pub fn inspect_text(info: &ElfInfo, needs: &Needs) -> String {
         }
     }
     let _ = write!(out, "\nhints:");
-    if needs.hints.is_empty() {
+    if needs.clues.is_empty() {
         let _ = write!(out, "       -");
     }
-    for hint in &needs.hints {
-        let _ = write!(out, "\n  {}: {}", hint.kind.as_str(), hint.evidence.join(", "));
+    for clue in &needs.clues {
+        let _ = write!(out, "\n  {}: {}", clue.kind.as_str(), clue.evidence.join(", "));
     }
     let _ = write!(out, "\nimage files:");
-    for path in image_files(info, needs) {
+    for path in program_files(info, needs) {
         let _ = write!(out, "\n  {path}");
     }
+    // The base files, on one line: they are the same in every image.
+    let _ = write!(out, "\n  {}", BASE_FILES.join(", "));
     out
 }
 
 /// What the image would get besides the base files, as image paths.
-fn image_files(info: &ElfInfo, needs: &Needs) -> Vec<String> {
+fn program_files(info: &ElfInfo, needs: &Needs) -> Vec<String> {
     let mut files = vec![format!("/usr/local/bin/{}", info.file_name())];
     if let Some(resolution) = &needs.resolution {
         files.extend(resolution.interpreter.iter().map(|(path, _)| path.clone()));
         files.extend(resolution.libraries.iter().map(|l| l.image_path.clone()));
     }
     if needs.zoneinfo.is_some() {
-        files.push(format!("{}/", crate::needs::ZONEINFO));
+        files.push(format!("{ZONEINFO}/"));
     }
-    files.push("/etc/passwd, /etc/group, /etc/nsswitch.conf, /etc/ssl/certs/ca-certificates.crt, /tmp, /home/nonroot".into());
     files
 }
 
 /// Stable for scripts: `interpreter` is the host path of the loader (or null), `libraries` lists
-/// `{name, path, rule}` (plus `image_path` and `needed_by`) in load order.
+/// `{name, path, rule}` (plus `image_path` and `needed_by`) in load order, `files` every path the
+/// image would hold, one per element (the README shows the whole schema).
 pub fn inspect_json(info: &ElfInfo, needs: &Needs) -> serde_json::Value {
     let resolution = needs.resolution.as_ref();
     let interpreter = resolution.and_then(|r| r.interpreter.as_ref()).map(|(_, host)| host.display().to_string());
@@ -102,13 +109,65 @@ pub fn inspect_json(info: &ElfInfo, needs: &Needs) -> serde_json::Value {
         "interpreter_name": info.interpreter,
         "libraries": libraries,
         "missing": missing,
-        "hints": needs.hints,
-        "files": image_files(info, needs),
+        "hints": needs.clues,
+        "files": program_files(info, needs).into_iter().chain(BASE_FILES.iter().map(|path| path.to_string())).collect::<Vec<_>>(),
         "needed": info.needed,
         "rpath": info.rpath,
         "runpath": info.runpath,
         "class": info.class,
         "size": info.size,
         "stripped": info.stripped,
+    })
+}
+
+/// One line per destination: `REFERENCE@DIGEST`, or with `--json` a summary of what was written
+/// (and of the image, for a pack).
+pub fn print_published(printer: &Printer, published: &[(String, Published)], packed: Option<&Packed>, json: bool) -> anyhow::Result<()> {
+    if json {
+        let summary = match packed {
+            Some(packed) => summary_json(packed, published),
+            None => json!({ "destinations": destinations_json(published) }),
+        };
+        printer.result(&serde_json::to_string_pretty(&summary)?);
+    } else {
+        for (_, written) in published {
+            printer.result(&written.to_string());
+        }
+    }
+    Ok(())
+}
+
+fn destinations_json(published: &[(String, Published)]) -> Vec<serde_json::Value> {
+    published.iter().map(|(output, written)| json!({"output": output, "reference": written.to_string()})).collect()
+}
+
+/// The `--json` summary of a pack.
+pub fn summary_json(packed: &Packed, published: &[(String, Published)]) -> serde_json::Value {
+    let image = &packed.image;
+    let images: Vec<_> = image
+        .images()
+        .iter()
+        .map(|image| {
+            json!({
+                "platform": image.platform.to_string(),
+                "digest": image.manifest.digest.to_string(),
+                "config": image.config.digest.to_string(),
+                "layers": image.layers.iter().map(|l| json!({
+                    "digest": l.blob.digest.to_string(),
+                    "mediaType": l.blob.media_type,
+                    "size": l.blob.size,
+                    "diffId": l.diff_id.to_string(),
+                    "uncompressedSize": l.uncompressed_size,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "digest": image.root().digest.to_string(),
+        "mediaType": image.root().media_type,
+        "size": image.total_size(),
+        "platforms": image.images().iter().map(|i| i.platform.to_string()).collect::<Vec<_>>(),
+        "images": images,
+        "destinations": destinations_json(published),
     })
 }

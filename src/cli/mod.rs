@@ -1,14 +1,42 @@
-//! Command-line definitions (clap). No logic: values are checked and turned into options in `pack`.
+//! The front end: the command line (clap), its conversion into the library's options, what the
+//! commands print on stdout, and the one place errors become messages and exit codes.
+//!
+//! The library below never sees clap: flags become typed options here ([`options`]), and domain
+//! values parse through their own `FromStr`, which the cargo metadata uses too.
+
+mod failure;
+mod options;
+mod output;
+mod run;
 
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 
+pub use failure::{hint, report};
+pub use options::{pack_options, registry_context, source_date_epoch, OptionError};
+pub use output::{print_published, summary_json};
+pub use run::run;
+
 use crate::image::Compression;
+use crate::needs::Tzdata;
 use crate::registry::auth::Secret;
 use crate::rootfs::add::AddSpec;
 use crate::rootfs::base::CaBundle;
+use crate::sbom::SbomFormat;
+
+/// A flag that takes one of `names`, parsed by the value's own `FromStr`: clap lists the names in
+/// `--help` and completions, the library keeps the parsing.
+fn choice<T>(names: &'static [&'static str]) -> impl TypedValueParser<Value = T>
+where
+    T: FromStr + Clone + Send + Sync + 'static,
+    T::Err: std::fmt::Display,
+{
+    PossibleValuesParser::new(names).try_map(|name| name.parse::<T>().map_err(|e| e.to_string()))
+}
 
 #[derive(Debug, Parser)]
 #[command(name = "scratchpack", version, about = "Pack a compiled Linux program into the smallest OCI image that runs it")]
@@ -180,7 +208,7 @@ pub struct ImageArgs {
     #[arg(long, value_name = "PEM")]
     pub extra_ca: Vec<PathBuf>,
     /// Layer compression [default: gzip].
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<Compression>(Compression::NAMES))]
     pub compression: Option<Compression>,
     #[command(flatten)]
     pub resolve: ResolveArgs,
@@ -192,12 +220,12 @@ pub struct ImageArgs {
     pub static_only: bool,
     /// Bundle /usr/share/zoneinfo (from the host or --sysroot): when the program reads time zones,
     /// always, or never [default: auto].
-    #[arg(long, value_enum)]
-    pub tzdata: Option<crate::needs::Tzdata>,
+    #[arg(long, value_parser = choice::<Tzdata>(Tzdata::NAMES))]
+    pub tzdata: Option<Tzdata>,
     /// SBOM of each image, from cargo-auditable data and the image's files: attached as an OCI
     /// referrer on push, kept beside the image in OCI layouts [default: none; spdx for cargo scratchpack].
-    #[arg(long, value_enum)]
-    pub sbom: Option<crate::sbom::SbomFormat>,
+    #[arg(long, value_parser = choice::<SbomFormat>(SbomFormat::NAMES))]
+    pub sbom: Option<SbomFormat>,
     /// Also write each SBOM into this folder.
     #[arg(long, value_name = "DIR")]
     pub sbom_dir: Option<PathBuf>,
@@ -206,4 +234,27 @@ pub struct ImageArgs {
     pub json: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_choice_parses_and_prints_back() {
+        fn round_trip<T: FromStr + ToString>(names: &[&str]) {
+            for name in names {
+                assert_eq!(name.parse::<T>().ok().map(|value| value.to_string()).as_deref(), Some(*name));
+            }
+        }
+        round_trip::<Compression>(Compression::NAMES);
+        round_trip::<Tzdata>(Tzdata::NAMES);
+        round_trip::<SbomFormat>(SbomFormat::NAMES);
+        assert_eq!("brotli".parse::<Compression>().unwrap_err(), "\"brotli\": expected gzip or zstd");
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        <Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

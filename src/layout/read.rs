@@ -1,25 +1,21 @@
-//! Images already packed, read back from an OCI layout (`oci:DIR[:TAG]`) or archive
-//! (`oci-archive:FILE[:TAG]`), for `scratchpack push`.
+//! Reading a layout: the image one tag names (or the only one), from a folder (`oci:DIR[:TAG]`) or
+//! an archive (`oci-archive:FILE[:TAG]`, unpacked to a temporary folder first).
 //!
 //! Reads only what the chosen tag references, checks every manifest's digest and every blob's size,
 //! and never follows a path outside `blobs/sha256/`.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
-use crate::cli::PushArgs;
-use crate::dest::registry::RegistryDestination;
-use crate::dest::DestSpec;
+use super::{blob_path, entry_tag, BLOB_FOLDER, INDEX_FILE, LAYOUT_FILE};
 use crate::image::config::{INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 use crate::image::{Blob, BlobData, Digest};
-use crate::printer::Printer;
-use crate::registry::push::PushSet;
 
-const REF_NAME: &str = "org.opencontainers.image.ref.name";
-
+/// An image read from a layout: its blobs (layers and configs), its manifests (for an index) and
+/// the manifest or index the tag points to.
 pub struct StoredImage {
     pub blobs: Vec<Blob>,
     pub manifests: Vec<Blob>,
@@ -28,22 +24,18 @@ pub struct StoredImage {
 }
 
 impl StoredImage {
-    pub fn push_set(&self) -> PushSet<'_> {
-        PushSet { blobs: self.blobs.iter().collect(), manifests: self.manifests.iter().collect(), root: &self.root }
+    /// Reads the image tagged `tag` (or the only one) in the layout `dir`.
+    pub fn from_layout(dir: &Path, tag: Option<&str>) -> Result<StoredImage> {
+        read_layout(dir, tag, None)
     }
-}
 
-/// Reads `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`.
-pub fn read(source: &str) -> Result<StoredImage> {
-    match source.parse::<DestSpec>()? {
-        DestSpec::OciLayout { dir, tag } => read_layout(&dir, tag.as_deref(), None),
-        DestSpec::OciArchive { file, tag } => {
-            let extracted = extract(&file)?;
-            let dir = extracted.path().to_path_buf();
-            let extracted = (crate::cleanup::register(&dir), extracted);
-            read_layout(&dir, tag.as_deref(), Some(extracted)).with_context(|| format!("reading {}", file.display()))
-        }
-        _ => bail!("{source:?}: push reads oci:DIR[:TAG] or oci-archive:FILE[:TAG]"),
+    /// Reads the image tagged `tag` (or the only one) in the archive `file`, unpacked into a
+    /// temporary folder that lives as long as the image.
+    pub fn from_archive(file: &Path, tag: Option<&str>) -> Result<StoredImage> {
+        let extracted = extract(file)?;
+        let dir = extracted.path().to_path_buf();
+        let extracted = (crate::cleanup::register(&dir), extracted);
+        read_layout(&dir, tag, Some(extracted)).with_context(|| format!("reading {}", file.display()))
     }
 }
 
@@ -51,15 +43,19 @@ fn extract(file: &Path) -> Result<tempfile::TempDir> {
     let temp = tempfile::Builder::new().prefix("scratchpack-archive-").tempdir().context("cannot create a temporary folder")?;
     let reader = std::fs::File::open(file).with_context(|| format!("{}: cannot open", file.display()))?;
     let mut archive = tar::Archive::new(std::io::BufReader::new(reader));
-    std::fs::create_dir_all(temp.path().join("blobs/sha256"))?;
+    std::fs::create_dir_all(temp.path().join(BLOB_FOLDER))?;
     for entry in archive.entries().with_context(|| format!("{}: not a tar archive", file.display()))? {
         let mut entry = entry.with_context(|| format!("{}: broken tar archive", file.display()))?;
         if !entry.header().entry_type().is_file() {
             continue;
         }
         let path = entry.path()?.to_string_lossy().trim_start_matches("./").to_string();
-        let allowed = matches!(path.as_str(), "index.json" | "oci-layout")
-            || path.strip_prefix("blobs/sha256/").is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        let allowed = path == INDEX_FILE
+            || path == LAYOUT_FILE
+            || path
+                .strip_prefix(BLOB_FOLDER)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
         if !allowed {
             continue; // anything else is not part of an OCI layout we read
         }
@@ -88,10 +84,6 @@ fn descriptor(value: &Value) -> Result<Descriptor> {
     Ok(Descriptor { media_type, digest, size })
 }
 
-fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
-    dir.join("blobs/sha256").join(digest.hex())
-}
-
 /// A blob on disk, checked for its size.
 fn file_blob(dir: &Path, d: &Descriptor) -> Result<Blob> {
     let path = blob_path(dir, &d.digest);
@@ -118,11 +110,11 @@ fn document_blob(dir: &Path, d: &Descriptor) -> Result<(Blob, Value)> {
 }
 
 fn read_layout(dir: &Path, tag: Option<&str>, extracted: Option<(crate::cleanup::Guard, tempfile::TempDir)>) -> Result<StoredImage> {
-    let index = read_json(&dir.join("index.json"))?;
+    let index = read_json(&dir.join(INDEX_FILE))?;
     let entries = index["manifests"].as_array().ok_or_else(|| anyhow!("{}: index.json has no manifests", dir.display()))?;
-    let names: Vec<&str> = entries.iter().filter_map(|e| e["annotations"][REF_NAME].as_str()).collect();
+    let names: Vec<&str> = entries.iter().filter_map(entry_tag).collect();
     let entry = match tag {
-        Some(tag) => entries.iter().find(|e| e["annotations"][REF_NAME].as_str() == Some(tag)).ok_or_else(|| {
+        Some(tag) => entries.iter().find(|e| entry_tag(e) == Some(tag)).ok_or_else(|| {
             anyhow!(
                 "{}: no image tagged {tag:?} (tags: {})",
                 dir.display(),
@@ -160,31 +152,4 @@ fn read_layout(dir: &Path, tag: Option<&str>, extracted: Option<(crate::cleanup:
         other => bail!("{}: the tagged image has media type {other}, which push does not know", dir.display()),
     }
     Ok(StoredImage { blobs, manifests, root, _extracted: extracted })
-}
-
-/// `scratchpack push SOURCE DEST...`: returns `(destination, reference line)` pairs.
-pub fn push(args: &PushArgs, printer: &Printer) -> Result<Vec<(String, String)>> {
-    for tag in &args.tags {
-        if !crate::dest::spec::is_valid_tag(tag) {
-            bail!("--tag {tag:?}: a tag is 1 to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'");
-        }
-    }
-    let destinations = args
-        .destinations
-        .iter()
-        .map(|text| match text.parse::<DestSpec>()? {
-            DestSpec::Registry { reference } => Ok((text.clone(), reference)),
-            _ => bail!("{text:?}: push sends to registries: docker://HOST/REPO[:TAG]"),
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let image = read(&args.source).with_context(|| format!("reading {}", args.source))?;
-    let context = crate::pack::registry_context(&args.registry, printer);
-    let mut lines = Vec::new();
-    for (text, reference) in destinations {
-        let tags = reference.tag.clone().map(|t| vec![t]).unwrap_or_else(|| args.tags.clone());
-        let destination = RegistryDestination::new(reference, tags, context.clone());
-        let line = destination.push_set(&image.push_set()).with_context(|| format!("writing {text}"))?;
-        lines.push((text, line));
-    }
-    Ok(lines)
 }

@@ -1,5 +1,6 @@
-//! Hints from the ELF: what a program will look for at run time beyond its libraries, each with
-//! the evidence that suggests it.
+//! Clues from the ELF: what a program will look for at run time beyond its libraries, each with
+//! the evidence that suggests it. (`inspect` lists them as "hints"; in the code `hint` is the advice
+//! printed under an error.)
 //!
 //! - NSS: glibc's name services (getaddrinfo, getpwnam…); our nsswitch.conf names only `files` and
 //!   `dns`, which glibc has built in since 2.34; an older glibc needs its libnss_files/libnss_dns.
@@ -17,25 +18,25 @@ use serde::Serialize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum HintKind {
+pub enum ClueKind {
     Nss,
     TimeZones,
     Tls,
 }
 
-impl HintKind {
+impl ClueKind {
     pub fn as_str(self) -> &'static str {
         match self {
-            HintKind::Nss => "nss",
-            HintKind::TimeZones => "time-zones",
-            HintKind::Tls => "tls",
+            ClueKind::Nss => "nss",
+            ClueKind::TimeZones => "time-zones",
+            ClueKind::Tls => "tls",
         }
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Hint {
-    pub kind: HintKind,
+pub struct Clue {
+    pub kind: ClueKind,
     /// What was found: `symbol getaddrinfo`, `string "/usr/share/zoneinfo"`, `library libssl.so.3`.
     pub evidence: Vec<String>,
 }
@@ -70,7 +71,7 @@ const TLS_LIBRARIES: &[&str] = &["libssl.so", "libgnutls.so", "libnss3.so", "lib
 const STRING_SECTIONS: &[&str] = &[".rodata", ".dynstr", ".data.rel.ro", ".go.buildinfo", ".rdata"];
 
 /// Hints for one object (the program, or a bundled library), given the names it needs.
-pub fn detect(path: &Path, needed: &[String]) -> std::io::Result<Vec<Hint>> {
+pub fn detect(path: &Path, needed: &[String]) -> std::io::Result<Vec<Clue>> {
     let file = std::fs::File::open(path)?;
     // SAFETY: read-only private map; goblin checks bounds, and slices are taken from its headers.
     let bytes = unsafe { memmap2::Mmap::map(&file) }?;
@@ -83,19 +84,19 @@ pub fn detect(path: &Path, needed: &[String]) -> std::io::Result<Vec<Hint>> {
         .map(|name| name.split('@').next().unwrap_or(name))
         .collect();
     let strings = find_strings(&elf, &bytes);
-    let mut hints = Vec::new();
+    let mut clues = Vec::new();
     let mut add = |kind, symbols: &[&str], wanted_strings: &[&str], libraries: &[&str]| {
         let mut evidence: Vec<String> = symbols.iter().filter(|s| imports.contains(**s)).map(|s| format!("symbol {s}")).collect();
         evidence.extend(wanted_strings.iter().filter(|s| strings.contains(**s)).map(|s| format!("string {s:?}")));
         evidence.extend(needed.iter().filter(|n| libraries.iter().any(|l| n.starts_with(l))).map(|n| format!("library {n}")));
         if !evidence.is_empty() {
-            hints.push(Hint { kind, evidence });
+            clues.push(Clue { kind, evidence });
         }
     };
-    add(HintKind::Nss, NSS_SYMBOLS, NSS_STRINGS, &[]);
-    add(HintKind::TimeZones, TZ_SYMBOLS, TZ_STRINGS, &[]);
-    add(HintKind::Tls, TLS_SYMBOLS, TLS_STRINGS, TLS_LIBRARIES);
-    Ok(hints)
+    add(ClueKind::Nss, NSS_SYMBOLS, NSS_STRINGS, &[]);
+    add(ClueKind::TimeZones, TZ_SYMBOLS, TZ_STRINGS, &[]);
+    add(ClueKind::Tls, TLS_SYMBOLS, TLS_STRINGS, TLS_LIBRARIES);
+    Ok(clues)
 }
 
 /// Which of the known strings occur in the string-holding sections, in one pass over each (see
@@ -163,15 +164,15 @@ impl<'n> Searcher<'n> {
     }
 }
 
-/// Merges hints of the program and its libraries: one hint per kind, evidence from all.
-pub fn merge(all: impl IntoIterator<Item = (String, Vec<Hint>)>) -> Vec<Hint> {
-    let mut merged: Vec<Hint> = Vec::new();
-    for (object, hints) in all {
-        for hint in hints {
-            let evidence = hint.evidence.into_iter().map(|e| if object.is_empty() { e } else { format!("{e} in {object}") });
-            match merged.iter_mut().find(|h| h.kind == hint.kind) {
+/// Merges clues of the program and its libraries: one clue per kind, evidence from all.
+pub fn merge(all: impl IntoIterator<Item = (String, Vec<Clue>)>) -> Vec<Clue> {
+    let mut merged: Vec<Clue> = Vec::new();
+    for (object, clues) in all {
+        for clue in clues {
+            let evidence = clue.evidence.into_iter().map(|e| if object.is_empty() { e } else { format!("{e} in {object}") });
+            match merged.iter_mut().find(|h| h.kind == clue.kind) {
                 Some(existing) => existing.evidence.extend(evidence),
-                None => merged.push(Hint { kind: hint.kind, evidence: evidence.collect() }),
+                None => merged.push(Clue { kind: clue.kind, evidence: evidence.collect() }),
             }
         }
     }
@@ -185,20 +186,20 @@ mod tests {
 
     #[test]
     fn curl_uses_nss_and_tls() {
-        let hints = detect(Path::new("/usr/bin/curl"), &["libcurl.so.4".into()]).unwrap();
-        let kinds: Vec<HintKind> = hints.iter().map(|h| h.kind).collect();
-        assert!(kinds.contains(&HintKind::Tls) || kinds.contains(&HintKind::Nss), "{hints:?}");
+        let clues = detect(Path::new("/usr/bin/curl"), &["libcurl.so.4".into()]).unwrap();
+        let kinds: Vec<ClueKind> = clues.iter().map(|h| h.kind).collect();
+        assert!(kinds.contains(&ClueKind::Tls) || kinds.contains(&ClueKind::Nss), "{clues:?}");
         let libcurl = detect(Path::new("/lib/x86_64-linux-gnu/libcurl.so.4"), &["libssl.so.3".into()]).unwrap();
-        let tls = libcurl.iter().find(|h| h.kind == HintKind::Tls).expect("libcurl does TLS");
+        let tls = libcurl.iter().find(|h| h.kind == ClueKind::Tls).expect("libcurl does TLS");
         assert!(tls.evidence.contains(&"library libssl.so.3".to_string()), "{tls:?}");
-        let nss = libcurl.iter().find(|h| h.kind == HintKind::Nss).expect("libcurl resolves names");
+        let nss = libcurl.iter().find(|h| h.kind == ClueKind::Nss).expect("libcurl resolves names");
         assert!(nss.evidence.contains(&"symbol getaddrinfo".to_string()), "{nss:?}");
     }
 
     #[test]
     fn true_needs_nothing_of_the_kind() {
-        let hints = detect(Path::new("/bin/true"), &["libc.so.6".into()]).unwrap();
-        assert!(hints.iter().all(|h| h.kind != HintKind::Tls), "{hints:?}");
+        let clues = detect(Path::new("/bin/true"), &["libc.so.6".into()]).unwrap();
+        assert!(clues.iter().all(|h| h.kind != ClueKind::Tls), "{clues:?}");
     }
 
     #[test]
@@ -224,8 +225,8 @@ mod tests {
         if !reference.exists() {
             return;
         }
-        let hints = detect(reference, &[]).unwrap();
-        let evidence: Vec<&str> = hints.iter().flat_map(|h| h.evidence.iter().map(String::as_str)).collect();
+        let clues = detect(reference, &[]).unwrap();
+        let evidence: Vec<&str> = clues.iter().flat_map(|h| h.evidence.iter().map(String::as_str)).collect();
         assert_eq!(
             evidence,
             ["string \"libnss_%s.so\"", "string \"/etc/nsswitch.conf\"", "string \"/usr/share/zoneinfo\"", "string \"/etc/localtime\""]
@@ -234,14 +235,14 @@ mod tests {
 
     #[test]
     fn merge_keeps_one_hint_per_kind() {
-        let a = vec![Hint { kind: HintKind::Tls, evidence: vec!["string \"rustls\"".into()] }];
+        let a = vec![Clue { kind: ClueKind::Tls, evidence: vec!["string \"rustls\"".into()] }];
         let b = vec![
-            Hint { kind: HintKind::Tls, evidence: vec!["library libssl.so.3".into()] },
-            Hint { kind: HintKind::Nss, evidence: vec!["symbol getpwnam".into()] },
+            Clue { kind: ClueKind::Tls, evidence: vec!["library libssl.so.3".into()] },
+            Clue { kind: ClueKind::Nss, evidence: vec!["symbol getpwnam".into()] },
         ];
         let merged = merge([(String::new(), a), ("libx.so".to_string(), b)]);
         assert_eq!(merged.len(), 2);
-        assert_eq!(merged[0].kind, HintKind::Nss);
+        assert_eq!(merged[0].kind, ClueKind::Nss);
         assert_eq!(merged[1].evidence, vec!["string \"rustls\"", "library libssl.so.3 in libx.so"]);
     }
 }

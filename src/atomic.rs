@@ -1,0 +1,92 @@
+//! Files replaced whole: written under a temporary name beside their place, synced, then renamed
+//! over it, so that a reader sees the old file or the new one, never a part. An interrupt or an
+//! error removes the temporary file.
+//!
+//! Owns only that sequence. What goes into the files is the callers' (layouts, archives, SBOMs).
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::image::{Blob, BlobData};
+
+/// A file that could not be written, with what was being done to it.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {action}", path.display())]
+pub struct FileError {
+    pub path: PathBuf,
+    pub action: &'static str,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl FileError {
+    /// For `map_err`: the error of doing `action` to `path`.
+    pub fn at(path: impl Into<PathBuf>, action: &'static str) -> impl FnOnce(std::io::Error) -> FileError {
+        let path = path.into();
+        move |source| FileError { path, action, source }
+    }
+}
+
+fn folder_and_name(path: &Path) -> (&Path, String) {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    (dir, name)
+}
+
+/// Writes a file next to its final place and renames it over, so readers see the old or the new
+/// file, never a part. The temporary file is removed if anything fails.
+pub fn write_atomically(path: &Path, write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> Result<(), FileError> {
+    let (dir, name) = folder_and_name(path);
+    let mut temp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(FileError::at(dir, "cannot create a temporary file"))?;
+    let _guard = crate::cleanup::register(temp.path());
+    // Like any file a user creates: readable by all (tempfile starts at 0600).
+    temp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(FileError::at(temp.path(), "cannot set the mode of"))?;
+    write(temp.as_file_mut()).map_err(FileError::at(temp.path(), "cannot write"))?;
+    temp.as_file().sync_all().map_err(FileError::at(temp.path(), "cannot sync"))?;
+    temp.persist(path).map_err(|e| FileError { path: path.to_path_buf(), action: "cannot replace", source: e.error })?;
+    Ok(())
+}
+
+/// Puts blobs at their paths as `write_atomically` does, syncing them together. Each goes under a
+/// temporary name first: a staged layer as a hard link when it sits on the same file system (no
+/// copy: staged files are never written again), else a copy by the kernel (`copy_file_range`); an
+/// in-memory blob is written. Then all are synced (the writeback of every one started before the
+/// first sync waits, so that the waits overlap) and renamed into place. The temporary files are
+/// removed if anything fails.
+pub fn place_blobs_atomically(blobs: &[(PathBuf, &Blob)]) -> Result<(), FileError> {
+    let mut temps = Vec::new();
+    for (path, blob) in blobs {
+        let (dir, name) = folder_and_name(path);
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".tmp")
+            .make_in(dir, |temp| match &blob.data {
+                BlobData::File(source) => crate::image::blob::link_or_copy(source, temp),
+                BlobData::Memory(bytes) => {
+                    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(temp)?;
+                    file.write_all(bytes)
+                }
+            })
+            .map_err(FileError::at(dir, "cannot create a temporary file"))?;
+        let guard = crate::cleanup::register(temp.path());
+        temps.push((path, temp, guard));
+    }
+    let mut opened = Vec::with_capacity(temps.len());
+    for (_, temp, _) in &temps {
+        let file = std::fs::File::open(temp.path()).map_err(FileError::at(temp.path(), "cannot sync"))?;
+        crate::image::blob::start_writeback(&file, 0, 0);
+        opened.push(file);
+    }
+    for ((_, temp, _), file) in temps.iter().zip(&opened) {
+        file.sync_all().map_err(FileError::at(temp.path(), "cannot sync"))?;
+    }
+    for (path, temp, _guard) in temps {
+        temp.persist(path).map_err(|e| FileError { path: path.to_path_buf(), action: "cannot replace", source: e.error })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! The error edge of both binaries: an error becomes `error: …` (its causes joined by `: `), a
+//! `hint: …` line when some error in the chain knows a fix, and exit code 1. A closed stdout
+//! (`scratchpack … | head`) is not a failure.
+
+use std::process::ExitCode;
+
+use super::OptionError;
+use crate::dest::DestError;
+use crate::elf::ElfError;
+use crate::layout::LayoutError;
+use crate::needs::NeedsError;
+use crate::registry::reference::ReferenceError;
+use crate::registry::RegistryError;
+use crate::rootfs::base::BaseError;
+use crate::sbom::SbomError;
+
+/// What a command's result means for the user: printed on stderr, and the exit code.
+pub fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            if let Some(hint) = hint(&error) {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+/// The first hint any error in the chain offers.
+pub fn hint(error: &anyhow::Error) -> Option<String> {
+    error.chain().find_map(|cause| {
+        if let Some(e) = cause.downcast_ref::<ElfError>() {
+            e.hint()
+        } else if let Some(e) = cause.downcast_ref::<BaseError>() {
+            e.hint()
+        } else if let Some(e) = cause.downcast_ref::<DestError>() {
+            e.hint()
+        } else if let Some(e) = cause.downcast_ref::<LayoutError>() {
+            e.hint()
+        } else if let Some(e) = cause.downcast_ref::<OptionError>() {
+            e.hint()
+        } else if let Some(e) = cause.downcast_ref::<SbomError>() {
+            e.hint()
+        } else if let Some(e) = cause.downcast_ref::<NeedsError>() {
+            e.hint()
+        } else if let Some(e) = cause.downcast_ref::<RegistryError>() {
+            e.hint()
+        } else if let Some(e) = cause.downcast_ref::<ReferenceError>() {
+            e.hint()
+        } else {
+            None
+        }
+    })
+}

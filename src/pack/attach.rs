@@ -1,0 +1,117 @@
+//! What is attached to the images of a pack: one SBOM per platform image, made from the binary's
+//! cargo-auditable data and the files the image holds, attached to its manifest as an OCI referrer
+//! (and written to `--sbom-dir`).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use super::plan::BinaryPlan;
+use super::PackOptions;
+use crate::image::referrers::{self, Attachment};
+use crate::image::{Blob, Digest, Image};
+use crate::printer::Printer;
+use crate::rootfs::base::{self, Base};
+use crate::rootfs::{Content, Entry, EntryKind};
+use crate::sbom::{self, DpkgDb, SbomFile, SbomFormat, SbomInput};
+
+/// One SBOM per image (`images` in the plans' order); none without `--sbom`.
+pub fn sboms(
+    options: &PackOptions,
+    printer: &Printer,
+    plans: &[BinaryPlan],
+    base_plan: &Base,
+    images: &[Image],
+    created: &str,
+) -> Result<Vec<Attachment>> {
+    if options.sbom.format == SbomFormat::None {
+        return Ok(Vec::new());
+    }
+    let dpkg = DpkgDb::load(&options.needs.resolve_options().root);
+    let common = ca_bundle_file(base_plan);
+    let mut attachments = Vec::new();
+    for (plan, image) in plans.iter().zip(images) {
+        if let Some(attachment) = sbom_of(options, printer, plan, image, &dpkg, &common, created)? {
+            attachments.push(attachment);
+        }
+    }
+    Ok(attachments)
+}
+
+/// The CA bundle, which every image of the pack holds.
+fn ca_bundle_file(base_plan: &Base) -> Vec<SbomFile> {
+    let Some(Entry { kind: EntryKind::File(Content::Bytes(pem)), .. }) = base_plan.tree.get(base::CA_BUNDLE_PATH) else {
+        return Vec::new();
+    };
+    vec![SbomFile {
+        path: format!("/{}", base::CA_BUNDLE_PATH),
+        sha256: Digest::of(pem),
+        sha1: sbom::sha1_hex(pem),
+        size: pem.len() as u64,
+        comment: base_plan.ca_version.as_ref().map(|v| format!("Mozilla CA bundle: {v}")),
+        package: None,
+    }]
+}
+
+fn hash_file(path: &Path) -> Result<(Digest, String, u64)> {
+    sbom::hash_file(path).with_context(|| format!("{}: cannot read", path.display()))
+}
+
+/// The files of `plan`'s image that an SBOM lists besides the CA bundle: the loader and libraries,
+/// with the Debian package each came from.
+fn library_files(plan: &BinaryPlan, dpkg: &DpkgDb) -> Result<Vec<SbomFile>> {
+    let Some(resolution) = &plan.resolution else { return Ok(Vec::new()) };
+    let interpreter =
+        resolution.interpreter.iter().zip(&resolution.interpreter_file).map(|((image, _), file)| (image.clone(), file.clone()));
+    let libraries = resolution.libraries.iter().map(|l| (l.image_path.clone(), l.file.clone()));
+    let mut files = Vec::new();
+    for (image_path, host_path) in interpreter.chain(libraries) {
+        let (sha256, sha1, size) = hash_file(&host_path)?;
+        files.push(SbomFile { package: dpkg.owner(&image_path), path: image_path, sha256, sha1, size, comment: None });
+    }
+    Ok(files)
+}
+
+fn sbom_of(
+    options: &PackOptions,
+    printer: &Printer,
+    plan: &BinaryPlan,
+    image: &Image,
+    dpkg: &DpkgDb,
+    common: &[SbomFile],
+    created: &str,
+) -> Result<Option<Attachment>> {
+    let info = &plan.info;
+    let mut files = common.to_vec();
+    files.extend(library_files(plan, dpkg)?);
+    let crates = sbom::read_auditable(&info.file)?;
+    if crates.is_none() {
+        printer.info(format_args!("note: {} has no cargo-auditable data: its SBOM lists the image's files only", info.file.display()));
+        printer.info(format_args!("hint: {}", sbom::NO_AUDIT_DATA_HINT));
+    }
+    let (binary_sha256, binary_sha1, _) = hash_file(&info.file)?;
+    let name = info.file_name();
+    let input = SbomInput {
+        name: &name,
+        version: options.sbom.version.as_deref(),
+        platform: &info.platform,
+        created,
+        binary_path: &format!("/{}", plan.target),
+        binary_sha256,
+        binary_sha1,
+        crates: crates.as_deref(),
+        cargo_sources: options.sbom.cargo_sources.as_ref(),
+        files: &files,
+    };
+    let format = options.sbom.format;
+    let Some(document) = sbom::generate(format, &input)? else { return Ok(None) };
+    if let Some(dir) = &options.sbom.dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the SBOM folder", dir.display()))?;
+        let platform = info.platform.to_string().replace('/', "-");
+        let path = dir.join(format!("{name}-{platform}.{}", format.file_extension()));
+        crate::atomic::write_atomically(&path, |f| std::io::Write::write_all(f, &document.bytes))?;
+        printer.verbose(format_args!("wrote {}", path.display()));
+    }
+    let payload = Blob::from_bytes(document.media_type, document.bytes);
+    Ok(Some(referrers::attach(&image.manifest, payload, &format!("sbom.{}", format.file_extension()), created)))
+}

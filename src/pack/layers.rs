@@ -1,0 +1,173 @@
+//! The layers of a pack: each binary's own layer, and the layers the binaries share (base files and
+//! CA bundle, zoneinfo, `--add` files, each binary's libraries). The shared ones that do not change
+//! from one pack to the next come from the layer cache.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{bail, Context, Result};
+
+use super::plan::BinaryPlan;
+use super::PackOptions;
+use crate::image::cache::{LayerCache, Origin};
+use crate::image::layer::{self, Layer};
+use crate::image::{Blob, Compression, Staging};
+use crate::needs::ZONEINFO;
+use crate::rootfs::add::{self, SystemFolder};
+use crate::rootfs::base::{self, Base};
+use crate::rootfs::{Content, FileTree};
+
+/// Says how far the pack is, at `-vv`.
+pub type Step<'a> = &'a (dyn Fn(&str) + Sync);
+
+/// Each binary's own layer, in order: the file as it is, at `/target`, with `SOURCE_DATE_EPOCH` as
+/// its time. Stops at once when `cancel` is set (the planning failed meanwhile).
+pub fn write_app_layers(
+    options: &PackOptions,
+    targets: &[String],
+    staging: &Staging,
+    cancel: &AtomicBool,
+    step: Step,
+) -> Result<Vec<Layer>> {
+    let mut app_layers = Vec::new();
+    for (file, target) in options.binaries.iter().zip(targets) {
+        let metadata = std::fs::metadata(file).with_context(|| format!("{}: cannot read", file.display()))?;
+        if !metadata.is_file() {
+            // Inspection says what it is; never open a FIFO or a device here.
+            bail!("{}: not a regular file", file.display());
+        }
+        let mut app_tree = FileTree::new();
+        app_tree
+            .add_file(target, Content::HostFile { path: file.clone(), size: metadata.len(), stamp: None }, 0o755, 0, 0)
+            .with_context(|| format!("placing {} at /{target}", file.display()))?;
+        let app_layer = layer::write_layer_until(&app_tree, options.compression, options.source_date_epoch, &staging.next_file(), cancel)
+            .with_context(|| format!("writing the layer of {}", file.display()))?;
+        step(&format!("layer of {} written", file.display()));
+        app_layers.push(app_layer);
+    }
+    Ok(app_layers)
+}
+
+/// The layers every image of the pack may share, and the base files they were made from.
+pub struct SharedLayers {
+    pub base_plan: Base,
+    pub base: Layer,
+    /// One layer per distinct zoneinfo folder.
+    pub zoneinfo: Vec<(PathBuf, Layer)>,
+    pub extra: Option<Layer>,
+    /// Per plan, in the plans' order: the layer of its libraries.
+    pub libraries: Vec<Option<Layer>>,
+}
+
+impl SharedLayers {
+    /// Writes the base, zoneinfo, `--add` and library layers the plans need.
+    pub fn write(options: &PackOptions, plans: &[BinaryPlan], staging: &Staging, step: Step) -> Result<SharedLayers> {
+        let base_plan = base::plan(&options.base)?;
+        let extra_tree = add::plan(&options.add)?;
+        let writer = Writer { cache: LayerCache::from_env(), staging, compression: options.compression, step };
+        // The shared layers (base, each distinct zoneinfo folder) have mtime 0, so they are the same
+        // in every image.
+        let base = writer.tree("base layer", &base_plan.tree, 0).context("writing the base layer")?;
+        let mut zoneinfo: Vec<(PathBuf, Layer)> = Vec::new();
+        for dir in plans.iter().filter_map(|plan| plan.zoneinfo.as_ref()) {
+            if !zoneinfo.iter().any(|(done, _)| done == dir) {
+                zoneinfo.push((dir.clone(), writer.zoneinfo(dir)?));
+            }
+        }
+        let extra = match extra_tree.is_empty() {
+            true => None,
+            false => Some(
+                layer::write_layer(&extra_tree, options.compression, options.source_date_epoch, &staging.next_file())
+                    .context("writing the --add layer")?,
+            ),
+        };
+        let mut libraries = Vec::new();
+        for plan in plans {
+            let layer = match &plan.libraries {
+                Some(tree) => Some(
+                    writer
+                        .tree("libraries layer", tree, options.source_date_epoch)
+                        .with_context(|| format!("writing the libraries of {}", plan.info.file.display()))?,
+                ),
+                None => None,
+            };
+            libraries.push(layer);
+        }
+        Ok(SharedLayers { base_plan, base, zoneinfo, extra, libraries })
+    }
+
+    /// The blobs of these layers, each once: what a destination may put in place early.
+    pub fn blobs(&self) -> Vec<&Blob> {
+        let mut blobs = vec![&self.base.blob];
+        blobs.extend(self.zoneinfo.iter().map(|(_, layer)| &layer.blob));
+        blobs.extend(self.extra.iter().map(|layer| &layer.blob));
+        blobs.extend(self.libraries.iter().flatten().map(|layer| &layer.blob));
+        blobs.sort_by_key(|blob| &blob.digest);
+        blobs.dedup_by_key(|blob| &blob.digest);
+        blobs
+    }
+
+    /// The layers of the image of `plan` (the `index`th), bottom first, each with the history
+    /// line that says what it holds; the binary's own `app_layer` last.
+    pub fn of_image(&self, index: usize, plan: &BinaryPlan, app_layer: Layer) -> Vec<(Layer, String)> {
+        let mut layers = vec![(self.base.clone(), "scratchpack: base files and CA bundle".to_string())];
+        let zoneinfo = plan.zoneinfo.as_ref().and_then(|dir| self.zoneinfo.iter().find(|(done, _)| done == dir));
+        if let Some((_, zoneinfo)) = zoneinfo {
+            layers.push((zoneinfo.clone(), "scratchpack: zoneinfo".to_string()));
+        }
+        if let Some(libraries) = &self.libraries[index] {
+            layers.push((libraries.clone(), "scratchpack: loader and shared libraries".to_string()));
+        }
+        if let Some(extra) = &self.extra {
+            layers.push((extra.clone(), "scratchpack: --add files".to_string()));
+        }
+        layers.push((app_layer, format!("scratchpack: /{}", plan.target)));
+        layers
+    }
+}
+
+/// Writes shared layers through the cache when there is one.
+struct Writer<'a> {
+    cache: Option<LayerCache>,
+    staging: &'a Staging,
+    compression: Compression,
+    step: Step<'a>,
+}
+
+impl Writer<'_> {
+    /// The layer of `tree`, from the cache or written (and then cached).
+    fn tree(&self, what: &str, tree: &FileTree, mtime: u64) -> Result<Layer> {
+        let staging_file = self.staging.next_file();
+        let (layer, origin) = match &self.cache {
+            Some(cache) => cache.layer(tree, self.compression, mtime, &staging_file)?,
+            None => (layer::write_layer(tree, self.compression, mtime, &staging_file)?, Origin::Written),
+        };
+        self.said(what, origin);
+        Ok(layer)
+    }
+
+    /// The zoneinfo layer of `dir`: without walking it when the cache's snapshot says it has not
+    /// changed; else walked, and a snapshot left for the next pack.
+    fn zoneinfo(&self, dir: &Path) -> Result<Layer> {
+        let unchanged =
+            self.cache.as_ref().and_then(|cache| cache.unchanged_folder_layer(dir, self.compression, 0, &self.staging.next_file()));
+        if let Some(layer) = unchanged {
+            (self.step)("zoneinfo layer taken from the cache (folder unchanged since the last pack)");
+            return Ok(layer);
+        }
+        let folder: SystemFolder = add::plan_system_folder(dir, ZONEINFO)?;
+        (self.step)("zoneinfo folder walked");
+        let staging_file = self.staging.next_file();
+        let (layer, origin) = match &self.cache {
+            Some(cache) => cache.folder_layer(dir, &folder, self.compression, 0, &staging_file),
+            None => layer::write_layer(&folder.tree, self.compression, 0, &staging_file).map(|layer| (layer, Origin::Written)),
+        }
+        .context("writing the zoneinfo layer")?;
+        self.said("zoneinfo layer", origin);
+        Ok(layer)
+    }
+
+    fn said(&self, what: &str, origin: Origin) {
+        (self.step)(&format!("{what} {}", if origin == Origin::Cache { "taken from the cache" } else { "written" }));
+    }
+}

@@ -1,0 +1,157 @@
+//! The pack pipeline: inspect each binary, plan what it needs, write the layers, assemble the
+//! images, attach SBOMs, publish to every destination. Each step adds context to its errors; no
+//! destination is told to publish until every input has been checked.
+//!
+//! The program's own layer, the most work, is compressed on a thread of its own from the start,
+//! while the binaries are inspected and the shared layers written; the destinations are offered
+//! the shared layers as soon as they are done (an `oci:` layout places them then).
+
+mod attach;
+mod layers;
+mod options;
+mod plan;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+pub use options::{PackOptions, SbomOptions};
+
+use crate::dest::{self, Destination, Published};
+use crate::elf::{self, ElfInfo};
+use crate::image::config::{self, LayerHistory};
+use crate::image::referrers::Attachment;
+use crate::image::{Image, ImageOrIndex, Layer, Staging};
+use crate::printer::Printer;
+use layers::{SharedLayers, Step};
+use plan::BinaryPlan;
+
+/// The annotation that records which CA bundle an image carries.
+pub const CA_BUNDLE_ANNOTATION: &str = "dev.scratchpack.ca-bundle.version";
+
+/// A packed image, with the staging folder that holds its layers until it is published.
+pub struct Packed {
+    pub image: ImageOrIndex,
+    /// Artifacts attached to the image or its platform images: SBOMs.
+    pub attachments: Vec<Attachment>,
+    pub binaries: Vec<ElfInfo>,
+    _staging: Staging,
+}
+
+/// The destinations of a pack, each with the `--output` text that named it.
+type Outputs = Vec<(String, Box<dyn Destination>)>;
+
+/// Packs the binaries and publishes the image to every destination. Returns the image and, per
+/// destination, the `--output` text and what was written there.
+pub fn pack(options: &PackOptions, printer: &Printer) -> Result<(Packed, Vec<(String, Published)>)> {
+    let name = elf::file_name(&options.binaries[0]);
+    let mut outputs: Outputs =
+        options.outputs.iter().map(|(text, spec)| (text.clone(), dest::open(spec, &options.tags, &name, &options.registry))).collect();
+    let packed = build(options, printer, &mut outputs)?;
+    let published = publish(&packed, &mut outputs, printer)?;
+    Ok((packed, published))
+}
+
+/// Inspects every binary, plans and writes the layers and documents; offers the shared layers to
+/// `outputs` as soon as they are written.
+fn build(options: &PackOptions, printer: &Printer, outputs: &mut Outputs) -> Result<Packed> {
+    let started = Instant::now();
+    let step = |what: &str| printer.debug(format_args!("{what} after {:.1} ms", started.elapsed().as_secs_f64() * 1000.0));
+    let targets = options.binaries.iter().map(|file| plan::binary_path(options.path.as_deref(), file)).collect::<Result<Vec<_>>>()?;
+    let staging = Staging::near(options.local_output_folder().as_deref()).context("cannot create a staging folder for layers")?;
+    let cancel = AtomicBool::new(false);
+    let (app_layers, (plans, shared)) = std::thread::scope(|scope| {
+        // The binaries' layers hold the files as they are: they start at once. If planning fails
+        // meanwhile (not an ELF, a missing library), they stop.
+        let apps = scope.spawn(|| layers::write_app_layers(options, &targets, &staging, &cancel, &step));
+        let planned = plan_and_prepare(options, printer, &targets, &staging, outputs, &step);
+        if planned.is_err() {
+            cancel.store(true, Ordering::Relaxed);
+        }
+        let apps = apps.join().expect("the layer thread does not panic");
+        // An error of the planning side comes first: the binaries' layers may only have failed for it.
+        planned.and_then(|planned| Ok((apps?, planned)))
+    })?;
+    let created = config::rfc3339(options.source_date_epoch);
+    let mut annotations = options.annotations.clone();
+    if let Some(version) = &shared.base_plan.ca_version {
+        annotations.entry(CA_BUNDLE_ANNOTATION.to_string()).or_insert_with(|| version.clone());
+    }
+    let mut images = Vec::new();
+    for (index, (plan, app_layer)) in plans.iter().zip(app_layers).enumerate() {
+        images.push(assemble(options, plan, shared.of_image(index, plan, app_layer), &annotations, &created)?);
+    }
+    let attachments = attach::sboms(options, printer, &plans, &shared.base_plan, &images, &created)?;
+    let image = match images.len() {
+        1 => ImageOrIndex::Image(images.pop().expect("one image")),
+        _ => {
+            let entries: Vec<_> = images.iter().map(|image| (&image.manifest, &image.platform)).collect();
+            ImageOrIndex::Index { index: config::index_blob(&entries, &options.annotations)?, images }
+        }
+    };
+    step("image documents made");
+    Ok(Packed { image, attachments, binaries: plans.into_iter().map(|plan| plan.info).collect(), _staging: staging })
+}
+
+/// Inspects and plans every binary, writes the shared layers and offers them to `outputs`.
+fn plan_and_prepare(
+    options: &PackOptions,
+    printer: &Printer,
+    targets: &[String],
+    staging: &Staging,
+    outputs: &mut Outputs,
+    step: Step,
+) -> Result<(Vec<BinaryPlan>, SharedLayers)> {
+    let binaries = options.binaries.iter().map(|path| elf::inspect(path)).collect::<Result<Vec<_>, _>>()?;
+    plan::check_platforms(&binaries)?;
+    step("inspected");
+    let plans = binaries
+        .into_iter()
+        .zip(targets)
+        .map(|(info, target)| BinaryPlan::new(options, printer, info, target.clone()))
+        .collect::<Result<Vec<_>>>()?;
+    step("needs decided");
+    let shared = SharedLayers::write(options, &plans, staging, step)?;
+    let ready = shared.blobs();
+    for (text, destination) in outputs.iter_mut() {
+        destination.prepare(&ready).with_context(|| format!("writing {text}"))?;
+    }
+    Ok((plans, shared))
+}
+
+/// The config and manifest of `plan`'s image, over `layers` (bottom first, with their history).
+fn assemble(
+    options: &PackOptions,
+    plan: &BinaryPlan,
+    layers: Vec<(Layer, String)>,
+    annotations: &BTreeMap<String, String>,
+    created: &str,
+) -> Result<Image> {
+    let mut settings = options.settings.clone();
+    settings.entrypoint = vec![format!("/{}", plan.target)];
+    if !plan.ld_library_path.is_empty() && !settings.env.contains_key("LD_LIBRARY_PATH") {
+        // The libraries sit where --library-path or ld.so.conf found them; the image has no
+        // ld.so.cache, so ld.so there must be told where to look.
+        settings.env.insert("LD_LIBRARY_PATH".to_string(), plan.ld_library_path.join(":"));
+    }
+    let history: Vec<LayerHistory> = layers.iter().map(|(layer, by)| LayerHistory { layer, created_by: by.clone() }).collect();
+    let config_blob = config::config_blob(&plan.info.platform, &settings, &history, created)?;
+    let layers: Vec<Layer> = layers.into_iter().map(|(layer, _)| layer).collect();
+    let manifest = config::manifest_blob(&config_blob, &layers, annotations)?;
+    Ok(Image { platform: plan.info.platform.clone(), manifest, config: config_blob, layers })
+}
+
+/// Publishes to every destination in order.
+fn publish(packed: &Packed, outputs: &mut Outputs, printer: &Printer) -> Result<Vec<(String, Published)>> {
+    let mut published = Vec::new();
+    for (text, destination) in outputs.iter_mut() {
+        let started = Instant::now();
+        let written = destination.publish(&packed.image, &packed.attachments).with_context(|| format!("writing {text}"))?;
+        printer.debug(format_args!("{text} written in {:.1} ms", started.elapsed().as_secs_f64() * 1000.0));
+        printer.verbose(format_args!("wrote {text}"));
+        published.push((text.clone(), written));
+    }
+    Ok(published)
+}

@@ -1,0 +1,61 @@
+//! What a pack is asked to do, checked: the front end builds these from flags and cargo metadata.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::dest::registry::RegistryContext;
+use crate::dest::DestSpec;
+use crate::image::config::RuntimeSettings;
+use crate::image::Compression;
+use crate::needs::NeedsOptions;
+use crate::registry::Tag;
+use crate::rootfs::add::AddSpec;
+use crate::rootfs::base::BaseOptions;
+use crate::sbom::SbomFormat;
+
+/// Everything a pack needs.
+#[derive(Clone, Debug)]
+pub struct PackOptions {
+    pub binaries: Vec<PathBuf>,
+    /// Each destination, with the `--output` text that named it.
+    pub outputs: Vec<(String, DestSpec)>,
+    /// Tags for destinations that name none.
+    pub tags: Vec<Tag>,
+    /// `--path`: where the binary goes in the image (`DIR/` keeps its name).
+    pub path: Option<String>,
+    pub settings: RuntimeSettings,
+    pub annotations: BTreeMap<String, String>,
+    pub add: Vec<AddSpec>,
+    pub base: BaseOptions,
+    pub compression: Compression,
+    /// The time of the program's layer and the config's `created`.
+    pub source_date_epoch: u64,
+    pub registry: RegistryContext,
+    pub needs: NeedsOptions,
+    pub sbom: SbomOptions,
+}
+
+/// What the SBOM of each image is made from, besides the image itself.
+#[derive(Clone, Debug, Default)]
+pub struct SbomOptions {
+    pub format: SbomFormat,
+    pub dir: Option<PathBuf>,
+    /// The package version, when cargo knows it.
+    pub version: Option<String>,
+    /// cargo metadata's `source` of each (crate, version), for exact purls.
+    pub cargo_sources: Option<BTreeMap<(String, String), String>>,
+}
+
+impl PackOptions {
+    /// The existing folder that holds the first `oci:` layout: layers staged there are hard-linked
+    /// into the layout instead of copied.
+    pub(super) fn local_output_folder(&self) -> Option<PathBuf> {
+        self.outputs.iter().find_map(|(_, spec)| match spec {
+            DestSpec::OciLayout { dir, .. } => {
+                let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                parent.is_dir().then(|| parent.to_path_buf())
+            }
+            _ => None,
+        })
+    }
+}

@@ -1,0 +1,98 @@
+//! One plan per binary: where it goes in the image, what it needs (libraries, zoneinfo), the tree of
+//! its libraries and what ld.so must be told. Decided before any shared layer is written, so that a
+//! missing library fails the pack before anything is published.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+
+use super::PackOptions;
+use crate::elf::clues::ClueKind;
+use crate::elf::resolve::{Resolution, Rule};
+use crate::elf::{self, ElfInfo};
+use crate::needs;
+use crate::printer::Printer;
+use crate::rootfs::base::CaBundle;
+use crate::rootfs::{self, FileTree};
+
+/// Everything decided about one binary before its image is assembled.
+pub struct BinaryPlan {
+    pub info: ElfInfo,
+    /// The binary's path in the image, without the leading `/`.
+    pub target: String,
+    /// The loader and libraries ld.so would load (dynamic programs).
+    pub resolution: Option<Resolution>,
+    /// The tree of the libraries' layer (dynamic programs).
+    pub libraries: Option<FileTree>,
+    /// The zoneinfo folder to bundle, on this machine.
+    pub zoneinfo: Option<PathBuf>,
+    /// The folders ld.so must be told about with LD_LIBRARY_PATH (the image has no ld.so.cache).
+    pub ld_library_path: Vec<String>,
+}
+
+impl BinaryPlan {
+    /// Decides what `info`, placed at `/target`, needs, and says so on stderr: the clues at `-v`, a
+    /// warning for each library packed as missing or a TLS program left without CA roots.
+    pub fn new(options: &PackOptions, printer: &Printer, info: ElfInfo, target: String) -> Result<BinaryPlan> {
+        let decided = needs::decide(&info, &format!("/{target}"), &options.needs)?;
+        for clue in &decided.clues {
+            printer.verbose(format_args!("{}: {}: {}", info.file.display(), clue.kind.as_str(), clue.evidence.join(", ")));
+            if clue.kind == ClueKind::Tls && options.base.ca_bundle == Some(CaBundle::None) {
+                printer.warn(format_args!(
+                    "{} looks like it verifies TLS certificates ({}), but --ca-bundle none leaves the image without CA certificates",
+                    info.file.display(),
+                    clue.evidence.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        let mut plan =
+            BinaryPlan { info, target, resolution: None, libraries: None, zoneinfo: decided.zoneinfo, ld_library_path: Vec::new() };
+        if let Some(resolution) = decided.resolution {
+            plan.plan_libraries(options, printer, &resolution)?;
+            plan.resolution = Some(resolution);
+        }
+        Ok(plan)
+    }
+
+    fn plan_libraries(&mut self, options: &PackOptions, printer: &Printer, resolution: &Resolution) -> Result<()> {
+        let file = self.info.file.display();
+        for missing in &resolution.missing {
+            printer.warn(format_args!("{file}: {} (needed by {}) was not found; packing anyway", missing.name, missing.needed_by));
+        }
+        printer.verbose(format_args!("{file}: bundling the loader and {} libraries", resolution.libraries.len()));
+        self.libraries = Some(rootfs::libs::plan(resolution, &options.needs.resolve_options().root)?);
+        if resolution.libraries.iter().any(|l| l.rule == Rule::LibraryPath) {
+            self.ld_library_path.extend(options.needs.library_path.iter().cloned());
+        }
+        self.ld_library_path.extend(resolution.conf_dirs.iter().cloned());
+        Ok(())
+    }
+}
+
+/// An index holds one image per platform.
+pub fn check_platforms(binaries: &[ElfInfo]) -> Result<()> {
+    let mut seen: BTreeMap<String, &ElfInfo> = BTreeMap::new();
+    for info in binaries {
+        if let Some(first) = seen.insert(info.platform.to_string(), info) {
+            bail!(
+                "{} and {} are both {}: an image index holds one image per platform",
+                first.file.display(),
+                info.file.display(),
+                info.platform
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `/usr/local/bin/NAME` by default; `--path DIR/` puts NAME into DIR; any other `--path` is the
+/// binary's full path. Without the leading `/`.
+pub fn binary_path(path: Option<&str>, file: &Path) -> Result<String> {
+    let full = match path {
+        None => format!("/usr/local/bin/{}", elf::file_name(file)),
+        Some(dir) if dir.ends_with('/') => format!("{dir}{}", elf::file_name(file)),
+        Some(path) => path.to_string(),
+    };
+    Ok(rootfs::image_path(&full)?)
+}
