@@ -6,11 +6,11 @@
 //! is `pack`'s; flags always override the metadata, which overrides the defaults.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{anyhow, bail, Context, Result};
+use cargo_metadata::{Message, Metadata, MetadataCommand, Package};
 use clap::{Args, Parser};
 use serde::Deserialize;
 
@@ -131,47 +131,34 @@ impl MetadataConfig {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct Metadata {
-    packages: Vec<Package>,
-    #[serde(default)]
-    metadata: Option<serde_json::Value>,
-    workspace_root: PathBuf,
-}
-
-#[derive(Debug, Deserialize, Clone)]
-struct Package {
-    name: String,
-    version: String,
-    id: String,
-    manifest_path: PathBuf,
-    #[serde(default)]
-    description: Option<String>,
-    #[serde(default)]
-    license: Option<String>,
-    #[serde(default)]
-    authors: Vec<String>,
-    #[serde(default)]
-    repository: Option<String>,
-    #[serde(default)]
-    homepage: Option<String>,
-    #[serde(default)]
-    documentation: Option<String>,
-    #[serde(default)]
-    metadata: Option<serde_json::Value>,
+/// The cargo that runs this subcommand ($CARGO), else the one on PATH.
+fn cargo_program() -> PathBuf {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()).into()
 }
 
 fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    Command::new(cargo_program())
 }
 
-fn read_metadata(manifest_path: Option<&Path>) -> Result<Metadata> {
-    let mut cmd = cargo();
-    cmd.args(["metadata", "--format-version", "1", "--no-deps"]);
-    if let Some(path) = manifest_path {
-        cmd.arg("--manifest-path").arg(path);
+/// The `cargo metadata` of the whole run, read once: the workspace's packages and metadata tables,
+/// and every crate's `source` for the SBOM. The dependency graph is resolved (not `--no-deps`)
+/// unless `--sbom none` says the SBOM will not need it: the default run makes an SBOM, and one
+/// resolving call costs less than a `--no-deps` call before the build and a resolving one after.
+/// Resolving comes before the build, so it gets the build's `--locked` and `--offline`: it must
+/// not rewrite Cargo.lock, or reach the network, where the build would refuse to.
+fn read_metadata(args: &CargoArgs) -> Result<Metadata> {
+    let mut command = MetadataCommand::new();
+    command.cargo_path(cargo_program());
+    if let Some(path) = &args.manifest_path {
+        command.manifest_path(path);
     }
-    let output = cmd.stderr(Stdio::inherit()).output().context("cannot run `cargo metadata`")?;
+    if args.image.sbom == Some(crate::sbom::SbomFormat::None) {
+        command.no_deps();
+    }
+    let flags = [(args.locked, "--locked"), (args.offline, "--offline")];
+    command.other_options(flags.into_iter().filter(|(on, _)| *on).map(|(_, flag)| flag.to_string()).collect::<Vec<_>>());
+    // Run here rather than by `exec`, so cargo's errors go straight to stderr, as the build's do.
+    let output = command.cargo_command().stderr(Stdio::inherit()).output().context("cannot run `cargo metadata`")?;
     if !output.status.success() {
         bail!("`cargo metadata` failed ({})", output.status);
     }
@@ -185,47 +172,42 @@ fn parse_config(value: Option<&serde_json::Value>, place: &str) -> Result<Metada
     }
 }
 
+/// The workspace's own packages, in `workspace_members`' order (the order `--no-deps` lists them in;
+/// a resolved `packages` list is sorted by id and holds the dependencies too).
+fn workspace_packages(metadata: &Metadata) -> Vec<&Package> {
+    metadata.workspace_members.iter().filter_map(|id| metadata.packages.iter().find(|p| &p.id == id)).collect()
+}
+
 fn select_package<'a>(metadata: &'a Metadata, requested: Option<&str>) -> Result<&'a Package> {
+    let packages = workspace_packages(metadata);
     if let Some(name) = requested {
-        return metadata.packages.iter().find(|p| p.name == name).ok_or_else(|| anyhow!("-p {name}: no such package in this workspace"));
+        return packages
+            .into_iter()
+            .find(|p| p.name.as_str() == name)
+            .ok_or_else(|| anyhow!("-p {name}: no such package in this workspace"));
     }
-    if let [only] = metadata.packages.as_slice() {
+    if let [only] = packages.as_slice() {
         return Ok(only);
     }
     let cwd = std::env::current_dir().unwrap_or_default();
-    metadata
-        .packages
+    packages
         .iter()
+        .copied()
         .filter(|p| p.manifest_path.parent().is_some_and(|dir| cwd.starts_with(dir)))
         .max_by_key(|p| p.manifest_path.components().count())
         .ok_or_else(|| {
-            let names: Vec<&str> = metadata.packages.iter().map(|p| p.name.as_str()).collect();
+            let names: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
             anyhow!("this workspace has several packages ({}): choose one with -p", names.join(", "))
         })
 }
 
 /// Every crate's `source` from `cargo metadata` (with dependencies), keyed by (name, version).
-fn cargo_sources(manifest_path: Option<&Path>) -> Result<BTreeMap<(String, String), String>> {
-    let mut cmd = cargo();
-    cmd.args(["metadata", "--format-version", "1"]);
-    if let Some(path) = manifest_path {
-        cmd.arg("--manifest-path").arg(path);
-    }
-    let output = cmd.stderr(Stdio::inherit()).output().context("cannot run `cargo metadata`")?;
-    if !output.status.success() {
-        bail!("`cargo metadata` failed ({})", output.status);
-    }
-    let value: serde_json::Value =
-        serde_json::from_slice(&output.stdout).context("`cargo metadata` printed something that is not its JSON")?;
-    let mut sources = BTreeMap::new();
-    for package in value["packages"].as_array().into_iter().flatten() {
-        if let (Some(name), Some(version), Some(source)) =
-            (package["name"].as_str(), package["version"].as_str(), package["source"].as_str())
-        {
-            sources.insert((name.to_string(), version.to_string()), source.to_string());
-        }
-    }
-    Ok(sources)
+fn cargo_sources(metadata: &Metadata) -> BTreeMap<(String, String), String> {
+    metadata
+        .packages
+        .iter()
+        .filter_map(|package| Some(((package.name.to_string(), package.version.to_string()), package.source.as_ref()?.repr.clone())))
+        .collect()
 }
 
 /// The git revision and commit time of the package's repository, if it is in one.
@@ -254,9 +236,9 @@ fn package_annotations(package: &Package, git_sha: Option<&str>, created: &str) 
             annotations.insert(format!("org.opencontainers.image.{key}"), value);
         }
     };
-    put("title", Some(package.name.clone()));
+    put("title", Some(package.name.to_string()));
     put("description", package.description.clone());
-    put("version", Some(package.version.clone()));
+    put("version", Some(package.version.to_string()));
     put("licenses", package.license.clone());
     put("authors", Some(package.authors.join(", ")));
     put("source", package.repository.clone());
@@ -472,16 +454,15 @@ fn build(args: &CargoArgs, package: &Package, bins: &[String], targets: &[String
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().context("cannot run `cargo build`")?;
     let stdout = child.stdout.take().expect("piped");
     let mut executables = Vec::new();
-    for line in std::io::BufReader::new(stdout).lines() {
-        let line = line.context("reading cargo's messages")?;
-        let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
-        if message["reason"] != "compiler-artifact" || message["package_id"] != package.id.as_str() {
+    // Diagnostics are rendered on stderr by cargo (json-render-diagnostics): only the artifacts of
+    // the package's binaries matter here; other messages and non-JSON lines are passed over.
+    for message in Message::parse_stream(std::io::BufReader::new(stdout)) {
+        let Message::CompilerArtifact(artifact) = message.context("reading cargo's messages")? else { continue };
+        if artifact.package_id != package.id || !artifact.target.is_bin() {
             continue;
         }
-        let is_bin = message["target"]["kind"].as_array().is_some_and(|kinds| kinds.iter().any(|k| k == "bin"));
-        if let (true, Some(path)) = (is_bin, message["executable"].as_str()) {
-            executables
-                .push(Executable { bin: message["target"]["name"].as_str().unwrap_or_default().to_string(), path: PathBuf::from(path) });
+        if let Some(path) = artifact.executable {
+            executables.push(Executable { bin: artifact.target.name, path: path.into_std_path_buf() });
         }
     }
     let status = child.wait().context("waiting for `cargo build`")?;
@@ -494,16 +475,15 @@ fn build(args: &CargoArgs, package: &Package, bins: &[String], targets: &[String
 /// `cargo scratchpack …`: returns the printed reference lines.
 pub fn run(args: CargoArgs) -> Result<()> {
     let printer = Printer::new(args.quiet, args.verbose);
-    let metadata = read_metadata(args.manifest_path.as_deref())?;
+    let metadata = read_metadata(&args)?;
     let package = select_package(&metadata, args.package.as_deref())?.clone();
     let workspace_config = parse_config(
-        metadata.metadata.as_ref(),
-        &format!("{}: [workspace.metadata.scratchpack]", metadata.workspace_root.join("Cargo.toml").display()),
+        Some(&metadata.workspace_metadata),
+        &format!("{}: [workspace.metadata.scratchpack]", metadata.workspace_root.join("Cargo.toml")),
     )?;
-    let package_config =
-        parse_config(package.metadata.as_ref(), &format!("{}: [package.metadata.scratchpack]", package.manifest_path.display()))?;
+    let package_config = parse_config(Some(&package.metadata), &format!("{}: [package.metadata.scratchpack]", package.manifest_path))?;
     let config = package_config.over(workspace_config);
-    let package_dir = package.manifest_path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let package_dir = package.manifest_path.parent().map_or_else(|| PathBuf::from("."), |dir| dir.as_std_path().to_path_buf());
 
     let git_sha = git(&package_dir, &["rev-parse", "HEAD"]);
     let epoch = match std::env::var("SOURCE_DATE_EPOCH").ok().filter(|v| !v.is_empty()) {
@@ -513,8 +493,11 @@ pub fn run(args: CargoArgs) -> Result<()> {
     };
     let created = crate::image::config::rfc3339(cli::source_date_epoch(Some(&epoch))?);
 
+    let version = package.version.to_string();
+    let sources = cargo_sources(&metadata);
+
     let mut image = merge(&args.image, &config, &package_dir)?;
-    image.tags = image.tags.iter().map(|t| expand_template(t, &package.version, git_sha.as_deref())).collect::<Result<_>>()?;
+    image.tags = image.tags.iter().map(|t| expand_template(t, &version, git_sha.as_deref())).collect::<Result<_>>()?;
     let mut annotations: Vec<String> =
         package_annotations(&package, git_sha.as_deref(), &created).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
     annotations.extend(image.annotations.iter().cloned());
@@ -548,12 +531,12 @@ pub fn run(args: CargoArgs) -> Result<()> {
         }
         per_bin.outputs = resolve_outputs(&image.outputs, &config, repo_env.as_deref(), bin, several)?
             .iter()
-            .map(|o| expand_template(o, &package.version, git_sha.as_deref()))
+            .map(|o| expand_template(o, &version, git_sha.as_deref()))
             .collect::<Result<_>>()?;
         let mut options = cli::pack_options(paths, &per_bin, Some(&epoch), &printer).with_context(|| format!("packing {bin}"))?;
         if options.sbom.format != crate::sbom::SbomFormat::None {
-            options.sbom.version = Some(package.version.clone());
-            options.sbom.cargo_sources = Some(cargo_sources(args.manifest_path.as_deref())?);
+            options.sbom.version = Some(version.clone());
+            options.sbom.cargo_sources = Some(sources.clone());
         }
         let (packed, published) = crate::pack::pack(&options, &printer).with_context(|| format!("packing {bin}"))?;
         cli::print_published(&printer, &published, Some(&packed), per_bin.json)?;
