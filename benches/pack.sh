@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scratchpack packing benchmark: run by hand (not in CI), on an otherwise idle machine.
 #
-# What it measures, side by side in one run (see "Performance budgets" in DESIGN.md):
+# What it measures, side by side in one run (targets and their reading: benches/README.md):
 #   1. `scratchpack pack REF --output oci:DIR` with --compression gzip and with --compression zstd,
 #      each run from an empty DIR. REF is the 11 MB static reference binary
 #      /usr/bin/qemu-riscv64-static (Debian package qemu-user-static). gzip three ways: defaults with

@@ -318,10 +318,9 @@ pub(crate) fn read_some(reader: &mut impl Read, buf: &mut [u8], remaining: u64) 
 
 /// Anonymous memory for chunks and their compressed output. A chunk buffer's pages are mapped
 /// (and zeroed by the kernel) up front, in one system call (`MAP_POPULATE`), so that nothing
-/// faults when a file is read into it: touched page by page, a 256 KiB buffer takes 64 page
-/// faults, 2-3 µs each on these VMs (the reference binary's layer spent ~4 ms of CPU on them).
-/// An output buffer is not populated: it has room for the worst case, but a compressed chunk
-/// mostly fills a quarter of it.
+/// faults when a file is read into it: a fault per page costs more than the one call (figures:
+/// benches/RESULTS.md). An output buffer is not populated: it has room for the worst case, but a
+/// compressed chunk mostly fills a quarter of it.
 ///
 /// A dropped buffer goes back to a process-wide pool, for the next stream to take: the layers of
 /// one pack share their buffers, and none is unmapped before the process exits. Unmapping while

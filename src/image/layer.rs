@@ -54,25 +54,18 @@ impl std::fmt::Display for Compression {
 }
 
 /// Compression of large layers: libdeflate level 2, whose matches longer than 8 bytes put only
-/// their first two positions into the match finder. On the reference binary (512 KiB chunks, one
-/// core, best of 20): upstream level 2 takes 47.9 ms for 2,578,029 bytes; with the cut-off 39.5 ms
-/// for 2,608,895 bytes, 3.2 % under umoci's layer (Go's default level). Level 1 takes 39.6 ms but
-/// gives 2,730,759 bytes, over umoci's; a cut-off of 5 saves 1.3 ms more for 0.8 % more bytes.
+/// their first two positions into the match finder (as zlib's fast levels do): level 1's speed,
+/// with a layer still smaller than umoci's, which level 1's is not (figures: benches/RESULTS.md).
 pub const GZIP_EFFORT: Effort = Effort { level: 2, max_insert_length: Some(8) };
-/// Compression of small layers (the base layer, config files, programs under 1 MiB): every
-/// byte saved is saved in every image, but a small program's layer is compressed at every pack.
-/// Level 7 takes no more CPU than zlib-rs's level 6 did on any of them and is 0.3 % smaller on the
-/// base layer, 4 % on small binaries; levels 8-9 save 0.1 % more for up to twice the CPU, the
-/// near-optimal 10-12 another 2-3 % on binaries for 4 to 13 times the CPU.
+/// Compression of small layers (the base layer, config files, programs under 1 MiB): every byte
+/// saved is saved in every image, but a small program's layer is compressed at every pack; level 7
+/// is where higher levels start to cost much more CPU for little (figures: benches/RESULTS.md).
 pub const SMALL_GZIP_EFFORT: Effort = Effort::level(7);
 /// What counts as small, in uncompressed tar bytes.
 const SMALL_LAYER: u64 = 1 << 20;
 /// Compression of large layers of many small files (zoneinfo, `--add` folders of assets), where
-/// tar headers and padding and short matches dominate and the cut-off of [`GZIP_EFFORT`] loses more
-/// than it saves: level 1's hash-table match finder is both faster and smaller there. One core,
-/// 256 KiB chunks: zoneinfo's 2.2 MB tar 5.8 ms for 354,961 bytes, against 6.8 ms for 368,072
-/// with the cut-off (upstream level 2: 7.0 ms, 351,008); a 2.2 MB tar of Python modules 9.0 ms for
-/// 721,049 bytes, against 11.2 ms for 717,994.
+/// tar headers, padding and short matches dominate and the cut-off of [`GZIP_EFFORT`] loses more
+/// than it saves: level 1's match finder is faster and smaller there (figures: benches/RESULTS.md).
 pub const MANY_FILES_GZIP_EFFORT: Effort = Effort::level(1);
 /// A large layer whose regular files are this small on average is one of many small files.
 const SMALL_FILES_MEAN: u64 = 16 << 10;
