@@ -1,4 +1,4 @@
-//! One registry session: TLS, the choice of https or http, authentication (anonymous, Basic,
+//! One registry connection: TLS, the choice of https or http, authentication (anonymous, Basic,
 //! Bearer tokens with refresh and re-authentication), retries with backoff, and error parsing.
 //!
 //! Every request goes through [`Client::send`], which adds the credentials the registry asked for
@@ -20,7 +20,7 @@ use super::auth::{Credential, FoundCredential, Secret};
 use super::error::{redact_url, RegistryError};
 use super::reference::Registry;
 
-/// How a session connects: from `--registry-ca`, `--insecure-registry`, `--timeout`, `--retries`.
+/// How a connection is made: from `--registry-ca`, `--insecure-registry`, `--timeout`, `--retries`.
 #[derive(Clone, Debug)]
 pub struct ConnectOptions {
     pub registry_ca: Vec<std::path::PathBuf>,
@@ -92,7 +92,7 @@ const TOKEN_MARGIN: Duration = Duration::from_secs(10);
 const DEFAULT_TOKEN_SECONDS: u64 = 60;
 
 impl Client {
-    /// Opens a session: picks https (or http where allowed), pings `/v2/`, learns how to log in.
+    /// Connects: picks https (or http where allowed), pings `/v2/`, learns how to log in.
     /// `scopes` are the token scopes to ask for, e.g. `repository:org/app:push,pull`.
     pub fn connect(
         registry: Registry,
