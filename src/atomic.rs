@@ -13,16 +13,16 @@ use crate::image::{Blob, BlobData};
 /// A file that could not be written, with what was being done to it.
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {action}", path.display())]
-pub struct FileError {
-    pub path: PathBuf,
-    pub action: &'static str,
+pub(crate) struct FileError {
+    pub(crate) path: PathBuf,
+    pub(crate) action: &'static str,
     #[source]
-    pub source: std::io::Error,
+    pub(crate) source: std::io::Error,
 }
 
 impl FileError {
     /// For `map_err`: the error of doing `action` to `path`.
-    pub fn at(path: impl Into<PathBuf>, action: &'static str) -> impl FnOnce(std::io::Error) -> FileError {
+    pub(crate) fn at(path: impl Into<PathBuf>, action: &'static str) -> impl FnOnce(std::io::Error) -> FileError {
         let path = path.into();
         move |source| FileError { path, action, source }
     }
@@ -36,7 +36,7 @@ fn folder_and_name(path: &Path) -> (&Path, String) {
 
 /// Writes a file next to its final place and renames it over, so readers see the old or the new
 /// file, never a part. The temporary file is removed if anything fails.
-pub fn write_atomically(path: &Path, write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> Result<(), FileError> {
+pub(crate) fn write_atomically(path: &Path, write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> Result<(), FileError> {
     let (dir, name) = folder_and_name(path);
     let mut temp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
@@ -58,7 +58,7 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&mut std::fs::File) -> s
 /// in-memory blob is written. Then all are synced (the writeback of every one started before the
 /// first sync waits, so that the waits overlap) and renamed into place. The temporary files are
 /// removed if anything fails.
-pub fn place_blobs_atomically(blobs: &[(PathBuf, &Blob)]) -> Result<(), FileError> {
+pub(crate) fn place_blobs_atomically(blobs: &[(PathBuf, &Blob)]) -> Result<(), FileError> {
     let mut temps = Vec::new();
     for (path, blob) in blobs {
         let (dir, name) = folder_and_name(path);

@@ -29,71 +29,71 @@ pub enum CargoCli {
 pub struct CargoArgs {
     /// Package to build (default: the one in the current folder, or the only one).
     #[arg(short, long = "package", value_name = "PKG")]
-    pub package: Option<String>,
+    pub(crate) package: Option<String>,
     /// Binary to pack (repeatable; default: every binary of the package).
     #[arg(long = "bin", value_name = "NAME")]
-    pub bins: Vec<String>,
+    pub(crate) bins: Vec<String>,
     /// Target triple to build for (repeatable; several make one multi-platform index).
     #[arg(long = "target", value_name = "TRIPLE")]
-    pub targets: Vec<String>,
+    pub(crate) targets: Vec<String>,
     /// Features to enable (as cargo's --features).
     #[arg(short = 'F', long, value_name = "FEATURES")]
-    pub features: Option<String>,
+    pub(crate) features: Option<String>,
     #[arg(long)]
-    pub all_features: bool,
+    pub(crate) all_features: bool,
     #[arg(long)]
-    pub no_default_features: bool,
+    pub(crate) no_default_features: bool,
     /// Build profile [default: release].
     #[arg(long, value_name = "PROFILE")]
-    pub profile: Option<String>,
+    pub(crate) profile: Option<String>,
     #[arg(long, value_name = "PATH")]
-    pub manifest_path: Option<PathBuf>,
+    pub(crate) manifest_path: Option<PathBuf>,
     #[arg(long)]
-    pub locked: bool,
+    pub(crate) locked: bool,
     /// Build with `cargo auditable build`, so the binaries carry their dependency list (.dep-v0)
     /// for the SBOM and for scanners (install it with `cargo install cargo-auditable`).
     #[arg(long)]
-    pub auditable: bool,
+    pub(crate) auditable: bool,
     #[arg(long)]
-    pub offline: bool,
+    pub(crate) offline: bool,
     #[command(flatten)]
-    pub image: ImageArgs,
+    pub(crate) image: ImageArgs,
     /// Print nothing on stderr but errors (cargo's own output included).
     #[arg(short, long)]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
     #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
+    pub(crate) verbose: u8,
 }
 
 /// `[package.metadata.scratchpack]` and `[workspace.metadata.scratchpack]`: the long flags'
 /// names, plural for the repeatable ones. Any other key is an error that names it.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct MetadataConfig {
-    pub repository: Option<String>,
-    pub outputs: Option<Vec<String>>,
-    pub tags: Option<Vec<String>>,
-    pub bins: Option<Vec<String>>,
-    pub targets: Option<Vec<String>>,
-    pub path: Option<String>,
-    pub user: Option<String>,
-    pub env: Option<BTreeMap<String, String>>,
-    pub workdir: Option<String>,
-    pub expose: Option<Vec<String>>,
-    pub labels: Option<BTreeMap<String, String>>,
-    pub annotations: Option<BTreeMap<String, String>>,
-    pub args: Option<Vec<String>>,
-    pub add: Option<Vec<String>>,
-    pub ca_bundle: Option<String>,
-    pub extra_ca: Option<Vec<String>>,
-    pub compression: Option<String>,
-    pub tzdata: Option<String>,
-    pub static_only: Option<bool>,
-    pub allow_missing: Option<bool>,
-    pub sysroot: Option<String>,
-    pub library_path: Option<Vec<String>>,
-    pub sbom: Option<String>,
-    pub sbom_dir: Option<String>,
+pub(crate) struct MetadataConfig {
+    pub(crate) repository: Option<String>,
+    pub(crate) outputs: Option<Vec<String>>,
+    pub(crate) tags: Option<Vec<String>>,
+    pub(crate) bins: Option<Vec<String>>,
+    pub(crate) targets: Option<Vec<String>>,
+    pub(crate) path: Option<String>,
+    pub(crate) user: Option<String>,
+    pub(crate) env: Option<BTreeMap<String, String>>,
+    pub(crate) workdir: Option<String>,
+    pub(crate) expose: Option<Vec<String>>,
+    pub(crate) labels: Option<BTreeMap<String, String>>,
+    pub(crate) annotations: Option<BTreeMap<String, String>>,
+    pub(crate) args: Option<Vec<String>>,
+    pub(crate) add: Option<Vec<String>>,
+    pub(crate) ca_bundle: Option<String>,
+    pub(crate) extra_ca: Option<Vec<String>>,
+    pub(crate) compression: Option<String>,
+    pub(crate) tzdata: Option<String>,
+    pub(crate) static_only: Option<bool>,
+    pub(crate) allow_missing: Option<bool>,
+    pub(crate) sysroot: Option<String>,
+    pub(crate) library_path: Option<Vec<String>>,
+    pub(crate) sbom: Option<String>,
+    pub(crate) sbom_dir: Option<String>,
 }
 
 impl MetadataConfig {

@@ -14,7 +14,7 @@ static INSTALL: Once = Once::new();
 /// Keeps a path registered until dropped. Dropping does not delete the path: whoever created it
 /// either committed it or removes it on its own error path.
 #[must_use = "the path is unregistered when the guard drops"]
-pub struct Guard {
+pub(crate) struct Guard {
     id: u64,
 }
 
@@ -27,7 +27,7 @@ impl Drop for Guard {
 }
 
 /// Registers `path` (file or folder) for removal if the process is interrupted.
-pub fn register(path: &Path) -> Guard {
+pub(crate) fn register(path: &Path) -> Guard {
     install();
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     if let Ok(mut pending) = PENDING.lock() {

@@ -5,23 +5,28 @@
 //! (where the image goes, through `layout` and `registry`). `pack` runs the pipeline, `push` sends
 //! an image already packed; `cli` and `cargo` are the front ends, and only they know clap.
 //!
-//! The library API, for the two binaries, the fuzz targets and the tests: [`pack::pack`] with
-//! [`pack::PackOptions`]; [`push::push`]; [`elf::inspect`] and [`needs::decide`]; the reference
-//! types in [`registry`] and [`dest::DestSpec`]; [`cli::report`], the error edge.
+//! Everything is `pub(crate)` but the API the two binaries, the fuzz targets and the tests use:
+//! - the front ends: [`cli::Cli`] and [`cli::run`], [`cargo::CargoCli`] and [`cargo::run`],
+//!   [`cli::report`] (the error edge of both), [`printer::Printer`], [`cleanup::install`];
+//! - ELF inspection and ld.so resolution: [`elf::inspect_bytes`], [`elf::ElfInfo`],
+//!   [`elf::resolve::resolve`], [`elf::clues::detect`], [`needs::decide`] with [`needs::NeedsOptions`];
+//! - references: [`registry::Reference`], [`registry::Repository`], [`registry::Tag`],
+//!   [`dest::DestSpec`]; credentials and challenges: [`registry::auth`];
+//! - [`image::config::rfc3339`], the time format of the images' `created`.
 
-pub mod atomic;
+pub(crate) mod atomic;
 pub mod cargo;
 pub mod cleanup;
 pub mod cli;
 pub mod dest;
 pub mod elf;
 pub mod image;
-pub mod layout;
+pub(crate) mod layout;
 pub mod needs;
-pub mod pack;
+pub(crate) mod pack;
 pub mod platform;
 pub mod printer;
-pub mod push;
+pub(crate) mod push;
 pub mod registry;
-pub mod rootfs;
-pub mod sbom;
+pub(crate) mod rootfs;
+pub(crate) mod sbom;

@@ -23,7 +23,7 @@ pub enum Tzdata {
 
 impl Tzdata {
     /// Every value, as `--tzdata` and the cargo metadata spell it.
-    pub const NAMES: &'static [&'static str] = &["auto", "yes", "no"];
+    pub(crate) const NAMES: &'static [&'static str] = &["auto", "yes", "no"];
 }
 
 impl std::str::FromStr for Tzdata {
@@ -56,9 +56,9 @@ pub const ZONEINFO: &str = "/usr/share/zoneinfo";
 pub struct Needs {
     pub resolution: Option<Resolution>,
     /// What the program and its libraries will look for (NSS, time zones, TLS); `inspect`'s hints.
-    pub clues: Vec<Clue>,
+    pub(crate) clues: Vec<Clue>,
     /// The zoneinfo folder to bundle, on this machine (under the sysroot, if any).
-    pub zoneinfo: Option<PathBuf>,
+    pub(crate) zoneinfo: Option<PathBuf>,
 }
 
 /// `--sysroot`, `--library-path`, `--allow-missing`, `--static-only`.
@@ -140,7 +140,7 @@ pub fn decide(info: &ElfInfo, image_path: &str, options: &NeedsOptions) -> Resul
 }
 
 /// The libraries a program needs (`None` for a static program).
-pub fn libraries(info: &ElfInfo, image_path: &str, options: &NeedsOptions) -> Result<Option<Resolution>, NeedsError> {
+pub(crate) fn libraries(info: &ElfInfo, image_path: &str, options: &NeedsOptions) -> Result<Option<Resolution>, NeedsError> {
     if info.linkage != Linkage::Dynamic {
         return Ok(None);
     }

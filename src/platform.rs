@@ -8,14 +8,14 @@ use std::fmt;
 /// An OCI platform, spelled as the image spec and `GOARCH` spell it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct Platform {
-    pub os: String,
-    pub architecture: String,
+    pub(crate) os: String,
+    pub(crate) architecture: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
+    pub(crate) variant: Option<String>,
 }
 
 impl Platform {
-    pub fn linux(architecture: &str, variant: Option<&str>) -> Self {
+    pub(crate) fn linux(architecture: &str, variant: Option<&str>) -> Self {
         Platform { os: "linux".to_string(), architecture: architecture.to_string(), variant: variant.map(str::to_string) }
     }
 }

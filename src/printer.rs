@@ -4,7 +4,7 @@
 use std::io::Write;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Verbosity {
+pub(crate) enum Verbosity {
     Quiet,
     Normal,
     Verbose,
@@ -27,40 +27,40 @@ impl Printer {
         Printer { verbosity }
     }
 
-    pub fn is_debug(&self) -> bool {
+    pub(crate) fn is_debug(&self) -> bool {
         self.verbosity >= Verbosity::Debug
     }
 
-    pub fn is_quiet(&self) -> bool {
+    pub(crate) fn is_quiet(&self) -> bool {
         self.verbosity == Verbosity::Quiet
     }
 
     /// A result line on stdout. A closed pipe is not an error worth a panic.
-    pub fn result(&self, line: &str) {
+    pub(crate) fn result(&self, line: &str) {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
     }
 
-    pub fn info(&self, message: impl std::fmt::Display) {
+    pub(crate) fn info(&self, message: impl std::fmt::Display) {
         if self.verbosity >= Verbosity::Normal {
             eprintln!("{message}");
         }
     }
 
-    pub fn verbose(&self, message: impl std::fmt::Display) {
+    pub(crate) fn verbose(&self, message: impl std::fmt::Display) {
         if self.verbosity >= Verbosity::Verbose {
             eprintln!("{message}");
         }
     }
 
-    pub fn debug(&self, message: impl std::fmt::Display) {
+    pub(crate) fn debug(&self, message: impl std::fmt::Display) {
         if self.verbosity >= Verbosity::Debug {
             eprintln!("debug: {message}");
         }
     }
 
-    pub fn warn(&self, message: impl std::fmt::Display) {
+    pub(crate) fn warn(&self, message: impl std::fmt::Display) {
         if self.verbosity >= Verbosity::Normal {
             eprintln!("warning: {message}");
         }

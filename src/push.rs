@@ -12,18 +12,18 @@ use crate::registry::{Reference, Tag};
 
 /// What to push where, checked.
 #[derive(Debug)]
-pub struct PushOptions {
+pub(crate) struct PushOptions {
     /// `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`.
-    pub source: String,
+    pub(crate) source: String,
     /// Each registry destination, with the text that named it.
-    pub destinations: Vec<(String, Reference)>,
+    pub(crate) destinations: Vec<(String, Reference)>,
     /// Tags for destinations that name none.
-    pub tags: Vec<Tag>,
-    pub registry: RegistryContext,
+    pub(crate) tags: Vec<Tag>,
+    pub(crate) registry: RegistryContext,
 }
 
 /// Reads `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`.
-pub fn read(source: &str) -> Result<StoredImage> {
+pub(crate) fn read(source: &str) -> Result<StoredImage> {
     match source.parse::<DestSpec>()? {
         DestSpec::OciLayout { dir, tag } => StoredImage::from_layout(&dir, tag.as_deref()),
         DestSpec::OciArchive { file, tag } => StoredImage::from_archive(&file, tag.as_deref()),
@@ -37,7 +37,7 @@ fn push_set(image: &StoredImage) -> PushSet<'_> {
 
 /// Pushes the source image to every destination, in order; returns, per destination, the text
 /// that named it and what was written.
-pub fn push(options: &PushOptions) -> Result<Vec<(String, Published)>> {
+pub(crate) fn push(options: &PushOptions) -> Result<Vec<(String, Published)>> {
     let image = read(&options.source).with_context(|| format!("reading {}", options.source))?;
     let mut published = Vec::new();
     for (text, reference) in &options.destinations {

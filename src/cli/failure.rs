@@ -34,7 +34,7 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 }
 
 /// The first hint any error in the chain offers.
-pub fn hint(error: &anyhow::Error) -> Option<String> {
+fn hint(error: &anyhow::Error) -> Option<String> {
     error.chain().find_map(|cause| {
         if let Some(e) = cause.downcast_ref::<ElfError>() {
             e.hint()

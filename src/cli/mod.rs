@@ -16,9 +16,9 @@ use std::time::Duration;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 
-pub use failure::{hint, report};
-pub use options::{pack_options, registry_context, source_date_epoch, OptionError};
-pub use output::{print_published, summary_json};
+pub use failure::report;
+pub(crate) use options::{pack_options, source_date_epoch, OptionError};
+pub(crate) use output::print_published;
 pub use run::run;
 
 use crate::image::Compression;
@@ -70,44 +70,44 @@ pub enum Command {
 
 /// How to reach registries: for `docker://` outputs of `pack`, and for `push`.
 #[derive(Debug, Args, Clone, Default)]
-pub struct RegistryArgs {
+pub(crate) struct RegistryArgs {
     /// Registry credentials. Without it: SCRATCHPACK_REGISTRY_USER/_PASSWORD, then the docker and
     /// podman login files and credential helpers.
     #[arg(long, value_name = "USER:PASSWORD")]
-    pub creds: Option<Secret>,
+    pub(crate) creds: Option<Secret>,
     /// A PEM file of extra CA certificates to trust for registries (repeatable).
     #[arg(long, value_name = "PEM")]
-    pub registry_ca: Vec<PathBuf>,
+    pub(crate) registry_ca: Vec<PathBuf>,
     /// Allow plain HTTP or unverified TLS for this registry host only (repeatable).
     #[arg(long, value_name = "HOST[:PORT]")]
-    pub insecure_registry: Vec<String>,
+    pub(crate) insecure_registry: Vec<String>,
     /// Give up a push after this long, retries included: 90, 90s, 5m, 1h.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Attempts per request on transient failures (408, 429, 5xx, broken connections).
     #[arg(long, value_name = "N", default_value = "5", value_parser = clap::value_parser!(u32).range(1..=20))]
-    pub retries: u32,
+    pub(crate) retries: u32,
 }
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
     /// The image: oci:DIR[:TAG] or oci-archive:FILE[:TAG].
-    pub source: String,
+    pub(crate) source: String,
     /// Where to push: docker://HOST/REPO[:TAG] (repeatable destinations: give several).
     #[arg(required = true, value_name = "DEST")]
-    pub destinations: Vec<String>,
+    pub(crate) destinations: Vec<String>,
     /// Tag for destinations that name none (repeatable, default `latest`).
     #[arg(short, long = "tag", value_name = "TAG", default_value = "latest")]
-    pub tags: Vec<String>,
+    pub(crate) tags: Vec<String>,
     #[command(flatten)]
-    pub registry: RegistryArgs,
+    pub(crate) registry: RegistryArgs,
     /// Print a JSON summary on stdout.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 /// `90`, `90s`, `5m`, `1h`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => text.split_at(i),
         None => (text, "s"),
@@ -128,27 +128,27 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// The ELF file to inspect.
-    pub binary: PathBuf,
+    pub(crate) binary: PathBuf,
     /// Print JSON on stdout instead of text.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     #[command(flatten)]
-    pub resolve: ResolveArgs,
+    pub(crate) resolve: ResolveArgs,
 }
 
 /// Where shared libraries are looked for.
 #[derive(Debug, Args, Clone, Default)]
-pub struct ResolveArgs {
+pub(crate) struct ResolveArgs {
     /// Resolve the interpreter and libraries inside this root (a build or cross sysroot), not the host.
     #[arg(long, value_name = "DIR")]
-    pub sysroot: Option<PathBuf>,
+    pub(crate) sysroot: Option<PathBuf>,
     /// A library folder searched like LD_LIBRARY_PATH (repeatable, or a colon list).
     #[arg(long, value_name = "DIR")]
-    pub library_path: Vec<String>,
+    pub(crate) library_path: Vec<String>,
 }
 
 impl ResolveArgs {
-    pub fn library_dirs(&self) -> Vec<String> {
+    pub(crate) fn library_dirs(&self) -> Vec<String> {
         self.library_path.iter().flat_map(|p| p.split(':')).filter(|d| !d.is_empty()).map(str::to_string).collect()
     }
 }
@@ -157,83 +157,83 @@ impl ResolveArgs {
 pub struct PackArgs {
     /// The program(s) to pack. Several binaries of different platforms make one multi-platform index.
     #[arg(required = true, value_name = "BINARY")]
-    pub binaries: Vec<PathBuf>,
+    pub(crate) binaries: Vec<PathBuf>,
     #[command(flatten)]
-    pub image: ImageArgs,
+    pub(crate) image: ImageArgs,
 }
 
 /// Everything about the image and where it goes: shared by `pack` and `cargo scratchpack`.
 /// Unset values are `None` or empty, so that `cargo scratchpack` can tell a flag from a default
 /// and let flags override `[package.metadata.scratchpack]`.
 #[derive(Debug, Args, Clone, Default)]
-pub struct ImageArgs {
+pub(crate) struct ImageArgs {
     /// Where the image goes: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF],
     /// docker://HOST/REPO[:TAG]. Repeatable.
     #[arg(short, long = "output", value_name = "DEST")]
-    pub outputs: Vec<String>,
+    pub(crate) outputs: Vec<String>,
     /// Tag for destinations that name none (repeatable) [default: latest].
     #[arg(short, long = "tag", value_name = "TAG")]
-    pub tags: Vec<String>,
+    pub(crate) tags: Vec<String>,
     /// Path of the binary inside the image [default: /usr/local/bin/NAME].
     #[arg(long, value_name = "PATH")]
-    pub path: Option<String>,
+    pub(crate) path: Option<String>,
     /// User the program runs as: UID[:GID] or NAME[:GROUP] [default: 65532:65532].
     #[arg(long)]
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
     /// Environment variable K=V (repeatable).
     #[arg(long = "env", value_name = "K=V")]
-    pub env: Vec<String>,
+    pub(crate) env: Vec<String>,
     /// Working directory of the program.
     #[arg(long, value_name = "DIR")]
-    pub workdir: Option<String>,
+    pub(crate) workdir: Option<String>,
     /// Port the program listens on: PORT[/tcp|/udp] (repeatable).
     #[arg(long, value_name = "PORT")]
-    pub expose: Vec<String>,
+    pub(crate) expose: Vec<String>,
     /// Config label K=V (repeatable).
     #[arg(long = "label", value_name = "K=V")]
-    pub labels: Vec<String>,
+    pub(crate) labels: Vec<String>,
     /// Manifest annotation K=V (repeatable).
     #[arg(long = "annotation", value_name = "K=V")]
-    pub annotations: Vec<String>,
+    pub(crate) annotations: Vec<String>,
     /// Default argument passed to the program: the image's Cmd (repeatable).
     #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
-    pub args: Vec<String>,
+    pub(crate) args: Vec<String>,
     /// Extra file or folder: SRC:DEST[:MODE] (repeatable).
     #[arg(long = "add", value_name = "SRC:DEST[:MODE]")]
-    pub add: Vec<AddSpec>,
+    pub(crate) add: Vec<AddSpec>,
     /// CA certificates in the image: builtin (Mozilla), host, none, or a PEM file [default: builtin].
     #[arg(long, value_name = "builtin|host|none|PATH")]
-    pub ca_bundle: Option<CaBundle>,
+    pub(crate) ca_bundle: Option<CaBundle>,
     /// Extra PEM certificate(s) appended to the bundle, for private CAs (repeatable).
     #[arg(long, value_name = "PEM")]
-    pub extra_ca: Vec<PathBuf>,
+    pub(crate) extra_ca: Vec<PathBuf>,
     /// Layer compression [default: gzip].
     #[arg(long, value_parser = choice::<Compression>(Compression::NAMES))]
-    pub compression: Option<Compression>,
+    pub(crate) compression: Option<Compression>,
     #[command(flatten)]
-    pub resolve: ResolveArgs,
+    pub(crate) resolve: ResolveArgs,
     /// Pack a dynamic program even when some of its libraries are not found.
     #[arg(long)]
-    pub allow_missing: bool,
+    pub(crate) allow_missing: bool,
     /// Refuse dynamically linked programs (for pipelines that promise static images).
     #[arg(long)]
-    pub static_only: bool,
+    pub(crate) static_only: bool,
     /// Bundle /usr/share/zoneinfo (from the host or --sysroot): when the program reads time zones,
     /// always, or never [default: auto].
     #[arg(long, value_parser = choice::<Tzdata>(Tzdata::NAMES))]
-    pub tzdata: Option<Tzdata>,
+    pub(crate) tzdata: Option<Tzdata>,
     /// SBOM of each image, from cargo-auditable data and the image's files: attached as an OCI
     /// referrer on push, kept beside the image in OCI layouts [default: none; spdx for cargo scratchpack].
     #[arg(long, value_parser = choice::<SbomFormat>(SbomFormat::NAMES))]
-    pub sbom: Option<SbomFormat>,
+    pub(crate) sbom: Option<SbomFormat>,
     /// Also write each SBOM into this folder.
     #[arg(long, value_name = "DIR")]
-    pub sbom_dir: Option<PathBuf>,
+    pub(crate) sbom_dir: Option<PathBuf>,
     /// Print a JSON summary on stdout instead of one line per destination.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     #[command(flatten)]
-    pub registry: RegistryArgs,
+    pub(crate) registry: RegistryArgs,
 }
 
 #[cfg(test)]

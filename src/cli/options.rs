@@ -21,7 +21,7 @@ use crate::rootfs::image_path;
 use crate::sbom::SbomFormat;
 
 #[derive(Debug, thiserror::Error)]
-pub enum OptionError {
+pub(crate) enum OptionError {
     #[error("--{flag} {value:?}: {reason}")]
     Invalid { flag: &'static str, value: String, reason: &'static str },
     #[error("SOURCE_DATE_EPOCH={0:?}: not a whole number of seconds since 1970")]
@@ -31,7 +31,7 @@ pub enum OptionError {
 }
 
 impl OptionError {
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         match self {
             OptionError::NoOutput => Some("for example --output oci:out, or --output docker://ghcr.io/org/app:1.0".into()),
             OptionError::Invalid { .. } | OptionError::SourceDateEpoch(_) => None,
@@ -76,7 +76,7 @@ fn tags(texts: &[String]) -> Result<Vec<Tag>, OptionError> {
 }
 
 /// `SOURCE_DATE_EPOCH`'s value (unset or empty: 0).
-pub fn source_date_epoch(value: Option<&str>) -> Result<u64, OptionError> {
+pub(crate) fn source_date_epoch(value: Option<&str>) -> Result<u64, OptionError> {
     match value {
         None | Some("") => Ok(0),
         Some(text) => text.parse().map_err(|_| OptionError::SourceDateEpoch(text.to_string())),
@@ -168,7 +168,7 @@ impl TryFrom<&ImageArgs> for PackOptions {
 
 /// Everything a pack of `binaries` needs: the flags, `SOURCE_DATE_EPOCH` (the variable's value, if
 /// set) and how much the registry client may say.
-pub fn pack_options(binaries: &[PathBuf], args: &ImageArgs, epoch: Option<&str>, printer: &Printer) -> Result<PackOptions> {
+pub(crate) fn pack_options(binaries: &[PathBuf], args: &ImageArgs, epoch: Option<&str>, printer: &Printer) -> Result<PackOptions> {
     let mut options = PackOptions::try_from(args)?;
     options.binaries = binaries.to_vec();
     options.source_date_epoch = source_date_epoch(epoch)?;
@@ -177,7 +177,7 @@ pub fn pack_options(binaries: &[PathBuf], args: &ImageArgs, epoch: Option<&str>,
 }
 
 /// The shared registry settings from the command line.
-pub fn registry_context(args: &RegistryArgs, printer: &Printer) -> RegistryContext {
+pub(crate) fn registry_context(args: &RegistryArgs, printer: &Printer) -> RegistryContext {
     RegistryContext {
         connect: crate::registry::ConnectOptions {
             registry_ca: args.registry_ca.clone(),
@@ -195,7 +195,7 @@ pub fn registry_context(args: &RegistryArgs, printer: &Printer) -> RegistryConte
 
 impl PushArgs {
     /// `scratchpack push`'s arguments, checked.
-    pub fn options(&self, printer: &Printer) -> Result<PushOptions> {
+    pub(crate) fn options(&self, printer: &Printer) -> Result<PushOptions> {
         let tags = tags(&self.tags)?;
         let destinations = self
             .destinations

@@ -12,7 +12,7 @@ use crate::pack::Packed;
 use crate::printer::Printer;
 use crate::rootfs::base::BASE_FILES;
 
-pub fn inspect_text(info: &ElfInfo, needs: &Needs) -> String {
+pub(crate) fn inspect_text(info: &ElfInfo, needs: &Needs) -> String {
     let resolution = needs.resolution.as_ref();
     let mut out = String::new();
     let list = |items: &[String]| if items.is_empty() { "-".to_string() } else { items.join(", ") };
@@ -80,7 +80,7 @@ fn program_files(info: &ElfInfo, needs: &Needs) -> Vec<String> {
 /// Stable for scripts: `interpreter` is the host path of the loader (or null), `libraries` lists
 /// `{name, path, rule}` (plus `image_path` and `needed_by`) in load order, `files` every path the
 /// image would hold, one per element (the README shows the whole schema).
-pub fn inspect_json(info: &ElfInfo, needs: &Needs) -> serde_json::Value {
+pub(crate) fn inspect_json(info: &ElfInfo, needs: &Needs) -> serde_json::Value {
     let resolution = needs.resolution.as_ref();
     let interpreter = resolution.and_then(|r| r.interpreter.as_ref()).map(|(_, host)| host.display().to_string());
     let libraries: Vec<_> = resolution
@@ -122,7 +122,12 @@ pub fn inspect_json(info: &ElfInfo, needs: &Needs) -> serde_json::Value {
 
 /// One line per destination: `REFERENCE@DIGEST`, or with `--json` a summary of what was written
 /// (and of the image, for a pack).
-pub fn print_published(printer: &Printer, published: &[(String, Published)], packed: Option<&Packed>, json: bool) -> anyhow::Result<()> {
+pub(crate) fn print_published(
+    printer: &Printer,
+    published: &[(String, Published)],
+    packed: Option<&Packed>,
+    json: bool,
+) -> anyhow::Result<()> {
     if json {
         let summary = match packed {
             Some(packed) => summary_json(packed, published),
@@ -142,7 +147,7 @@ fn destinations_json(published: &[(String, Published)]) -> Vec<serde_json::Value
 }
 
 /// The `--json` summary of a pack.
-pub fn summary_json(packed: &Packed, published: &[(String, Published)]) -> serde_json::Value {
+pub(crate) fn summary_json(packed: &Packed, published: &[(String, Published)]) -> serde_json::Value {
     let image = &packed.image;
     let images: Vec<_> = image
         .images()

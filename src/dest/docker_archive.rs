@@ -14,13 +14,13 @@ use super::{DestError, Destination, Published};
 use crate::atomic::write_atomically;
 use crate::image::{Compression, ImageOrIndex, Layer};
 
-pub struct DockerArchive {
+pub(crate) struct DockerArchive {
     file: PathBuf,
     references: Vec<String>,
 }
 
 impl DockerArchive {
-    pub fn new(file: PathBuf, references: Vec<String>) -> Self {
+    pub(crate) fn new(file: PathBuf, references: Vec<String>) -> Self {
         DockerArchive { file, references }
     }
 }

@@ -7,15 +7,15 @@
 mod docker_archive;
 mod oci_archive;
 mod oci_layout;
-pub mod registry;
-pub mod spec;
+pub(crate) mod registry;
+pub(crate) mod spec;
 
 use std::path::PathBuf;
 
-pub use docker_archive::DockerArchive;
-pub use oci_archive::OciArchive;
-pub use oci_layout::OciLayout;
-pub use spec::{DestSpec, SpecError};
+pub(crate) use docker_archive::DockerArchive;
+pub(crate) use oci_archive::OciArchive;
+pub(crate) use oci_layout::OciLayout;
+pub use spec::DestSpec;
 
 use crate::atomic::FileError;
 use crate::image::referrers::Attachment;
@@ -26,9 +26,9 @@ use crate::registry::Tag;
 /// What a destination wrote: the reference it names it by (`oci:DIR:TAG`, `HOST/REPO`) and the
 /// digest of what the tag points to. Shown as `REFERENCE@DIGEST`, the line `pack` prints.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Published {
-    pub reference: String,
-    pub digest: Digest,
+pub(crate) struct Published {
+    pub(crate) reference: String,
+    pub(crate) digest: Digest,
 }
 
 impl std::fmt::Display for Published {
@@ -38,7 +38,7 @@ impl std::fmt::Display for Published {
 }
 
 /// A place a packed image is published to.
-pub trait Destination {
+pub(crate) trait Destination {
     /// Offers blobs of the image that are final before the rest of it is (the layers shared by
     /// the binaries, while their own layers are still being compressed). A destination may put
     /// them in place now; whatever it did is undone unless [`Destination::publish`] then succeeds.
@@ -52,7 +52,7 @@ pub trait Destination {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum DestError {
+pub(crate) enum DestError {
     #[error(transparent)]
     File(#[from] FileError),
     #[error(transparent)]
@@ -68,7 +68,7 @@ pub enum DestError {
 }
 
 impl DestError {
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         match self {
             DestError::Layout(error) => error.hint(),
             DestError::DockerArchiveIndex { .. } => {
@@ -82,7 +82,12 @@ impl DestError {
 
 /// Opens the destination a `--output` names. `default_tags` apply where the spec names no tag;
 /// `default_name` names the image in a docker archive that gives no reference.
-pub fn open(spec: &DestSpec, default_tags: &[Tag], default_name: &str, registry: &registry::RegistryContext) -> Box<dyn Destination> {
+pub(crate) fn open(
+    spec: &DestSpec,
+    default_tags: &[Tag],
+    default_name: &str,
+    registry: &registry::RegistryContext,
+) -> Box<dyn Destination> {
     match spec {
         DestSpec::Registry { reference } => {
             Box::new(registry::RegistryDestination::new(reference.clone(), tags_or(&reference.tag, default_tags), registry.clone()))
@@ -100,7 +105,7 @@ pub fn open(spec: &DestSpec, default_tags: &[Tag], default_name: &str, registry:
 }
 
 /// The tag a destination names, else the default tags.
-pub fn tags_or(tag: &Option<Tag>, default_tags: &[Tag]) -> Vec<Tag> {
+pub(crate) fn tags_or(tag: &Option<Tag>, default_tags: &[Tag]) -> Vec<Tag> {
     match tag {
         Some(tag) => vec![tag.clone()],
         None => default_tags.to_vec(),

@@ -13,13 +13,13 @@ use crate::image::{Blob, Digest, ImageOrIndex};
 use crate::layout::{index_document, index_entry, BLOB_FOLDER, INDEX_FILE, LAYOUT_CONTENT, LAYOUT_FILE};
 use crate::registry::Tag;
 
-pub struct OciArchive {
+pub(crate) struct OciArchive {
     file: PathBuf,
     tags: Vec<Tag>,
 }
 
 impl OciArchive {
-    pub fn new(file: PathBuf, tags: Vec<Tag>) -> Self {
+    pub(crate) fn new(file: PathBuf, tags: Vec<Tag>) -> Self {
         OciArchive { file, tags }
     }
 }

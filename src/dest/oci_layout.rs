@@ -14,7 +14,7 @@ use crate::image::{Blob, ImageOrIndex};
 use crate::layout::write::Update;
 use crate::registry::Tag;
 
-pub struct OciLayout {
+pub(crate) struct OciLayout {
     dir: PathBuf,
     tags: Vec<Tag>,
     /// The update begun by [`Destination::prepare`], if it could lock the layout then.
@@ -22,7 +22,7 @@ pub struct OciLayout {
 }
 
 impl OciLayout {
-    pub fn new(dir: PathBuf, tags: Vec<Tag>) -> Self {
+    pub(crate) fn new(dir: PathBuf, tags: Vec<Tag>) -> Self {
         OciLayout { dir, tags, update: None }
     }
 }

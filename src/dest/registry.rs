@@ -16,17 +16,17 @@ use crate::registry::{progress, Client, ConnectOptions, Reference, Registry, Tag
 
 /// Which repository of each registry holds a blob, learnt while pushing.
 #[derive(Default)]
-pub struct MountBook {
+pub(crate) struct MountBook {
     known: HashMap<Registry, HashMap<Digest, String>>,
 }
 
 /// What every registry destination of one run shares.
 #[derive(Clone)]
-pub struct RegistryContext {
-    pub connect: ConnectOptions,
-    pub creds_flag: Option<Secret>,
-    pub quiet: bool,
-    pub mounts: Arc<Mutex<MountBook>>,
+pub(crate) struct RegistryContext {
+    pub(crate) connect: ConnectOptions,
+    pub(crate) creds_flag: Option<Secret>,
+    pub(crate) quiet: bool,
+    pub(crate) mounts: Arc<Mutex<MountBook>>,
 }
 
 impl std::fmt::Debug for RegistryContext {
@@ -50,25 +50,25 @@ impl Default for RegistryContext {
     }
 }
 
-pub struct RegistryDestination {
+pub(crate) struct RegistryDestination {
     reference: Reference,
     tags: Vec<Tag>,
     context: RegistryContext,
 }
 
 impl RegistryDestination {
-    pub fn new(reference: Reference, tags: Vec<Tag>, context: RegistryContext) -> Self {
+    pub(crate) fn new(reference: Reference, tags: Vec<Tag>, context: RegistryContext) -> Self {
         RegistryDestination { reference, tags, context }
     }
 
     /// Pushes a set of blobs and manifests; names it `HOST/REPO@DIGEST`.
-    pub fn push_set(&self, set: &PushSet) -> Result<Published, DestError> {
+    pub(crate) fn push_set(&self, set: &PushSet) -> Result<Published, DestError> {
         self.push_set_with(set, &[])
     }
 
     /// Pushes the set, then its attachments as referrers (the tag schema where the registry has no
     /// referrers API).
-    pub fn push_set_with(&self, set: &PushSet, attachments: &[crate::image::referrers::Attachment]) -> Result<Published, DestError> {
+    pub(crate) fn push_set_with(&self, set: &PushSet, attachments: &[crate::image::referrers::Attachment]) -> Result<Published, DestError> {
         let repository = &self.reference.repository;
         let wrap = |source| DestError::Registry { reference: self.reference.to_string(), source: Box::new(source) };
         let env = |name: &str| std::env::var(name).ok();

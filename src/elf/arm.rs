@@ -13,7 +13,7 @@ const TAG_CPU_ARCH: u64 = 6;
 /// Go and other toolchains that write no attributes target ARMv7 by default.
 const DEFAULT_VARIANT: &str = "v7";
 
-pub fn cpu_variant(elf: &Elf, bytes: &[u8]) -> String {
+pub(crate) fn cpu_variant(elf: &Elf, bytes: &[u8]) -> String {
     let section = elf.section_headers.iter().find(|sh| sh.sh_type == SHT_ARM_ATTRIBUTES);
     let data = section.and_then(|sh| {
         let start = usize::try_from(sh.sh_offset).ok()?;

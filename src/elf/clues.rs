@@ -18,14 +18,14 @@ use serde::Serialize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum ClueKind {
+pub(crate) enum ClueKind {
     Nss,
     TimeZones,
     Tls,
 }
 
 impl ClueKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ClueKind::Nss => "nss",
             ClueKind::TimeZones => "time-zones",
@@ -36,9 +36,9 @@ impl ClueKind {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Clue {
-    pub kind: ClueKind,
+    pub(crate) kind: ClueKind,
     /// What was found: `symbol getaddrinfo`, `string "/usr/share/zoneinfo"`, `library libssl.so.3`.
-    pub evidence: Vec<String>,
+    pub(crate) evidence: Vec<String>,
 }
 
 const NSS_SYMBOLS: &[&str] = &[
@@ -165,7 +165,7 @@ impl<'n> Searcher<'n> {
 }
 
 /// Merges clues of the program and its libraries: one clue per kind, evidence from all.
-pub fn merge(all: impl IntoIterator<Item = (String, Vec<Clue>)>) -> Vec<Clue> {
+pub(crate) fn merge(all: impl IntoIterator<Item = (String, Vec<Clue>)>) -> Vec<Clue> {
     let mut merged: Vec<Clue> = Vec::new();
     for (object, clues) in all {
         for clue in clues {

@@ -9,8 +9,8 @@ mod arm;
 pub mod clues;
 mod platform;
 pub mod resolve;
-pub mod root;
-pub mod versions;
+pub(crate) mod root;
+pub(crate) mod versions;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -70,7 +70,7 @@ impl ElfInfo {
 }
 
 /// The name a program at `path` goes by in the image: its file name, else `app`.
-pub fn file_name(path: &Path) -> String {
+pub(crate) fn file_name(path: &Path) -> String {
     path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_else(|| "app".to_string())
 }
 
@@ -121,7 +121,7 @@ const ELF_MAGIC: &[u8; 4] = b"\x7fELF";
 const EI_OSABI: usize = 7;
 
 /// Reads `path` and says what program it is, or why it is not one scratchpack can pack.
-pub fn inspect(path: &Path) -> Result<ElfInfo, ElfError> {
+pub(crate) fn inspect(path: &Path) -> Result<ElfInfo, ElfError> {
     let unreadable = |source| ElfError::Unreadable { path: path.to_path_buf(), source };
     let metadata = std::fs::metadata(path).map_err(unreadable)?;
     if metadata.is_dir() {

@@ -6,7 +6,7 @@ use crate::platform::Platform;
 
 /// The platform of a Linux program, or `None` for a machine no OCI platform names.
 /// `arm_variant` is asked only for 32-bit ARM, where the variant comes from the attributes section.
-pub fn from_machine(machine: u16, class: u8, little_endian: bool, arm_variant: impl FnOnce() -> String) -> Option<Platform> {
+pub(crate) fn from_machine(machine: u16, class: u8, little_endian: bool, arm_variant: impl FnOnce() -> String) -> Option<Platform> {
     let (arch, variant) = match (machine, class, little_endian) {
         (EM_X86_64, 64, true) => ("amd64", None),
         (EM_AARCH64, 64, true) => ("arm64", Some("v8".to_string())),

@@ -35,7 +35,7 @@ use super::ElfInfo;
 /// Which search step found a library.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Rule {
+pub(crate) enum Rule {
     Rpath,
     LibraryPath,
     Runpath,
@@ -43,14 +43,12 @@ pub enum Rule {
     Default,
     /// musl's path file or defaults.
     MuslPath,
-    /// The name is the dynamic loader itself.
-    Interpreter,
     /// DT_NEEDED named a path (it has a '/').
     Path,
 }
 
 impl Rule {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Rule::Rpath => "rpath",
             Rule::LibraryPath => "library-path",
@@ -58,7 +56,6 @@ impl Rule {
             Rule::LdSoConf => "ld.so.conf",
             Rule::Default => "default",
             Rule::MuslPath => "musl-path",
-            Rule::Interpreter => "interpreter",
             Rule::Path => "path",
         }
     }
@@ -70,44 +67,44 @@ pub struct Library {
     /// The DT_NEEDED name.
     pub name: String,
     /// Where it was found, as an image path (what ld.so will open in the image).
-    pub image_path: String,
+    pub(crate) image_path: String,
     /// The same path on this machine (under the sysroot, if any), as found: it may be a link.
-    pub host_path: PathBuf,
+    pub(crate) host_path: PathBuf,
     /// The real file behind it, symlinks resolved inside the root: what is read and hashed.
     pub file: PathBuf,
-    pub rule: Rule,
+    pub(crate) rule: Rule,
     /// The object whose DT_NEEDED named it (a file name).
-    pub needed_by: String,
+    pub(crate) needed_by: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct Missing {
-    pub name: String,
-    pub needed_by: String,
+pub(crate) struct Missing {
+    pub(crate) name: String,
+    pub(crate) needed_by: String,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Resolution {
     /// The interpreter as PT_INTERP names it (image path), and that path on this machine.
-    pub interpreter: Option<(String, PathBuf)>,
+    pub(crate) interpreter: Option<(String, PathBuf)>,
     /// The interpreter's real file (symlinks resolved inside the root): what is read and hashed.
     pub interpreter_file: Option<PathBuf>,
     pub libraries: Vec<Library>,
-    pub missing: Vec<Missing>,
-    pub musl: bool,
+    pub(crate) missing: Vec<Missing>,
+    pub(crate) musl: bool,
     /// Folders where ld.so.conf found libraries outside the loader's default folders. In the image
     /// there is no ld.so.cache (ld.so never reads ld.so.conf itself), so they must be named in
     /// LD_LIBRARY_PATH for ld.so to find those libraries at run time.
-    pub conf_dirs: Vec<String>,
+    pub(crate) conf_dirs: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default)]
 pub struct ResolveOptions {
-    pub root: Root,
+    pub(crate) root: Root,
     /// `--library-path`: image paths, searched like LD_LIBRARY_PATH.
-    pub library_path: Vec<String>,
+    pub(crate) library_path: Vec<String>,
     /// Names to load as if the program needed them (what glibc dlopens: NSS modules).
-    pub extra_needed: Vec<String>,
+    pub(crate) extra_needed: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,7 +123,7 @@ pub enum ResolveError {
 }
 
 impl ResolveError {
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         let hint = match self {
             ResolveError::NoInterpreter { .. } => "point --sysroot at a root that has the program's interpreter",
             ResolveError::NotALoader { .. } => {

@@ -7,30 +7,30 @@ use std::path::{Path, PathBuf};
 const MAX_SYMLINK_HOPS: usize = 40;
 
 #[derive(Clone, Debug, Default)]
-pub struct Root {
+pub(crate) struct Root {
     sysroot: Option<PathBuf>,
 }
 
 /// An image path with every symlink on the way resolved, and the links that were crossed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Canonical {
+pub(crate) struct Canonical {
     /// The real file's image path, absolute.
-    pub real: String,
+    pub(crate) real: String,
     /// `(link image path, target as written)`, in the order crossed.
-    pub links: Vec<(String, String)>,
+    pub(crate) links: Vec<(String, String)>,
 }
 
 impl Root {
-    pub fn new(sysroot: Option<PathBuf>) -> Self {
+    pub(crate) fn new(sysroot: Option<PathBuf>) -> Self {
         Root { sysroot }
     }
 
-    pub fn sysroot(&self) -> Option<&Path> {
+    pub(crate) fn sysroot(&self) -> Option<&Path> {
         self.sysroot.as_deref()
     }
 
     /// Where an absolute image path lives on this machine.
-    pub fn host(&self, image_path: &str) -> PathBuf {
+    pub(crate) fn host(&self, image_path: &str) -> PathBuf {
         match &self.sysroot {
             Some(root) => root.join(image_path.trim_start_matches('/')),
             None => PathBuf::from(image_path),
@@ -40,13 +40,13 @@ impl Root {
     /// Where the real file (or folder) behind an image path is on this machine, every symlink on
     /// the way resolved inside the root; `None` when it is not there. What to read of the root: a
     /// sysroot's link never reaches this machine's own files.
-    pub fn real_host(&self, image_path: &str) -> Option<PathBuf> {
+    pub(crate) fn real_host(&self, image_path: &str) -> Option<PathBuf> {
         self.canonicalize(image_path).ok().map(|c| self.host(&c.real))
     }
 
     /// Resolves `image_path` component by component inside the root, as the kernel would inside
     /// a container whose root is this root. Fails on a loop or a missing component.
-    pub fn canonicalize(&self, image_path: &str) -> std::io::Result<Canonical> {
+    pub(crate) fn canonicalize(&self, image_path: &str) -> std::io::Result<Canonical> {
         let mut pending: Vec<String> = image_path.split('/').filter(|c| !c.is_empty()).rev().map(str::to_string).collect();
         let mut current: Vec<String> = Vec::new();
         let mut links = Vec::new();
@@ -80,7 +80,7 @@ impl Root {
 }
 
 /// Joins and normalises image paths lexically: `/a/b` + `../c` → `/a/c`.
-pub fn join(dir: &str, name: &str) -> String {
+pub(crate) fn join(dir: &str, name: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     let full = if name.starts_with('/') { name.to_string() } else { format!("{dir}/{name}") };
     for part in full.split('/') {

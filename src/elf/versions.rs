@@ -7,7 +7,7 @@ use std::path::Path;
 use goblin::elf::Elf;
 
 /// The versions `path` requires from the library named `from` (e.g. `libc.so.6`).
-pub fn required_from(path: &Path, from: &str) -> std::io::Result<BTreeSet<String>> {
+pub(crate) fn required_from(path: &Path, from: &str) -> std::io::Result<BTreeSet<String>> {
     with_elf(path, |elf| {
         let mut versions = BTreeSet::new();
         if let Some(verneed) = &elf.verneed {
@@ -27,7 +27,7 @@ pub fn required_from(path: &Path, from: &str) -> std::io::Result<BTreeSet<String
 }
 
 /// The versions `path` defines.
-pub fn defined(path: &Path) -> std::io::Result<BTreeSet<String>> {
+pub(crate) fn defined(path: &Path) -> std::io::Result<BTreeSet<String>> {
     with_elf(path, |elf| {
         let mut versions = BTreeSet::new();
         if let Some(verdef) = &elf.verdef {
@@ -52,7 +52,7 @@ fn with_elf<T>(path: &Path, read: impl FnOnce(&Elf) -> T) -> std::io::Result<T> 
 }
 
 /// `GLIBC_2.34` → (2, 34), for ordering versions numerically.
-pub fn glibc_version(name: &str) -> Option<(u32, u32, u32)> {
+pub(crate) fn glibc_version(name: &str) -> Option<(u32, u32, u32)> {
     let mut parts = name.strip_prefix("GLIBC_")?.split('.').map(|p| p.parse::<u32>().ok());
     Some((parts.next()??, parts.next().flatten().unwrap_or(0), parts.next().flatten().unwrap_or(0)))
 }

@@ -9,22 +9,22 @@ use std::sync::Arc;
 use super::digest::Digest;
 
 #[derive(Clone, Debug)]
-pub enum BlobData {
+pub(crate) enum BlobData {
     Memory(Arc<[u8]>),
     File(PathBuf),
 }
 
 #[derive(Clone, Debug)]
-pub struct Blob {
-    pub media_type: String,
-    pub digest: Digest,
-    pub size: u64,
-    pub data: BlobData,
+pub(crate) struct Blob {
+    pub(crate) media_type: String,
+    pub(crate) digest: Digest,
+    pub(crate) size: u64,
+    pub(crate) data: BlobData,
 }
 
 impl Blob {
     /// A blob of exactly these bytes: the digest is taken over them, and they are what gets written.
-    pub fn from_bytes(media_type: &str, bytes: Vec<u8>) -> Blob {
+    pub(crate) fn from_bytes(media_type: &str, bytes: Vec<u8>) -> Blob {
         Blob {
             media_type: media_type.to_string(),
             digest: Digest::of(&bytes),
@@ -33,7 +33,7 @@ impl Blob {
         }
     }
 
-    pub fn open(&self) -> io::Result<Box<dyn Read + Send>> {
+    pub(crate) fn open(&self) -> io::Result<Box<dyn Read + Send>> {
         Ok(match &self.data {
             BlobData::Memory(bytes) => Box::new(io::Cursor::new(Arc::clone(bytes))),
             BlobData::File(path) => Box::new(File::open(path)?),
@@ -41,7 +41,7 @@ impl Blob {
     }
 
     /// Reads from `offset` on, for chunked uploads.
-    pub fn open_at(&self, offset: u64) -> io::Result<Box<dyn Read + Send>> {
+    pub(crate) fn open_at(&self, offset: u64) -> io::Result<Box<dyn Read + Send>> {
         use std::io::{Seek, SeekFrom};
         Ok(match &self.data {
             BlobData::Memory(bytes) => {
@@ -58,7 +58,8 @@ impl Blob {
     }
 
     /// The bytes of an in-memory blob; `None` for a staged file.
-    pub fn bytes(&self) -> Option<&[u8]> {
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> Option<&[u8]> {
         match &self.data {
             BlobData::Memory(bytes) => Some(bytes),
             BlobData::File(_) => None,
@@ -69,7 +70,7 @@ impl Blob {
 /// Creates `dest` with the content of `source`: a hard link when both are on one file system (blob
 /// files are never written again once made), else a copy by the kernel. An existing `dest` is an
 /// error, never overwritten.
-pub fn link_or_copy(source: &Path, dest: &Path) -> io::Result<()> {
+pub(crate) fn link_or_copy(source: &Path, dest: &Path) -> io::Result<()> {
     match std::fs::hard_link(source, dest) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
@@ -80,7 +81,7 @@ pub fn link_or_copy(source: &Path, dest: &Path) -> io::Result<()> {
 /// Asks the kernel to start writing `len` bytes of `file` from `start` to disk (`len` 0: to its
 /// end), without waiting (`sync_file_range`). A later `fsync` then waits only for what is still in
 /// flight. Only a hint: a file system without it (EINVAL, ESPIPE) loses nothing.
-pub fn start_writeback(file: &File, start: u64, len: u64) {
+pub(crate) fn start_writeback(file: &File, start: u64, len: u64) {
     use std::os::fd::AsRawFd;
     let (Ok(start), Ok(len)) = (i64::try_from(start), i64::try_from(len)) else { return };
     // SAFETY: a plain system call on an open file descriptor, with no memory passed.
@@ -88,7 +89,7 @@ pub fn start_writeback(file: &File, start: u64, len: u64) {
 }
 
 /// Reads the whole of a small blob (a manifest or config) into memory.
-pub fn read_all(blob: &Blob) -> io::Result<Vec<u8>> {
+pub(crate) fn read_all(blob: &Blob) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::with_capacity(blob.size as usize);
     blob.open()?.read_to_end(&mut bytes)?;
     Ok(bytes)

@@ -30,7 +30,7 @@ use super::deflate::{self, Compressor, Effort};
 /// to spread an 11 MB binary evenly over both cores: the last chunk, which one core compresses
 /// while the other may have nothing left, takes under a millisecond, and the few chunks in flight
 /// take few fresh pages (2 µs each on these VMs).
-pub const CHUNK_SIZE: usize = 256 * 1024;
+pub(crate) const CHUNK_SIZE: usize = 256 * 1024;
 /// gzip header: magic, deflate, no flags, mtime 0, no extra flags, OS "unknown" (as Go writes it),
 /// so the bytes do not depend on the building host.
 const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff];
@@ -113,7 +113,7 @@ fn work(queue: &Mutex<Receiver<Job>>) {
 }
 
 /// A `Write` that gzips into `sink` on several threads.
-pub struct ParallelGzip<W: Write> {
+pub(crate) struct ParallelGzip<W: Write> {
     sink: W,
     effort: Effort,
     threads: usize,
@@ -138,7 +138,7 @@ pub struct ParallelGzip<W: Write> {
 
 impl<W: Write> ParallelGzip<W> {
     /// A gzip stream into `sink` at libdeflate `effort` (level 0 to 12), on `threads` workers.
-    pub fn new(mut sink: W, effort: Effort, threads: usize) -> io::Result<Self> {
+    pub(crate) fn new(mut sink: W, effort: Effort, threads: usize) -> io::Result<Self> {
         // Checked here, not only in the workers, which make their compressors later.
         effort.check()?;
         sink.write_all(&GZIP_HEADER)?;
@@ -161,7 +161,7 @@ impl<W: Write> ParallelGzip<W> {
     }
 
     /// Ends the stream (last chunk, trailer) and hands back the sink.
-    pub fn finish(mut self) -> io::Result<W> {
+    pub(crate) fn finish(mut self) -> io::Result<W> {
         if self.workers.is_none() {
             // Everything fits in one chunk: no thread is worth starting.
             let data = &self.current[..self.filled];
@@ -185,7 +185,7 @@ impl<W: Write> ParallelGzip<W> {
     /// Appends exactly `len` bytes of `reader`, read straight into the chunk buffers: one copy,
     /// from the kernel, where `write` would take a second. Each piece goes to `seen` before it is
     /// compressed. A reader that ends early is an `UnexpectedEof` error.
-    pub fn write_from(&mut self, reader: &mut impl Read, len: u64, mut seen: impl FnMut(&[u8])) -> io::Result<()> {
+    pub(crate) fn write_from(&mut self, reader: &mut impl Read, len: u64, mut seen: impl FnMut(&[u8])) -> io::Result<()> {
         let mut remaining = len;
         while remaining > 0 {
             let want = (CHUNK_SIZE - self.filled).min(usize::try_from(remaining).unwrap_or(usize::MAX));

@@ -18,28 +18,28 @@ use super::blob::Blob;
 use super::layer::Layer;
 use crate::platform::Platform;
 
-pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
-pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+pub(crate) const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+pub(crate) const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+pub(crate) const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What the runtime is told about the program, from the command line.
 #[derive(Clone, Debug, Default)]
-pub struct RuntimeSettings {
-    pub user: String,
+pub(crate) struct RuntimeSettings {
+    pub(crate) user: String,
     /// Keyed by name, so a user's `PATH` replaces ours and the order is stable.
-    pub env: BTreeMap<String, String>,
-    pub entrypoint: Vec<String>,
-    pub cmd: Vec<String>,
-    pub workdir: Option<String>,
-    pub exposed_ports: Vec<String>,
-    pub labels: BTreeMap<String, String>,
+    pub(crate) env: BTreeMap<String, String>,
+    pub(crate) entrypoint: Vec<String>,
+    pub(crate) cmd: Vec<String>,
+    pub(crate) workdir: Option<String>,
+    pub(crate) exposed_ports: Vec<String>,
+    pub(crate) labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot build the {what}: {reason}")]
-pub struct DocumentError {
+pub(crate) struct DocumentError {
     what: &'static str,
     reason: String,
 }
@@ -49,7 +49,7 @@ fn doc_err(what: &'static str) -> impl Fn(oci_spec::OciSpecError) -> DocumentErr
 }
 
 /// One serialisation, keys sorted at every level.
-pub fn canonical_json<T: Serialize>(value: &T) -> Vec<u8> {
+pub(crate) fn canonical_json<T: Serialize>(value: &T) -> Vec<u8> {
     let value = serde_json::to_value(value).expect("OCI documents serialise to JSON");
     serde_json::to_vec(&value).expect("a JSON value serialises")
 }
@@ -72,12 +72,17 @@ pub fn rfc3339(epoch: u64) -> String {
 }
 
 /// The layers as the config records them, with a history entry each.
-pub struct LayerHistory<'a> {
-    pub layer: &'a Layer,
-    pub created_by: String,
+pub(crate) struct LayerHistory<'a> {
+    pub(crate) layer: &'a Layer,
+    pub(crate) created_by: String,
 }
 
-pub fn config_blob(platform: &Platform, settings: &RuntimeSettings, layers: &[LayerHistory], created: &str) -> Result<Blob, DocumentError> {
+pub(crate) fn config_blob(
+    platform: &Platform,
+    settings: &RuntimeSettings,
+    layers: &[LayerHistory],
+    created: &str,
+) -> Result<Blob, DocumentError> {
     let err = doc_err("image config");
     let mut config = ConfigBuilder::default()
         .user(settings.user.clone())
@@ -136,7 +141,7 @@ fn annotations(map: &BTreeMap<String, String>) -> HashMap<String, String> {
     map.clone().into_iter().collect()
 }
 
-pub fn manifest_blob(config: &Blob, layers: &[Layer], annotation_map: &BTreeMap<String, String>) -> Result<Blob, DocumentError> {
+pub(crate) fn manifest_blob(config: &Blob, layers: &[Layer], annotation_map: &BTreeMap<String, String>) -> Result<Blob, DocumentError> {
     let err = doc_err("image manifest");
     let mut manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
@@ -149,7 +154,7 @@ pub fn manifest_blob(config: &Blob, layers: &[Layer], annotation_map: &BTreeMap<
     Ok(Blob::from_bytes(MANIFEST_MEDIA_TYPE, canonical_json(&manifest.build().map_err(err)?)))
 }
 
-pub fn index_blob(manifests: &[(&Blob, &Platform)], annotation_map: &BTreeMap<String, String>) -> Result<Blob, DocumentError> {
+pub(crate) fn index_blob(manifests: &[(&Blob, &Platform)], annotation_map: &BTreeMap<String, String>) -> Result<Blob, DocumentError> {
     let err = doc_err("image index");
     let mut index = ImageIndexBuilder::default()
         .schema_version(2u32)

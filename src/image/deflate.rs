@@ -45,28 +45,28 @@ extern "C" {
 /// The most a sync-flush marker adds to libdeflate's bound: 3 bits, padding, `00 00 FF FF`.
 const SYNC_MARKER_ROOM: usize = 5;
 /// libdeflate's levels: 0 (stored blocks only) to 12 (slowest, smallest).
-pub const MAX_LEVEL: u32 = 12;
+pub(crate) const MAX_LEVEL: u32 = 12;
 
 /// How hard a compressor works: libdeflate's level, and for its greedy levels (2 to 4) the longest
 /// match whose every position still goes into the match finder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Effort {
-    pub level: u32,
+pub(crate) struct Effort {
+    pub(crate) level: u32,
     /// `None`: every position, as upstream libdeflate. `Some(n)`: a match longer than `n` bytes
     /// puts only its first two positions in, as zlib's fastest levels do (their
     /// `max_insert_length`); on redundant input that saves most of the match finder's work, for a
     /// slightly larger output.
-    pub max_insert_length: Option<u32>,
+    pub(crate) max_insert_length: Option<u32>,
 }
 
 impl Effort {
     /// libdeflate's `level`, as upstream has it.
-    pub const fn level(level: u32) -> Self {
+    pub(crate) const fn level(level: u32) -> Self {
         Effort { level, max_insert_length: None }
     }
 
     /// An error unless the level is one libdeflate has (0 to [`MAX_LEVEL`]).
-    pub fn check(self) -> io::Result<()> {
+    pub(crate) fn check(self) -> io::Result<()> {
         if self.level > MAX_LEVEL {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("deflate level {} is over {MAX_LEVEL}", self.level)));
         }
@@ -76,7 +76,7 @@ impl Effort {
 
 /// One libdeflate compressor. Its buffers are large (hash tables, match finder), so it is made
 /// once per thread and used for many chunks; each call starts from a clean state.
-pub struct Compressor {
+pub(crate) struct Compressor {
     raw: NonNull<RawCompressor>,
     effort: Effort,
 }
@@ -88,7 +88,7 @@ unsafe impl Send for Compressor {}
 
 impl Compressor {
     /// A compressor at `effort` (its level 0 to [`MAX_LEVEL`]).
-    pub fn new(effort: Effort) -> io::Result<Self> {
+    pub(crate) fn new(effort: Effort) -> io::Result<Self> {
         effort.check()?;
         let level = effort.level;
         // SAFETY: no pointer is passed; the level is in libdeflate's range, so NULL means only that
@@ -104,13 +104,13 @@ impl Compressor {
     }
 
     /// The effort this compressor was made with.
-    pub fn effort(&self) -> Effort {
+    pub(crate) fn effort(&self) -> Effort {
         self.effort
     }
 
     /// Replaces `out`'s contents with `data` as raw deflate: ending the stream when `last`, else
     /// ending on a sync-flush marker with no final block, ready for the next chunk to follow.
-    pub fn compress_chunk(&mut self, data: &[u8], last: bool, out: &mut Vec<u8>) -> io::Result<()> {
+    pub(crate) fn compress_chunk(&mut self, data: &[u8], last: bool, out: &mut Vec<u8>) -> io::Result<()> {
         out.clear();
         out.reserve(bound(data.len()));
         // SAFETY: `out` owns `out.capacity()` bytes from its pointer; the spare capacity may be
@@ -124,7 +124,7 @@ impl Compressor {
 
     /// [`Compressor::compress_chunk`] into the front of `out`, which must hold [`bound`] bytes
     /// for `data`; returns how many it wrote.
-    pub fn compress_into(&mut self, data: &[u8], last: bool, out: &mut [u8]) -> io::Result<usize> {
+    pub(crate) fn compress_into(&mut self, data: &[u8], last: bool, out: &mut [u8]) -> io::Result<usize> {
         if out.len() < bound(data.len()) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -154,7 +154,7 @@ impl Compressor {
 
 /// The most room a chunk of `len` bytes can take compressed, at any level, sync-flush marker
 /// included.
-pub fn bound(len: usize) -> usize {
+pub(crate) fn bound(len: usize) -> usize {
     // SAFETY: libdeflate documents NULL as "any compressor": the bound of the worst level.
     let bound = unsafe { libdeflate_deflate_compress_bound(std::ptr::null_mut(), len) };
     bound + SYNC_MARKER_ROOM

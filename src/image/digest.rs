@@ -13,16 +13,16 @@ pub struct Digest([u8; 32]);
 pub struct DigestParseError(String);
 
 impl Digest {
-    pub fn of(bytes: &[u8]) -> Self {
+    pub(crate) fn of(bytes: &[u8]) -> Self {
         Digest(Sha256::digest(bytes).into())
     }
 
-    pub fn from_hasher(hasher: Sha256) -> Self {
+    pub(crate) fn from_hasher(hasher: Sha256) -> Self {
         Digest(hasher.finalize().into())
     }
 
     /// The 64 hex digits, as blob file names use them.
-    pub fn hex(&self) -> String {
+    pub(crate) fn hex(&self) -> String {
         hex::encode(self.0)
     }
 
@@ -64,18 +64,18 @@ impl std::str::FromStr for Digest {
 }
 
 /// A writer that hashes and counts what passes through it.
-pub struct HashingWriter<W> {
+pub(crate) struct HashingWriter<W> {
     inner: W,
     hasher: Sha256,
     count: u64,
 }
 
 impl<W: Write> HashingWriter<W> {
-    pub fn new(inner: W) -> Self {
+    pub(crate) fn new(inner: W) -> Self {
         HashingWriter { inner, hasher: Sha256::new(), count: 0 }
     }
 
-    pub fn finish(self) -> (W, Digest, u64) {
+    pub(crate) fn finish(self) -> (W, Digest, u64) {
         (self.inner, Digest::from_hasher(self.hasher), self.count)
     }
 }
@@ -95,7 +95,7 @@ impl<W: Write> Write for HashingWriter<W> {
 
 /// Reads the file at `path` once, in large pieces, handing each to `each`; returns its size. For
 /// hashing files with one or more hashers in a single pass.
-pub fn read_in_pieces(path: &std::path::Path, mut each: impl FnMut(&[u8])) -> io::Result<u64> {
+pub(crate) fn read_in_pieces(path: &std::path::Path, mut each: impl FnMut(&[u8])) -> io::Result<u64> {
     use std::io::Read;
     thread_local! {
         /// Kept for the thread's next file: a fresh buffer costs a page fault every 4 KiB.
@@ -114,13 +114,6 @@ pub fn read_in_pieces(path: &std::path::Path, mut each: impl FnMut(&[u8])) -> io
             size += n as u64;
         }
     })
-}
-
-/// The digest and size of the file at `path`.
-pub fn digest_of_file(path: &std::path::Path) -> io::Result<(Digest, u64)> {
-    let mut hash = Sha256::new();
-    let size = read_in_pieces(path, |piece| hash.update(piece))?;
-    Ok((Digest::from_hasher(hash), size))
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use crate::rootfs::{Content, EntryKind, FileTree};
 /// How layers are compressed: `--compression`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Compression {
+pub(crate) enum Compression {
     #[default]
     Gzip,
     Zstd,
@@ -29,7 +29,7 @@ pub enum Compression {
 
 impl Compression {
     /// Every value, as `--compression` and the cargo metadata spell it.
-    pub const NAMES: &'static [&'static str] = &["gzip", "zstd"];
+    pub(crate) const NAMES: &'static [&'static str] = &["gzip", "zstd"];
 }
 
 impl std::str::FromStr for Compression {
@@ -56,20 +56,20 @@ impl std::fmt::Display for Compression {
 /// Compression of large layers: libdeflate level 2, whose matches longer than 8 bytes put only
 /// their first two positions into the match finder (as zlib's fast levels do): level 1's speed,
 /// with a layer still smaller than umoci's, which level 1's is not (figures: benches/RESULTS.md).
-pub const GZIP_EFFORT: Effort = Effort { level: 2, max_insert_length: Some(8) };
+pub(crate) const GZIP_EFFORT: Effort = Effort { level: 2, max_insert_length: Some(8) };
 /// Compression of small layers (the base layer, config files, programs under 1 MiB): every byte
 /// saved is saved in every image, but a small program's layer is compressed at every pack; level 7
 /// is where higher levels start to cost much more CPU for little (figures: benches/RESULTS.md).
-pub const SMALL_GZIP_EFFORT: Effort = Effort::level(7);
+pub(crate) const SMALL_GZIP_EFFORT: Effort = Effort::level(7);
 /// What counts as small, in uncompressed tar bytes.
 const SMALL_LAYER: u64 = 1 << 20;
 /// Compression of large layers of many small files (zoneinfo, `--add` folders of assets), where
 /// tar headers, padding and short matches dominate and the cut-off of [`GZIP_EFFORT`] loses more
 /// than it saves: level 1's match finder is faster and smaller there (figures: benches/RESULTS.md).
-pub const MANY_FILES_GZIP_EFFORT: Effort = Effort::level(1);
+pub(crate) const MANY_FILES_GZIP_EFFORT: Effort = Effort::level(1);
 /// A large layer whose regular files are this small on average is one of many small files.
 const SMALL_FILES_MEAN: u64 = 16 << 10;
-pub const ZSTD_LEVEL: i32 = 3;
+pub(crate) const ZSTD_LEVEL: i32 = 3;
 const ZSTD_HINT_CAP: u64 = 16 << 20;
 /// zstd's multi-threaded job. Its buffers scale with it: a round input buffer of (workers + 3)
 /// jobs and an output buffer per job in flight. 4 MiB jobs peaked at 62-65 MB RSS on a 200 MiB
@@ -80,7 +80,7 @@ const ZSTD_READ_BUFFER: usize = 256 << 10;
 const TAR_BLOCK: u64 = 512;
 
 impl Compression {
-    pub fn media_type(self) -> &'static str {
+    pub(crate) fn media_type(self) -> &'static str {
         match self {
             Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
             Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
@@ -90,15 +90,15 @@ impl Compression {
 
 /// One written layer: the compressed blob and what the config needs about it.
 #[derive(Clone, Debug)]
-pub struct Layer {
-    pub blob: Blob,
-    pub diff_id: Digest,
-    pub uncompressed_size: u64,
-    pub compression: Compression,
+pub(crate) struct Layer {
+    pub(crate) blob: Blob,
+    pub(crate) diff_id: Digest,
+    pub(crate) uncompressed_size: u64,
+    pub(crate) compression: Compression,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum LayerError {
+pub(crate) enum LayerError {
     #[error("{}: cannot read", path.display())]
     Source {
         path: PathBuf,
@@ -220,13 +220,13 @@ impl Write for LayerSink {
 }
 
 /// Writes `tree` as a layer into `staging_file`, with every entry's mtime set to `mtime`.
-pub fn write_layer(tree: &FileTree, compression: Compression, mtime: u64, staging_file: &Path) -> Result<Layer, LayerError> {
+pub(crate) fn write_layer(tree: &FileTree, compression: Compression, mtime: u64, staging_file: &Path) -> Result<Layer, LayerError> {
     write_layer_until(tree, compression, mtime, staging_file, &AtomicBool::new(false))
 }
 
 /// [`write_layer`], given up (with [`LayerError::Cancelled`]) soon after `cancel` is set: a layer
 /// started before the pack knew whether it could succeed stops when it cannot.
-pub fn write_layer_until(
+pub(crate) fn write_layer_until(
     tree: &FileTree,
     compression: Compression,
     mtime: u64,

@@ -4,50 +4,50 @@
 //! Owns turning planned file trees into blobs with digests. It must not know where the blobs go
 //! (that is `dest`), nor where the files came from (that is `rootfs` and `elf`).
 
-pub mod blob;
-pub mod cache;
-pub mod compress;
+pub(crate) mod blob;
+pub(crate) mod cache;
+pub(crate) mod compress;
 pub mod config;
 mod deflate;
-pub mod digest;
-pub mod layer;
-pub mod referrers;
+pub(crate) mod digest;
+pub(crate) mod layer;
+pub(crate) mod referrers;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-pub use blob::{Blob, BlobData};
-pub use digest::Digest;
-pub use layer::{Compression, Layer};
+pub(crate) use blob::{Blob, BlobData};
+pub(crate) use digest::Digest;
+pub(crate) use layer::{Compression, Layer};
 
 use crate::platform::Platform;
 
 /// One platform's image.
 #[derive(Clone, Debug)]
-pub struct Image {
-    pub platform: Platform,
-    pub manifest: Blob,
-    pub config: Blob,
-    pub layers: Vec<Layer>,
+pub(crate) struct Image {
+    pub(crate) platform: Platform,
+    pub(crate) manifest: Blob,
+    pub(crate) config: Blob,
+    pub(crate) layers: Vec<Layer>,
 }
 
 /// What a pack produces: one image, or an index of several platforms' images.
 #[derive(Clone, Debug)]
-pub enum ImageOrIndex {
+pub(crate) enum ImageOrIndex {
     Image(Image),
     Index { index: Blob, images: Vec<Image> },
 }
 
 impl ImageOrIndex {
     /// The manifest or index that a tag points to.
-    pub fn root(&self) -> &Blob {
+    pub(crate) fn root(&self) -> &Blob {
         match self {
             ImageOrIndex::Image(image) => &image.manifest,
             ImageOrIndex::Index { index, .. } => index,
         }
     }
 
-    pub fn images(&self) -> &[Image] {
+    pub(crate) fn images(&self) -> &[Image] {
         match self {
             ImageOrIndex::Image(image) => std::slice::from_ref(image),
             ImageOrIndex::Index { images, .. } => images,
@@ -56,7 +56,7 @@ impl ImageOrIndex {
 
     /// Every blob once, each after the blobs it references: layers and configs, then manifests,
     /// then the index. This is the order in which a registry must receive them.
-    pub fn blobs_in_upload_order(&self) -> Vec<&Blob> {
+    pub(crate) fn blobs_in_upload_order(&self) -> Vec<&Blob> {
         let mut seen = std::collections::HashSet::new();
         let mut blobs = Vec::new();
         let images = self.images();
@@ -73,13 +73,13 @@ impl ImageOrIndex {
     }
 
     /// Total bytes of every distinct blob: what a registry stores for it.
-    pub fn total_size(&self) -> u64 {
+    pub(crate) fn total_size(&self) -> u64 {
         self.blobs_in_upload_order().iter().map(|b| b.size).sum()
     }
 }
 
 /// A private temporary folder for layers while they are written; removed when dropped.
-pub struct Staging {
+pub(crate) struct Staging {
     // Declared first: unregistered before the folder is removed.
     _guard: crate::cleanup::Guard,
     dir: tempfile::TempDir,
@@ -89,7 +89,7 @@ pub struct Staging {
 impl Staging {
     /// A staging folder beside `destination` (a folder that exists), so that publishing there is a
     /// hard link instead of a copy; in the system's temporary folder when that cannot be made.
-    pub fn near(destination: Option<&std::path::Path>) -> std::io::Result<Self> {
+    pub(crate) fn near(destination: Option<&std::path::Path>) -> std::io::Result<Self> {
         let beside = destination.and_then(|folder| tempfile::Builder::new().prefix(".scratchpack-").tempdir_in(folder).ok());
         let dir = match beside {
             Some(dir) => dir,
@@ -99,7 +99,7 @@ impl Staging {
     }
 
     /// A new file name inside the staging folder.
-    pub fn next_file(&self) -> PathBuf {
+    pub(crate) fn next_file(&self) -> PathBuf {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         self.dir.path().join(format!("layer-{n}"))
     }

@@ -8,21 +8,21 @@ use super::blob::Blob;
 use super::config::{canonical_json, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 use super::digest::Digest;
 
-pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+pub(crate) const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 const EMPTY_JSON: &[u8] = b"{}";
 
 /// An artifact manifest and its blobs, attached to `subject`.
 #[derive(Clone, Debug)]
-pub struct Attachment {
-    pub subject: Blob,
-    pub artifact_type: String,
-    pub manifest: Blob,
+pub(crate) struct Attachment {
+    pub(crate) subject: Blob,
+    pub(crate) artifact_type: String,
+    pub(crate) manifest: Blob,
     /// The empty config and the payload: uploaded before the manifest.
-    pub blobs: Vec<Blob>,
+    pub(crate) blobs: Vec<Blob>,
 }
 
 /// Attaches `payload` (media type = artifact type, e.g. `application/spdx+json`) to `subject`.
-pub fn attach(subject: &Blob, payload: Blob, file_name: &str, created: &str) -> Attachment {
+pub(crate) fn attach(subject: &Blob, payload: Blob, file_name: &str, created: &str) -> Attachment {
     let empty = Blob::from_bytes(EMPTY_MEDIA_TYPE, EMPTY_JSON.to_vec());
     let artifact_type = payload.media_type.clone();
     let manifest = json!({
@@ -44,13 +44,13 @@ pub fn attach(subject: &Blob, payload: Blob, file_name: &str, created: &str) -> 
 }
 
 /// `sha256-<hex>`: the tag under which referrers of `subject` are listed.
-pub fn fallback_tag(subject: &Digest) -> String {
+pub(crate) fn fallback_tag(subject: &Digest) -> String {
     format!("sha256-{}", subject.hex())
 }
 
 /// The referrers index for the fallback tag: `existing` (if any) plus `attachment`, without
 /// duplicates, in a stable order.
-pub fn referrers_index(existing: Option<&[u8]>, attachments: &[&Attachment]) -> Blob {
+pub(crate) fn referrers_index(existing: Option<&[u8]>, attachments: &[&Attachment]) -> Blob {
     let mut manifests: Vec<Value> = existing
         .and_then(|bytes| serde_json::from_slice::<Value>(bytes).ok())
         .and_then(|index| index.get("manifests").and_then(Value::as_array).cloned())

@@ -5,8 +5,8 @@
 //! Owns the folder format, the tag annotation and the index entries. It knows blobs by digest,
 //! size and media type; it never knows how layers are made, nor where else an image goes.
 
-pub mod read;
-pub mod write;
+pub(crate) mod read;
+pub(crate) mod write;
 
 use std::path::{Path, PathBuf};
 
@@ -17,21 +17,21 @@ use crate::image::config::INDEX_MEDIA_TYPE;
 use crate::image::{Blob, Digest};
 
 /// The annotation of an `index.json` entry that names its tag.
-pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub(crate) const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// The file that marks a folder as a layout, and its content.
-pub const LAYOUT_FILE: &str = "oci-layout";
-pub const LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
-pub const INDEX_FILE: &str = "index.json";
+pub(crate) const LAYOUT_FILE: &str = "oci-layout";
+pub(crate) const LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+pub(crate) const INDEX_FILE: &str = "index.json";
 /// Where blobs live, relative to the layout's folder.
-pub const BLOB_FOLDER: &str = "blobs/sha256";
+pub(crate) const BLOB_FOLDER: &str = "blobs/sha256";
 
 /// `DIR/blobs/sha256/<hex>`.
-pub fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
+pub(crate) fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
     dir.join(BLOB_FOLDER).join(digest.hex())
 }
 
 /// The `index.json` entry that tags `root`.
-pub fn index_entry(root: &Blob, tag: &str) -> Value {
+pub(crate) fn index_entry(root: &Blob, tag: &str) -> Value {
     json!({
         "mediaType": root.media_type,
         "digest": root.digest.to_string(),
@@ -41,17 +41,17 @@ pub fn index_entry(root: &Blob, tag: &str) -> Value {
 }
 
 /// An `index.json` holding `manifests`.
-pub fn index_document(manifests: Vec<Value>) -> Value {
+pub(crate) fn index_document(manifests: Vec<Value>) -> Value {
     json!({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": manifests})
 }
 
 /// The tag an `index.json` entry carries, if any.
-pub fn entry_tag(entry: &Value) -> Option<&str> {
+pub(crate) fn entry_tag(entry: &Value) -> Option<&str> {
     entry["annotations"][REF_NAME].as_str()
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum LayoutError {
+pub(crate) enum LayoutError {
     #[error(transparent)]
     File(#[from] FileError),
     #[error("{}: not an OCI image layout ({reason})", path.display())]
@@ -59,7 +59,7 @@ pub enum LayoutError {
 }
 
 impl LayoutError {
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         match self {
             LayoutError::NotALayout { .. } => Some("write to an empty or new folder, or to an existing layout made by an OCI tool".into()),
             LayoutError::File(_) => None,

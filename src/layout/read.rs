@@ -16,22 +16,22 @@ use crate::image::{Blob, BlobData, Digest};
 
 /// An image read from a layout: its blobs (layers and configs), its manifests (for an index) and
 /// the manifest or index the tag points to.
-pub struct StoredImage {
-    pub blobs: Vec<Blob>,
-    pub manifests: Vec<Blob>,
-    pub root: Blob,
+pub(crate) struct StoredImage {
+    pub(crate) blobs: Vec<Blob>,
+    pub(crate) manifests: Vec<Blob>,
+    pub(crate) root: Blob,
     _extracted: Option<(crate::cleanup::Guard, tempfile::TempDir)>,
 }
 
 impl StoredImage {
     /// Reads the image tagged `tag` (or the only one) in the layout `dir`.
-    pub fn from_layout(dir: &Path, tag: Option<&str>) -> Result<StoredImage> {
+    pub(crate) fn from_layout(dir: &Path, tag: Option<&str>) -> Result<StoredImage> {
         read_layout(dir, tag, None)
     }
 
     /// Reads the image tagged `tag` (or the only one) in the archive `file`, unpacked into a
     /// temporary folder that lives as long as the image.
-    pub fn from_archive(file: &Path, tag: Option<&str>) -> Result<StoredImage> {
+    pub(crate) fn from_archive(file: &Path, tag: Option<&str>) -> Result<StoredImage> {
         let extracted = extract(file)?;
         let dir = extracted.path().to_path_buf();
         let extracted = (crate::cleanup::register(&dir), extracted);

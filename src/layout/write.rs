@@ -48,7 +48,7 @@ impl Drop for Rollback {
 
 /// An update of a layout under way: the folder locked and checked, blobs added to it. Dropped
 /// before [`Update::commit`], it takes back everything it added (the folder, if it made it).
-pub struct Update {
+pub(crate) struct Update {
     dir: PathBuf,
     blob_dir: PathBuf,
     /// Held until the update ends: concurrent packs into one layout serialise.
@@ -61,7 +61,7 @@ pub struct Update {
 impl Update {
     /// Creates, locks and checks the layout. `None` when `wait` is false and the layout is locked
     /// (by another pack, or another output of this one), so that the caller can try later.
-    pub fn begin(dir: &Path, wait: bool) -> Result<Option<Update>, LayoutError> {
+    pub(crate) fn begin(dir: &Path, wait: bool) -> Result<Option<Update>, LayoutError> {
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(FileError::at(parent, "cannot create the parent folder"))?;
         }
@@ -102,7 +102,7 @@ impl Update {
     }
 
     /// Puts in place those of `blobs` the layout lacks (and the `oci-layout` file, the first time).
-    pub fn add<'a>(&mut self, blobs: impl IntoIterator<Item = &'a Blob>) -> Result<(), LayoutError> {
+    pub(crate) fn add<'a>(&mut self, blobs: impl IntoIterator<Item = &'a Blob>) -> Result<(), LayoutError> {
         let layout_blob = self.layout_file_missing.then(|| Blob::from_bytes("application/json", LAYOUT_CONTENT.to_vec()));
         let mut missing: Vec<(PathBuf, &Blob)> = Vec::new();
         if let Some(layout_blob) = &layout_blob {
@@ -126,7 +126,7 @@ impl Update {
 
     /// Tags `image` with `tags`, with its attachments beside it (found through the referrers tag
     /// schema, as on a registry), and commits the update.
-    pub fn publish(mut self, image: &ImageOrIndex, tags: &[Tag], attachments: &[Attachment]) -> Result<(), LayoutError> {
+    pub(crate) fn publish(mut self, image: &ImageOrIndex, tags: &[Tag], attachments: &[Attachment]) -> Result<(), LayoutError> {
         let mut entries: Vec<(Vec<String>, Blob)> = vec![(tags.iter().map(Tag::to_string).collect(), image.root().clone())];
         for (tag, index) in referrer_indexes(&self.dir, attachments)? {
             entries.push((vec![tag], index));
@@ -139,7 +139,7 @@ impl Update {
         Ok(())
     }
 
-    pub fn commit(mut self) {
+    pub(crate) fn commit(mut self) {
         self.rollback.committed = true;
     }
 }

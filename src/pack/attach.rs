@@ -16,7 +16,7 @@ use crate::rootfs::{Content, Entry, EntryKind};
 use crate::sbom::{self, DpkgDb, SbomFile, SbomFormat, SbomInput};
 
 /// One SBOM per image (`images` in the plans' order); none without `--sbom`.
-pub fn sboms(
+pub(crate) fn sboms(
     options: &PackOptions,
     printer: &Printer,
     plans: &[BinaryPlan],
@@ -103,8 +103,14 @@ fn sbom_of(
         cargo_sources: options.sbom.cargo_sources.as_ref(),
         files: &files,
     };
-    let format = options.sbom.format;
-    let Some(document) = sbom::generate(format, &input)? else { return Ok(None) };
+    let Some(document) = sbom::generate(options.sbom.format, &input)? else { return Ok(None) };
+    let format = document.format;
+    printer.verbose(format_args!(
+        "{}: the {format} SBOM lists {} crates and {} files",
+        info.file.display(),
+        document.runtime_crates,
+        files.len()
+    ));
     if let Some(dir) = &options.sbom.dir {
         std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the SBOM folder", dir.display()))?;
         let platform = info.platform.to_string().replace('/', "-");

@@ -18,11 +18,11 @@ use crate::rootfs::base::{self, Base};
 use crate::rootfs::{Content, FileTree};
 
 /// Says how far the pack is, at `-vv`.
-pub type Step<'a> = &'a (dyn Fn(&str) + Sync);
+pub(crate) type Step<'a> = &'a (dyn Fn(&str) + Sync);
 
 /// Each binary's own layer, in order: the file as it is, at `/target`, with `SOURCE_DATE_EPOCH` as
 /// its time. Stops at once when `cancel` is set (the planning failed meanwhile).
-pub fn write_app_layers(
+pub(crate) fn write_app_layers(
     options: &PackOptions,
     targets: &[String],
     staging: &Staging,
@@ -49,19 +49,19 @@ pub fn write_app_layers(
 }
 
 /// The layers every image of the pack may share, and the base files they were made from.
-pub struct SharedLayers {
-    pub base_plan: Base,
-    pub base: Layer,
+pub(crate) struct SharedLayers {
+    pub(crate) base_plan: Base,
+    pub(crate) base: Layer,
     /// One layer per distinct zoneinfo folder.
-    pub zoneinfo: Vec<(PathBuf, Layer)>,
-    pub extra: Option<Layer>,
+    pub(crate) zoneinfo: Vec<(PathBuf, Layer)>,
+    pub(crate) extra: Option<Layer>,
     /// Per plan, in the plans' order: the layer of its libraries.
-    pub libraries: Vec<Option<Layer>>,
+    pub(crate) libraries: Vec<Option<Layer>>,
 }
 
 impl SharedLayers {
     /// Writes the base, zoneinfo, `--add` and library layers the plans need.
-    pub fn write(options: &PackOptions, plans: &[BinaryPlan], staging: &Staging, step: Step) -> Result<SharedLayers> {
+    pub(crate) fn write(options: &PackOptions, plans: &[BinaryPlan], staging: &Staging, step: Step) -> Result<SharedLayers> {
         let base_plan = base::plan(&options.base)?;
         let extra_tree = add::plan(&options.add)?;
         let writer = Writer { cache: LayerCache::from_env(), staging, compression: options.compression, step };
@@ -97,7 +97,7 @@ impl SharedLayers {
     }
 
     /// The blobs of these layers, each once: what a destination may put in place early.
-    pub fn blobs(&self) -> Vec<&Blob> {
+    pub(crate) fn blobs(&self) -> Vec<&Blob> {
         let mut blobs = vec![&self.base.blob];
         blobs.extend(self.zoneinfo.iter().map(|(_, layer)| &layer.blob));
         blobs.extend(self.extra.iter().map(|layer| &layer.blob));
@@ -109,7 +109,7 @@ impl SharedLayers {
 
     /// The layers of the image of `plan` (the `index`th), bottom first, each with the history
     /// line that says what it holds; the binary's own `app_layer` last.
-    pub fn of_image(&self, index: usize, plan: &BinaryPlan, app_layer: Layer) -> Vec<(Layer, String)> {
+    pub(crate) fn of_image(&self, index: usize, plan: &BinaryPlan, app_layer: Layer) -> Vec<(Layer, String)> {
         let mut layers = vec![(self.base.clone(), "scratchpack: base files and CA bundle".to_string())];
         let zoneinfo = plan.zoneinfo.as_ref().and_then(|dir| self.zoneinfo.iter().find(|(done, _)| done == dir));
         if let Some((_, zoneinfo)) = zoneinfo {

@@ -17,10 +17,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-pub use options::{PackOptions, SbomOptions};
+pub(crate) use options::{PackOptions, SbomOptions};
 
 use crate::dest::{self, Destination, Published};
-use crate::elf::{self, ElfInfo};
+use crate::elf;
 use crate::image::config::{self, LayerHistory};
 use crate::image::referrers::Attachment;
 use crate::image::{Image, ImageOrIndex, Layer, Staging};
@@ -29,14 +29,13 @@ use layers::{SharedLayers, Step};
 use plan::BinaryPlan;
 
 /// The annotation that records which CA bundle an image carries.
-pub const CA_BUNDLE_ANNOTATION: &str = "dev.scratchpack.ca-bundle.version";
+pub(crate) const CA_BUNDLE_ANNOTATION: &str = "dev.scratchpack.ca-bundle.version";
 
 /// A packed image, with the staging folder that holds its layers until it is published.
-pub struct Packed {
-    pub image: ImageOrIndex,
+pub(crate) struct Packed {
+    pub(crate) image: ImageOrIndex,
     /// Artifacts attached to the image or its platform images: SBOMs.
-    pub attachments: Vec<Attachment>,
-    pub binaries: Vec<ElfInfo>,
+    pub(crate) attachments: Vec<Attachment>,
     _staging: Staging,
 }
 
@@ -45,7 +44,7 @@ type Outputs = Vec<(String, Box<dyn Destination>)>;
 
 /// Packs the binaries and publishes the image to every destination. Returns the image and, per
 /// destination, the `--output` text and what was written there.
-pub fn pack(options: &PackOptions, printer: &Printer) -> Result<(Packed, Vec<(String, Published)>)> {
+pub(crate) fn pack(options: &PackOptions, printer: &Printer) -> Result<(Packed, Vec<(String, Published)>)> {
     let name = elf::file_name(&options.binaries[0]);
     let mut outputs: Outputs =
         options.outputs.iter().map(|(text, spec)| (text.clone(), dest::open(spec, &options.tags, &name, &options.registry))).collect();
@@ -92,7 +91,7 @@ fn build(options: &PackOptions, printer: &Printer, outputs: &mut Outputs) -> Res
         }
     };
     step("image documents made");
-    Ok(Packed { image, attachments, binaries: plans.into_iter().map(|plan| plan.info).collect(), _staging: staging })
+    Ok(Packed { image, attachments, _staging: staging })
 }
 
 /// Inspects and plans every binary, writes the shared layers and offers them to `outputs`.

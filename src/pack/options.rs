@@ -15,35 +15,35 @@ use crate::sbom::SbomFormat;
 
 /// Everything a pack needs.
 #[derive(Clone, Debug)]
-pub struct PackOptions {
-    pub binaries: Vec<PathBuf>,
+pub(crate) struct PackOptions {
+    pub(crate) binaries: Vec<PathBuf>,
     /// Each destination, with the `--output` text that named it.
-    pub outputs: Vec<(String, DestSpec)>,
+    pub(crate) outputs: Vec<(String, DestSpec)>,
     /// Tags for destinations that name none.
-    pub tags: Vec<Tag>,
+    pub(crate) tags: Vec<Tag>,
     /// `--path`: where the binary goes in the image (`DIR/` keeps its name).
-    pub path: Option<String>,
-    pub settings: RuntimeSettings,
-    pub annotations: BTreeMap<String, String>,
-    pub add: Vec<AddSpec>,
-    pub base: BaseOptions,
-    pub compression: Compression,
+    pub(crate) path: Option<String>,
+    pub(crate) settings: RuntimeSettings,
+    pub(crate) annotations: BTreeMap<String, String>,
+    pub(crate) add: Vec<AddSpec>,
+    pub(crate) base: BaseOptions,
+    pub(crate) compression: Compression,
     /// The time of the program's layer and the config's `created`.
-    pub source_date_epoch: u64,
-    pub registry: RegistryContext,
-    pub needs: NeedsOptions,
-    pub sbom: SbomOptions,
+    pub(crate) source_date_epoch: u64,
+    pub(crate) registry: RegistryContext,
+    pub(crate) needs: NeedsOptions,
+    pub(crate) sbom: SbomOptions,
 }
 
 /// What the SBOM of each image is made from, besides the image itself.
 #[derive(Clone, Debug, Default)]
-pub struct SbomOptions {
-    pub format: SbomFormat,
-    pub dir: Option<PathBuf>,
+pub(crate) struct SbomOptions {
+    pub(crate) format: SbomFormat,
+    pub(crate) dir: Option<PathBuf>,
     /// The package version, when cargo knows it.
-    pub version: Option<String>,
+    pub(crate) version: Option<String>,
     /// cargo metadata's `source` of each (crate, version), for exact purls.
-    pub cargo_sources: Option<BTreeMap<(String, String), String>>,
+    pub(crate) cargo_sources: Option<BTreeMap<(String, String), String>>,
 }
 
 impl PackOptions {

@@ -17,24 +17,24 @@ use crate::rootfs::base::CaBundle;
 use crate::rootfs::{self, FileTree};
 
 /// Everything decided about one binary before its image is assembled.
-pub struct BinaryPlan {
-    pub info: ElfInfo,
+pub(crate) struct BinaryPlan {
+    pub(crate) info: ElfInfo,
     /// The binary's path in the image, without the leading `/`.
-    pub target: String,
+    pub(crate) target: String,
     /// The loader and libraries ld.so would load (dynamic programs).
-    pub resolution: Option<Resolution>,
+    pub(crate) resolution: Option<Resolution>,
     /// The tree of the libraries' layer (dynamic programs).
-    pub libraries: Option<FileTree>,
+    pub(crate) libraries: Option<FileTree>,
     /// The zoneinfo folder to bundle, on this machine.
-    pub zoneinfo: Option<PathBuf>,
+    pub(crate) zoneinfo: Option<PathBuf>,
     /// The folders ld.so must be told about with LD_LIBRARY_PATH (the image has no ld.so.cache).
-    pub ld_library_path: Vec<String>,
+    pub(crate) ld_library_path: Vec<String>,
 }
 
 impl BinaryPlan {
     /// Decides what `info`, placed at `/target`, needs, and says so on stderr: the clues at `-v`, a
     /// warning for each library packed as missing or a TLS program left without CA roots.
-    pub fn new(options: &PackOptions, printer: &Printer, info: ElfInfo, target: String) -> Result<BinaryPlan> {
+    pub(crate) fn new(options: &PackOptions, printer: &Printer, info: ElfInfo, target: String) -> Result<BinaryPlan> {
         let decided = needs::decide(&info, &format!("/{target}"), &options.needs)?;
         for clue in &decided.clues {
             printer.verbose(format_args!("{}: {}: {}", info.file.display(), clue.kind.as_str(), clue.evidence.join(", ")));
@@ -71,7 +71,7 @@ impl BinaryPlan {
 }
 
 /// An index holds one image per platform.
-pub fn check_platforms(binaries: &[ElfInfo]) -> Result<()> {
+pub(crate) fn check_platforms(binaries: &[ElfInfo]) -> Result<()> {
     let mut seen: BTreeMap<String, &ElfInfo> = BTreeMap::new();
     for info in binaries {
         if let Some(first) = seen.insert(info.platform.to_string(), info) {
@@ -88,7 +88,7 @@ pub fn check_platforms(binaries: &[ElfInfo]) -> Result<()> {
 
 /// `/usr/local/bin/NAME` by default; `--path DIR/` puts NAME into DIR; any other `--path` is the
 /// binary's full path. Without the leading `/`.
-pub fn binary_path(path: Option<&str>, file: &Path) -> Result<String> {
+pub(crate) fn binary_path(path: Option<&str>, file: &Path) -> Result<String> {
     let full = match path {
         None => format!("/usr/local/bin/{}", elf::file_name(file)),
         Some(dir) if dir.ends_with('/') => format!("{dir}{}", elf::file_name(file)),

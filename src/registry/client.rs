@@ -22,14 +22,14 @@ use super::reference::Registry;
 
 /// How a connection is made: from `--registry-ca`, `--insecure-registry`, `--timeout`, `--retries`.
 #[derive(Clone, Debug)]
-pub struct ConnectOptions {
-    pub registry_ca: Vec<std::path::PathBuf>,
-    pub insecure_registries: Vec<String>,
-    pub timeout: Duration,
-    pub attempts: u32,
-    pub backoff: Duration,
+pub(crate) struct ConnectOptions {
+    pub(crate) registry_ca: Vec<std::path::PathBuf>,
+    pub(crate) insecure_registries: Vec<String>,
+    pub(crate) timeout: Duration,
+    pub(crate) attempts: u32,
+    pub(crate) backoff: Duration,
     /// Log each request (method, URL without its query, status) and each retry on stderr.
-    pub debug_log: bool,
+    pub(crate) debug_log: bool,
 }
 
 impl Default for ConnectOptions {
@@ -51,8 +51,8 @@ enum AuthState {
     Bearer { challenge: Challenge, token: Option<(Secret, Instant)> },
 }
 
-pub struct Client {
-    pub registry: Registry,
+pub(crate) struct Client {
+    pub(crate) registry: Registry,
     http: Http,
     base: Url,
     credential: Option<FoundCredential>,
@@ -94,7 +94,7 @@ const DEFAULT_TOKEN_SECONDS: u64 = 60;
 impl Client {
     /// Connects: picks https (or http where allowed), pings `/v2/`, learns how to log in.
     /// `scopes` are the token scopes to ask for, e.g. `repository:org/app:push,pull`.
-    pub fn connect(
+    pub(crate) fn connect(
         registry: Registry,
         credential: Option<FoundCredential>,
         scopes: Vec<String>,
@@ -180,11 +180,11 @@ impl Client {
     }
 
     /// `https://host/` or `http://host/`, whichever answered.
-    pub fn base(&self) -> &Url {
+    pub(crate) fn base(&self) -> &Url {
         &self.base
     }
 
-    pub fn url(&self, path: &str) -> Url {
+    pub(crate) fn url(&self, path: &str) -> Url {
         self.base.join(path).expect("registry paths are valid URL paths")
     }
 
@@ -219,7 +219,7 @@ impl Client {
 
     /// Runs `operation` until it succeeds, fails for good, runs out of attempts or of time.
     /// Waits between attempts grow exponentially with jitter; `Retry-After` is honoured.
-    pub fn with_retries<T>(&self, what: &str, mut operation: impl FnMut() -> Result<T, RegistryError>) -> Result<T, RegistryError> {
+    pub(crate) fn with_retries<T>(&self, what: &str, mut operation: impl FnMut() -> Result<T, RegistryError>) -> Result<T, RegistryError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -244,7 +244,7 @@ impl Client {
 
     /// Sends one request. A 401 makes it log in again (once) and resend; any other status is the
     /// caller's. `build` is called again for the resend, so bodies must be re-creatable.
-    pub fn send(
+    pub(crate) fn send(
         &self,
         method: Method,
         url: &Url,
@@ -476,7 +476,7 @@ fn parse_error_body(response: Response) -> (Option<String>, String) {
 }
 
 /// Turns an unexpected answer into an error, with the registry's own code and message.
-pub fn status_error(method: &Method, url: &Url, response: Response) -> RegistryError {
+pub(crate) fn status_error(method: &Method, url: &Url, response: Response) -> RegistryError {
     let status = response.status().as_u16();
     let retry_after = response
         .headers()

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::auth::credentials::CredentialError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
+pub(crate) enum RegistryError {
     #[error("{method} {url}: {status}{}", describe_code(code.as_deref(), message))]
     Status {
         method: String,
@@ -55,7 +55,7 @@ fn describe_code(code: Option<&str>, message: &str) -> String {
 
 impl RegistryError {
     /// Worth another try: timeouts, throttling, server errors and broken connections.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         match self {
             RegistryError::Status { status, .. } => matches!(status, 408 | 429 | 500 | 502 | 503 | 504),
             RegistryError::Token { status, .. } => matches!(status, 408 | 429 | 500 | 502 | 503 | 504),
@@ -64,14 +64,14 @@ impl RegistryError {
         }
     }
 
-    pub fn retry_after(&self) -> Option<Duration> {
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
         match self {
             RegistryError::Status { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
 
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         let code = match self {
             RegistryError::Status { code, status, .. } => code.clone().or_else(|| match status {
                 401 => Some("UNAUTHORIZED".into()),
@@ -110,7 +110,7 @@ impl RegistryError {
 }
 
 /// An URL as errors show it: no query string (upload URLs carry state tokens) and no user info.
-pub fn redact_url(url: &reqwest::Url) -> String {
+pub(crate) fn redact_url(url: &reqwest::Url) -> String {
     let mut shown = url.clone();
     let _ = shown.set_username("");
     let _ = shown.set_password(None);
@@ -125,7 +125,7 @@ pub fn redact_url(url: &reqwest::Url) -> String {
 
 /// An error and its causes on one line, `a: b: c`, as `{:#}` prints an `anyhow::Error`: what a
 /// transport error says is spread over its chain.
-pub fn chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
     while let Some(next) = cause {

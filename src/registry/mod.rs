@@ -5,14 +5,14 @@
 //! blobs and manifests as bytes with digests; it never knows what an ELF is or how layers are made.
 
 pub mod auth;
-pub mod client;
-pub mod error;
-pub mod progress;
-pub mod push;
-pub mod reference;
-pub mod tag;
+pub(crate) mod client;
+pub(crate) mod error;
+pub(crate) mod progress;
+pub(crate) mod push;
+pub(crate) mod reference;
+pub(crate) mod tag;
 
-pub use client::{Client, ConnectOptions};
-pub use error::RegistryError;
+pub(crate) use client::{Client, ConnectOptions};
+pub(crate) use error::RegistryError;
 pub use reference::{Reference, Registry, Repository};
-pub use tag::{Tag, TagError};
+pub use tag::Tag;

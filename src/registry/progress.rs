@@ -9,12 +9,12 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::image::Digest;
 
-pub trait Progress: Sync {
+pub(crate) trait Progress: Sync {
     /// A blob starts; the returned handle counts its bytes.
     fn start(&self, digest: &Digest, size: u64, label: &str) -> Arc<dyn BlobProgress>;
 }
 
-pub trait BlobProgress: Send + Sync {
+pub(crate) trait BlobProgress: Send + Sync {
     fn advance(&self, bytes: u64);
     /// A retry starts over.
     fn restart(&self);
@@ -22,7 +22,7 @@ pub trait BlobProgress: Send + Sync {
     fn finish(&self, outcome: &str);
 }
 
-pub struct Quiet;
+pub(crate) struct Quiet;
 
 impl Progress for Quiet {
     fn start(&self, _: &Digest, _: u64, _: &str) -> Arc<dyn BlobProgress> {
@@ -39,8 +39,8 @@ impl BlobProgress for QuietBlob {
 }
 
 /// Plain lines, for logs and CI.
-pub struct Lines {
-    pub destination: String,
+pub(crate) struct Lines {
+    pub(crate) destination: String,
 }
 
 struct LineBlob {
@@ -76,13 +76,13 @@ impl BlobProgress for LineBlob {
 }
 
 /// indicatif bars on a terminal.
-pub struct Bars {
+pub(crate) struct Bars {
     multi: MultiProgress,
     destination: String,
 }
 
 impl Bars {
-    pub fn new(destination: &str) -> Self {
+    pub(crate) fn new(destination: &str) -> Self {
         Bars { multi: MultiProgress::new(), destination: destination.to_string() }
     }
 }
@@ -118,7 +118,7 @@ impl BlobProgress for BarBlob {
 }
 
 /// The right reporter for stderr: bars on a terminal, lines elsewhere, nothing when quiet.
-pub fn for_stderr(quiet: bool, destination: &str) -> Box<dyn Progress> {
+pub(crate) fn for_stderr(quiet: bool, destination: &str) -> Box<dyn Progress> {
     if quiet {
         Box::new(Quiet)
     } else if std::io::stderr().is_terminal() {
@@ -132,7 +132,7 @@ fn short(digest: &Digest) -> String {
     format!("sha256:{}", &digest.hex()[..12])
 }
 
-pub fn human_size(bytes: u64) -> String {
+pub(crate) fn human_size(bytes: u64) -> String {
     match bytes {
         b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / f64::from(1 << 20)),
         b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),

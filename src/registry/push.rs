@@ -21,21 +21,21 @@ use super::Tag;
 use crate::image::config::{CONFIG_MEDIA_TYPE, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 use crate::image::{Blob, Digest, ImageOrIndex};
 
-pub const PARALLEL_UPLOADS: usize = 4;
+pub(crate) const PARALLEL_UPLOADS: usize = 4;
 /// Chunk size for chunked uploads, unless the registry asks for more (`OCI-Chunk-Min-Length`).
 const CHUNK_SIZE: u64 = 1 << 20;
 const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
 const CHUNK_MIN_LENGTH: &str = "oci-chunk-min-length";
 
 /// What one push sends: content blobs, child manifests, and the root a tag points to.
-pub struct PushSet<'a> {
-    pub blobs: Vec<&'a Blob>,
-    pub manifests: Vec<&'a Blob>,
-    pub root: &'a Blob,
+pub(crate) struct PushSet<'a> {
+    pub(crate) blobs: Vec<&'a Blob>,
+    pub(crate) manifests: Vec<&'a Blob>,
+    pub(crate) root: &'a Blob,
 }
 
 impl<'a> PushSet<'a> {
-    pub fn from_image(image: &'a ImageOrIndex) -> Self {
+    pub(crate) fn from_image(image: &'a ImageOrIndex) -> Self {
         let all = image.blobs_in_upload_order();
         let root = image.root();
         let is_manifest = |b: &&Blob| b.media_type == MANIFEST_MEDIA_TYPE || b.media_type == INDEX_MEDIA_TYPE;
@@ -46,7 +46,7 @@ impl<'a> PushSet<'a> {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BlobOutcome {
+pub(crate) enum BlobOutcome {
     Pushed,
     Exists,
     Mounted,
@@ -63,18 +63,18 @@ impl BlobOutcome {
 }
 
 #[derive(Debug, Default)]
-pub struct PushReport {
-    pub pushed: usize,
-    pub existing: usize,
-    pub mounted: usize,
+pub(crate) struct PushReport {
+    pub(crate) pushed: usize,
+    pub(crate) existing: usize,
+    pub(crate) mounted: usize,
     /// Blob bytes sent (the last attempt of each blob).
-    pub bytes_sent: u64,
+    pub(crate) bytes_sent: u64,
 }
 
 /// Pushes `set` to `repository` (a path in the client's registry) under every tag, or by digest
 /// alone when `tags` is empty. `mount_from` maps digests to repositories of this registry that hold
 /// them already.
-pub fn push(
+pub(crate) fn push(
     client: &Client,
     repository: &str,
     set: &PushSet,
@@ -354,7 +354,7 @@ impl Read for Counting {
 /// the registry does not answer with `OCI-Subject` (no referrers API, as distribution 2.8), the
 /// referrers tag `sha256-<subject hex>` is updated with an index listing them, merged with what the
 /// tag already lists.
-pub fn push_referrers(
+pub(crate) fn push_referrers(
     client: &Client,
     repository: &str,
     attachments: &[crate::image::referrers::Attachment],

@@ -10,7 +10,7 @@ use std::fmt;
 use super::tag::Tag;
 use crate::image::Digest;
 
-pub const DOCKER_HUB: &str = "docker.io";
+pub(crate) const DOCKER_HUB: &str = "docker.io";
 const DOCKER_HUB_API: &str = "registry-1.docker.io";
 const DOCKER_HUB_CREDENTIAL_KEY: &str = "https://index.docker.io/v1/";
 const MAX_NAME_LENGTH: usize = 255;
@@ -20,7 +20,7 @@ const MAX_NAME_LENGTH: usize = 255;
 pub struct Registry(String);
 
 impl Registry {
-    pub fn new(host: &str) -> Self {
+    pub(crate) fn new(host: &str) -> Self {
         match host {
             "index.docker.io" | "registry-1.docker.io" | DOCKER_HUB => Registry(DOCKER_HUB.to_string()),
             other => Registry(other.to_string()),
@@ -77,7 +77,7 @@ impl fmt::Display for Registry {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Repository {
     pub registry: Registry,
-    pub path: String,
+    pub(crate) path: String,
 }
 
 impl fmt::Display for Repository {
@@ -90,7 +90,7 @@ impl fmt::Display for Repository {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reference {
     pub repository: Repository,
-    pub tag: Option<Tag>,
+    pub(crate) tag: Option<Tag>,
     pub digest: Option<Digest>,
 }
 
@@ -110,8 +110,8 @@ impl fmt::Display for Reference {
 #[derive(Debug, thiserror::Error)]
 #[error("invalid image reference {input:?}: {reason}")]
 pub struct ReferenceError {
-    pub input: String,
-    pub reason: String,
+    pub(crate) input: String,
+    pub(crate) reason: String,
     hint: Option<String>,
 }
 

@@ -11,15 +11,11 @@ pub struct Tag(String);
 
 impl Tag {
     /// The rule, as error messages and hints say it.
-    pub const RULE: &'static str = "a tag is 1 to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'";
+    pub(crate) const RULE: &'static str = "a tag is 1 to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'";
 
     /// The tag used where none is named.
-    pub fn latest() -> Tag {
+    pub(crate) fn latest() -> Tag {
         Tag("latest".to_string())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 
     fn is_valid(text: &str) -> bool {

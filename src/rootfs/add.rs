@@ -12,15 +12,15 @@ use super::{image_path, Content, FileStamp, FileTree, PathError};
 
 /// One parsed `--add` argument.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AddSpec {
-    pub source: PathBuf,
+pub(crate) struct AddSpec {
+    pub(crate) source: PathBuf,
     /// As given: absolute; a trailing `/` means "into this folder".
-    pub dest: String,
-    pub mode: Option<u32>,
+    pub(crate) dest: String,
+    pub(crate) mode: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum AddError {
+pub(crate) enum AddError {
     #[error("expected SRC:DEST[:MODE], with DEST an absolute path in the image and MODE octal")]
     Syntax { spec: String },
     #[error("--add {}", path.display())]
@@ -63,7 +63,7 @@ impl std::str::FromStr for AddSpec {
 }
 
 /// Plans every `--add` into one tree, in the order given (a later file wins over an earlier one).
-pub fn plan(specs: &[AddSpec]) -> Result<FileTree, AddError> {
+pub(crate) fn plan(specs: &[AddSpec]) -> Result<FileTree, AddError> {
     let mut tree = FileTree::new();
     for spec in specs {
         add_one(&mut tree, spec)?;
@@ -112,26 +112,26 @@ enum Escaping {
 /// A system folder planned whole: its tree, and each folder in it (itself included) as it was
 /// listed. With the files' stamps in the tree, they tell a later pack whether anything changed
 /// (see `LayerCache::unchanged_folder_layer`).
-pub struct SystemFolder {
-    pub tree: FileTree,
-    pub folders: Vec<FolderStamp>,
+pub(crate) struct SystemFolder {
+    pub(crate) tree: FileTree,
+    pub(crate) folders: Vec<FolderStamp>,
     /// When the walk began: a stamp this recent (or later) may hide a second change in its tick.
-    pub started: std::time::SystemTime,
+    pub(crate) started: std::time::SystemTime,
 }
 
 /// A folder's stamp, taken before it was listed, and the digest of that listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FolderStamp {
-    pub path: PathBuf,
-    pub stamp: FileStamp,
+pub(crate) struct FolderStamp {
+    pub(crate) path: PathBuf,
+    pub(crate) stamp: FileStamp,
     /// [`listing_digest`] of its entries.
-    pub listing: String,
+    pub(crate) listing: String,
 }
 
 /// The digest (SHA-256, hex) of a folder's entries: each name and kind (folder, file, link,
 /// other), in byte order of the names. Catches a renamed, added or removed entry even where the
 /// folder's time stamps cannot move (read-only images built with fixed times).
-pub fn listing_digest(dir: &Path) -> std::io::Result<String> {
+pub(crate) fn listing_digest(dir: &Path) -> std::io::Result<String> {
     digest_of_listing(&sorted_listing(dir)?)
 }
 
@@ -162,7 +162,7 @@ fn digest_of_listing(sorted: &[std::fs::DirEntry]) -> std::io::Result<String> {
 }
 
 /// A system folder copied whole, as zoneinfo is: like `--add`, but links out of it are left out.
-pub fn plan_system_folder(source: &Path, dest: &str) -> Result<SystemFolder, AddError> {
+pub(crate) fn plan_system_folder(source: &Path, dest: &str) -> Result<SystemFolder, AddError> {
     let mut tree = FileTree::new();
     let dest_path = image_path(dest).map_err(|source_err| AddError::Dest { source_path: source.to_path_buf(), source: source_err })?;
     tree.add_dir(&dest_path, 0o755, 0, 0).map_err(|e| AddError::Dest { source_path: source.to_path_buf(), source: e })?;

@@ -9,17 +9,17 @@ use std::sync::Arc;
 
 use super::{Content, FileTree};
 
-pub const PASSWD: &[u8] = include_bytes!("../../templates/passwd");
-pub const GROUP: &[u8] = include_bytes!("../../templates/group");
-pub const NSSWITCH: &[u8] = include_bytes!("../../templates/nsswitch.conf");
+pub(crate) const PASSWD: &[u8] = include_bytes!("../../templates/passwd");
+pub(crate) const GROUP: &[u8] = include_bytes!("../../templates/group");
+pub(crate) const NSSWITCH: &[u8] = include_bytes!("../../templates/nsswitch.conf");
 /// For runtimes that do not mount their own (runc, nspawn): `localhost` resolves without DNS.
-pub const HOSTS: &[u8] = include_bytes!("../../templates/hosts");
-pub const BUILTIN_CA_BUNDLE: &[u8] = include_bytes!("../../certs/ca-certificates.crt");
-pub const BUILTIN_CA_VERSION: &str = include_str!("../../certs/VERSION");
+pub(crate) const HOSTS: &[u8] = include_bytes!("../../templates/hosts");
+pub(crate) const BUILTIN_CA_BUNDLE: &[u8] = include_bytes!("../../certs/ca-certificates.crt");
+pub(crate) const BUILTIN_CA_VERSION: &str = include_str!("../../certs/VERSION");
 
-pub const CA_BUNDLE_PATH: &str = "etc/ssl/certs/ca-certificates.crt";
+pub(crate) const CA_BUNDLE_PATH: &str = "etc/ssl/certs/ca-certificates.crt";
 /// The base files a person looks for, as `inspect` lists them.
-pub const BASE_FILES: &[&str] =
+pub(crate) const BASE_FILES: &[&str] =
     &["/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/ssl/certs/ca-certificates.crt", "/tmp", "/home/nonroot"];
 /// Where other distributions' TLS stacks look; each links to the bundle.
 const CA_BUNDLE_LINKS: &[(&str, &str)] =
@@ -35,11 +35,11 @@ const HOST_CA_BUNDLES: &[&str] = &[
     "/etc/ssl/cert.pem",
 ];
 
-pub const NONROOT_UID: u32 = 65532;
+pub(crate) const NONROOT_UID: u32 = 65532;
 
 /// `--ca-bundle`: which roots the image trusts.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CaBundle {
+pub(crate) enum CaBundle {
     Builtin,
     Host,
     None,
@@ -59,21 +59,21 @@ impl std::str::FromStr for CaBundle {
 }
 
 #[derive(Clone, Debug, Default)]
-pub struct BaseOptions {
-    pub ca_bundle: Option<CaBundle>,
-    pub extra_ca: Vec<PathBuf>,
+pub(crate) struct BaseOptions {
+    pub(crate) ca_bundle: Option<CaBundle>,
+    pub(crate) extra_ca: Vec<PathBuf>,
 }
 
 /// The planned base layer, and what its CA bundle is, for the image annotation.
 #[derive(Debug)]
-pub struct Base {
-    pub tree: FileTree,
+pub(crate) struct Base {
+    pub(crate) tree: FileTree,
     /// `None` when the image has no CA bundle.
-    pub ca_version: Option<String>,
+    pub(crate) ca_version: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum BaseError {
+pub(crate) enum BaseError {
     #[error("{}: cannot read the CA bundle", path.display())]
     Read {
         path: PathBuf,
@@ -89,7 +89,7 @@ pub enum BaseError {
 }
 
 impl BaseError {
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         match self {
             BaseError::NoHostBundle => Some("install ca-certificates, or use --ca-bundle builtin"),
             BaseError::ExtraWithoutBundle => Some("drop --ca-bundle none; --extra-ca is appended to the chosen bundle"),
@@ -100,7 +100,7 @@ impl BaseError {
     }
 }
 
-pub fn plan(options: &BaseOptions) -> Result<Base, BaseError> {
+pub(crate) fn plan(options: &BaseOptions) -> Result<Base, BaseError> {
     let mut tree = FileTree::new();
     let bytes = |data: &'static [u8]| Content::Bytes(Arc::from(data));
     let planned = (|| {

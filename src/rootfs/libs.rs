@@ -9,7 +9,7 @@ use crate::elf::resolve::Resolution;
 use crate::elf::root::Root;
 
 #[derive(Debug, thiserror::Error)]
-pub enum LibsError {
+pub(crate) enum LibsError {
     #[error("{path}: cannot resolve it in {root}")]
     Resolve {
         path: String,
@@ -26,7 +26,7 @@ pub enum LibsError {
 }
 
 /// Adds `image_path` (read under `root`) to `tree`: the symlinks crossed, then the real file.
-pub fn add_host_path(tree: &mut FileTree, root: &Root, image_path: &str) -> Result<(), LibsError> {
+pub(crate) fn add_host_path(tree: &mut FileTree, root: &Root, image_path: &str) -> Result<(), LibsError> {
     let root_name = root.sysroot().map(|r| r.display().to_string()).unwrap_or_else(|| "/".into());
     let canonical = root.canonicalize(image_path).map_err(|source| LibsError::Resolve {
         path: image_path.to_string(),
@@ -49,7 +49,7 @@ pub fn add_host_path(tree: &mut FileTree, root: &Root, image_path: &str) -> Resu
 }
 
 /// The tree of a resolution: interpreter first, then the libraries in load order.
-pub fn plan(resolution: &Resolution, root: &Root) -> Result<FileTree, LibsError> {
+pub(crate) fn plan(resolution: &Resolution, root: &Root) -> Result<FileTree, LibsError> {
     let mut tree = FileTree::new();
     if let Some((interpreter, _)) = &resolution.interpreter {
         add_host_path(&mut tree, root, interpreter)?;

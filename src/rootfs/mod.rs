@@ -5,9 +5,9 @@
 //! only to learn their size and kind; their bytes are read later, while a layer is written. It must
 //! not know about tar, compression or destinations (that is `image`).
 
-pub mod add;
-pub mod base;
-pub mod libs;
+pub(crate) mod add;
+pub(crate) mod base;
+pub(crate) mod libs;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 /// Where a regular file's bytes come from.
 #[derive(Clone, Debug)]
-pub enum Content {
+pub(crate) enum Content {
     /// Bytes known when planning: templates, the CA bundle.
     Bytes(Arc<[u8]>),
     /// A host file, read while the layer is written; `size` was taken when planning, and `stamp`
@@ -25,7 +25,7 @@ pub enum Content {
 
 impl Content {
     /// A host file as `metadata` (taken while planning, following links) describes it.
-    pub fn host_file(path: PathBuf, metadata: &std::fs::Metadata) -> Content {
+    pub(crate) fn host_file(path: PathBuf, metadata: &std::fs::Metadata) -> Content {
         Content::HostFile { path, size: metadata.len(), stamp: Some(FileStamp::of(metadata)) }
     }
 }
@@ -33,16 +33,16 @@ impl Content {
 /// Which version of a host file: what git's index compares. Writing a file always moves its ctime,
 /// which no program can set back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FileStamp {
-    pub size: u64,
-    pub dev: u64,
-    pub ino: u64,
-    pub mtime: (i64, i64),
-    pub ctime: (i64, i64),
+pub(crate) struct FileStamp {
+    pub(crate) size: u64,
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    pub(crate) mtime: (i64, i64),
+    pub(crate) ctime: (i64, i64),
 }
 
 impl FileStamp {
-    pub fn of(metadata: &std::fs::Metadata) -> FileStamp {
+    pub(crate) fn of(metadata: &std::fs::Metadata) -> FileStamp {
         use std::os::unix::fs::MetadataExt;
         FileStamp {
             size: metadata.len(),
@@ -55,29 +55,29 @@ impl FileStamp {
 }
 
 #[derive(Clone, Debug)]
-pub enum EntryKind {
+pub(crate) enum EntryKind {
     Dir,
     File(Content),
     Symlink(String),
 }
 
 #[derive(Clone, Debug)]
-pub struct Entry {
-    pub kind: EntryKind,
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
+pub(crate) struct Entry {
+    pub(crate) kind: EntryKind,
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
 }
 
 /// A planned image file system (or one layer of it). Paths are relative to the image root, with
 /// no leading `/`, and iterate in byte order, so parents always come before their children.
 #[derive(Clone, Debug, Default)]
-pub struct FileTree {
+pub(crate) struct FileTree {
     entries: BTreeMap<String, Entry>,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum PathError {
+pub(crate) enum PathError {
     #[error("image path {0:?} must be absolute (start with /)")]
     NotAbsolute(String),
     #[error("image path {0:?} must not contain '..'")]
@@ -90,7 +90,7 @@ pub enum PathError {
 
 /// Normalises an absolute image path: drops `.` and empty components, refuses `..`.
 /// Returns it without the leading `/`.
-pub fn image_path(path: &str) -> Result<String, PathError> {
+pub(crate) fn image_path(path: &str) -> Result<String, PathError> {
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute(path.to_string()));
     }
@@ -109,24 +109,24 @@ pub fn image_path(path: &str) -> Result<String, PathError> {
 }
 
 impl FileTree {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Entry)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Entry)> {
         self.entries.iter().map(|(path, entry)| (path.as_str(), entry))
     }
 
-    pub fn get(&self, path: &str) -> Option<&Entry> {
+    pub(crate) fn get(&self, path: &str) -> Option<&Entry> {
         self.entries.get(path)
     }
 
     /// Adds a folder; adding one that exists only updates its mode and owner.
-    pub fn add_dir(&mut self, path: &str, mode: u32, uid: u32, gid: u32) -> Result<(), PathError> {
+    pub(crate) fn add_dir(&mut self, path: &str, mode: u32, uid: u32, gid: u32) -> Result<(), PathError> {
         self.ensure_parents(path)?;
         match self.entries.get_mut(path) {
             Some(Entry { kind: EntryKind::Dir, .. }) | None => {
@@ -138,11 +138,11 @@ impl FileTree {
     }
 
     /// Adds a regular file; a later file at the same path replaces the earlier one.
-    pub fn add_file(&mut self, path: &str, content: Content, mode: u32, uid: u32, gid: u32) -> Result<(), PathError> {
+    pub(crate) fn add_file(&mut self, path: &str, content: Content, mode: u32, uid: u32, gid: u32) -> Result<(), PathError> {
         self.insert_leaf(path, Entry { kind: EntryKind::File(content), mode, uid, gid })
     }
 
-    pub fn add_symlink(&mut self, path: &str, target: &str) -> Result<(), PathError> {
+    pub(crate) fn add_symlink(&mut self, path: &str, target: &str) -> Result<(), PathError> {
         self.insert_leaf(path, Entry { kind: EntryKind::Symlink(target.to_string()), mode: 0o777, uid: 0, gid: 0 })
     }
 

@@ -16,7 +16,7 @@ use goblin::elf::Elf;
 use super::{AuditedCrate, SbomError};
 
 /// The most decompressed audit data accepted: 8 MiB, as cargo-auditable's own parser allows.
-pub const MAX_AUDIT_DATA: usize = 8 << 20;
+pub(crate) const MAX_AUDIT_DATA: usize = 8 << 20;
 
 const SECTION: &str = ".dep-v0";
 
@@ -45,7 +45,7 @@ fn runtime() -> String {
 /// Reads the `.dep-v0` section that `cargo auditable build` embeds in `binary`. `Ok(None)` when the
 /// binary has no such section (not Rust, or built with plain `cargo build`). Decompressed data over
 /// [`MAX_AUDIT_DATA`] is refused, and malformed data is an error.
-pub fn read_auditable(binary: &Path) -> Result<Option<Vec<AuditedCrate>>, SbomError> {
+pub(crate) fn read_auditable(binary: &Path) -> Result<Option<Vec<AuditedCrate>>, SbomError> {
     let unreadable = |source| SbomError::Read { path: binary.to_path_buf(), source };
     let file = File::open(binary).map_err(unreadable)?;
     // SAFETY: the map is read-only and private; a concurrent writer could change what we read, which

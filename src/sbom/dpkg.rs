@@ -17,7 +17,7 @@ const MERGED_DIRS: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32",
 
 /// A root's dpkg database, read once for many lookups. The status file is read by [`DpkgDb::load`];
 /// the (larger) file lists on the first [`DpkgDb::owner`] call.
-pub struct DpkgDb {
+pub(crate) struct DpkgDb {
     info_dir: Option<PathBuf>,
     /// Installed packages by (name, architecture).
     installed: BTreeMap<(String, String), DebPackage>,
@@ -66,7 +66,7 @@ impl std::fmt::Debug for DpkgDb {
 
 impl DpkgDb {
     /// Reads the root's dpkg status; an empty database when the root has none.
-    pub fn load(root: &Root) -> DpkgDb {
+    pub(crate) fn load(root: &Root) -> DpkgDb {
         let status = std::fs::read_to_string(root.host("/var/lib/dpkg/status")).unwrap_or_default();
         let installed = parse_status(&status);
         let info_dir = Some(root.host("/var/lib/dpkg/info")).filter(|dir| !installed.is_empty() && dir.is_dir());
@@ -75,7 +75,7 @@ impl DpkgDb {
 
     /// The installed package that owns `image_path` (an absolute path), looking at its merged-/usr
     /// twin too.
-    pub fn owner(&self, image_path: &str) -> Option<DebPackage> {
+    pub(crate) fn owner(&self, image_path: &str) -> Option<DebPackage> {
         self.info_dir.as_ref()?;
         let lists = self.lists.get_or_init(|| self.read_lists());
         let path = crate::elf::root::join("/", image_path);

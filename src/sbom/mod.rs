@@ -21,11 +21,11 @@ use std::path::PathBuf;
 use crate::image::Digest;
 use crate::platform::Platform;
 
-pub use auditable::{read_auditable, MAX_AUDIT_DATA};
-pub use dpkg::DpkgDb;
+pub(crate) use auditable::read_auditable;
+pub(crate) use dpkg::DpkgDb;
 
 /// What the caller prints when a Rust program carries no audit data, so its crates cannot be listed.
-pub const NO_AUDIT_DATA_HINT: &str = "build the program with `cargo auditable build` (install it with `cargo install cargo-auditable`) so that the SBOM lists the crates compiled into it";
+pub(crate) const NO_AUDIT_DATA_HINT: &str = "build the program with `cargo auditable build` (install it with `cargo install cargo-auditable`) so that the SBOM lists the crates compiled into it";
 
 /// The tool name and version written into every document.
 const TOOL_NAME: &str = "scratchpack";
@@ -33,7 +33,7 @@ const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// `--sbom`: which SBOM document, if any, describes the image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum SbomFormat {
+pub(crate) enum SbomFormat {
     /// SPDX 2.3, JSON.
     #[default]
     Spdx,
@@ -45,10 +45,10 @@ pub enum SbomFormat {
 
 impl SbomFormat {
     /// Every value, as `--sbom` and the cargo metadata spell it.
-    pub const NAMES: &'static [&'static str] = &["spdx", "cyclonedx", "none"];
+    pub(crate) const NAMES: &'static [&'static str] = &["spdx", "cyclonedx", "none"];
 
     /// The document's media type (an OCI artifact type), `None` for [`SbomFormat::None`].
-    pub fn media_type(self) -> Option<&'static str> {
+    pub(crate) fn media_type(self) -> Option<&'static str> {
         match self {
             SbomFormat::Spdx => Some("application/spdx+json"),
             SbomFormat::Cyclonedx => Some("application/vnd.cyclonedx+json"),
@@ -58,7 +58,7 @@ impl SbomFormat {
 
     /// The conventional file name extension, without the leading dot: `spdx.json`, `cdx.json`;
     /// empty for [`SbomFormat::None`].
-    pub fn file_extension(self) -> &'static str {
+    pub(crate) fn file_extension(self) -> &'static str {
         match self {
             SbomFormat::Spdx => "spdx.json",
             SbomFormat::Cyclonedx => "cdx.json",
@@ -92,99 +92,99 @@ impl std::fmt::Display for SbomFormat {
 
 /// One crate from cargo-auditable's `.dep-v0` section.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuditedCrate {
-    pub name: String,
-    pub version: String,
+pub(crate) struct AuditedCrate {
+    pub(crate) name: String,
+    pub(crate) version: String,
     /// Where cargo took it from, as cargo-auditable spells it: `crates.io`, `git`, `local`,
     /// `registry` (any other registry), or another word a newer cargo-auditable may write.
-    pub source: String,
+    pub(crate) source: String,
     /// `runtime` (compiled into the program) or `build` (build scripts, proc-macros and what only
     /// they use). Only runtime crates go into the SBOM.
-    pub kind: String,
+    pub(crate) kind: String,
     /// Indices, into the list [`read_auditable`] returns, of the crates this one depends on.
-    pub dependencies: Vec<usize>,
+    pub(crate) dependencies: Vec<usize>,
     /// The package whose program this is.
-    pub root: bool,
+    pub(crate) root: bool,
 }
 
 impl AuditedCrate {
     /// Whether the crate is compiled into the program (roots always are).
-    pub fn is_runtime(&self) -> bool {
+    pub(crate) fn is_runtime(&self) -> bool {
         self.root || self.kind == "runtime"
     }
 }
 
 /// A Debian package owning a file, from the root's dpkg database.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct DebPackage {
-    pub name: String,
-    pub version: String,
-    pub architecture: String,
+pub(crate) struct DebPackage {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) architecture: String,
 }
 
 impl DebPackage {
     /// `pkg:deb/debian/NAME@VERSION?arch=ARCH`.
-    pub fn purl(&self) -> String {
+    pub(crate) fn purl(&self) -> String {
         purl::deb(self)
     }
 }
 
 /// A file in the image the SBOM lists.
 #[derive(Clone, Debug)]
-pub struct SbomFile {
+pub(crate) struct SbomFile {
     /// The image path, absolute.
-    pub path: String,
-    pub sha256: Digest,
+    pub(crate) path: String,
+    pub(crate) sha256: Digest,
     /// Hex SHA1: SPDX 2.3 requires it on every file (clause 8.4).
-    pub sha1: String,
-    pub size: u64,
+    pub(crate) sha1: String,
+    pub(crate) size: u64,
     /// What the file is, for people: `Mozilla CA bundle: mozilla-nss via debian ca-certificates 20250419~deb12u2`.
-    pub comment: Option<String>,
+    pub(crate) comment: Option<String>,
     /// The Debian package the file was copied from, when known.
-    pub package: Option<DebPackage>,
+    pub(crate) package: Option<DebPackage>,
 }
 
 /// Everything one document says, for one image (one platform).
-pub struct SbomInput<'a> {
+pub(crate) struct SbomInput<'a> {
     /// The image's name, e.g. the binary's name.
-    pub name: &'a str,
+    pub(crate) name: &'a str,
     /// The package version, if known.
-    pub version: Option<&'a str>,
-    pub platform: &'a Platform,
+    pub(crate) version: Option<&'a str>,
+    pub(crate) platform: &'a Platform,
     /// RFC 3339 in UTC (`1970-01-01T00:00:00Z`), from `SOURCE_DATE_EPOCH`: never the clock, so
     /// that the output is reproducible.
-    pub created: &'a str,
+    pub(crate) created: &'a str,
     /// Where the binary is in the image.
-    pub binary_path: &'a str,
-    pub binary_sha256: Digest,
+    pub(crate) binary_path: &'a str,
+    pub(crate) binary_sha256: Digest,
     /// Hex SHA1 of the binary.
-    pub binary_sha1: String,
+    pub(crate) binary_sha1: String,
     /// The program's audit data; `None` when it has none (not Rust, or not built with
     /// `cargo auditable`).
-    pub crates: Option<&'a [AuditedCrate]>,
+    pub(crate) crates: Option<&'a [AuditedCrate]>,
     /// cargo metadata's `source` field per (name, version), when known (cargo scratchpack knows it):
     /// `registry+https://github.com/rust-lang/crates.io-index`, `git+https://host/repo?branch=x#sha`,
     /// or absent for local path crates. It gives git crates and crates of other registries their URL.
-    pub cargo_sources: Option<&'a BTreeMap<(String, String), String>>,
+    pub(crate) cargo_sources: Option<&'a BTreeMap<(String, String), String>>,
     /// Files besides the binary: the CA bundle, bundled shared libraries…
-    pub files: &'a [SbomFile],
+    pub(crate) files: &'a [SbomFile],
 }
 
 /// A finished document.
 #[derive(Clone, Debug)]
-pub struct Sbom {
-    pub format: SbomFormat,
-    pub media_type: &'static str,
+pub(crate) struct Sbom {
+    pub(crate) format: SbomFormat,
+    pub(crate) media_type: &'static str,
     /// Pretty-printed JSON, ending with a newline.
-    pub bytes: Vec<u8>,
+    pub(crate) bytes: Vec<u8>,
     /// How many crates the document lists (runtime crates, roots included); 0 without audit data.
-    pub runtime_crates: usize,
+    pub(crate) runtime_crates: usize,
 }
 
 /// Why audit data could not be read or a document not be made. Each variant names the file (or
 /// the value) at fault.
 #[derive(Debug, thiserror::Error)]
-pub enum SbomError {
+pub(crate) enum SbomError {
     #[error("{}: cannot read", path.display())]
     Read {
         path: PathBuf,
@@ -216,7 +216,7 @@ pub enum SbomError {
 }
 
 impl SbomError {
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         match self {
             SbomError::Section { .. }
             | SbomError::TooLarge { .. }
@@ -232,7 +232,7 @@ impl SbomError {
 }
 
 /// Writes the document for `input` in `format`; `Ok(None)` for [`SbomFormat::None`].
-pub fn generate(format: SbomFormat, input: &SbomInput) -> Result<Option<Sbom>, SbomError> {
+pub(crate) fn generate(format: SbomFormat, input: &SbomInput) -> Result<Option<Sbom>, SbomError> {
     let Some(media_type) = format.media_type() else {
         return Ok(None);
     };
@@ -486,13 +486,13 @@ fn content_hash(value: &serde_json::Value) -> [u8; 32] {
 mod tests;
 
 /// Hex SHA1 of `bytes`, for SPDX.
-pub fn sha1_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha1_hex(bytes: &[u8]) -> String {
     use sha1::Digest as _;
     hex::encode(sha1::Sha1::digest(bytes))
 }
 
 /// A file's SHA256, hex SHA1 and size, in one read.
-pub fn hash_file(path: &std::path::Path) -> std::io::Result<(Digest, String, u64)> {
+pub(crate) fn hash_file(path: &std::path::Path) -> std::io::Result<(Digest, String, u64)> {
     use sha1::Digest as _;
     let mut sha256 = sha2::Sha256::new();
     let mut sha1 = sha1::Sha1::new();

@@ -72,6 +72,31 @@ fn two_binaries_of_one_platform_are_refused() {
 }
 
 #[test]
+fn inspect_json_lists_one_path_per_file() {
+    let json: serde_json::Value =
+        serde_json::from_slice(&run_ok(scratchpack().args(["inspect", "--json"]).arg(static_c_hello())).stdout).unwrap();
+    assert_eq!(
+        json["files"],
+        serde_json::json!([
+            "/usr/local/bin/hello-c",
+            "/etc/passwd",
+            "/etc/group",
+            "/etc/nsswitch.conf",
+            "/etc/ssl/certs/ca-certificates.crt",
+            "/tmp",
+            "/home/nonroot"
+        ])
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&run_ok(scratchpack().args(["inspect", "--json"]).arg(dynamic_c_hello())).stdout).unwrap();
+    let files: Vec<&str> = json["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    let libraries: Vec<&str> = json["libraries"].as_array().unwrap().iter().map(|l| l["image_path"].as_str().unwrap()).collect();
+    assert_eq!(files[1], "/lib64/ld-linux-x86-64.so.2");
+    assert_eq!(&files[2..2 + libraries.len()], &libraries[..]);
+    assert!(files.iter().all(|f| !f.contains(", ")), "{files:?}");
+}
+
+#[test]
 fn inspect_text_and_json() {
     let output = run_ok(scratchpack().arg("inspect").arg(static_c_hello()));
     let text = stdout(&output);

@@ -10,7 +10,7 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-pub struct LayerCache {
+pub(crate) struct LayerCache {
     dir: PathBuf,
     /// Identifies the executable that compresses: part of every key.
     executable: String,
@@ -20,14 +20,14 @@ pub struct LayerCache {
 
 /// Where a layer came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     Cache,
     Written,
 }
 
 impl LayerCache {
     /// The cache the environment names, or `None` when it is turned off or has no home.
-    pub fn from_env() -> Option<LayerCache> {
+    pub(crate) fn from_env() -> Option<LayerCache> {
         Self::from_vars(|name| std::env::var_os(name).filter(|v| !v.is_empty()))
     }
 

@@ -19,7 +19,13 @@ const FORMAT: &str = "scratchpack layer cache 1";
 impl LayerCache {
     /// The layer of `tree` in `staging_file`: from the cache when these inputs were compressed
     /// before, else written and remembered.
-    pub fn layer(&self, tree: &FileTree, compression: Compression, mtime: u64, staging_file: &Path) -> Result<(Layer, Origin), LayerError> {
+    pub(crate) fn layer(
+        &self,
+        tree: &FileTree,
+        compression: Compression,
+        mtime: u64,
+        staging_file: &Path,
+    ) -> Result<(Layer, Origin), LayerError> {
         let key = self.key(tree, compression, mtime);
         self.layer_of_key(key.as_deref(), tree, compression, mtime, staging_file)
     }
@@ -159,9 +165,15 @@ fn crc_of_file(path: &Path) -> io::Result<(u64, u64)> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::image::digest::digest_of_file;
     use std::sync::Arc;
+
+    use super::*;
+
+    /// The digest and size of the file at `path`.
+    fn digest_of_file(path: &Path) -> std::io::Result<(Digest, u64)> {
+        let bytes = std::fs::read(path)?;
+        Ok((Digest::of(&bytes), bytes.len() as u64))
+    }
 
     fn tree_with(host_file: &Path) -> FileTree {
         let mut tree = FileTree::new();

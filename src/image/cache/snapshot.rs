@@ -20,7 +20,7 @@ pub(super) const RACY_WINDOW: std::time::Duration = std::time::Duration::from_se
 impl LayerCache {
     /// [`Self::layer`] of the system folder `folder`, planned from `source`, which also leaves a
     /// snapshot of it for [`Self::unchanged_folder_layer`].
-    pub fn folder_layer(
+    pub(crate) fn folder_layer(
         &self,
         source: &Path,
         folder: &SystemFolder,
@@ -39,7 +39,7 @@ impl LayerCache {
     /// The layer of the system folder `source` (see [`SystemFolder`]) as the last pack left it,
     /// placed at `staging_file`, if no folder, listing or file in it has changed since; `None`
     /// means walk it.
-    pub fn unchanged_folder_layer(&self, source: &Path, compression: Compression, mtime: u64, staging_file: &Path) -> Option<Layer> {
+    pub(crate) fn unchanged_folder_layer(&self, source: &Path, compression: Compression, mtime: u64, staging_file: &Path) -> Option<Layer> {
         let snapshot = std::fs::read(self.snapshot_path(source, compression, mtime)).ok()?;
         let mut lines = snapshot.split(|byte| *byte == b'\n');
         if lines.next()? != SNAPSHOT_FORMAT.as_bytes() {

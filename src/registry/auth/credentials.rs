@@ -36,9 +36,9 @@ pub enum CredentialError {
 }
 
 /// The environment and files to look in; a struct so tests can point it anywhere.
-pub struct Lookup<'a> {
-    pub creds_flag: Option<&'a Secret>,
-    pub env: &'a dyn Fn(&str) -> Option<String>,
+pub(crate) struct Lookup<'a> {
+    pub(crate) creds_flag: Option<&'a Secret>,
+    pub(crate) env: &'a dyn Fn(&str) -> Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -64,7 +64,7 @@ struct AuthEntry {
 }
 
 impl Lookup<'_> {
-    pub fn find(&self, repository: &Repository) -> Result<Option<FoundCredential>, CredentialError> {
+    pub(crate) fn find(&self, repository: &Repository) -> Result<Option<FoundCredential>, CredentialError> {
         if let Some(flag) = self.creds_flag {
             let (username, password) = flag.expose().split_once(':').ok_or(CredentialError::BadFlag)?;
             return Ok(Some(found(Credential::Basic { username: username.into(), password: Secret::new(password) }, "--creds")));

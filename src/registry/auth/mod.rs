@@ -11,12 +11,12 @@ use std::fmt;
 pub struct Secret(String);
 
 impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
+    pub(crate) fn new(value: impl Into<String>) -> Self {
         Secret(value.into())
     }
 
     /// The value, for the one place that sends it.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -52,9 +52,9 @@ pub enum Credential {
 
 /// A credential and where it was found (a flag, a variable or a file: never the secret).
 #[derive(Clone, Debug)]
-pub struct FoundCredential {
-    pub credential: Credential,
-    pub source: String,
+pub(crate) struct FoundCredential {
+    pub(crate) credential: Credential,
+    pub(crate) source: String,
 }
 
 #[cfg(test)]
