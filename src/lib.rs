@@ -14,6 +14,9 @@
 //!   [`dest::DestSpec`]; credentials and challenges: [`registry::auth`];
 //! - [`image::config::rfc3339`], the time format of the images' `created`.
 
+#[macro_use]
+mod spelled;
+
 pub(crate) mod atomic;
 pub mod cargo;
 pub mod cleanup;

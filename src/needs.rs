@@ -21,33 +21,7 @@ pub enum Tzdata {
     No,
 }
 
-impl Tzdata {
-    /// Every value, as `--tzdata` and the cargo metadata spell it.
-    pub(crate) const NAMES: &'static [&'static str] = &["auto", "yes", "no"];
-}
-
-impl std::str::FromStr for Tzdata {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        match text {
-            "auto" => Ok(Tzdata::Auto),
-            "yes" => Ok(Tzdata::Yes),
-            "no" => Ok(Tzdata::No),
-            _ => Err(format!("{text:?}: expected auto, yes or no")),
-        }
-    }
-}
-
-impl std::fmt::Display for Tzdata {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Tzdata::Auto => "auto",
-            Tzdata::Yes => "yes",
-            Tzdata::No => "no",
-        })
-    }
-}
+spelled_enum!(Tzdata { Auto => "auto", Yes => "yes", No => "no" });
 
 pub const ZONEINFO: &str = "/usr/share/zoneinfo";
 

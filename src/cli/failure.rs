@@ -33,29 +33,18 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
-/// The first hint any error in the chain offers.
+/// The first hint any error in the chain offers. Each error type of the library says its own
+/// (`fn hint(&self) -> Option<String>`); this only knows which types have one.
 fn hint(error: &anyhow::Error) -> Option<String> {
-    error.chain().find_map(|cause| {
-        if let Some(e) = cause.downcast_ref::<ElfError>() {
-            e.hint()
-        } else if let Some(e) = cause.downcast_ref::<BaseError>() {
-            e.hint()
-        } else if let Some(e) = cause.downcast_ref::<DestError>() {
-            e.hint()
-        } else if let Some(e) = cause.downcast_ref::<LayoutError>() {
-            e.hint()
-        } else if let Some(e) = cause.downcast_ref::<OptionError>() {
-            e.hint()
-        } else if let Some(e) = cause.downcast_ref::<SbomError>() {
-            e.hint()
-        } else if let Some(e) = cause.downcast_ref::<NeedsError>() {
-            e.hint()
-        } else if let Some(e) = cause.downcast_ref::<RegistryError>() {
-            e.hint()
-        } else if let Some(e) = cause.downcast_ref::<ReferenceError>() {
-            e.hint()
-        } else {
+    macro_rules! hint_of {
+        ($cause:expr, $($error:ty),+) => {{
+            $(if let Some(error) = $cause.downcast_ref::<$error>() {
+                return error.hint();
+            })+
             None
-        }
+        }};
+    }
+    error.chain().find_map(|cause| -> Option<String> {
+        hint_of!(cause, ElfError, BaseError, DestError, LayoutError, OptionError, SbomError, NeedsError, RegistryError, ReferenceError)
     })
 }

@@ -27,31 +27,7 @@ pub(crate) enum Compression {
     Zstd,
 }
 
-impl Compression {
-    /// Every value, as `--compression` and the cargo metadata spell it.
-    pub(crate) const NAMES: &'static [&'static str] = &["gzip", "zstd"];
-}
-
-impl std::str::FromStr for Compression {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        match text {
-            "gzip" => Ok(Compression::Gzip),
-            "zstd" => Ok(Compression::Zstd),
-            _ => Err(format!("{text:?}: expected gzip or zstd")),
-        }
-    }
-}
-
-impl std::fmt::Display for Compression {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Compression::Gzip => "gzip",
-            Compression::Zstd => "zstd",
-        })
-    }
-}
+spelled_enum!(Compression { Gzip => "gzip", Zstd => "zstd" });
 
 /// Compression of large layers: libdeflate level 2, whose matches longer than 8 bytes put only
 /// their first two positions into the match finder (as zlib's fast levels do): level 1's speed,

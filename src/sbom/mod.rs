@@ -44,9 +44,6 @@ pub(crate) enum SbomFormat {
 }
 
 impl SbomFormat {
-    /// Every value, as `--sbom` and the cargo metadata spell it.
-    pub(crate) const NAMES: &'static [&'static str] = &["spdx", "cyclonedx", "none"];
-
     /// The document's media type (an OCI artifact type), `None` for [`SbomFormat::None`].
     pub(crate) fn media_type(self) -> Option<&'static str> {
         match self {
@@ -67,28 +64,7 @@ impl SbomFormat {
     }
 }
 
-impl std::str::FromStr for SbomFormat {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        match text {
-            "spdx" => Ok(SbomFormat::Spdx),
-            "cyclonedx" => Ok(SbomFormat::Cyclonedx),
-            "none" => Ok(SbomFormat::None),
-            _ => Err(format!("{text:?}: expected spdx, cyclonedx or none")),
-        }
-    }
-}
-
-impl std::fmt::Display for SbomFormat {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            SbomFormat::Spdx => "spdx",
-            SbomFormat::Cyclonedx => "cyclonedx",
-            SbomFormat::None => "none",
-        })
-    }
-}
+spelled_enum!(SbomFormat { Spdx => "spdx", Cyclonedx => "cyclonedx", None => "none" });
 
 /// One crate from cargo-auditable's `.dep-v0` section.
 #[derive(Clone, Debug, PartialEq, Eq)]
