@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
-use super::{ImageArgs, PushArgs, RegistryArgs, ResolveArgs};
+use super::{ImageArgs, PushArgs, RegistryArgs};
 use crate::dest::registry::RegistryContext;
 use crate::dest::DestSpec;
 use crate::image::config::{RuntimeSettings, DEFAULT_PATH};
@@ -120,15 +120,14 @@ fn runtime_settings(args: &ImageArgs, ca_bundle: &CaBundle) -> Result<RuntimeSet
     })
 }
 
-impl ResolveArgs {
-    fn needs_options(&self, args: &ImageArgs) -> NeedsOptions {
-        NeedsOptions {
-            sysroot: self.sysroot.clone(),
-            library_path: self.library_dirs(),
-            allow_missing: args.allow_missing,
-            static_only: args.static_only,
-            tzdata: args.tzdata.unwrap_or_default(),
-        }
+/// `--sysroot`, `--library-path`, `--allow-missing`, `--static-only`, `--tzdata`.
+fn needs_options(args: &ImageArgs) -> NeedsOptions {
+    NeedsOptions {
+        sysroot: args.resolve.sysroot.clone(),
+        library_path: args.resolve.library_dirs(),
+        allow_missing: args.allow_missing,
+        static_only: args.static_only,
+        tzdata: args.tzdata.unwrap_or_default(),
     }
 }
 
@@ -160,7 +159,7 @@ impl TryFrom<&ImageArgs> for PackOptions {
             compression: args.compression.unwrap_or_default(),
             source_date_epoch: 0,
             registry: registry_context(&args.registry, &Printer::new(false, 0)),
-            needs: args.resolve.needs_options(args),
+            needs: needs_options(args),
             sbom: SbomOptions { format: args.sbom.unwrap_or(SbomFormat::None), dir: args.sbom_dir.clone(), ..Default::default() },
         })
     }
