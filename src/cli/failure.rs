@@ -11,6 +11,7 @@ use crate::layout::LayoutError;
 use crate::needs::NeedsError;
 use crate::registry::reference::ReferenceError;
 use crate::registry::RegistryError;
+use crate::rootfs::add::AddError;
 use crate::rootfs::base::BaseError;
 use crate::sbom::SbomError;
 
@@ -45,6 +46,18 @@ fn hint(error: &anyhow::Error) -> Option<String> {
         }};
     }
     error.chain().find_map(|cause| -> Option<String> {
-        hint_of!(cause, ElfError, BaseError, DestError, LayoutError, OptionError, SbomError, NeedsError, RegistryError, ReferenceError)
+        hint_of!(
+            cause,
+            ElfError,
+            AddError,
+            BaseError,
+            DestError,
+            LayoutError,
+            OptionError,
+            SbomError,
+            NeedsError,
+            RegistryError,
+            ReferenceError
+        )
     })
 }

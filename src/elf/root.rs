@@ -65,7 +65,14 @@ impl Root {
                 if links.len() >= MAX_SYMLINK_HOPS {
                     return Err(std::io::Error::other(format!("too many symlinks resolving {image_path}")));
                 }
-                let target = std::fs::read_link(self.host(&candidate))?.to_string_lossy().into_owned();
+                let target = std::fs::read_link(self.host(&candidate))?;
+                // Image paths are UTF-8: a lossy target could name another file than the link does.
+                let target = target.into_os_string().into_string().map_err(|target| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("symlink {candidate} points to {target:?}, which is not UTF-8; image paths must be UTF-8"),
+                    )
+                })?;
                 links.push((candidate, target.clone()));
                 if target.starts_with('/') {
                     current.clear();
@@ -122,6 +129,18 @@ mod tests {
             ]
         );
         assert_eq!(r.host(&c.real), root.join("usr/lib/x86_64-linux-gnu/libz.so.1.3"));
+    }
+
+    #[test]
+    fn a_link_target_that_is_not_utf8_is_refused_not_made_another_name() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("lib")).unwrap();
+        std::fs::write(root.join("lib/libz\u{FFFD}.so"), b"the file a lossy name would reach").unwrap();
+        symlink(std::ffi::OsStr::from_bytes(b"libz\xff.so"), root.join("lib/libz.so.1")).unwrap();
+        let err = Root::new(Some(root.to_path_buf())).canonicalize("/lib/libz.so.1").unwrap_err();
+        assert_eq!(err.to_string(), "symlink /lib/libz.so.1 points to \"libz\\xFF.so\", which is not UTF-8; image paths must be UTF-8");
     }
 
     #[test]

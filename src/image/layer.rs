@@ -16,7 +16,7 @@ use super::blob::{Blob, BlobData};
 use super::compress::{read_some, ParallelGzip};
 use super::deflate::Effort;
 use super::digest::{Digest, HashingWriter};
-use crate::rootfs::{Content, EntryKind, FileTree};
+use crate::rootfs::{Content, EntryKind, FileStamp, FileTree};
 
 /// How layers are compressed: `--compression`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
@@ -83,6 +83,9 @@ pub(crate) enum LayerError {
     },
     #[error("{}: changed size while it was being packed (was {planned} bytes)", path.display())]
     Changed { path: PathBuf, planned: u64 },
+    /// Not the file that was planned: another file (or a link, or something else) took its place.
+    #[error("{}: changed while the image was being made: it is now {now}, not the file that was planned; pack again", path.display())]
+    Replaced { path: PathBuf, now: &'static str },
     #[error("the layer was no longer needed")]
     Cancelled,
     #[error("cannot write the layer to {}", path.display())]
@@ -245,10 +248,10 @@ pub(crate) fn write_layer_until(
                 header.set_size(bytes.len() as u64);
                 builder.append_data(&mut header, path, &bytes[..]).map_err(write_err)?;
             }
-            EntryKind::File(Content::HostFile { path: source, size, .. }) => {
+            EntryKind::File(Content::HostFile { path: source, size, stamp }) => {
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_size(*size);
-                let mut reader = ExactReader::open(source, *size, cancel)?;
+                let mut reader = ExactReader::open(source, *size, stamp.as_ref(), cancel)?;
                 // The header (and a GNU long-name entry) by tar, with no data: tar pads only the
                 // bytes it copied. The data and its padding follow, straight from the file.
                 let appended = builder
@@ -335,13 +338,35 @@ struct ExactReader<'a> {
 }
 
 impl<'a> ExactReader<'a> {
-    fn open(path: &Path, planned: u64, cancel: &'a AtomicBool) -> Result<Self, LayerError> {
+    /// Opens the file the plan names, never through a symlink and without blocking on a FIFO, and
+    /// checks on the open file that it is the one planned: a regular file, of the planned size, and
+    /// (when the plan took a stamp) on the same device with the same inode. A file swapped for a
+    /// link, or renamed over, after planning is refused, not packed.
+    fn open(path: &Path, planned: u64, stamp: Option<&FileStamp>, cancel: &'a AtomicBool) -> Result<Self, LayerError> {
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
         let source_err = |source| LayerError::Source { path: path.to_path_buf(), source };
-        let file = File::open(path).map_err(source_err)?;
-        let actual = file.metadata().map_err(source_err)?.len();
-        if actual != planned {
+        let replaced = |now| LayerError::Replaced { path: path.to_path_buf(), now };
+        let opened = File::options().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY).open(path);
+        let file = match opened {
+            Ok(file) => file,
+            // O_NOFOLLOW's answer when the last component is a symlink.
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) && path.symlink_metadata().is_ok_and(|m| m.is_symlink()) => {
+                return Err(replaced("a symlink"));
+            }
+            Err(e) => return Err(source_err(e)),
+        };
+        let metadata = file.metadata().map_err(source_err)?;
+        if !metadata.is_file() {
+            return Err(replaced("not a regular file"));
+        }
+        if stamp.is_some_and(|stamp| (stamp.dev, stamp.ino) != (metadata.dev(), metadata.ino())) {
+            return Err(replaced("another file"));
+        }
+        if metadata.len() != planned {
             return Err(LayerError::Changed { path: path.to_path_buf(), planned });
         }
+        // O_NONBLOCK was for the open only (a FIFO put in its place must not hang the pack).
+        clear_nonblocking(&file).map_err(source_err)?;
         // Unbuffered: the layer reads into its own buffers, in pieces as large as they are.
         let inner = file.take(planned);
         Ok(ExactReader { path: path.to_path_buf(), planned, inner, error: None, cancel })
@@ -362,6 +387,17 @@ impl<'a> ExactReader<'a> {
             _ => Ok(()),
         }
     }
+}
+
+fn clear_nonblocking(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this function borrows open; it reads and sets status flags only.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 impl Read for ExactReader<'_> {
@@ -543,6 +579,42 @@ mod tests {
             let err = write_layer(&tree, compression, 0, Path::new("/dev/full")).unwrap_err();
             assert!(matches!(&err, LayerError::Write { path, .. } if path == Path::new("/dev/full")), "{compression:?}: {err}");
         }
+    }
+
+    #[test]
+    fn a_planned_file_that_became_a_link_a_fifo_or_another_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("conf");
+        std::fs::write(&source, b"12345").unwrap();
+        let stamp = crate::rootfs::FileStamp::of(&std::fs::symlink_metadata(&source).unwrap());
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, b"SECRT").unwrap();
+        let layer_of = |stamp| {
+            let mut tree = FileTree::new();
+            tree.add_file("conf", Content::HostFile { path: source.clone(), size: 5, stamp }, 0o644, 0, 0).unwrap();
+            write_layer(&tree, Compression::Gzip, 0, &dir.path().join("l")).map(|_| ()).map_err(|e| e.to_string())
+        };
+        let message = |now| {
+            Err(format!(
+                "{}: changed while the image was being made: it is now {now}, not the file that was planned; pack again",
+                source.display()
+            ))
+        };
+        std::fs::rename(&source, dir.path().join("planned")).unwrap();
+        std::os::unix::fs::symlink(&outside, &source).unwrap();
+        assert_eq!(layer_of(Some(stamp)), message("a symlink"));
+        assert_eq!(layer_of(None), message("a symlink"), "without a stamp too");
+        std::fs::remove_file(&source).unwrap();
+        // Opened without O_NONBLOCK, a FIFO would hang the pack here.
+        let fifo = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(source.as_os_str())).unwrap();
+        // SAFETY: a NUL-terminated path that lives across the call.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert_eq!(layer_of(Some(stamp)), message("not a regular file"));
+        std::fs::remove_file(&source).unwrap();
+        std::fs::copy(&outside, &source).unwrap();
+        assert_eq!(layer_of(Some(stamp)), message("another file"));
+        std::fs::rename(dir.path().join("planned"), &source).unwrap();
+        assert_eq!(layer_of(Some(stamp)), Ok(()), "the planned file, back in place, is packed");
     }
 
     #[test]

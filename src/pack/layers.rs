@@ -31,14 +31,17 @@ pub(crate) fn write_app_layers(
 ) -> Result<Vec<Layer>> {
     let mut app_layers = Vec::new();
     for (file, target) in options.binaries.iter().zip(targets) {
-        let metadata = std::fs::metadata(file).with_context(|| format!("{}: cannot read", file.display()))?;
+        // The real file, with its stamp: the layer opens it without following links and checks that
+        // it is still this file (the program named may be a link, as `target/release/app` can be).
+        let real = std::fs::canonicalize(file).with_context(|| format!("{}: cannot read", file.display()))?;
+        let metadata = std::fs::symlink_metadata(&real).with_context(|| format!("{}: cannot read", file.display()))?;
         if !metadata.is_file() {
             // Inspection says what it is; never open a FIFO or a device here.
             bail!("{}: not a regular file", file.display());
         }
         let mut app_tree = FileTree::new();
         app_tree
-            .add_file(target, Content::HostFile { path: file.clone(), size: metadata.len(), stamp: None }, 0o755, 0, 0)
+            .add_file(target, Content::host_file(real, &metadata), 0o755, 0, 0)
             .with_context(|| format!("placing {} at /{target}", file.display()))?;
         let app_layer = layer::write_layer_until(&app_tree, options.compression, options.source_date_epoch, &staging.next_file(), cancel)
             .with_context(|| format!("writing the layer of {}", file.display()))?;

@@ -89,9 +89,14 @@ pub(crate) fn check_platforms(binaries: &[ElfInfo]) -> Result<()> {
 /// `/usr/local/bin/NAME` by default; `--path DIR/` puts NAME into DIR; any other `--path` is the
 /// binary's full path. Without the leading `/`.
 pub(crate) fn binary_path(path: Option<&str>, file: &Path) -> Result<String> {
+    let name = || match file.file_name().map(|name| (name, name.to_str())) {
+        // Image paths are UTF-8; a lossy name would not be the program's.
+        Some((name, None)) => bail!("{}: file name {name:?} is not UTF-8; image paths must be UTF-8: name one with --path", file.display()),
+        _ => Ok(elf::file_name(file)),
+    };
     let full = match path {
-        None => format!("/usr/local/bin/{}", elf::file_name(file)),
-        Some(dir) if dir.ends_with('/') => format!("{dir}{}", elf::file_name(file)),
+        None => format!("/usr/local/bin/{}", name()?),
+        Some(dir) if dir.ends_with('/') => format!("{dir}{}", name()?),
         Some(path) => path.to_string(),
     };
     Ok(rootfs::image_path(&full)?)

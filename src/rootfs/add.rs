@@ -33,12 +33,32 @@ pub(crate) enum AddError {
     Special { path: PathBuf },
     #[error("--add {}: symlink to {target:?} points outside {}", path.display(), root.display())]
     EscapingLink { path: PathBuf, target: String, root: PathBuf },
+    /// A name, or a symlink's target, that is not UTF-8: image paths are UTF-8 (lossy, two such
+    /// names could become one and a file be dropped), so it is refused, shown with its bytes escaped.
+    #[error("{}: {what} {text} is not UTF-8; image paths must be UTF-8", path.display())]
+    NotUtf8 { path: PathBuf, what: &'static str, text: String },
     #[error("--add {}", source_path.display())]
     Dest {
         source_path: PathBuf,
         #[source]
         source: PathError,
     },
+}
+
+impl AddError {
+    pub(crate) fn hint(&self) -> Option<String> {
+        match self {
+            AddError::NotUtf8 { what: "file name", .. } => Some("rename the file (or leave it out of the folder)".into()),
+            AddError::NotUtf8 { .. } => Some("point the symlink at a UTF-8 name".into()),
+            _ => None,
+        }
+    }
+}
+
+/// `name` as UTF-8, else the error that names it escaped, with `path` (its folder, or the link whose
+/// target it is).
+fn utf8<'n>(name: &'n std::ffi::OsStr, path: &Path, what: &'static str) -> Result<&'n str, AddError> {
+    name.to_str().ok_or_else(|| AddError::NotUtf8 { path: path.to_path_buf(), what, text: format!("{name:?}") })
 }
 
 impl std::str::FromStr for AddSpec {
@@ -87,10 +107,12 @@ fn add_one(tree: &mut FileTree, spec: &AddSpec) -> Result<(), AddError> {
         return add_file(tree, &spec.source, &metadata, &dest, spec.mode).map_err(dest_err);
     }
     if !metadata.is_dir() {
-        // A symlink named directly is followed once: the user named it.
-        let target_meta = std::fs::metadata(&spec.source).map_err(read_err(&spec.source))?;
+        // A symlink named directly is followed: the user named it. The plan holds the real file,
+        // which the layer opens without following links, so a link put in its place later is refused.
+        let real = std::fs::canonicalize(&spec.source).map_err(read_err(&spec.source))?;
+        let target_meta = std::fs::symlink_metadata(&real).map_err(read_err(&spec.source))?;
         if target_meta.is_file() {
-            return add_file(tree, &spec.source, &target_meta, &dest, spec.mode).map_err(dest_err);
+            return add_file(tree, &real, &target_meta, &dest, spec.mode).map_err(dest_err);
         }
         return Err(AddError::Special { path: spec.source.clone() });
     }
@@ -199,8 +221,7 @@ fn walk(ctx: &mut Walk, tree: &mut FileTree, dir: &Path, dest: &str) -> Result<(
     }
     for entry in children {
         let child = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let child_dest = format!("{dest}/{name}");
+        let child_dest = format!("{dest}/{}", utf8(&entry.file_name(), dir, "file name")?);
         let dest_err = |source| AddError::Dest { source_path: child.clone(), source };
         // The kind from the folder listing where the file system gives it (no stat for folders and
         // links); only regular files are stat-ed, relative to the open folder.
@@ -216,7 +237,7 @@ fn walk(ctx: &mut Walk, tree: &mut FileTree, dir: &Path, dest: &str) -> Result<(
             add_file(tree, &child, &metadata, &child_dest, mode).map_err(dest_err)?;
         } else if file_type.is_symlink() {
             let target = std::fs::read_link(&child).map_err(read_err(&child))?;
-            let target_text = target.to_string_lossy().into_owned();
+            let target_text = utf8(target.as_os_str(), &child, "symlink target")?.to_string();
             let inside = child.parent().expect("child of a folder").join(&target);
             if target.is_absolute() || !stays_inside(root, &inside) {
                 if escaping == Escaping::Skip {

@@ -19,12 +19,14 @@ pub(crate) enum Content {
     /// Bytes known when planning: templates, the CA bundle.
     Bytes(Arc<[u8]>),
     /// A host file, read while the layer is written; `size` was taken when planning, and `stamp`
-    /// (when planning looked) says which version of the file that was.
+    /// (when planning looked) says which version of the file that was. `path` names the file itself,
+    /// not a symlink to it: the layer opens it without following links, and refuses it if it is no
+    /// longer the file of `stamp` (same device and inode) and `size`.
     HostFile { path: PathBuf, size: u64, stamp: Option<FileStamp> },
 }
 
 impl Content {
-    /// A host file as `metadata` (taken while planning, following links) describes it.
+    /// A host file as `metadata` (taken while planning, of `path` itself) describes it.
     pub(crate) fn host_file(path: PathBuf, metadata: &std::fs::Metadata) -> Content {
         Content::HostFile { path, size: metadata.len(), stamp: Some(FileStamp::of(metadata)) }
     }
