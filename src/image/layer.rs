@@ -4,6 +4,9 @@
 //! Determinism: entries in byte order of their paths, numeric owners with empty names, one mtime
 //! for every entry, no atime/ctime, GNU headers (long names as GNU long-name entries, as Go and
 //! GNU tar read them). The file is read once, streamed; memory does not grow with its size.
+//!
+//! A host file is packed only if it is still the file that was planned: opened without following a
+//! symlink, a regular file, of the planned size, on the planned device and inode (see [`ExactReader`]).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
