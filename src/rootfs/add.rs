@@ -7,6 +7,7 @@
 //! 0644 otherwise, or MODE for files), and the owner is always root, so the layer does not depend on
 //! who ran the build.
 
+use std::fs::File;
 use std::path::{Component, Path, PathBuf};
 
 use super::{image_path, Content, FileStamp, FileTree, PathError};
@@ -38,6 +39,10 @@ pub(crate) enum AddError {
     /// names could become one and a file be dropped), so it is refused, shown with its bytes escaped.
     #[error("{}: {what} {text} is not UTF-8; image paths must be UTF-8", path.display())]
     NotUtf8 { path: PathBuf, what: &'static str, text: String },
+    /// A folder that became something else (a symlink, say) between being listed in its parent and
+    /// being opened: what would be listed is not what was named.
+    #[error("{}: changed while the image was being planned: it is no longer the folder that was listed; pack again", path.display())]
+    Changed { path: PathBuf },
     #[error("--add {}", source_path.display())]
     Dest {
         source_path: PathBuf,
@@ -118,8 +123,46 @@ fn add_one(tree: &mut FileTree, spec: &AddSpec) -> Result<(), AddError> {
         return Err(AddError::Special { path: spec.source.clone() });
     }
     tree.add_dir(&dest, 0o755, 0, 0).map_err(dest_err)?;
-    let mut walk_of = Walk { root: &spec.source, mode: spec.mode, escaping: Escaping::Refuse, folders: None };
-    walk(&mut walk_of, tree, &spec.source, &dest)
+    let handle = open_folder(None, &spec.source, libc::O_NOFOLLOW).map_err(read_err(&spec.source))?;
+    if !same_file(&handle, &metadata) {
+        return Err(AddError::Changed { path: spec.source.clone() });
+    }
+    let mut walk_of = Walk::new(&spec.source, spec.mode, Escaping::Refuse, None);
+    walk(&mut walk_of, tree, &spec.source, &handle, &dest)
+}
+
+/// Opens a folder to list it: `name` in `parent` (relative to that open folder, never through a
+/// symlink), or a path. `flags`: more flags (`O_NOFOLLOW`).
+fn open_folder(parent: Option<&File>, name: &Path, flags: i32) -> std::io::Result<File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let name = std::ffi::CString::new(name.as_os_str().as_encoded_bytes())?;
+    let at = parent.map_or(libc::AT_FDCWD, |parent| parent.as_raw_fd());
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NONBLOCK | flags;
+    // SAFETY: a NUL-terminated name that outlives the call; the descriptor returned is owned here.
+    let fd = unsafe { libc::openat(at, name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Whether the open `file` is the one `metadata` describes (device and inode).
+fn same_file(file: &File, metadata: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata().is_ok_and(|open| (open.dev(), open.ino()) == (metadata.dev(), metadata.ino()))
+}
+
+/// The entries of an open folder, in byte order of their names. Listed through the descriptor
+/// (`/proc/self/fd`), so a folder swapped for a link meanwhile cannot be listed instead; where
+/// `/proc` is not mounted, by `path`. Each entry's metadata is then read relative to the folder
+/// listed (as `fstatat` does), not through its path.
+fn sorted_listing_of(handle: &File, path: &Path) -> std::io::Result<Vec<std::fs::DirEntry>> {
+    use std::os::fd::AsRawFd;
+    match sorted_listing(Path::new(&format!("/proc/self/fd/{}", handle.as_raw_fd()))) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !Path::new("/proc/self/fd").exists() => sorted_listing(path),
+        listed => listed,
+    }
 }
 
 /// What to do with a symlink that points outside the folder being added.
@@ -190,8 +233,10 @@ pub(crate) fn plan_system_folder(source: &Path, dest: &str) -> Result<SystemFold
     let dest_path = image_path(dest).map_err(|source_err| AddError::Dest { source_path: source.to_path_buf(), source: source_err })?;
     tree.add_dir(&dest_path, 0o755, 0, 0).map_err(|e| AddError::Dest { source_path: source.to_path_buf(), source: e })?;
     let started = std::time::SystemTime::now();
-    let mut walk_of = Walk { root: source, mode: None, escaping: Escaping::Skip, folders: Some(Vec::new()) };
-    walk(&mut walk_of, &mut tree, source, &dest_path)?;
+    // The folder found for the image (a link to it is followed); below it, no link is.
+    let handle = open_folder(None, source, 0).map_err(|e| AddError::Read { path: source.to_path_buf(), source: e })?;
+    let mut walk_of = Walk::new(source, None, Escaping::Skip, Some(Vec::new()));
+    walk(&mut walk_of, &mut tree, source, &handle, &dest_path)?;
     Ok(SystemFolder { tree, folders: walk_of.folders.unwrap_or_default(), started })
 }
 
@@ -202,9 +247,31 @@ struct Walk<'a> {
     escaping: Escaping,
     /// Where to note each folder's stamp and listing, if wanted.
     folders: Option<Vec<FolderStamp>>,
+    /// Called with each folder about to be opened below the root: lets a test change it then.
+    #[cfg(test)]
+    before_opening: Option<BeforeOpening>,
 }
 
-fn walk(ctx: &mut Walk, tree: &mut FileTree, dir: &Path, dest: &str) -> Result<(), AddError> {
+/// A test's hook into a walk: see `Walk::before_opening`.
+#[cfg(test)]
+type BeforeOpening = Box<dyn FnMut(&Path)>;
+
+impl<'a> Walk<'a> {
+    fn new(root: &'a Path, mode: Option<u32>, escaping: Escaping, folders: Option<Vec<FolderStamp>>) -> Self {
+        Walk {
+            root,
+            mode,
+            escaping,
+            folders,
+            #[cfg(test)]
+            before_opening: None,
+        }
+    }
+}
+
+/// Walks the folder `dir`, open as `handle`; each folder below it is opened relative to its parent's
+/// descriptor, never through a symlink.
+fn walk(ctx: &mut Walk, tree: &mut FileTree, dir: &Path, handle: &File, dest: &str) -> Result<(), AddError> {
     let Walk { root, mode, escaping, .. } = *ctx;
     let read_err = |path: &Path| {
         let path = path.to_path_buf();
@@ -212,17 +279,18 @@ fn walk(ctx: &mut Walk, tree: &mut FileTree, dir: &Path, dest: &str) -> Result<(
     };
     // Before the listing: a change made while it is read moves the stamp past this one.
     let stamp = match ctx.folders {
-        Some(_) => Some(FileStamp::of(&std::fs::symlink_metadata(dir).map_err(read_err(dir))?)),
+        Some(_) => Some(FileStamp::of(&handle.metadata().map_err(read_err(dir))?)),
         None => None,
     };
-    let children = sorted_listing(dir).map_err(read_err(dir))?;
+    let children = sorted_listing_of(handle, dir).map_err(read_err(dir))?;
     if let (Some(folders), Some(stamp)) = (&mut ctx.folders, stamp) {
         let listing = digest_of_listing(&children).map_err(read_err(dir))?;
         folders.push(FolderStamp { path: dir.to_path_buf(), stamp, listing });
     }
     for entry in children {
-        let child = entry.path();
-        let child_dest = format!("{dest}/{}", utf8(&entry.file_name(), dir, "file name")?);
+        let name = entry.file_name();
+        let child = dir.join(&name);
+        let child_dest = format!("{dest}/{}", utf8(&name, dir, "file name")?);
         let dest_err = |source| AddError::Dest { source_path: child.clone(), source };
         // The kind from the folder listing where the file system gives it (no stat for folders and
         // links); only regular files are stat-ed, relative to the open folder.
@@ -232,7 +300,19 @@ fn walk(ctx: &mut Walk, tree: &mut FileTree, dir: &Path, dest: &str) -> Result<(
         };
         if file_type.is_dir() {
             tree.add_dir(&child_dest, 0o755, 0, 0).map_err(dest_err)?;
-            walk(ctx, tree, &child, &child_dest)?;
+            #[cfg(test)]
+            if let Some(hook) = &mut ctx.before_opening {
+                hook(&child);
+            }
+            let child_handle = match open_folder(Some(handle), Path::new(&name), libc::O_NOFOLLOW) {
+                Ok(child_handle) => child_handle,
+                // Listed as a folder, now a symlink (ELOOP) or something else (ENOTDIR).
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) => {
+                    return Err(AddError::Changed { path: child.clone() });
+                }
+                Err(e) => return Err(read_err(&child)(e)),
+            };
+            walk(ctx, tree, &child, &child_handle, &child_dest)?;
         } else if file_type.is_file() {
             let metadata = entry.metadata().map_err(read_err(&child))?;
             add_file(tree, &child, &metadata, &child_dest, mode).map_err(dest_err)?;
@@ -341,6 +421,36 @@ mod tests {
         symlink("/etc/passwd", src.join("abs")).unwrap();
         let err = plan(&[AddSpec { source: src, dest: "/data".into(), mode: None }]).unwrap_err();
         assert!(err.to_string().contains("points outside"), "{err}");
+    }
+
+    #[test]
+    fn a_folder_swapped_for_a_link_after_its_parent_was_listed_is_not_walked() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("data");
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::write(src.join("sub/ok"), "ok").unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("secret"), "secret").unwrap();
+        let mut tree = FileTree::new();
+        let handle = open_folder(None, &src, libc::O_NOFOLLOW).unwrap();
+        let mut walk_of = Walk::new(&src, None, Escaping::Refuse, None);
+        let swapped = src.join("sub");
+        let (from, to) = (outside.clone(), dir.path().join("sub.old"));
+        walk_of.before_opening = Some(Box::new(move |folder: &Path| {
+            assert_eq!(folder, swapped);
+            std::fs::rename(folder, &to).unwrap();
+            symlink(&from, folder).unwrap();
+        }));
+        let err = walk(&mut walk_of, &mut tree, &src, &handle, "data").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: changed while the image was being planned: it is no longer the folder that was listed; pack again",
+                src.join("sub").display()
+            )
+        );
+        assert!(tree.iter().all(|(path, _)| !path.ends_with("secret")));
     }
 
     #[test]
