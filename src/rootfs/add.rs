@@ -1,11 +1,12 @@
 //! `--add SRC:DEST[:MODE]`: extra host files and folders placed into the image.
 //!
-//! Reads only what was named: a folder is walked without following symlinks, and a symlink inside
-//! it is kept as a link only when it points inside that folder. Image paths are normalised, so no
-//! `..` and no host path reaches the tar. Names and link targets must be UTF-8, as image paths are:
-//! one that is not is refused by name (converted, `a\xff` and `a\xfe` would become one file). Modes are normalised too (0755 for executables and folders,
-//! 0644 otherwise, or MODE for files), and the owner is always root, so the layer does not depend on
-//! who ran the build.
+//! Reads only what was named: a folder is walked without following symlinks (each folder opened
+//! relative to its parent's descriptor), and a symlink inside it is kept as a link only when it
+//! points inside that folder. Image paths are normalised, so no `..` and no host path reaches the
+//! tar. Names and link targets must be UTF-8, as image paths are: one that is not is refused by name
+//! (converted, `a\xff` and `a\xfe` would become one file). Modes are normalised too (0755 for
+//! executables and folders, 0644 otherwise, or MODE for files), and the owner is always root, so the
+//! layer does not depend on who ran the build.
 
 use std::fs::File;
 use std::path::{Component, Path, PathBuf};
