@@ -115,7 +115,9 @@ impl Update {
         }
         for blob in blobs {
             let path = self.blob_dir.join(blob.digest.hex());
-            if !missing.iter().any(|(queued, _)| *queued == path) && !is_intact(&path, blob) {
+            // What this update placed is known good (placed by an earlier call); the rest is hashed.
+            let placed = self.rollback.new_paths.contains(&path);
+            if !placed && !missing.iter().any(|(queued, _)| *queued == path) && !is_intact(&path, blob) {
                 missing.push((path, blob));
             }
         }
