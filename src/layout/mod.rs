@@ -69,7 +69,8 @@ impl LayoutError {
         match self {
             LayoutError::NotALayout { .. } => Some("write to an empty or new folder, or to an existing layout made by an OCI tool".into()),
             LayoutError::Link { .. } => Some("replace the link with the folder or file it points to, or use a new layout folder".into()),
-            LayoutError::NotAFile { .. } | LayoutError::Damaged { .. } => Some(
+            LayoutError::NotAFile { .. } => Some("replace it with a regular file, or use a new layout folder".into()),
+            LayoutError::Damaged { .. } => Some(
                 "pack the image again into this layout (a pack replaces a damaged blob), or into a new one, and push from there".into(),
             ),
             LayoutError::File(error) => error.hint(),
