@@ -262,3 +262,64 @@ fn staging_folders_of_killed_packs_are_removed_and_live_ones_kept() {
     assert!(live.join("layer-0").exists());
     drop((held, held_too));
 }
+
+/// A static program padded to 100 MB with incompressible bytes: packing it takes a while.
+fn padded_binary() -> PathBuf {
+    use std::io::Write;
+    static CELL: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CELL.get_or_init(|| {
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fixtures/hostile-padded");
+        let partial = path.with_extension("partial");
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&partial).unwrap());
+        file.write_all(&std::fs::read(static_c_hello()).unwrap()).unwrap();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..(100 << 17) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            file.write_all(&state.to_le_bytes()).unwrap();
+        }
+        file.into_inner().unwrap().sync_all().unwrap();
+        std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::rename(&partial, &path).unwrap();
+        path
+    })
+    .clone()
+}
+
+#[test]
+fn the_staging_folder_of_a_pack_killed_with_sigkill_goes_with_the_next_pack() {
+    let work = temp_dir();
+    let layout = work.path().join("layout");
+    let staging = || -> Vec<PathBuf> {
+        let entries = std::fs::read_dir(work.path()).unwrap().flatten();
+        entries.filter(|e| e.file_name().to_string_lossy().starts_with(".scratchpack-")).map(|e| e.path()).collect()
+    };
+    let mut child = scratchpack()
+        .arg("pack")
+        .arg(padded_binary())
+        .args(["--output", &format!("oci:{}", layout.display())])
+        .env("SCRATCHPACK_NO_CACHE", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once it is busy writing a layer into its staging folder.
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(30) {
+        let staged: u64 =
+            staging().iter().flat_map(|dir| std::fs::read_dir(dir).unwrap().flatten()).map(|f| f.metadata().unwrap().len()).sum();
+        if staged > 8 << 20 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = staging();
+    assert_eq!(left.len(), 1, "the killed pack left its staging folder: {left:?}");
+
+    let output = pack_output(&format!("oci:{}", layout.display()), |_| {});
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(staging(), Vec::<PathBuf>::new(), "the killed pack's staging folder stays");
+}
