@@ -85,12 +85,12 @@ pub(crate) fn open_file(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
-/// The digest and size of the file at `path`, opened as [`open_file`] does and read in pieces.
-pub(crate) fn digest_of_file(path: &Path) -> io::Result<(Digest, u64)> {
+/// The digest of the first `size` bytes of `file`, read in pieces.
+pub(crate) fn digest_of_open_file(file: &mut File, size: u64) -> io::Result<Digest> {
     use sha2::Digest as _;
     let mut hasher = sha2::Sha256::new();
-    let size = super::digest::read_file_in_pieces(&mut open_file(path)?, |piece| hasher.update(piece))?;
-    Ok((Digest::from_hasher(hasher), size))
+    super::digest::read_file_in_pieces(&mut file.take(size), |piece| hasher.update(piece))?;
+    Ok(Digest::from_hasher(hasher))
 }
 
 /// Creates `dest` with the content of `source`: a hard link when both are on one file system (blob

@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
 use super::{blob_path, check_no_links, entry_tag, LayoutError, BLOB_FOLDER, INDEX_FILE, LAYOUT_FILE};
-use crate::image::blob::{digest_of_file, open_file};
+use crate::image::blob::{digest_of_open_file, open_file};
 use crate::image::config::{INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 use crate::image::{Blob, BlobData, Digest};
 
@@ -106,10 +106,12 @@ fn unreadable(dir: &Path, d: &Descriptor, error: std::io::Error) -> LayoutError 
 /// link) whose bytes match its digest, before any of them is sent anywhere.
 fn file_blob(dir: &Path, d: &Descriptor) -> Result<Blob> {
     let path = blob_path(dir, &d.digest);
-    let (digest, size) = digest_of_file(&path).map_err(|e| unreadable(dir, d, e))?;
+    let mut file = open_file(&path).map_err(|e| unreadable(dir, d, e))?;
+    let size = file.metadata()?.len();
     if size != d.size {
         return Err(damaged(dir, d, format!("has {size} bytes, its descriptor says {}", d.size)).into());
     }
+    let digest = digest_of_open_file(&mut file, size).map_err(|e| unreadable(dir, d, e))?;
     if digest != d.digest {
         return Err(damaged(dir, d, format!("does not match its digest (its bytes hash to {digest})")).into());
     }

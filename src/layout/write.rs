@@ -154,12 +154,9 @@ impl Update {
 /// bytes hash to its digest. A blob damaged on disk, even one of the right size, is not counted as
 /// present, so it is replaced (renamed over) by the good one, as containerd verifies what it reuses.
 fn is_intact(path: &Path, blob: &Blob) -> bool {
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_file() && meta.len() == blob.size => {
-            crate::image::blob::digest_of_file(path).is_ok_and(|(digest, size)| digest == blob.digest && size == blob.size)
-        }
-        _ => false,
-    }
+    use crate::image::blob::{digest_of_open_file, open_file};
+    let Ok(mut file) = open_file(path) else { return false };
+    file.metadata().is_ok_and(|meta| meta.len() == blob.size) && digest_of_open_file(&mut file, blob.size).is_ok_and(|d| d == blob.digest)
 }
 
 /// An existing folder must be empty or a layout: we never scatter blobs into someone's project.
