@@ -7,8 +7,11 @@
 # B / A is the figure least moved by the host's slow phases (benches/README.md). Both builds use
 # their own cache folder, warmed by two rounds that are not timed.
 #
+# With SAME_LAYOUT=1, each build packs into its own layout that is kept between turns: every timed
+# pack goes into a layout that already holds the image (its blobs are checked, not written).
+#
 # Usage: bash benches/compare.sh OLD_BINARY NEW_BINARY
-# Knobs: TURNS=40 (environment variable).
+# Knobs: TURNS=40, SAME_LAYOUT=0 (environment variables).
 set -euo pipefail
 
 REF=/usr/bin/qemu-riscv64-static
@@ -26,17 +29,19 @@ trap 'rm -rf "$TMP"' EXIT
 cp "$1" "$TMP/a" && cp "$2" "$TMP/b" || die "cannot copy the two binaries"
 settle
 warn_if_busy
-say "paired turns: $1 (A) and $2 (B), warm and without cache, $TURNS rounds"
-python3 - "$TMP" "$REF" "$TURNS" <<'PY'
+say "paired turns: $1 (A) and $2 (B), warm and without cache, $TURNS rounds${SAME_LAYOUT:+ (SAME_LAYOUT=$SAME_LAYOUT)}"
+python3 - "$TMP" "$REF" "$TURNS" "${SAME_LAYOUT:-0}" <<'PY'
 import os, shutil, statistics, subprocess, sys, time
-tmp, ref, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+tmp, ref, rounds, same_layout = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
 def run(binary, cache):
     env = dict(os.environ, SCRATCHPACK_CACHE_DIR=f"{tmp}/cache-{binary}")
     if not cache:
         env["SCRATCHPACK_NO_CACHE"] = "1"
-    shutil.rmtree(f"{tmp}/out", ignore_errors=True)
+    out = f"{tmp}/out-{binary}" if same_layout else f"{tmp}/out"
+    if not same_layout:
+        shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
-    subprocess.run([f"{tmp}/{binary}", "pack", ref, "--output", f"oci:{tmp}/out"], env=env,
+    subprocess.run([f"{tmp}/{binary}", "pack", ref, "--output", f"oci:{out}"], env=env,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
     return time.perf_counter() - started
 times = {(b, c): [] for b in "ab" for c in (True, False)}

@@ -539,7 +539,8 @@ pub fn run(args: CargoArgs) -> Result<()> {
             options.sbom.cargo_sources = Some(sources.clone());
         }
         let (packed, published) = crate::pack::pack(&options, &printer).with_context(|| format!("packing {bin}"))?;
-        cli::print_published(&printer, &published, Some(&packed), per_bin.json)?;
+        let results = if options.writes_to_stdout() { printer.with_results_on_stderr() } else { printer };
+        cli::print_published(&results, &published, Some(&packed), per_bin.json)?;
     }
     Ok(())
 }

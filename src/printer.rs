@@ -1,5 +1,6 @@
 //! The one place that writes to the terminal. stdout carries results only (references or JSON);
-//! everything else goes to stderr, and `-q` silences it.
+//! everything else goes to stderr, and `-q` silences it. When an archive goes to stdout, the
+//! results go to stderr too.
 
 use std::io::Write;
 
@@ -14,6 +15,8 @@ pub(crate) enum Verbosity {
 #[derive(Clone, Copy, Debug)]
 pub struct Printer {
     verbosity: Verbosity,
+    /// Result lines go to stderr: stdout carries an archive.
+    results_on_stderr: bool,
 }
 
 impl Printer {
@@ -24,7 +27,13 @@ impl Printer {
             (false, 1) => Verbosity::Verbose,
             _ => Verbosity::Debug,
         };
-        Printer { verbosity }
+        Printer { verbosity, results_on_stderr: false }
+    }
+
+    /// The same printer, with result lines on stderr: for a pack that writes an archive to stdout
+    /// (`oci-archive:/dev/stdout`), whose bytes must be all that stdout carries.
+    pub(crate) fn with_results_on_stderr(self) -> Self {
+        Printer { results_on_stderr: true, ..self }
     }
 
     pub(crate) fn is_debug(&self) -> bool {
@@ -37,6 +46,10 @@ impl Printer {
 
     /// A result line on stdout. A closed pipe is not an error worth a panic.
     pub(crate) fn result(&self, line: &str) {
+        if self.results_on_stderr {
+            eprintln!("{line}");
+            return;
+        }
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
         let _ = out.flush();

@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use super::OptionError;
+use crate::atomic::FileError;
 use crate::dest::DestError;
 use crate::elf::ElfError;
 use crate::layout::LayoutError;
@@ -48,6 +49,7 @@ fn hint(error: &anyhow::Error) -> Option<String> {
     error.chain().find_map(|cause| -> Option<String> {
         hint_of!(
             cause,
+            FileError,
             ElfError,
             AddError,
             BaseError,

@@ -27,7 +27,8 @@ pub fn run(command: Command, printer: &Printer) -> Result<()> {
             let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
             let options = pack_options(&args.binaries, &args.image, epoch.as_deref(), printer)?;
             let (packed, published) = pack::pack(&options, printer)?;
-            print_published(printer, &published, Some(&packed), args.image.json)?;
+            let results = if options.writes_to_stdout() { printer.with_results_on_stderr() } else { *printer };
+            print_published(&results, &published, Some(&packed), args.image.json)?;
         }
     }
     Ok(())

@@ -75,7 +75,7 @@ impl DestError {
                 Some("use oci: or oci-archive: for a multi-platform image, or pack one binary per docker-archive".into())
             }
             DestError::Registry { source, .. } => source.hint(),
-            DestError::File(_) => None,
+            DestError::File(error) => error.hint(),
         }
     }
 }

@@ -36,7 +36,7 @@ impl Blob {
     pub(crate) fn open(&self) -> io::Result<Box<dyn Read + Send>> {
         Ok(match &self.data {
             BlobData::Memory(bytes) => Box::new(io::Cursor::new(Arc::clone(bytes))),
-            BlobData::File(path) => Box::new(File::open(path)?),
+            BlobData::File(path) => Box::new(open_file(path)?),
         })
     }
 
@@ -50,7 +50,7 @@ impl Blob {
                 Box::new(cursor)
             }
             BlobData::File(path) => {
-                let mut file = File::open(path)?;
+                let mut file = open_file(path)?;
                 file.seek(SeekFrom::Start(offset))?;
                 Box::new(file)
             }
@@ -65,6 +65,32 @@ impl Blob {
             BlobData::File(_) => None,
         }
     }
+}
+
+/// Opens a blob file for reading without following a link: a link, or anything but a regular file,
+/// is an error. Blob files are regular files this program made or found in a layout, where a link
+/// could point anywhere on the host (and a FIFO would block: it is opened without waiting).
+pub(crate) fn open_file(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path) {
+        Ok(file) => file,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "a symbolic link, which is never followed"))
+        }
+        Err(e) => return Err(e),
+    };
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    Ok(file)
+}
+
+/// The digest of the first `size` bytes of `file`, read in pieces.
+pub(crate) fn digest_of_open_file(file: &mut File, size: u64) -> io::Result<Digest> {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    super::digest::read_file_in_pieces(&mut file.take(size), |piece| hasher.update(piece))?;
+    Ok(Digest::from_hasher(hasher))
 }
 
 /// Creates `dest` with the content of `source`: a hard link when both are on one file system (blob

@@ -95,13 +95,16 @@ impl<W: Write> Write for HashingWriter<W> {
 
 /// Reads the file at `path` once, in large pieces, handing each to `each`; returns its size. For
 /// hashing files with one or more hashers in a single pass.
-pub(crate) fn read_in_pieces(path: &std::path::Path, mut each: impl FnMut(&[u8])) -> io::Result<u64> {
-    use std::io::Read;
+pub(crate) fn read_in_pieces(path: &std::path::Path, each: impl FnMut(&[u8])) -> io::Result<u64> {
+    read_file_in_pieces(&mut std::fs::File::open(path)?, each)
+}
+
+/// [`read_in_pieces`] of a file already open: from where it stands to its end.
+pub(crate) fn read_file_in_pieces(file: &mut impl io::Read, mut each: impl FnMut(&[u8])) -> io::Result<u64> {
     thread_local! {
         /// Kept for the thread's next file: a fresh buffer costs a page fault every 4 KiB.
         static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    let mut file = std::fs::File::open(path)?;
     BUFFER.with_borrow_mut(|buffer| {
         buffer.resize(256 * 1024, 0);
         let mut size = 0u64;

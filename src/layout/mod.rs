@@ -56,13 +56,41 @@ pub(crate) enum LayoutError {
     File(#[from] FileError),
     #[error("{}: not an OCI image layout ({reason})", path.display())]
     NotALayout { path: PathBuf, reason: String },
+    #[error("{}: is a symbolic link; the folders and files of an OCI layout must be real ones, never links", path.display())]
+    Link { path: PathBuf },
+    #[error("{}: is not a regular file; the layout is damaged", path.display())]
+    NotAFile { path: PathBuf },
+    #[error("{}: blob {digest} {reason}; the layout is damaged", dir.display())]
+    Damaged { dir: PathBuf, digest: Digest, reason: String },
 }
 
 impl LayoutError {
     pub(crate) fn hint(&self) -> Option<String> {
         match self {
             LayoutError::NotALayout { .. } => Some("write to an empty or new folder, or to an existing layout made by an OCI tool".into()),
-            LayoutError::File(_) => None,
+            LayoutError::Link { .. } => Some("replace the link with the folder or file it points to, or use a new layout folder".into()),
+            LayoutError::NotAFile { .. } => Some("replace it with a regular file, or use a new layout folder".into()),
+            LayoutError::Damaged { .. } => Some(
+                "pack the image again into this layout (a pack replaces a damaged blob), or into a new one, and push from there".into(),
+            ),
+            LayoutError::File(error) => error.hint(),
         }
     }
+}
+
+/// Refuses a layout whose `blobs` or `blobs/sha256` folder, `index.json` or `oci-layout` is a
+/// symbolic link (or, for the files, anything but a regular file): a link would make reads and
+/// writes reach outside the layout. What does not exist yet is fine.
+pub(crate) fn check_no_links(dir: &Path) -> Result<(), LayoutError> {
+    for (name, folder) in [("blobs", true), (BLOB_FOLDER, true), (INDEX_FILE, false), (LAYOUT_FILE, false)] {
+        let path = dir.join(name);
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => return Err(LayoutError::Link { path }),
+            Ok(meta) if !folder && !meta.is_file() => return Err(LayoutError::NotAFile { path }),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(FileError::at(path, "cannot read")(e).into()),
+        }
+    }
+    Ok(())
 }

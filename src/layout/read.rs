@@ -1,8 +1,9 @@
 //! Reading a layout: the image one tag names (or the only one), from a folder (`oci:DIR[:TAG]`) or
 //! an archive (`oci-archive:FILE[:TAG]`, unpacked to a temporary folder first).
 //!
-//! Reads only what the chosen tag references, checks every manifest's digest and every blob's size,
-//! and never follows a path outside `blobs/sha256/`.
+//! Reads only what the chosen tag references, and checks every blob (manifests, configs and layers)
+//! against its size and digest before anything uses it, as containerd does. Never follows a link:
+//! `blobs`, `blobs/sha256`, `index.json` and every blob must be real folders and regular files.
 
 use std::io::Read;
 use std::path::Path;
@@ -10,7 +11,8 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
-use super::{blob_path, entry_tag, BLOB_FOLDER, INDEX_FILE, LAYOUT_FILE};
+use super::{blob_path, check_no_links, entry_tag, LayoutError, BLOB_FOLDER, INDEX_FILE, LAYOUT_FILE};
+use crate::image::blob::{digest_of_open_file, open_file};
 use crate::image::config::{INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 use crate::image::{Blob, BlobData, Digest};
 
@@ -67,9 +69,13 @@ fn extract(file: &Path) -> Result<tempfile::TempDir> {
 }
 
 fn read_json(path: &Path) -> Result<Value> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let mut bytes = Vec::new();
+    open_file(path).with_context(|| format!("{}: cannot read", path.display()))?.take(MAX_DOCUMENT).read_to_end(&mut bytes)?;
     serde_json::from_slice(&bytes).with_context(|| format!("{}: not JSON", path.display()))
 }
+
+/// The most a manifest, an index or `index.json` may hold.
+const MAX_DOCUMENT: u64 = 8 << 20;
 
 struct Descriptor {
     media_type: String,
@@ -84,12 +90,30 @@ fn descriptor(value: &Value) -> Result<Descriptor> {
     Ok(Descriptor { media_type, digest, size })
 }
 
-/// A blob on disk, checked for its size.
+fn damaged(dir: &Path, d: &Descriptor, reason: impl Into<String>) -> LayoutError {
+    LayoutError::Damaged { dir: dir.to_path_buf(), digest: d.digest, reason: reason.into() }
+}
+
+/// Why a blob file cannot be opened: missing, or not a regular file (a link is never followed).
+fn unreadable(dir: &Path, d: &Descriptor, error: std::io::Error) -> LayoutError {
+    match error.kind() {
+        std::io::ErrorKind::NotFound => damaged(dir, d, "is missing"),
+        _ => damaged(dir, d, format!("cannot be read ({error})")),
+    }
+}
+
+/// A blob on disk, checked for its size and hashed in pieces: it must be a regular file (never a
+/// link) whose bytes match its digest, before any of them is sent anywhere.
 fn file_blob(dir: &Path, d: &Descriptor) -> Result<Blob> {
     let path = blob_path(dir, &d.digest);
-    let size = std::fs::metadata(&path).with_context(|| format!("blob {} is missing from {}", d.digest, dir.display()))?.len();
+    let mut file = open_file(&path).map_err(|e| unreadable(dir, d, e))?;
+    let size = file.metadata()?.len();
     if size != d.size {
-        bail!("blob {} in {} has {size} bytes, its descriptor says {}", d.digest, dir.display(), d.size);
+        return Err(damaged(dir, d, format!("has {size} bytes, its descriptor says {}", d.size)).into());
+    }
+    let digest = digest_of_open_file(&mut file, size).map_err(|e| unreadable(dir, d, e))?;
+    if digest != d.digest {
+        return Err(damaged(dir, d, format!("does not match its digest (its bytes hash to {digest})")).into());
     }
     Ok(Blob { media_type: d.media_type.clone(), digest: d.digest, size, data: BlobData::File(path) })
 }
@@ -98,18 +122,16 @@ fn file_blob(dir: &Path, d: &Descriptor) -> Result<Blob> {
 fn document_blob(dir: &Path, d: &Descriptor) -> Result<(Blob, Value)> {
     let path = blob_path(dir, &d.digest);
     let mut bytes = Vec::new();
-    std::fs::File::open(&path)
-        .with_context(|| format!("blob {} is missing from {}", d.digest, dir.display()))?
-        .take(8 << 20)
-        .read_to_end(&mut bytes)?;
+    open_file(&path).map_err(|e| unreadable(dir, d, e))?.take(MAX_DOCUMENT).read_to_end(&mut bytes)?;
     if Digest::of(&bytes) != d.digest {
-        bail!("blob {} in {} does not match its digest", d.digest, dir.display());
+        return Err(damaged(dir, d, "does not match its digest").into());
     }
     let value: Value = serde_json::from_slice(&bytes).with_context(|| format!("manifest {} is not JSON", d.digest))?;
     Ok((Blob::from_bytes(&d.media_type, bytes), value))
 }
 
 fn read_layout(dir: &Path, tag: Option<&str>, extracted: Option<(crate::cleanup::Guard, tempfile::TempDir)>) -> Result<StoredImage> {
+    check_no_links(dir)?;
     let index = read_json(&dir.join(INDEX_FILE))?;
     let entries = index["manifests"].as_array().ok_or_else(|| anyhow!("{}: index.json has no manifests", dir.display()))?;
     let names: Vec<&str> = entries.iter().filter_map(entry_tag).collect();

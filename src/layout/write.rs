@@ -1,15 +1,19 @@
 //! Writing a layout. An update locks the folder (flock) for its whole length, so concurrent
 //! writers serialise instead of losing an entry; blobs are content-addressed and placed only when
-//! missing; `index.json` is replaced atomically with the entries of the new tags. An update dropped
+//! missing or damaged (a blob already there is hashed: one that does not match its name is
+//! replaced); a layout whose `blobs`, `blobs/sha256`, `index.json` or `oci-layout` is a link is
+//! refused, so nothing is written outside it; `index.json` is replaced atomically with the entries of the new tags. An update dropped
 //! before it is committed takes back every blob it added (and the folder, if it made it).
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{blob_path, entry_tag, index_document, index_entry, LayoutError, BLOB_FOLDER, INDEX_FILE, LAYOUT_CONTENT, LAYOUT_FILE};
+use super::{
+    blob_path, check_no_links, entry_tag, index_document, index_entry, LayoutError, BLOB_FOLDER, INDEX_FILE, LAYOUT_CONTENT, LAYOUT_FILE,
+};
 use crate::atomic::{place_blobs_atomically, write_atomically, FileError};
 use crate::image::referrers::{self, Attachment};
 use crate::image::{Blob, Digest, ImageOrIndex};
@@ -89,6 +93,7 @@ impl Update {
                 Err(std::fs::TryLockError::Error(e)) => return Err(FileError::at(dir, "cannot lock the layout folder")(e).into()),
             }
         }
+        check_no_links(dir)?;
         check_layout(dir)?;
         let blob_dir = dir.join(BLOB_FOLDER);
         for folder in [dir.join("blobs"), blob_dir.clone()] {
@@ -110,8 +115,9 @@ impl Update {
         }
         for blob in blobs {
             let path = self.blob_dir.join(blob.digest.hex());
-            let present = std::fs::metadata(&path).is_ok_and(|meta| meta.len() == blob.size);
-            if !present && !missing.iter().any(|(queued, _)| *queued == path) {
+            // What this update placed is known good (placed by an earlier call); the rest is hashed.
+            let placed = self.rollback.new_paths.contains(&path);
+            if !placed && !missing.iter().any(|(queued, _)| *queued == path) && !is_intact(&path, blob) {
                 missing.push((path, blob));
             }
         }
@@ -142,6 +148,15 @@ impl Update {
     pub(crate) fn commit(mut self) {
         self.rollback.committed = true;
     }
+}
+
+/// Whether the layout already holds `blob` at `path`: a regular file (not a link) of its size whose
+/// bytes hash to its digest. A blob damaged on disk, even one of the right size, is not counted as
+/// present, so it is replaced (renamed over) by the good one, as containerd verifies what it reuses.
+fn is_intact(path: &Path, blob: &Blob) -> bool {
+    use crate::image::blob::{digest_of_open_file, open_file};
+    let Ok(mut file) = open_file(path) else { return false };
+    file.metadata().is_ok_and(|meta| meta.len() == blob.size) && digest_of_open_file(&mut file, blob.size).is_ok_and(|d| d == blob.digest)
 }
 
 /// An existing folder must be empty or a layout: we never scatter blobs into someone's project.
@@ -180,7 +195,11 @@ fn referrer_indexes(dir: &Path, attachments: &[Attachment]) -> Result<Vec<(Strin
             .as_ref()
             .and_then(|i| i["manifests"].as_array().and_then(|m| m.iter().find(|e| entry_tag(e) == Some(tag.as_str())).cloned()))
             .and_then(|entry| entry["digest"].as_str().and_then(|d| Digest::parse(d).ok()))
-            .and_then(|digest| std::fs::read(blob_path(dir, &digest)).ok());
+            .and_then(|digest| {
+                let mut bytes = Vec::new();
+                crate::image::blob::open_file(&blob_path(dir, &digest)).ok()?.take(8 << 20).read_to_end(&mut bytes).ok()?;
+                Some(bytes)
+            });
         let for_subject: Vec<&Attachment> = attachments.iter().filter(|a| &a.subject.digest == subject).collect();
         out.push((tag, referrers::referrers_index(existing.as_deref(), &for_subject)));
     }

@@ -58,4 +58,13 @@ impl PackOptions {
             _ => None,
         })
     }
+
+    /// Whether an archive output is this process's stdout (`oci-archive:/dev/stdout`): then the
+    /// result lines go to stderr, so that stdout carries the archive alone.
+    pub(crate) fn writes_to_stdout(&self) -> bool {
+        self.outputs.iter().any(|(_, spec)| match spec {
+            DestSpec::OciArchive { file, .. } | DestSpec::DockerArchive { file, .. } => crate::atomic::is_stdout(file),
+            _ => false,
+        })
+    }
 }

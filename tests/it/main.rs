@@ -7,6 +7,7 @@ mod destinations;
 mod faults;
 mod harness;
 mod hostile_inputs;
+mod hostile_layouts;
 mod image_content;
 mod interrupt;
 mod needs;
