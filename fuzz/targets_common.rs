@@ -295,3 +295,36 @@ pub fn auth_file(data: &[u8]) {
         }
     }
 }
+
+/// `pem`: which certificates of a CA PEM file (`--extra-ca`, `--ca-bundle`) go into an image.
+/// What is accepted holds no private key and nothing but `CERTIFICATE` blocks in the canonical
+/// form (lines of 64 base64 characters), and is accepted again unchanged, so each of its blocks
+/// parses as one whole X.509 certificate. An error never carries a control character of the input
+/// (it is printed on a terminal).
+pub fn pem(data: &[u8]) {
+    use scratchpack::rootfs::pem::certificate_pem;
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    match certificate_pem(data) {
+        Ok(accepted) => {
+            let text = std::str::from_utf8(&accepted).expect("accepted PEM is ASCII");
+            assert!(!text.contains("PRIVATE KEY"), "a private key was accepted: {text:?}");
+            assert!(text.ends_with(&format!("{END}\n")), "{text:?}");
+            for block in text.split_inclusive(&format!("{END}\n")) {
+                let lines: Vec<&str> = block.lines().collect();
+                assert!(lines.len() >= 3 && lines[0] == BEGIN && lines[lines.len() - 1] == END, "not a certificate block: {block:?}");
+                let body = &lines[1..lines.len() - 1];
+                for (i, line) in body.iter().enumerate() {
+                    let full = i + 1 < body.len();
+                    assert!(if full { line.len() == 64 } else { !line.is_empty() && line.len() <= 64 }, "line {line:?} in {block:?}");
+                    assert!(line.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'='), "{line:?}");
+                }
+            }
+            assert_eq!(certificate_pem(&accepted).as_deref(), Ok(text.as_bytes()), "accepted PEM is not accepted again as it is");
+        }
+        Err(error) => {
+            let message = error.to_string();
+            assert!(!message.chars().any(char::is_control), "{message:?}");
+        }
+    }
+}

@@ -12,7 +12,8 @@
 //!   [`elf::resolve::resolve`], [`elf::clues::detect`], [`needs::decide`] with [`needs::NeedsOptions`];
 //! - references: [`registry::Reference`], [`registry::Repository`], [`registry::Tag`],
 //!   [`dest::DestSpec`]; credentials and challenges: [`registry::auth`];
-//! - [`image::config::rfc3339`], the time format of the images' `created`.
+//! - [`image::config::rfc3339`], the time format of the images' `created`;
+//! - [`rootfs::pem::certificate_pem`], which certificates of a CA PEM file may go into an image.
 
 #[macro_use]
 mod spelled;
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod dest;
 pub mod elf;
 pub mod image;
+pub(crate) mod input_file;
 pub(crate) mod layout;
 pub mod needs;
 pub(crate) mod pack;
@@ -31,5 +33,5 @@ pub mod platform;
 pub mod printer;
 pub(crate) mod push;
 pub mod registry;
-pub(crate) mod rootfs;
+pub mod rootfs;
 pub(crate) mod sbom;

@@ -204,7 +204,8 @@ pub(crate) struct ImageArgs {
     /// CA certificates in the image: builtin (Mozilla), host, none, or a PEM file [default: builtin].
     #[arg(long, value_name = "builtin|host|none|PATH")]
     pub(crate) ca_bundle: Option<CaBundle>,
-    /// Extra PEM certificate(s) appended to the bundle, for private CAs (repeatable).
+    /// Extra PEM certificate(s) appended to the bundle, for private CAs (repeatable). Only the
+    /// certificates go in; a file holding a private key is refused.
     #[arg(long, value_name = "PEM")]
     pub(crate) extra_ca: Vec<PathBuf>,
     /// Layer compression [default: gzip].

@@ -109,7 +109,7 @@ impl Client {
             .pool_max_idle_per_host(8)
             .redirect(reqwest::redirect::Policy::limited(5));
         for path in &options.registry_ca {
-            let pem = std::fs::read(path).map_err(|source| RegistryError::Read {
+            let pem = crate::input_file::read(path, crate::input_file::PEM_CAP).map_err(|source| RegistryError::Read {
                 path: path.display().to_string(),
                 what: "the registry CA",
                 source,

@@ -7,7 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::pem::{self, PemError};
 use super::{Content, FileTree};
+use crate::input_file;
 
 pub(crate) const PASSWD: &[u8] = include_bytes!("../../templates/passwd");
 pub(crate) const GROUP: &[u8] = include_bytes!("../../templates/group");
@@ -80,8 +82,9 @@ pub(crate) enum BaseError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: no PEM certificate in it (expected -----BEGIN CERTIFICATE----- blocks)", path.display())]
-    NotPem { path: PathBuf },
+    /// The file is refused: a private key, a block that is no certificate, or none at all.
+    #[error("{}: {error}", path.display())]
+    Pem { path: PathBuf, error: PemError },
     #[error("--ca-bundle host: no CA bundle on this machine (looked in {})", HOST_CA_BUNDLES.join(", "))]
     NoHostBundle,
     #[error("--extra-ca needs a CA bundle, but --ca-bundle none was given")]
@@ -93,7 +96,7 @@ impl BaseError {
         match self {
             BaseError::NoHostBundle => Some("install ca-certificates, or use --ca-bundle builtin"),
             BaseError::ExtraWithoutBundle => Some("drop --ca-bundle none; --extra-ca is appended to the chosen bundle"),
-            BaseError::NotPem { .. } => Some("convert DER certificates with `openssl x509 -inform der -in CERT -out CERT.pem`"),
+            BaseError::Pem { path, error } => return Some(error.hint(&path.display().to_string())),
             BaseError::Read { .. } => None,
         }
         .map(String::from)
@@ -154,15 +157,10 @@ fn file_name(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
+/// The certificates of a PEM file (a regular file of at most 4 MiB), as `pem` keeps them.
 fn read_pem(path: &Path) -> Result<Vec<u8>, BaseError> {
-    let data = std::fs::read(path).map_err(|source| BaseError::Read { path: path.to_path_buf(), source })?;
-    let text = String::from_utf8_lossy(&data);
-    let begin = text.matches("-----BEGIN CERTIFICATE-----").count();
-    let end = text.matches("-----END CERTIFICATE-----").count();
-    if begin == 0 || begin != end {
-        return Err(BaseError::NotPem { path: path.to_path_buf() });
-    }
-    Ok(data)
+    let data = input_file::read(path, input_file::PEM_CAP).map_err(|source| BaseError::Read { path: path.to_path_buf(), source })?;
+    pem::certificate_pem(&data).map_err(|error| BaseError::Pem { path: path.to_path_buf(), error })
 }
 
 #[cfg(test)]
@@ -222,19 +220,60 @@ mod tests {
     fn extra_ca_is_appended_and_checked() {
         let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("corp.pem");
-        let corp = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
-        std::fs::write(&good, corp).unwrap();
+        let text = std::str::from_utf8(BUILTIN_CA_BUNDLE).unwrap();
+        let corp = &text[..text.find("-----END CERTIFICATE-----\n").unwrap() + "-----END CERTIFICATE-----\n".len()];
+        // Comments around it are left out; the certificate goes in as it is.
+        std::fs::write(&good, format!("# corp CA\n{corp}\n# end\n")).unwrap();
         let base = plan(&BaseOptions { ca_bundle: None, extra_ca: vec![good] }).unwrap();
         let Some(super::super::Entry { kind: EntryKind::File(Content::Bytes(pem)), .. }) = base.tree.get(CA_BUNDLE_PATH) else {
             panic!("bundle missing")
         };
-        assert!(pem.ends_with(b"MIIB\n-----END CERTIFICATE-----\n"));
-        assert_eq!(pem.len(), BUILTIN_CA_BUNDLE.len() + corp.len());
+        assert_eq!(&pem[..], [BUILTIN_CA_BUNDLE, corp.as_bytes()].concat());
         assert!(base.ca_version.unwrap().ends_with(" + extra corp.pem"));
 
         let bad = dir.path().join("bad.pem");
         std::fs::write(&bad, "not a cert").unwrap();
         let err = plan(&BaseOptions { ca_bundle: None, extra_ca: vec![bad.clone()] }).unwrap_err();
         assert_eq!(err.to_string(), format!("{}: no PEM certificate in it (expected -----BEGIN CERTIFICATE----- blocks)", bad.display()));
+
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").unwrap();
+        let err = plan(&BaseOptions { ca_bundle: None, extra_ca: vec![junk.clone()] }).unwrap_err();
+        assert_eq!(err.to_string(), format!("{}: block 1 (line 1) is not an X.509 certificate: its DER is cut short", junk.display()));
+    }
+
+    #[test]
+    fn a_bundle_file_with_a_private_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = dir.path().join("server.pem");
+        let key = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n";
+        std::fs::write(&server, [BUILTIN_CA_BUNDLE, key.as_bytes()].concat()).unwrap();
+        let lines = BUILTIN_CA_BUNDLE.iter().filter(|&&b| b == b'\n').count();
+        let blocks = BUILTIN_CA_BUNDLE.windows(11).filter(|w| w == b"-----BEGIN ").count();
+        let err = plan(&BaseOptions { ca_bundle: Some(CaBundle::File(server.clone())), extra_ca: vec![] }).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: block {} (line {}) is a private key (-----BEGIN PRIVATE KEY-----); a private key is never copied into an image",
+                server.display(),
+                blocks + 1,
+                lines + 1
+            )
+        );
+        assert_eq!(err.hint().unwrap(), format!("give the certificate alone, e.g. `openssl x509 -in {} -out ca.pem`", server.display()));
+    }
+
+    #[test]
+    fn the_host_bundle_is_checked_too() {
+        // A machine's bundle has certificates only: they go in, as `pem` writes them.
+        let base = match plan(&BaseOptions { ca_bundle: Some(CaBundle::Host), extra_ca: vec![] }) {
+            Err(BaseError::NoHostBundle) if !HOST_CA_BUNDLES.iter().any(|p| Path::new(p).is_file()) => return,
+            result => result.unwrap(),
+        };
+        let path = base.ca_version.unwrap().strip_prefix("host ").unwrap().to_string();
+        let Some(super::super::Entry { kind: EntryKind::File(Content::Bytes(pem)), .. }) = base.tree.get(CA_BUNDLE_PATH) else {
+            panic!("bundle missing")
+        };
+        assert_eq!(&pem[..], pem::certificate_pem(&std::fs::read(path).unwrap()).unwrap());
     }
 }

@@ -1,13 +1,15 @@
 //! The file tree of an image: which paths it holds, with which content, mode and owner.
 //!
-//! Owns planning only: `base` lays out the POSIX files and the CA bundle, `add` turns `--add` specs
-//! into entries, and [`FileTree`] keeps them sorted with their parent folders. It reads host files
-//! only to learn their size and kind; their bytes are read later, while a layer is written. It must
-//! not know about tar, compression or destinations (that is `image`).
+//! Owns planning only: `base` lays out the POSIX files and the CA bundle (`pem` decides which bytes
+//! of a CA file may go in), `add` turns `--add` specs into entries, and [`FileTree`] keeps them
+//! sorted with their parent folders. It reads host files only to learn their size and kind; their
+//! bytes are read later, while a layer is written. It must not know about tar, compression or
+//! destinations (that is `image`).
 
 pub(crate) mod add;
 pub(crate) mod base;
 pub(crate) mod libs;
+pub mod pem;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -6,6 +6,7 @@ mod cli;
 mod destinations;
 mod faults;
 mod harness;
+mod hostile_certs;
 mod hostile_inputs;
 mod hostile_layouts;
 mod image_content;

@@ -6,12 +6,13 @@
 //!    this host, then `credsStore`, then `auths` (base64 `auth` or `identitytoken`);
 //! 5. `${XDG_RUNTIME_DIR}/containers/auth.json` (podman login).
 //!
+//! A missing auth file is skipped; one that is not a regular file, or is over 4 MiB, is an error.
 //! Helpers are run with the `docker-credential-NAME get` protocol. Nothing here prints a secret:
 //! errors name the file or helper and the kind of problem, never a value, and a helper's stderr is
 //! not echoed.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -33,6 +34,12 @@ pub enum CredentialError {
     BadAuth { path: PathBuf, key: String },
     #[error("credential helper docker-credential-{helper} failed for {server}: {reason}")]
     Helper { helper: String, server: String, reason: String },
+    #[error("{}: cannot read the auth file", path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The environment and files to look in; a struct so tests can point it anywhere.
@@ -136,7 +143,14 @@ fn candidate_keys(repository: &Repository) -> Vec<String> {
 }
 
 fn from_file(path: &Path, repository: &Repository, search_path: &str) -> Result<Option<FoundCredential>, CredentialError> {
-    let Ok(bytes) = std::fs::read(path) else { return Ok(None) };
+    let bytes = match crate::input_file::read(path, crate::input_file::AUTH_FILE_CAP) {
+        Ok(bytes) => bytes,
+        // A device, a FIFO or a huge file is a mistake to report; a missing file is the usual case.
+        Err(source) if matches!(source.kind(), ErrorKind::InvalidInput | ErrorKind::FileTooLarge) => {
+            return Err(CredentialError::Unreadable { path: path.to_path_buf(), source });
+        }
+        Err(_) => return Ok(None),
+    };
     let file = parse_file(path, &bytes)?;
     let registry = &repository.registry;
     let host = registry.name();
