@@ -6,6 +6,7 @@ mod cli;
 mod destinations;
 mod faults;
 mod harness;
+mod hostile_registry;
 mod image_content;
 mod interrupt;
 mod needs;
