@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 #[path = "../fuzz/targets_common.rs"]
 mod targets_common;
 
-const TARGETS: &[&str] = &["elf_inspect", "reference", "www_authenticate", "auth_file"];
+const TARGETS: &[&str] = &["elf_inspect", "reference", "www_authenticate", "auth_file", "registry_answers"];
 
 fn inputs(folder: &str, target: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz").join(folder).join(target);
@@ -27,6 +27,7 @@ fn run(target: &str, data: &[u8], sandbox: &targets_common::ElfSandbox) {
         "reference" => targets_common::reference(data),
         "www_authenticate" => targets_common::www_authenticate(data),
         "auth_file" => targets_common::auth_file(data),
+        "registry_answers" => targets_common::registry_answers(data),
         other => panic!("unknown fuzz target {other}"),
     }
 }
@@ -60,6 +61,11 @@ fn www_authenticate_corpus() {
 #[test]
 fn auth_file_corpus() {
     replay("auth_file");
+}
+
+#[test]
+fn registry_answers_corpus() {
+    replay("registry_answers");
 }
 
 #[test]
