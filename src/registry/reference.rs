@@ -280,4 +280,13 @@ mod tests {
             assert!(bad.parse::<Reference>().is_err(), "{bad:?} should be refused");
         }
     }
+
+    #[test]
+    fn user_info_is_refused_and_never_echoed() {
+        let err = "u:hunter2@ghcr.io/a/b:1".parse::<Reference>().unwrap_err();
+        assert_eq!(err.to_string(), "invalid image reference \"<redacted>@ghcr.io/a/b:1\": a reference holds no credentials");
+        assert!(err.hint().unwrap().contains("--creds"));
+        assert_eq!(redact_userinfo("docker://a:b@c@h:5000/x@sha256:1"), "docker://<redacted>@h:5000/x@sha256:1");
+        assert_eq!(redact_userinfo("h/x@sha256:1"), "h/x@sha256:1");
+    }
 }

@@ -282,3 +282,14 @@ fn no_credential_helper_runs_from_the_current_folder() {
         assert!(stderr(&output).contains("credential helper docker-credential-evil failed for"), "PATH {path:?}: {}", stderr(&output));
     }
 }
+
+#[test]
+fn a_timeout_past_the_clock_does_not_panic() {
+    let server = bearer_registry(|_| Reply::json(200, r#"{"token":"tok-long-1"}"#), refuse);
+    let output = pack_to(&server.host, &["--timeout", "18446744073709551615"]).output().unwrap();
+    assert_failed_cleanly(&output);
+    assert!(stderr(&output).contains("404 (NAME_UNKNOWN: no such repository)"), "{}", stderr(&output));
+    let output = pack_to(&server.host, &["--timeout", "18446744073709551615h"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("\"18446744073709551615h\" is too long a duration"), "{}", stderr(&output));
+}
