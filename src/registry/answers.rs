@@ -13,8 +13,9 @@ use serde::Deserialize;
 
 /// The most bytes read of a token server's answer.
 pub const MAX_TOKEN_BODY: u64 = 4 << 20;
-/// The most bytes read of an error body; past it the body is not parsed.
-pub const MAX_ERROR_BODY: u64 = 4 << 20;
+/// The most bytes read of an error body; past it the body is not parsed. A registry's error JSON
+/// is a few hundred bytes, and up to four uploads may read one at once.
+pub const MAX_ERROR_BODY: u64 = 1 << 20;
 /// The most bytes read of a manifest or index (4 MiB: the limit registries apply to manifests).
 pub const MAX_MANIFEST_BODY: u64 = 4 << 20;
 /// The longest registry text shown, in characters.
@@ -106,18 +107,22 @@ pub fn error_body(body: &[u8]) -> (Option<String>, String) {
 /// secret this process holds, and any `Basic`/`Bearer` credential), control characters (C0, DEL,
 /// C1) escaped as `\u{1b}`, and at most 1024 characters.
 pub fn registry_text(text: &str) -> String {
-    let redacted = super::auth::redact(text);
-    let mut shown = String::with_capacity(redacted.len().min(MAX_SHOWN_CHARS + 8));
-    for (count, c) in redacted.chars().enumerate() {
-        if count == MAX_SHOWN_CHARS {
-            shown.push('…');
-            break;
-        }
+    // Only the start is shown: redact a window that holds it and any secret that begins in it,
+    // not the whole of a text that may be megabytes long.
+    let window = MAX_SHOWN_CHARS + super::auth::longest_held() + 16;
+    let cut = text.char_indices().nth(window).map_or(text.len(), |(at, _)| at);
+    let redacted = super::auth::redact(&text[..cut]);
+    let mut shown = String::with_capacity(redacted.len().min(MAX_SHOWN_CHARS * 4 + 8));
+    let mut chars = redacted.chars();
+    for c in chars.by_ref().take(MAX_SHOWN_CHARS) {
         if c.is_control() {
             shown.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
         } else {
             shown.push(c);
         }
+    }
+    if chars.next().is_some() || cut < text.len() {
+        shown.push('…');
     }
     shown
 }

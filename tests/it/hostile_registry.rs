@@ -104,7 +104,7 @@ fn a_2_gb_error_body_is_not_read_whole() {
     assert_failed_cleanly(&output);
     assert!(
         stderr(&output).contains(&format!(
-            "the token server http://{}/token answered 400 (the error body is larger than 4 MiB, the most scratchpack reads)",
+            "the token server http://{}/token answered 400 (the error body is larger than 1 MiB, the most scratchpack reads)",
             server.host
         )),
         "{}",
@@ -292,4 +292,19 @@ fn a_timeout_past_the_clock_does_not_panic() {
     let output = pack_to(&server.host, &["--timeout", "18446744073709551615h"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("\"18446744073709551615h\" is too long a duration"), "{}", stderr(&output));
+}
+
+#[test]
+fn huge_error_bodies_to_parallel_uploads_stay_under_the_rss_bound() {
+    let message = format!("{{\"errors\":[{{\"code\":\"DENIED\",\"message\":\"{}\"}}]}}", "\\u001b".repeat((1 << 20) / 6 - 20));
+    let server = bearer_registry(
+        |_| Reply::json(200, r#"{"token":"tok-parallel-1"}"#),
+        after_head(move |_| Reply::Full { status: 400, headers: vec![], body: message.as_bytes().to_vec() }),
+    );
+    let (output, rss) = run_measured(&pack_to(&server.host, &["--timeout", "30s"]));
+    eprintln!("peak RSS {rss} KiB");
+    assert_failed_cleanly(&output);
+    let shown = format!("400 (DENIED: {}…)", r"\u{1b}".repeat(1024));
+    assert!(stderr(&output).contains(&shown), "{}", stderr(&output));
+    assert!(rss < MAX_RSS_KB, "peak RSS {rss} KiB");
 }

@@ -86,6 +86,11 @@ pub fn redact(text: &str) -> String {
     out
 }
 
+/// The length of the longest secret held, in bytes.
+pub(crate) fn longest_held() -> usize {
+    HELD.lock().unwrap_or_else(std::sync::PoisonError::into_inner).first().map_or(0, String::len)
+}
+
 /// A token or base64 `user:password`, not a word: it has a digit or a symbol, or decodes to `a:b`.
 fn looks_like_credential(value: &str) -> bool {
     use base64::Engine;
