@@ -9,15 +9,16 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use reqwest::blocking::{Client as Http, RequestBuilder, Response};
+use reqwest::header::{HeaderMap, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::{Method, StatusCode, Url};
+
 use super::answers::{self, mib, read_capped, registry_text, MAX_ERROR_BODY, MAX_TOKEN_BODY};
 use super::auth::challenge::{self, Challenge};
 use super::auth::{Credential, FoundCredential, Secret};
 use super::error::{redact_url, RegistryError};
 use super::reference::Registry;
-use base64::Engine;
-use reqwest::blocking::{Client as Http, RequestBuilder, Response};
-use reqwest::header::{HeaderMap, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
-use reqwest::{Method, StatusCode, Url};
 
 /// How a connection is made: from `--registry-ca`, `--insecure-registry`, `--timeout`, `--retries`.
 #[derive(Clone, Debug)]
