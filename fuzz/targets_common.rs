@@ -250,6 +250,31 @@ pub fn www_authenticate(data: &[u8]) {
     }
 }
 
+/// `registry_answers`: the input as a token server's answer, as a registry's error body, and as
+/// registry text. Whatever it holds: no panic; the code and message an error shows have no control
+/// character and are at most 1025 characters; any `expires_in` gives an expiry at most a day away;
+/// a capped read never returns more than its cap.
+pub fn registry_answers(data: &[u8]) {
+    use scratchpack::registry::answers::{error_body, read_capped, registry_text, token_answer, MAX_TOKEN_SECONDS};
+    let (code, message) = error_body(data);
+    for text in code.iter().chain(std::iter::once(&message)) {
+        assert!(!text.chars().any(char::is_control), "control character in {text:?}");
+        assert!(text.chars().count() <= 1025, "{} characters shown", text.chars().count());
+    }
+    let now = std::time::Instant::now();
+    if let Ok((token, expires)) = token_answer(data, now) {
+        assert!(!token.is_empty());
+        assert!(expires >= now && expires - now <= std::time::Duration::from_secs(MAX_TOKEN_SECONDS), "expiry {:?} away", expires - now);
+    }
+    let shown = registry_text(&String::from_utf8_lossy(data));
+    assert!(!shown.chars().any(char::is_control), "control character in {shown:?}");
+    let cap = data.first().map_or(0, |&b| u64::from(b));
+    match read_capped(data, cap).expect("reading a slice") {
+        Some(body) => assert!(body.len() as u64 <= cap && body == data),
+        None => assert!(data.len() as u64 > cap),
+    }
+}
+
 /// The repositories `auth_file` looks credentials up for: Docker Hub, a host with namespaced
 /// keys, a loopback registry with a port.
 fn repositories() -> &'static [Repository] {

@@ -11,7 +11,8 @@
 //! - ELF inspection and ld.so resolution: [`elf::inspect_bytes`], [`elf::ElfInfo`],
 //!   [`elf::resolve::resolve`], [`elf::clues::detect`], [`needs::decide`] with [`needs::NeedsOptions`];
 //! - references: [`registry::Reference`], [`registry::Repository`], [`registry::Tag`],
-//!   [`dest::DestSpec`]; credentials and challenges: [`registry::auth`];
+//!   [`dest::DestSpec`]; credentials and challenges: [`registry::auth`]; what registries send back
+//!   (token answers, error bodies, capped reads, text made safe to print): [`registry::answers`];
 //! - [`image::config::rfc3339`], the time format of the images' `created`;
 //! - [`rootfs::pem::certificate_pem`], which certificates of a CA PEM file may go into an image.
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 #[path = "../fuzz/targets_common.rs"]
 mod targets_common;
 
-const TARGETS: &[&str] = &["elf_inspect", "reference", "www_authenticate", "auth_file", "pem"];
+const TARGETS: &[&str] = &["elf_inspect", "reference", "www_authenticate", "auth_file", "pem", "registry_answers"];
 
 fn inputs(folder: &str, target: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz").join(folder).join(target);
@@ -28,6 +28,7 @@ fn run(target: &str, data: &[u8], sandbox: &targets_common::ElfSandbox) {
         "www_authenticate" => targets_common::www_authenticate(data),
         "auth_file" => targets_common::auth_file(data),
         "pem" => targets_common::pem(data),
+        "registry_answers" => targets_common::registry_answers(data),
         other => panic!("unknown fuzz target {other}"),
     }
 }
@@ -66,6 +67,11 @@ fn auth_file_corpus() {
 #[test]
 fn pem_corpus() {
     replay("pem");
+}
+
+#[test]
+fn registry_answers_corpus() {
+    replay("registry_answers");
 }
 
 #[test]

@@ -114,11 +114,12 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     };
     let value: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration such as 90s, 5m or 1h"))?;
     let seconds = match unit {
-        "s" => value,
-        "m" => value * 60,
-        "h" => value * 3600,
+        "s" => Some(value),
+        "m" => value.checked_mul(60),
+        "h" => value.checked_mul(3600),
         _ => return Err(format!("{text:?} is not a duration such as 90s, 5m or 1h")),
-    };
+    }
+    .ok_or_else(|| format!("{text:?} is too long a duration"))?;
     if seconds == 0 {
         return Err("the timeout must be longer than 0s".into());
     }
@@ -252,6 +253,13 @@ mod tests {
         round_trip::<Tzdata>(Tzdata::NAMES);
         round_trip::<SbomFormat>(SbomFormat::NAMES);
         assert_eq!("brotli".parse::<Compression>().unwrap_err(), "\"brotli\": expected gzip or zstd");
+    }
+
+    #[test]
+    fn durations_never_overflow() {
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("18446744073709551615h"), Err("\"18446744073709551615h\" is too long a duration".into()));
+        assert_eq!(parse_duration("18446744073709551615"), Ok(Duration::from_secs(u64::MAX)));
     }
 
     #[test]

@@ -37,7 +37,10 @@ impl std::str::FromStr for DestSpec {
 
     fn from_str(spec: &str) -> Result<Self, SpecError> {
         if let Some(reference) = spec.strip_prefix("docker://") {
-            let reference: Reference = reference.parse().map_err(|source| SpecError::BadReference { spec: spec.to_string(), source })?;
+            let reference: Reference = reference.parse().map_err(|source| SpecError::BadReference {
+                spec: crate::registry::reference::redact_userinfo(spec).into_owned(),
+                source,
+            })?;
             if reference.digest.is_some() {
                 return Err(SpecError::DigestReference(spec.to_string()));
             }

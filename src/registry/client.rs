@@ -13,8 +13,8 @@ use base64::Engine;
 use reqwest::blocking::{Client as Http, RequestBuilder, Response};
 use reqwest::header::{HeaderMap, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode, Url};
-use serde::Deserialize;
 
+use super::answers::{self, mib, read_capped, registry_text, MAX_ERROR_BODY, MAX_TOKEN_BODY};
 use super::auth::challenge::{self, Challenge};
 use super::auth::{Credential, FoundCredential, Secret};
 use super::error::{redact_url, RegistryError};
@@ -62,34 +62,10 @@ pub(crate) struct Client {
     options: ConnectOptions,
 }
 
-#[derive(Deserialize)]
-struct TokenAnswer {
-    #[serde(default)]
-    token: Option<String>,
-    #[serde(default)]
-    access_token: Option<String>,
-    #[serde(default)]
-    expires_in: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    #[serde(default)]
-    errors: Vec<ErrorEntry>,
-}
-
-#[derive(Deserialize)]
-struct ErrorEntry {
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    message: String,
-}
-
-/// Tokens are renewed this long before they expire.
-const TOKEN_MARGIN: Duration = Duration::from_secs(10);
-/// The distribution spec's default token lifetime.
-const DEFAULT_TOKEN_SECONDS: u64 = 60;
+/// Redirects followed per request; more is a loop, reported as such and not retried.
+pub(crate) const MAX_REDIRECTS: usize = 5;
+/// A deadline this far away stands for "none" when `--timeout` is too large for the clock.
+const FAR_AWAY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
 impl Client {
     /// Connects: picks https (or http where allowed), pings `/v2/`, learns how to log in.
@@ -100,14 +76,15 @@ impl Client {
         scopes: Vec<String>,
         options: &ConnectOptions,
     ) -> Result<Client, RegistryError> {
-        let deadline = Instant::now() + options.timeout;
+        let now = Instant::now();
+        let deadline = now.checked_add(options.timeout).or_else(|| now.checked_add(FAR_AWAY)).unwrap_or(now);
         let insecure = options.insecure_registries.iter().any(|h| h == registry.name() || h == registry.api_host());
         let mut builder = Http::builder()
             .user_agent(concat!("scratchpack/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(30))
             .timeout(None)
             .pool_max_idle_per_host(8)
-            .redirect(reqwest::redirect::Policy::limited(5));
+            .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS));
         for path in &options.registry_ca {
             let pem = crate::input_file::read(path, crate::input_file::PEM_CAP).map_err(|source| RegistryError::Read {
                 path: path.display().to_string(),
@@ -147,6 +124,8 @@ impl Client {
             // the registry may speak plain HTTP.
             match client.ping_within(Some(Duration::from_secs(5))) {
                 Ok(challenge) => challenge,
+                // An answer over TLS that is no use (a redirect loop, a head too large): the real error.
+                Err(error) if error.is_bad_answer() => return Err(error),
                 Err(error @ RegistryError::Status { .. }) => {
                     client.debug(format_args!("https answered: {error}"));
                     client.with_retries("reaching the registry", || client.ping())?
@@ -161,6 +140,8 @@ impl Client {
                         // An HTTP answer other than a TLS server's 400 "HTTP request to an HTTPS
                         // server": the registry speaks plain HTTP, and this is its real error.
                         Err(http_error @ RegistryError::Status { status, .. }) if status != 400 => return Err(http_error),
+                        // A plain-HTTP answer that is no use: the registry speaks HTTP, and this is what went wrong.
+                        Err(http_error) if http_error.is_bad_answer() => return Err(http_error),
                         Err(http_error) => {
                             client.debug(format_args!("http failed too: {http_error}"));
                             client.base = https_base;
@@ -228,6 +209,13 @@ impl Client {
                 Err(error) if error.is_transient() && attempt < self.options.attempts => {
                     let wait = error.retry_after().unwrap_or_else(|| backoff(self.options.backoff, attempt));
                     let remaining = self.deadline.saturating_duration_since(Instant::now());
+                    if let Some(asked) = error.retry_after().filter(|&asked| asked >= remaining) {
+                        return Err(RegistryError::RetryAfter {
+                            seconds: asked.as_secs(),
+                            timeout: self.options.timeout.as_secs(),
+                            what: format!("{what} (last error: {error})"),
+                        });
+                    }
                     if wait >= remaining {
                         return Err(RegistryError::Timeout {
                             seconds: self.options.timeout.as_secs(),
@@ -371,9 +359,11 @@ impl Client {
     /// Asks the token server named by the challenge for a token with our scopes.
     fn fetch_token(&self, challenge: &Challenge) -> Result<(Secret, Instant), RegistryError> {
         let realm_text = challenge.param("realm").unwrap_or_default();
-        let realm = Url::parse(realm_text).map_err(|_| RegistryError::BadResponse {
-            what: format!("the login challenge of {}", self.registry),
-            detail: format!("realm {realm_text:?} is not a URL"),
+        let realm = Url::parse(realm_text).ok().filter(|url| matches!(url.scheme(), "https" | "http")).ok_or_else(|| {
+            RegistryError::BadResponse {
+                what: format!("the login challenge of {}", self.registry),
+                detail: format!("realm \"{}\" is not an http or https URL", registry_text(realm_text)),
+            }
         })?;
         let mut scopes = self.scopes.clone();
         if let Some(scope) = challenge.param("scope") {
@@ -427,25 +417,37 @@ impl Client {
             let (code, message) = parse_error_body(response);
             return Err(RegistryError::Token { realm: redact_url(&realm), status: status.as_u16(), code, message });
         }
+        let what = || format!("the token server {}", redact_url(&realm));
         // A body cut short is a network fault (worth a retry), not a bad answer.
-        let body = response.bytes().map_err(|e| self.network_error(&Method::GET, &realm, e))?;
-        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|_| RegistryError::BadResponse {
-            what: format!("the token server {}", redact_url(&realm)),
-            detail: "the answer is not token JSON".into(),
-        })?;
-        let token = answer.token.or(answer.access_token).filter(|t| !t.is_empty()).ok_or_else(|| RegistryError::BadResponse {
-            what: format!("the token server {}", redact_url(&realm)),
-            detail: "the answer has no token".into(),
-        })?;
-        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(DEFAULT_TOKEN_SECONDS));
-        let expires = started + lifetime.saturating_sub(TOKEN_MARGIN.min(lifetime / 2));
+        let body = read_capped(response, MAX_TOKEN_BODY)
+            .map_err(|e| self.read_error(&Method::GET, &realm, &e))?
+            .ok_or_else(|| RegistryError::TooLarge { what: what(), limit_mib: mib(MAX_TOKEN_BODY) })?;
+        let (token, expires) = answers::token_answer(&body, started)
+            .map_err(|bad| RegistryError::BadResponse { what: what(), detail: bad.detail().into() })?;
         Ok((Secret::new(token), expires))
+    }
+
+    /// A body that could not be read to its end: a network fault, or the deadline.
+    pub(crate) fn read_error(&self, method: &Method, url: &Url, error: &std::io::Error) -> RegistryError {
+        if self.deadline <= Instant::now() {
+            return RegistryError::Timeout { seconds: self.options.timeout.as_secs(), what: format!("{method} {}", redact_url(url)) };
+        }
+        RegistryError::Network { method: method.to_string(), url: redact_url(url), detail: registry_text(&super::error::chain(error)) }
     }
 
     fn network_error(&self, method: &Method, url: &Url, error: reqwest::Error) -> RegistryError {
         let is_timeout = error.is_timeout();
-        let detail = super::error::chain(&error.without_url());
+        if error.is_redirect() {
+            return RegistryError::Redirects { method: method.to_string(), url: redact_url(url), limit: MAX_REDIRECTS };
+        }
+        let detail = registry_text(&super::error::chain(&error.without_url()));
         let lower = detail.to_lowercase();
+        if lower.contains("message head is too large") {
+            return RegistryError::BadResponse {
+                what: format!("{method} {}", redact_url(url)),
+                detail: "the answer's headers are too large (more than the HTTP client's limit of about 400 KiB)".into(),
+            };
+        }
         if url.scheme() == "https" && (lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("tls handshake"))
         {
             return RegistryError::Tls { host: url.host_str().unwrap_or_default().to_string(), detail };
@@ -464,14 +466,13 @@ fn pick_challenge(headers: &HeaderMap) -> Option<Challenge> {
     challenges.iter().find(|c| c.scheme == "bearer").or_else(|| challenges.iter().find(|c| c.scheme == "basic")).cloned()
 }
 
+/// The registry's error code and message, from a body read up to [`MAX_ERROR_BODY`]: a larger
+/// body is not parsed, and the message says so.
 fn parse_error_body(response: Response) -> (Option<String>, String) {
-    let body = response.bytes().unwrap_or_default();
-    match serde_json::from_slice::<ErrorBody>(&body) {
-        Ok(parsed) if !parsed.errors.is_empty() => {
-            let first = &parsed.errors[0];
-            (Some(first.code.clone()).filter(|c| !c.is_empty()), first.message.clone())
-        }
-        _ => (None, String::new()),
+    match read_capped(response, MAX_ERROR_BODY) {
+        Ok(Some(body)) => answers::error_body(&body),
+        Ok(None) => (None, format!("the error body is larger than {} MiB, the most scratchpack reads", mib(MAX_ERROR_BODY))),
+        Err(_) => (None, String::new()),
     }
 }
 

@@ -33,6 +33,12 @@ pub(crate) enum RegistryError {
     DigestMismatch { what: String, expected: String, got: String },
     #[error("gave up after --timeout {seconds}s while {what}")]
     Timeout { seconds: u64, what: String },
+    #[error("{what}: the registry asked to wait {seconds} s (Retry-After), past the --timeout of {timeout} s")]
+    RetryAfter { seconds: u64, timeout: u64, what: String },
+    #[error("{what}: the answer is larger than {limit_mib} MiB, the most scratchpack reads")]
+    TooLarge { what: String, limit_mib: u64 },
+    #[error("{method} {url}: too many redirects (more than {limit}); the registry redirects in a loop")]
+    Redirects { method: String, url: String, limit: usize },
     #[error("{path}: cannot read {what}")]
     Read {
         path: String,
@@ -64,6 +70,12 @@ impl RegistryError {
         }
     }
 
+    /// An answer that came but is no use (a redirect loop, an oversized head or body, a malformed
+    /// answer): the server speaks HTTP, and asking again would get the same.
+    pub(crate) fn is_bad_answer(&self) -> bool {
+        matches!(self, RegistryError::Redirects { .. } | RegistryError::TooLarge { .. } | RegistryError::BadResponse { .. })
+    }
+
     pub(crate) fn retry_after(&self) -> Option<Duration> {
         match self {
             RegistryError::Status { retry_after, .. } => *retry_after,
@@ -87,6 +99,8 @@ impl RegistryError {
                 return Some(format!("if {host} uses a private CA, pass it with --registry-ca CA.pem; for a test registry only, --insecure-registry {host}"))
             }
             RegistryError::Timeout { .. } => return Some("raise --timeout, or check the network to the registry".into()),
+            RegistryError::RetryAfter { .. } => return Some("try again later, or raise --timeout past the wait the registry asks for".into()),
+            RegistryError::Redirects { .. } => return Some("check the registry's address and its proxy configuration".into()),
             _ => None,
         }?;
         Some(

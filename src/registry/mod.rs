@@ -4,6 +4,7 @@
 //! Owns references, credentials, authentication, TLS, retries and the upload protocol. It knows
 //! blobs and manifests as bytes with digests; it never knows what an ELF is or how layers are made.
 
+pub mod answers;
 pub mod auth;
 pub(crate) mod client;
 pub(crate) mod error;

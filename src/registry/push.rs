@@ -14,6 +14,7 @@ use reqwest::blocking::Body;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode, Url};
 
+use super::answers::{mib, MAX_MANIFEST_BODY};
 use super::client::{status_error, Client};
 use super::error::{redact_url, RegistryError};
 use super::progress::{BlobProgress, Progress};
@@ -287,9 +288,11 @@ fn location(client: &Client, response: &reqwest::blocking::Response, request_url
 
 fn check_digest(response: &reqwest::blocking::Response, expected: &Digest, what: &str) -> Result<(), RegistryError> {
     match response.headers().get(DOCKER_CONTENT_DIGEST).and_then(|v| v.to_str().ok()) {
-        Some(got) if got != expected.to_string() => {
-            Err(RegistryError::DigestMismatch { what: what.to_string(), expected: expected.to_string(), got: got.to_string() })
-        }
+        Some(got) if got != expected.to_string() => Err(RegistryError::DigestMismatch {
+            what: what.to_string(),
+            expected: expected.to_string(),
+            got: super::answers::registry_text(got),
+        }),
         _ => Ok(()),
     }
 }
@@ -395,10 +398,12 @@ pub(crate) fn push_referrers(
             let response = client.send(Method::GET, &url, &|r| Ok(r.header(ACCEPT, INDEX_MEDIA_TYPE)))?;
             match response.status() {
                 StatusCode::OK => Ok(Some(
-                    response
-                        .bytes()
-                        .map_err(|e| RegistryError::Network { method: "GET".into(), url: redact_url(&url), detail: e.to_string() })?
-                        .to_vec(),
+                    super::answers::read_capped(response, MAX_MANIFEST_BODY)
+                        .map_err(|e| client.read_error(&Method::GET, &url, &e))?
+                        .ok_or_else(|| RegistryError::TooLarge {
+                            what: format!("GET {}", redact_url(&url)),
+                            limit_mib: mib(MAX_MANIFEST_BODY),
+                        })?,
                 )),
                 StatusCode::NOT_FOUND => Ok(None),
                 _ => Err(status_error(&Method::GET, &url, response)),

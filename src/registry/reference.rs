@@ -121,6 +121,20 @@ impl ReferenceError {
     }
 }
 
+/// `input` with the credentials of a `user:password@host/…` reference replaced by `<redacted>`:
+/// an `@` before the first `/` is no digest, it ends user info.
+pub(crate) fn redact_userinfo(input: &str) -> std::borrow::Cow<'_, str> {
+    let (scheme, rest) = input.split_once("://").map_or(("", input), |(scheme, rest)| (scheme, rest));
+    let host_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..host_end].rfind('@') {
+        Some(at) => {
+            let prefix = if scheme.is_empty() { String::new() } else { format!("{scheme}://") };
+            std::borrow::Cow::Owned(format!("{prefix}<redacted>{}", &rest[at..]))
+        }
+        None => std::borrow::Cow::Borrowed(input),
+    }
+}
+
 fn is_path_component(component: &str) -> bool {
     // [a-z0-9]+ ((\.|_|__|-+)[a-z0-9]+)*
     let bytes = component.as_bytes();
@@ -155,9 +169,21 @@ impl std::str::FromStr for Reference {
     type Err = ReferenceError;
 
     fn from_str(input: &str) -> Result<Self, ReferenceError> {
-        let fail = |reason: &str, hint: Option<String>| ReferenceError { input: input.to_string(), reason: reason.to_string(), hint };
+        let fail = |reason: &str, hint: Option<String>| ReferenceError {
+            input: redact_userinfo(input).into_owned(),
+            reason: reason.to_string(),
+            hint,
+        };
         if input.is_empty() {
             return Err(fail("it is empty", Some("write HOST/REPOSITORY[:TAG], for example ghcr.io/org/app:1.0".into())));
+        }
+        if redact_userinfo(input) != input {
+            return Err(fail(
+                "a reference holds no credentials",
+                Some(
+                    "pass them with --creds USER:PASSWORD, or log in with `docker login HOST` and scratchpack reads the login file".into(),
+                ),
+            ));
         }
         let (rest, digest) = match input.split_once('@') {
             Some((rest, digest)) => {
@@ -253,5 +279,14 @@ mod tests {
         for bad in ["", "ghcr.io/", "app:-x", "ghcr.io/a//b", "ghcr.io/a-/b", "app@sha256:12", "ghcr.io/a b"] {
             assert!(bad.parse::<Reference>().is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn user_info_is_refused_and_never_echoed() {
+        let err = "u:hunter2@ghcr.io/a/b:1".parse::<Reference>().unwrap_err();
+        assert_eq!(err.to_string(), "invalid image reference \"<redacted>@ghcr.io/a/b:1\": a reference holds no credentials");
+        assert!(err.hint().unwrap().contains("--creds"));
+        assert_eq!(redact_userinfo("docker://a:b@c@h:5000/x@sha256:1"), "docker://<redacted>@h:5000/x@sha256:1");
+        assert_eq!(redact_userinfo("h/x@sha256:1"), "h/x@sha256:1");
     }
 }

@@ -9,6 +9,7 @@ mod harness;
 mod hostile_certs;
 mod hostile_inputs;
 mod hostile_layouts;
+mod hostile_registry;
 mod image_content;
 mod interrupt;
 mod needs;

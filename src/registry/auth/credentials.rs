@@ -220,14 +220,17 @@ struct HelperAnswer {
 }
 
 /// `docker-credential-NAME get`, server URL on stdin, JSON on stdout. "Not found" is no credential.
-/// The helper is looked up in `search_path` (the `PATH` of the lookup's environment).
+/// The helper is looked up in the absolute entries of `search_path` (the `PATH` of the lookup's
+/// environment); empty and relative entries are skipped.
 fn run_helper(helper: &str, server: &str, search_path: &str) -> Result<Option<Credential>, CredentialError> {
     let fail = |reason: String| CredentialError::Helper { helper: helper.to_string(), server: server.to_string(), reason };
     if helper.is_empty() || helper.contains('/') {
         return Err(fail("not a helper name".into()));
     }
     let program = format!("docker-credential-{helper}");
+    // Only absolute entries: an empty or relative one would run a program of the current folder.
     let executable = std::env::split_paths(search_path)
+        .filter(|dir| dir.is_absolute())
         .map(|dir| dir.join(&program))
         .find(|candidate| candidate.is_file())
         .ok_or_else(|| fail(format!("{program} is not on PATH")))?;
