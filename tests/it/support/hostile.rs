@@ -3,14 +3,12 @@
 //! messages). It answers a TLS hello with a plain 400, as Go's servers do, so the client's https
 //! probe of a loopback registry fails at once. Stopped when dropped.
 
-use std::collections::HashMap;
 use std::io::{self, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use super::http::{read_head, request_body_kind, transfer_body, Head};
+use super::server::{self, Connections, Server};
 
 /// One request, as the handler sees it.
 pub struct Request {
@@ -60,50 +58,29 @@ struct State {
     handler: Box<Handler>,
     host: String,
     requests: Mutex<Vec<String>>,
-    shutdown: AtomicBool,
-    conns: Mutex<HashMap<u64, TcpStream>>,
-    next_conn: AtomicU64,
+    conns: Arc<Connections>,
 }
 
+/// A running hostile registry; stopped when dropped.
 pub struct Hostile {
     /// `127.0.0.1:PORT`
     pub host: String,
     state: Arc<State>,
-    accept: Option<JoinHandle<()>>,
+    _server: Server,
 }
 
 impl Hostile {
     /// Starts a server answering each request with `handler`.
     pub fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Hostile {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let host = listener.local_addr().unwrap().to_string();
-        let state = Arc::new(State {
-            handler: Box::new(handler),
-            host: host.clone(),
-            requests: Mutex::new(Vec::new()),
-            shutdown: AtomicBool::new(false),
-            conns: Mutex::new(HashMap::new()),
-            next_conn: AtomicU64::new(0),
+        let (listener, host) = server::bind();
+        let conns = Connections::new();
+        let state =
+            Arc::new(State { handler: Box::new(handler), host: host.clone(), requests: Mutex::new(Vec::new()), conns: conns.clone() });
+        let serving = state.clone();
+        let server = Server::start(listener, &host, conns, move |stream| {
+            let _ = serve(&serving, stream);
         });
-        let accept_state = state.clone();
-        let accept = std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if accept_state.shutdown.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let id = accept_state.next_conn.fetch_add(1, Ordering::SeqCst);
-                if let Ok(clone) = stream.try_clone() {
-                    accept_state.conns.lock().unwrap().insert(id, clone);
-                }
-                let state = accept_state.clone();
-                std::thread::spawn(move || {
-                    let _ = serve(&state, stream);
-                    state.conns.lock().unwrap().remove(&id);
-                });
-            }
-        });
-        Hostile { host, state, accept: Some(accept) }
+        Hostile { host, state, _server: server }
     }
 
     /// The `WWW-Authenticate` of a registry whose token server is this server's `/token`.
@@ -117,19 +94,6 @@ impl Hostile {
     }
 }
 
-impl Drop for Hostile {
-    fn drop(&mut self) {
-        self.state.shutdown.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(&self.host); // wake the accept loop
-        if let Some(accept) = self.accept.take() {
-            let _ = accept.join();
-        }
-        for (_, conn) in self.state.conns.lock().unwrap().drain() {
-            let _ = conn.shutdown(std::net::Shutdown::Both);
-        }
-    }
-}
-
 fn serve(state: &State, stream: TcpStream) -> io::Result<()> {
     let mut first = [0u8; 1];
     if stream.peek(&mut first)? == 1 && first[0] == 0x16 {
@@ -140,7 +104,7 @@ fn serve(state: &State, stream: TcpStream) -> io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut out = stream;
     while let Some(head) = read_head(&mut reader)? {
-        if state.shutdown.load(Ordering::SeqCst) {
+        if state.conns.stopping() {
             return Ok(());
         }
         transfer_body(&mut reader, request_body_kind(&head), None, &mut io::sink(), &mut |_| {})?;
@@ -171,7 +135,7 @@ fn serve(state: &State, stream: TcpStream) -> io::Result<()> {
                 write_head(&mut out, status, &headers, None)?;
                 out.write_all(&prefix)?;
                 let block = vec![fill; 64 * 1024];
-                while !state.shutdown.load(Ordering::SeqCst) {
+                while !state.conns.stopping() {
                     out.write_all(&block)?;
                 }
                 return Ok(());
@@ -180,7 +144,7 @@ fn serve(state: &State, stream: TcpStream) -> io::Result<()> {
                 write_head(&mut out, status, &headers, Some(length))?;
                 let block = vec![fill; 64 * 1024];
                 let mut left = length;
-                while left > 0 && !state.shutdown.load(Ordering::SeqCst) {
+                while left > 0 && !state.conns.stopping() {
                     let n = left.min(block.len() as u64) as usize;
                     out.write_all(&block[..n])?;
                     left -= n as u64;

@@ -13,6 +13,7 @@ pub mod http;
 pub mod pki;
 pub mod proxy;
 pub mod registry;
+pub mod server;
 pub mod token;
 
 use std::net::TcpListener;

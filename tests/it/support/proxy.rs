@@ -13,15 +13,14 @@
 //! [`Fault`]s are consumed in the order added: a request takes the first fault whose method and
 //! path match and that has uses left (one fault per request).
 
-use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::http::{read_head, request_body_kind, response_body_kind, transfer_body, BodyKind, Head};
+use super::server::{self, Connections, Server};
 
 /// Idle/read timeout on both sides of a proxied connection.
 const IO_TIMEOUT: Duration = Duration::from_secs(120);
@@ -68,7 +67,7 @@ pub struct FaultProxy {
     /// `127.0.0.1:PORT`
     pub host: String,
     state: Arc<State>,
-    accept: Option<JoinHandle<()>>,
+    _server: Server,
 }
 
 struct State {
@@ -78,11 +77,8 @@ struct State {
     faults: Mutex<Vec<(Fault, usize)>>,
     requests: Mutex<Vec<(String, String, u16)>>,
     blob_bytes: AtomicU64,
-    shutdown: AtomicBool,
-    /// Clones of open connections (both sides), by id, shut down when the proxy stops.
-    conns: Mutex<HashMap<u64, TcpStream>>,
-    next_conn: AtomicU64,
-    workers: Mutex<Vec<JoinHandle<()>>>,
+    /// Open connections (both sides), closed when the proxy stops.
+    conns: Arc<Connections>,
 }
 
 impl State {
@@ -96,57 +92,25 @@ impl State {
     fn record(&self, method: &str, target: &str, status: u16) {
         self.requests.lock().unwrap().push((method.to_string(), target.to_string(), status));
     }
-
-    fn track(&self, stream: &TcpStream) -> u64 {
-        let id = self.next_conn.fetch_add(1, Ordering::SeqCst);
-        if let Ok(clone) = stream.try_clone() {
-            self.conns.lock().unwrap().insert(id, clone);
-        }
-        id
-    }
-
-    /// Forgets a connection, so that dropping the last handle closes it.
-    fn untrack(&self, id: u64) {
-        self.conns.lock().unwrap().remove(&id);
-    }
 }
 
 impl FaultProxy {
     /// Starts a proxy to `upstream_host` (`127.0.0.1:PORT`, plain HTTP).
     pub fn start(upstream_host: &str) -> FaultProxy {
         assert!(upstream_host.starts_with("127.0.0.1:"), "the proxy only forwards to 127.0.0.1, not {upstream_host}");
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let host = listener.local_addr().unwrap().to_string();
+        let (listener, host) = server::bind();
+        let conns = Connections::new();
         let state = Arc::new(State {
             upstream: upstream_host.to_string(),
             own_host: host.clone(),
             faults: Mutex::new(Vec::new()),
             requests: Mutex::new(Vec::new()),
             blob_bytes: AtomicU64::new(0),
-            shutdown: AtomicBool::new(false),
-            conns: Mutex::new(HashMap::new()),
-            next_conn: AtomicU64::new(0),
-            workers: Mutex::new(Vec::new()),
+            conns: conns.clone(),
         });
-        let accept_state = state.clone();
-        let accept = std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if accept_state.shutdown.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let id = accept_state.track(&stream);
-                let state = accept_state.clone();
-                let worker = std::thread::spawn(move || {
-                    serve_client(&state, stream);
-                    state.untrack(id);
-                });
-                let mut workers = accept_state.workers.lock().unwrap();
-                workers.retain(|w| !w.is_finished());
-                workers.push(worker);
-            }
-        });
-        FaultProxy { host, state, accept: Some(accept) }
+        let serving = state.clone();
+        let server = Server::start(listener, &host, conns, move |stream| serve_client(&serving, stream));
+        FaultProxy { host, state, _server: server }
     }
 
     /// Adds a fault (after those already there).
@@ -189,23 +153,6 @@ impl FaultProxy {
     }
 }
 
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        self.state.shutdown.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(&self.host); // wake the accept loop
-        if let Some(accept) = self.accept.take() {
-            let _ = accept.join();
-        }
-        for (_, conn) in self.state.conns.lock().unwrap().drain() {
-            let _ = conn.shutdown(Shutdown::Both);
-        }
-        let workers: Vec<_> = self.state.workers.lock().unwrap().drain(..).collect();
-        for worker in workers {
-            let _ = worker.join();
-        }
-    }
-}
-
 struct Upstream {
     id: u64,
     stream: TcpStream,
@@ -218,7 +165,7 @@ fn connect_upstream(state: &State) -> io::Result<Upstream> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    let id = state.track(&stream);
+    let id = state.conns.track(&stream);
     Ok(Upstream { id, reader: BufReader::new(stream.try_clone()?), writer: BufWriter::new(stream.try_clone()?), stream })
 }
 
@@ -282,7 +229,7 @@ fn serve_client(state: &State, client: TcpStream) {
     let mut client_out = BufWriter::new(write_half);
     let mut upstream: Option<Upstream> = None;
     loop {
-        if state.shutdown.load(Ordering::SeqCst) {
+        if state.conns.stopping() {
             break;
         }
         // A TLS ClientHello (clients with verification off try HTTPS first, as skopeo does): answer
@@ -438,7 +385,7 @@ fn serve_client(state: &State, client: TcpStream) {
     let _ = client_out.flush();
     close(&client, upstream.as_ref());
     if let Some(up) = upstream {
-        state.untrack(up.id);
+        state.conns.untrack(up.id);
     }
 }
 

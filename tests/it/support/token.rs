@@ -16,19 +16,18 @@
 //! id of the signing key, looked up in `rootcertbundle`) and `x5c` (the signing certificate, verified
 //! against `rootcertbundle`); [`JwtKeyHeader`] picks one, `kid` by default.
 
-use std::collections::HashMap;
 use std::io::{BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::json;
 
 use super::http::{read_head, read_request_body, Head};
 use super::pki::{make_signing_key, rs256_sign, SigningKey};
+use super::server::{self, Connections, Server};
 use super::{base64_decode, base64_std, base64_url, parse_query, rfc3339, unix_now};
 
 /// The service name the token server issues tokens for (`aud`), unless a request names another.
@@ -63,7 +62,7 @@ pub struct TokenServer {
     /// `127.0.0.1:PORT`
     pub host: String,
     state: Arc<State>,
-    accept: Option<JoinHandle<()>>,
+    _server: Server,
     _dir: tempfile::TempDir,
 }
 
@@ -82,10 +81,6 @@ struct State {
     next_jti: AtomicUsize,
     requests: Mutex<Vec<String>>,
     scopes: Mutex<Vec<String>>,
-    shutdown: AtomicBool,
-    /// Clones of open client connections, shut down when the server stops.
-    conns: Mutex<HashMap<u64, TcpStream>>,
-    next_conn: AtomicU64,
 }
 
 impl TokenServer {
@@ -99,8 +94,7 @@ impl TokenServer {
     pub fn start_with(user: &str, password: &str, expires_in: u64, key_header: JwtKeyHeader) -> TokenServer {
         let dir = crate::util::temp_dir();
         let key = make_signing_key(dir.path());
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let host = listener.local_addr().unwrap().to_string();
+        let (listener, host) = server::bind();
         let state = Arc::new(State {
             user: user.to_string(),
             password: password.to_string(),
@@ -114,30 +108,10 @@ impl TokenServer {
             next_jti: AtomicUsize::new(0),
             requests: Mutex::new(Vec::new()),
             scopes: Mutex::new(Vec::new()),
-            shutdown: AtomicBool::new(false),
-            conns: Mutex::new(HashMap::new()),
-            next_conn: AtomicU64::new(0),
         });
-        let accept_state = state.clone();
-        let accept = std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if accept_state.shutdown.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Ok(stream) = stream {
-                    let id = accept_state.next_conn.fetch_add(1, Ordering::SeqCst);
-                    if let Ok(clone) = stream.try_clone() {
-                        accept_state.conns.lock().unwrap().insert(id, clone);
-                    }
-                    let state = accept_state.clone();
-                    std::thread::spawn(move || {
-                        serve(&state, stream);
-                        state.conns.lock().unwrap().remove(&id);
-                    });
-                }
-            }
-        });
-        TokenServer { url: format!("http://{host}/token"), host, state, accept: Some(accept), _dir: dir }
+        let serving = state.clone();
+        let server = Server::start(listener, &host, Connections::new(), move |stream| serve(&serving, stream));
+        TokenServer { url: format!("http://{host}/token"), host, state, _server: server, _dir: dir }
     }
 
     /// The `auth.token` settings for a registry trusting this server.
@@ -200,19 +174,6 @@ impl TokenServer {
     /// Which key header the tokens carry.
     pub fn key_header(&self) -> JwtKeyHeader {
         self.state.key_header
-    }
-}
-
-impl Drop for TokenServer {
-    fn drop(&mut self) {
-        self.state.shutdown.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(&self.host); // wake the accept loop
-        if let Some(accept) = self.accept.take() {
-            let _ = accept.join();
-        }
-        for (_, conn) in self.state.conns.lock().unwrap().drain() {
-            let _ = conn.shutdown(std::net::Shutdown::Both);
-        }
     }
 }
 
