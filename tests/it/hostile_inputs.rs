@@ -151,6 +151,19 @@ fn an_add_file_renamed_over_during_the_pack_is_refused() {
     );
 }
 
+/// Packs the static C program with `--add DATA:/data` into `oci:OUT`.
+fn pack_adding(data: &Path, out: &Path) -> std::process::Output {
+    scratchpack()
+        .arg("pack")
+        .arg(static_c_hello())
+        .arg("--add")
+        .arg(format!("{}:/data", data.display()))
+        .arg("--output")
+        .arg(format!("oci:{}", out.display()))
+        .output()
+        .unwrap()
+}
+
 /// `a\xff` and `a\xfe` would both become `a\u{FFFD}` as UTF-8, and one be dropped: a name that is
 /// not UTF-8 is refused, shown escaped, and nothing is written.
 #[test]
@@ -161,15 +174,7 @@ fn add_folder_names_that_are_not_utf8_are_refused() {
     std::fs::write(data.join(OsStr::from_bytes(b"a\xff")), "one").unwrap();
     std::fs::write(data.join(OsStr::from_bytes(b"a\xfe")), "two").unwrap();
     let before = tree_listing(work.path());
-    let output = scratchpack()
-        .arg("pack")
-        .arg(static_c_hello())
-        .arg("--add")
-        .arg(format!("{}:/data", data.display()))
-        .arg("--output")
-        .arg(format!("oci:{}", work.path().join("out").display()))
-        .output()
-        .unwrap();
+    let output = pack_adding(&data, &work.path().join("out"));
     assert_eq!(output.status.code(), Some(1), "stderr: {}", stderr(&output));
     assert_eq!(stdout(&output), "");
     assert_eq!(
@@ -192,15 +197,7 @@ fn add_folder_symlink_targets_that_are_not_utf8_are_refused() {
     std::fs::write(data.join(OsStr::from_bytes(b"conf\xff")), "x").unwrap();
     std::os::unix::fs::symlink(OsStr::from_bytes(b"conf\xff"), data.join("link")).unwrap();
     std::fs::remove_file(data.join(OsStr::from_bytes(b"conf\xff"))).unwrap();
-    let output = scratchpack()
-        .arg("pack")
-        .arg(static_c_hello())
-        .arg("--add")
-        .arg(format!("{}:/data", data.display()))
-        .arg("--output")
-        .arg(format!("oci:{}", work.path().join("out").display()))
-        .output()
-        .unwrap();
+    let output = pack_adding(&data, &work.path().join("out"));
     assert_eq!(output.status.code(), Some(1), "stderr: {}", stderr(&output));
     assert_eq!(
         stderr(&output),
