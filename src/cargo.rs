@@ -94,6 +94,15 @@ pub(crate) struct MetadataConfig {
     pub(crate) library_path: Option<Vec<String>>,
     pub(crate) sbom: Option<String>,
     pub(crate) sbom_dir: Option<String>,
+    pub(crate) max_size: Option<MetadataSize>,
+}
+
+/// `max-size`: a size as `--max-size` takes it (`"10MB"`), or a number of bytes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum MetadataSize {
+    Bytes(u64),
+    Text(String),
 }
 
 impl MetadataConfig {
@@ -126,7 +135,8 @@ impl MetadataConfig {
             sysroot,
             library_path,
             sbom,
-            sbom_dir
+            sbom_dir,
+            max_size
         )
     }
 }
@@ -333,6 +343,15 @@ fn merge(cli: &ImageArgs, config: &MetadataConfig, base_dir: &Path) -> Result<Im
     }
     if merged.sbom_dir.is_none() {
         merged.sbom_dir = config.sbom_dir.as_deref().map(|p| PathBuf::from(relative(p)));
+    }
+    if merged.max_size.is_none() {
+        merged.max_size = match &config.max_size {
+            None => None,
+            Some(MetadataSize::Bytes(bytes)) => Some(bytes.to_string()),
+            Some(MetadataSize::Text(text)) => Some(text.clone()),
+        }
+        .map(|text| text.parse().map_err(|e| anyhow!("[package.metadata.scratchpack] max-size: {e}")))
+        .transpose()?;
     }
     Ok(merged)
 }
@@ -598,5 +617,19 @@ mod tests {
         assert_eq!(merged.env, ["A=2", "RUST_LOG=info"]);
         assert_eq!(merged.compression, Some(crate::image::Compression::Zstd));
         assert_eq!(merged.tags, ["{version}"]);
+    }
+
+    #[test]
+    fn max_size_comes_from_metadata_as_text_or_bytes_and_the_flag_wins() {
+        let parse = |value: serde_json::Value| parse_config(Some(&serde_json::json!({"scratchpack": {"max-size": value}})), "Cargo.toml");
+        let merged =
+            |config: &MetadataConfig, cli: &ImageArgs| merge(cli, config, Path::new("/pkg")).map(|args| args.max_size.map(|s| s.bytes));
+        let none = ImageArgs::default();
+        assert_eq!(merged(&parse(serde_json::json!("10MB")).unwrap(), &none).unwrap(), Some(10_000_000));
+        assert_eq!(merged(&parse(serde_json::json!(1048576)).unwrap(), &none).unwrap(), Some(1_048_576));
+        let flag = ImageArgs { max_size: Some("2MiB".parse().unwrap()), ..Default::default() };
+        assert_eq!(merged(&parse(serde_json::json!("10MB")).unwrap(), &flag).unwrap(), Some(2 << 20));
+        let err = merged(&parse(serde_json::json!("10XB")).unwrap(), &none).unwrap_err().to_string();
+        assert_eq!(err, "[package.metadata.scratchpack] max-size: \"10XB\" is not a size such as 10MB, 10MiB, 500kB or 1048576 (bytes)");
     }
 }

@@ -10,6 +10,7 @@ use crate::dest::DestError;
 use crate::elf::ElfError;
 use crate::layout::LayoutError;
 use crate::needs::NeedsError;
+use crate::pack::SizeError;
 use crate::registry::reference::ReferenceError;
 use crate::registry::RegistryError;
 use crate::rootfs::add::AddError;
@@ -58,6 +59,7 @@ fn hint(error: &anyhow::Error) -> Option<String> {
             OptionError,
             SbomError,
             NeedsError,
+            SizeError,
             RegistryError,
             ReferenceError
         )

@@ -23,6 +23,7 @@ pub use run::run;
 
 use crate::image::Compression;
 use crate::needs::Tzdata;
+use crate::pack::ByteSize;
 use crate::registry::auth::Secret;
 use crate::rootfs::add::AddSpec;
 use crate::rootfs::base::CaBundle;
@@ -231,6 +232,10 @@ pub(crate) struct ImageArgs {
     /// Also write each SBOM into this folder.
     #[arg(long, value_name = "DIR")]
     pub(crate) sbom_dir: Option<PathBuf>,
+    /// Fail, writing nothing, when an image is larger than this, compressed (each platform's image
+    /// on its own): 10MB, 10MiB, 500kB, or bytes. Without it, an image over 10 MB gets a warning.
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) max_size: Option<ByteSize>,
     /// Print a JSON summary on stdout instead of one line per destination.
     #[arg(long)]
     pub(crate) json: bool,

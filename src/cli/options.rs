@@ -161,6 +161,7 @@ impl TryFrom<&ImageArgs> for PackOptions {
             registry: registry_context(&args.registry, &Printer::new(false, 0)),
             needs: needs_options(args),
             sbom: SbomOptions { format: args.sbom.unwrap_or(SbomFormat::None), dir: args.sbom_dir.clone(), ..Default::default() },
+            max_size: args.max_size.clone(),
         })
     }
 }

@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{bail, Context, Result};
 
+use super::budget::largest_files;
 use super::plan::BinaryPlan;
 use super::PackOptions;
 use crate::image::cache::{LayerCache, Origin};
@@ -58,6 +59,8 @@ pub(crate) struct SharedLayers {
     /// One layer per distinct zoneinfo folder.
     pub(crate) zoneinfo: Vec<(PathBuf, Layer)>,
     pub(crate) extra: Option<Layer>,
+    /// The files of the `--add` layer.
+    extra_tree: FileTree,
     /// Per plan, in the plans' order: the layer of its libraries.
     pub(crate) libraries: Vec<Option<Layer>>,
 }
@@ -96,7 +99,7 @@ impl SharedLayers {
             };
             libraries.push(layer);
         }
-        Ok(SharedLayers { base_plan, base, zoneinfo, extra, libraries })
+        Ok(SharedLayers { base_plan, base, zoneinfo, extra, extra_tree, libraries })
     }
 
     /// The blobs of these layers, each once: what a destination may put in place early.
@@ -126,6 +129,24 @@ impl SharedLayers {
         }
         layers.push((app_layer, format!("scratchpack: /{}", plan.target)));
         layers
+    }
+
+    /// What each layer of [`SharedLayers::of_image`] holds, in the same order: its name for the
+    /// size budget's messages, and its files with their sizes, largest first (none listed for the
+    /// zoneinfo layer, which may come from the cache without its folder being walked).
+    pub(crate) fn contents_of_image(&self, index: usize, plan: &BinaryPlan) -> Vec<(&'static str, Vec<(String, u64)>)> {
+        let mut contents = vec![("base layer", largest_files(&self.base_plan.tree))];
+        if plan.zoneinfo.as_ref().is_some_and(|dir| self.zoneinfo.iter().any(|(done, _)| done == dir)) {
+            contents.push(("zoneinfo layer", Vec::new()));
+        }
+        if let (Some(_), Some(tree)) = (&self.libraries[index], &plan.libraries) {
+            contents.push(("libraries layer", largest_files(tree)));
+        }
+        if self.extra.is_some() {
+            contents.push(("--add layer", largest_files(&self.extra_tree)));
+        }
+        contents.push(("program layer", vec![(format!("/{}", plan.target), plan.info.size)]));
+        contents
     }
 }
 

@@ -7,6 +7,7 @@
 //! the shared layers as soon as they are done (an `oci:` layout places them then).
 
 mod attach;
+mod budget;
 mod layers;
 mod options;
 mod plan;
@@ -17,6 +18,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
+pub(crate) use budget::{ByteSize, SizeError};
 pub(crate) use options::{PackOptions, SbomOptions};
 
 use crate::dest::{self, Destination, Published};
@@ -25,6 +27,7 @@ use crate::image::config::{self, LayerHistory};
 use crate::image::referrers::Attachment;
 use crate::image::{Image, ImageOrIndex, Layer, Staging};
 use crate::printer::Printer;
+use budget::{ImageCost, LayerCost};
 use layers::{SharedLayers, Step};
 use plan::BinaryPlan;
 
@@ -79,8 +82,18 @@ fn build(options: &PackOptions, printer: &Printer, outputs: &mut Outputs) -> Res
         annotations.entry(CA_BUNDLE_ANNOTATION.to_string()).or_insert_with(|| version.clone());
     }
     let mut images = Vec::new();
+    let mut costs = Vec::new();
     for (index, (plan, app_layer)) in plans.iter().zip(app_layers).enumerate() {
-        images.push(assemble(options, plan, shared.of_image(index, plan, app_layer), &annotations, &created)?);
+        let image = assemble(options, plan, shared.of_image(index, plan, app_layer), &annotations, &created)?;
+        let layers = image.layers.iter().zip(shared.contents_of_image(index, plan));
+        let layers = layers.map(|(layer, (what, files))| LayerCost { what: what.to_string(), compressed: layer.blob.size, files });
+        costs.push(ImageCost::of(&image, layers.collect(), plans.len() > 1));
+        images.push(image);
+    }
+    // Before anything is published or written beside the image (--sbom-dir): a failure here
+    // takes back what the destinations were offered early.
+    for warning in budget::check(&costs, options.max_size.as_ref())? {
+        printer.warn(warning);
     }
     let attachments = attach::sboms(options, printer, &plans, &shared.base_plan, &images, &created)?;
     let image = match images.len() {

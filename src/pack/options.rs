@@ -33,6 +33,8 @@ pub(crate) struct PackOptions {
     pub(crate) registry: RegistryContext,
     pub(crate) needs: NeedsOptions,
     pub(crate) sbom: SbomOptions,
+    /// `--max-size`: the largest each platform's image may be, compressed.
+    pub(crate) max_size: Option<super::ByteSize>,
 }
 
 /// What the SBOM of each image is made from, besides the image itself.

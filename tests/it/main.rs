@@ -20,5 +20,6 @@ mod resolve;
 mod run;
 mod sbom;
 mod secrets;
+mod size_budget;
 mod support;
 mod util;
