@@ -152,3 +152,59 @@ fn an_image_over_10_mb_warns_without_max_size_and_a_small_one_does_not() {
     assert!(small.status.success(), "{}", stderr(&small));
     assert_eq!(stderr(&small), "");
 }
+
+/// Each platform's image of a multi-platform index must fit on its own: the layers they share
+/// count in each, and their sum does not matter.
+#[test]
+fn each_platform_image_must_fit_on_its_own() {
+    let work = temp_dir();
+    let blob = incompressible(work.path(), 6_000_000);
+    let add = format!("{}:/data/blob", blob.display());
+    let pack_both = |layout: &Path, limit: &str| {
+        scratchpack()
+            .arg("pack")
+            .arg(static_c_hello())
+            .arg(static_c_hello_arm64())
+            .args(["--add", &add, "--max-size", limit, "--output"])
+            .arg(format!("oci:{}", layout.display()))
+            .output()
+            .unwrap()
+    };
+    let both = work.path().join("both");
+    let output = pack_both(&both, "10MB");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stderr(&output), "");
+    let sizes = platform_sizes(&both);
+    assert_eq!(sizes.iter().map(|(platform, _)| platform.as_str()).collect::<Vec<_>>(), ["linux/amd64", "linux/arm64"]);
+    assert!(sizes.iter().map(|(_, size)| size).sum::<u64>() > 10_000_000, "{sizes:?}: together over the limit");
+
+    let refused = work.path().join("refused");
+    let output = pack_both(&refused, "6MB");
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.lines().next().unwrap_or_default(),
+        format!("error: the linux/amd64 image is {}, over --max-size 6MB", megabytes(sizes[0].1)),
+        "{stderr}"
+    );
+    assert!(!refused.exists());
+}
+
+/// Each platform of a layout's index, with what its image costs.
+fn platform_sizes(layout: &Path) -> Vec<(String, u64)> {
+    let read = |digest: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(layout.join("blobs").join(digest.replace(':', "/"))).unwrap()).unwrap()
+    };
+    let top: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let index = read(top["manifests"][0]["digest"].as_str().unwrap());
+    let entries = index["manifests"].as_array().unwrap();
+    entries
+        .iter()
+        .map(|entry| {
+            let manifest = read(entry["digest"].as_str().unwrap());
+            let layers: u64 = manifest["layers"].as_array().unwrap().iter().map(|layer| layer["size"].as_u64().unwrap()).sum();
+            let platform = format!("{}/{}", entry["platform"]["os"].as_str().unwrap(), entry["platform"]["architecture"].as_str().unwrap());
+            (platform, layers + manifest["config"]["size"].as_u64().unwrap())
+        })
+        .collect()
+}
