@@ -20,5 +20,6 @@ mod resolve;
 mod run;
 mod sbom;
 mod secrets;
+mod strip;
 mod support;
 mod util;
