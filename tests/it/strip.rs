@@ -332,3 +332,24 @@ fn a_program_the_elf_writer_cannot_rewrite_is_refused_and_nothing_is_written() {
     // Without --strip it packs as it is.
     pack(&[binary.to_str().unwrap(), "--output", &format!("oci:{}", layout.display())], |_| {});
 }
+
+#[test]
+fn the_strip_metadata_key_strips_what_cargo_scratchpack_builds() {
+    let work = temp_dir();
+    let ws = work.path().join("strip-metadata");
+    run_ok(Command::new("cp").arg("-r").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cargo-auditable")).arg(&ws));
+    let manifest = ws.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, format!("{text}\n[package.metadata.scratchpack]\nstrip = true\n")).unwrap();
+    let layout = ws.join("layout");
+    let output = cargo_scratchpack(
+        &ws,
+        &["--auditable", "--target", "x86_64-unknown-linux-musl", "--output", &format!("oci:{}", layout.display())],
+        &[("CARGO_PROFILE_RELEASE_DEBUG", "2".into()), ("CARGO_PROFILE_RELEASE_STRIP", "none".into())],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("debug info"), "{}", stderr(&output));
+    let built = Path::new(env!("CARGO_TARGET_TMPDIR")).join("strip-metadata-target/x86_64-unknown-linux-musl/release/audited");
+    assert_stripped(&built, &program_in_image(&layout, "audited", &work.path().join("unpacked")));
+    assert_eq!(run_image(&layout, "latest"), "audited 42\n");
+}
