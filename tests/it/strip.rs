@@ -16,11 +16,15 @@ use crate::util::*;
 fn rust_with_debug_info() -> PathBuf {
     static CELL: OnceLock<PathBuf> = OnceLock::new();
     CELL.get_or_init(|| {
+        // Built in a copy: cargo writes a Cargo.lock beside the manifest.
+        let copy = Path::new(env!("CARGO_TARGET_TMPDIR")).join("strip-debuginfo");
+        let _ = std::fs::remove_dir_all(&copy);
+        run_ok(Command::new("cp").arg("-r").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cargo-auditable")).arg(&copy));
         let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("strip-debuginfo-target");
         run_ok(
             Command::new("cargo")
                 .args(["auditable", "build", "--release", "--quiet", "--target", "x86_64-unknown-linux-musl"])
-                .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cargo-auditable"))
+                .current_dir(&copy)
                 .env_remove("CARGO")
                 .env("CARGO_TARGET_DIR", &target_dir)
                 .env("CARGO_PROFILE_RELEASE_DEBUG", "2")
