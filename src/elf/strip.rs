@@ -291,3 +291,51 @@ pub(crate) fn removable_size(path: &Path) -> Option<(u64, u64)> {
     };
     Some((removable, bytes.len() as u64))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This test program: an ELF with loaded segments, unlike any file the tests would build.
+    fn this_program() -> Vec<u8> {
+        std::fs::read(std::env::current_exe().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_check_after_writing_refuses_a_changed_loaded_byte() {
+        let original = this_program();
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("copy");
+        std::fs::write(&copy, &original).unwrap();
+        check_loaded_bytes(Path::new("prog"), &original, &copy).expect("an exact copy passes");
+
+        // A byte in the middle of the largest loaded range that nothing leaves unread.
+        let segments = segments(&original, true).unwrap();
+        let ranges = without(&segments.loaded, &segments.unread);
+        let (start, end) = ranges.iter().copied().max_by_key(|(start, end)| end - start).unwrap();
+        let changed_at = (start + end) / 2;
+        let mut changed = original.clone();
+        changed[changed_at as usize] ^= 0x40;
+        std::fs::write(&copy, &changed).unwrap();
+        let error = check_loaded_bytes(Path::new("prog"), &original, &copy).unwrap_err();
+        assert_eq!(error.to_string(), format!("prog: cannot strip: the rewritten loaded bytes differ at offset {changed_at}"));
+
+        // Where the section headers are may change; the rest of the file header may not.
+        let mut moved = original.clone();
+        moved[0x28] ^= 0x01;
+        std::fs::write(&copy, &moved).unwrap();
+        check_loaded_bytes(Path::new("prog"), &original, &copy).expect("e_shoff may change");
+        let mut entry = original.clone();
+        entry[0x18] ^= 0x01;
+        std::fs::write(&copy, &entry).unwrap();
+        let error = check_loaded_bytes(Path::new("prog"), &original, &copy).unwrap_err();
+        assert_eq!(error.to_string(), "prog: cannot strip: the rewritten file header differs");
+    }
+
+    #[test]
+    fn ranges_lose_what_the_holes_cover() {
+        assert_eq!(without(&[(0, 100)], &[(10, 20), (90, 200)]), vec![(0, 10), (20, 90)]);
+        assert_eq!(without(&[(0, 100), (200, 300)], &[(0, 64), (250, 260)]), vec![(64, 100), (200, 250), (260, 300)]);
+        assert_eq!(without(&[(0, 10)], &[(0, 10)]), vec![]);
+    }
+}
