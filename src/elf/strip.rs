@@ -94,6 +94,7 @@ pub(crate) fn strip(input: &Path, output: &Path) -> Result<u64, StripError> {
             }
         }
     }
+    keep_loaded_tables_as_they_are(&mut builder, &bytes);
     pad_to_segments_end(&mut builder);
     let written = File::create_new(output).map_err(|source| StripError::Write { path: output.to_path_buf(), source })?;
     let mut buffer = object::write::StreamingBuffer::new(BufWriter::with_capacity(1 << 20, written));
@@ -107,6 +108,36 @@ pub(crate) fn strip(input: &Path, output: &Path) -> Result<u64, StripError> {
     drop(written);
     check_loaded_bytes(input, &bytes, output)?;
     std::fs::metadata(output).map(|m| m.len()).map_err(write_error)
+}
+
+/// Makes the writer copy the loaded tables it would otherwise rebuild (`.dynsym`, `.dynstr`, the
+/// hash tables, symbol versions, `.dynamic`, dynamic relocations) byte for byte from `bytes`, as
+/// `strip` does: a rebuilt table may differ (another hash layout), and run time reads them.
+fn keep_loaded_tables_as_they_are<'data>(builder: &mut Builder<'data>, bytes: &'data [u8]) {
+    let mut rebuilt_any = false;
+    for section in builder.sections.iter_mut() {
+        let rebuilt = !matches!(section.data, SectionData::Data(_) | SectionData::Note(_) | SectionData::UninitializedData(_));
+        if !section.delete && section.is_alloc() && section.sh_type != SHT_NOBITS && rebuilt {
+            let start = section.sh_offset as usize;
+            if let Some(raw) = start.checked_add(section.sh_size as usize).and_then(|end| bytes.get(start..end)) {
+                section.data = SectionData::Data(raw.into());
+                rebuilt_any = true;
+            }
+        }
+    }
+    if rebuilt_any {
+        // Their contents are copied: the writer must not rebuild them from its own tables.
+        for symbol in builder.dynamic_symbols.iter_mut() {
+            symbol.delete = true;
+        }
+        for version in builder.versions.iter_mut() {
+            version.delete = true;
+        }
+        for file in builder.version_files.iter_mut() {
+            file.delete = true;
+        }
+        builder.version_base = None;
+    }
 }
 
 /// Makes the writer keep the loaded file range whole. The builder writes the loaded sections at

@@ -227,6 +227,21 @@ fn a_static_c_program_with_debug_info_stripped_runs() {
 }
 
 #[test]
+fn a_dynamic_c_program_with_debug_info_stripped_runs_with_its_dynamic_tables_as_they_were() {
+    static CELL: OnceLock<PathBuf> = OnceLock::new();
+    let binary = c_fixture(&CELL, "hello.c", "hello-c-dynamic-debug", &["-g"]);
+    let work = temp_dir();
+    let layout = work.path().join("layout");
+    pack(&[binary.to_str().unwrap(), "--strip", "--output", &format!("oci:{}", layout.display())], |_| {});
+    assert_eq!(run_image(&layout, "latest"), "hello from C, uid 65532\n");
+    let program = program_in_image(&layout, "hello-c-dynamic-debug", &work.path().join("unpacked"));
+    assert_stripped(&binary, &program);
+    // The loader reads these: they are copied, not rebuilt.
+    let dynamic = |file: &Path| stdout(&run_ok(Command::new("readelf").args(["--dyn-syms", "-d", "-V", "-W"]).arg(file)));
+    assert_eq!(dynamic(&program), dynamic(&binary));
+}
+
+#[test]
 fn a_go_program_stripped_runs_and_keeps_its_build_info() {
     let binary = go_hello();
     let work = temp_dir();
