@@ -263,6 +263,7 @@ fn check_loaded_bytes(input: &Path, original: &[u8], output: &Path) -> Result<()
             let n = (end - at).min(window.len() as u64) as usize;
             file.read_exact(&mut window[..n]).map_err(read_error)?;
             let first_difference = match original.get(at as usize..at as usize + n) {
+                Some(before) if before == &window[..n] => None,
                 Some(before) => before.iter().zip(&window[..n]).position(|(a, b)| a != b),
                 None => Some(0),
             };
