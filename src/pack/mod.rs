@@ -124,6 +124,9 @@ fn programs(options: &PackOptions, staging: &Staging, step: Step) -> Result<Vec<
 /// the sizes measured: the stripped program's layer is written (to `staging`, then dropped) to know
 /// what the image would weigh. Best effort: what cannot be measured is not said.
 fn strip_hint(options: &PackOptions, file: &Path, target: &str, image: &Image, staging: &Staging, printer: &Printer) {
+    if printer.is_quiet() {
+        return; // nothing would be said: nothing to measure
+    }
     let Some((removable, size)) = elf::strip::removable_size(file) else { return };
     if removable * 2 <= size {
         return;
