@@ -90,6 +90,7 @@ pub(crate) struct MetadataConfig {
     pub(crate) tzdata: Option<String>,
     pub(crate) static_only: Option<bool>,
     pub(crate) allow_missing: Option<bool>,
+    pub(crate) strip: Option<bool>,
     pub(crate) sysroot: Option<String>,
     pub(crate) library_path: Option<Vec<String>>,
     pub(crate) sbom: Option<String>,
@@ -132,6 +133,7 @@ impl MetadataConfig {
             tzdata,
             static_only,
             allow_missing,
+            strip,
             sysroot,
             library_path,
             sbom,
@@ -326,6 +328,7 @@ fn merge(cli: &ImageArgs, config: &MetadataConfig, base_dir: &Path) -> Result<Im
     }
     merged.static_only |= config.static_only.unwrap_or(false);
     merged.allow_missing |= config.allow_missing.unwrap_or(false);
+    merged.strip |= config.strip.unwrap_or(false);
     if merged.resolve.sysroot.is_none() {
         merged.resolve.sysroot = config.sysroot.as_deref().map(|p| PathBuf::from(relative(p)));
     }

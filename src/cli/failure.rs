@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use super::OptionError;
 use crate::atomic::FileError;
 use crate::dest::DestError;
+use crate::elf::strip::StripError;
 use crate::elf::ElfError;
 use crate::layout::LayoutError;
 use crate::needs::NeedsError;
@@ -52,6 +53,7 @@ fn hint(error: &anyhow::Error) -> Option<String> {
             cause,
             FileError,
             ElfError,
+            StripError,
             AddError,
             BaseError,
             DestError,

@@ -225,6 +225,11 @@ pub(crate) struct ImageArgs {
     /// always, or never [default: auto].
     #[arg(long, value_parser = choice::<Tzdata>(Tzdata::NAMES))]
     pub(crate) tzdata: Option<Tzdata>,
+    /// Remove debug sections and the static symbol table from each program before it is packed.
+    /// What runs and what scanners read stays: every loaded section, notes (build-id), .dep-v0
+    /// (cargo-auditable) and .go.buildinfo.
+    #[arg(long)]
+    pub(crate) strip: bool,
     /// SBOM of each image, from cargo-auditable data and the image's files: attached as an OCI
     /// referrer on push, kept beside the image in OCI layouts [default: none; spdx for cargo scratchpack].
     #[arg(long, value_parser = choice::<SbomFormat>(SbomFormat::NAMES))]

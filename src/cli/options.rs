@@ -157,6 +157,7 @@ impl TryFrom<&ImageArgs> for PackOptions {
             add: args.add.clone(),
             base: BaseOptions { ca_bundle: Some(ca_bundle), extra_ca: args.extra_ca.clone() },
             compression: args.compression.unwrap_or_default(),
+            strip: args.strip,
             source_date_epoch: 0,
             registry: registry_context(&args.registry, &Printer::new(false, 0)),
             needs: needs_options(args),

@@ -10,6 +10,7 @@ pub mod clues;
 mod platform;
 pub mod resolve;
 pub(crate) mod root;
+pub mod strip;
 pub(crate) mod versions;
 
 use std::fs::File;

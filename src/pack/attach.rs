@@ -2,7 +2,7 @@
 //! cargo-auditable data and the files the image holds, attached to its manifest as an OCI referrer
 //! (and written to `--sbom-dir`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
@@ -20,6 +20,7 @@ pub(crate) fn sboms(
     options: &PackOptions,
     printer: &Printer,
     plans: &[BinaryPlan],
+    programs: &[PathBuf],
     base_plan: &Base,
     images: &[Image],
     created: &str,
@@ -30,8 +31,8 @@ pub(crate) fn sboms(
     let dpkg = DpkgDb::load(&options.needs.resolve_options().root);
     let common = ca_bundle_file(base_plan);
     let mut attachments = Vec::new();
-    for (plan, image) in plans.iter().zip(images) {
-        if let Some(attachment) = sbom_of(options, printer, plan, image, &dpkg, &common, created)? {
+    for ((plan, program), image) in plans.iter().zip(programs).zip(images) {
+        if let Some(attachment) = sbom_of(options, printer, (plan, program), image, &dpkg, &common, created)? {
             attachments.push(attachment);
         }
     }
@@ -72,10 +73,12 @@ fn library_files(plan: &BinaryPlan, dpkg: &DpkgDb) -> Result<Vec<SbomFile>> {
     Ok(files)
 }
 
+/// The SBOM of `image`, made for `plan` from `program`: the file packed (the binary, or its
+/// stripped copy).
 fn sbom_of(
     options: &PackOptions,
     printer: &Printer,
-    plan: &BinaryPlan,
+    (plan, program): (&BinaryPlan, &Path),
     image: &Image,
     dpkg: &DpkgDb,
     common: &[SbomFile],
@@ -84,12 +87,13 @@ fn sbom_of(
     let info = &plan.info;
     let mut files = common.to_vec();
     files.extend(library_files(plan, dpkg)?);
-    let crates = sbom::read_auditable(&info.file)?;
+    // A stripped copy keeps `.dep-v0`.
+    let crates = sbom::read_auditable(program)?;
     if crates.is_none() {
         printer.info(format_args!("note: {} has no cargo-auditable data: its SBOM lists the image's files only", info.file.display()));
         printer.info(format_args!("hint: {}", sbom::NO_AUDIT_DATA_HINT));
     }
-    let (binary_sha256, binary_sha1, _) = hash_file(&info.file)?;
+    let (binary_sha256, binary_sha1, _) = hash_file(program)?;
     let name = info.file_name();
     let input = SbomInput {
         name: &name,

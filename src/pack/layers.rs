@@ -21,35 +21,49 @@ use crate::rootfs::{Content, FileTree};
 /// Says how far the pack is, at `-vv`.
 pub(crate) type Step<'a> = &'a (dyn Fn(&str) + Sync);
 
-/// Each binary's own layer, in order: the file as it is, at `/target`, with `SOURCE_DATE_EPOCH` as
-/// its time. Stops at once when `cancel` is set (the planning failed meanwhile).
+/// Each binary's own layer, in order: the file as it is (`programs`: the binary itself, or its
+/// stripped copy), at `/target`, with `SOURCE_DATE_EPOCH` as its time. Stops at once when `cancel`
+/// is set (the planning failed meanwhile).
 pub(crate) fn write_app_layers(
     options: &PackOptions,
+    programs: &[PathBuf],
     targets: &[String],
     staging: &Staging,
     cancel: &AtomicBool,
     step: Step,
 ) -> Result<Vec<Layer>> {
     let mut app_layers = Vec::new();
-    for (file, target) in options.binaries.iter().zip(targets) {
-        // The real file, with its stamp: the layer opens it without following links and checks that
-        // it is still this file (the program named may be a link, as `target/release/app` can be).
-        let real = std::fs::canonicalize(file).with_context(|| format!("{}: cannot read", file.display()))?;
-        let metadata = std::fs::symlink_metadata(&real).with_context(|| format!("{}: cannot read", file.display()))?;
-        if !metadata.is_file() {
-            // Inspection says what it is; never open a FIFO or a device here.
-            bail!("{}: not a regular file", file.display());
-        }
-        let mut app_tree = FileTree::new();
-        app_tree
-            .add_file(target, Content::host_file(real, &metadata), 0o755, 0, 0)
-            .with_context(|| format!("placing {} at /{target}", file.display()))?;
-        let app_layer = layer::write_layer_until(&app_tree, options.compression, options.source_date_epoch, &staging.next_file(), cancel)
-            .with_context(|| format!("writing the layer of {}", file.display()))?;
+    for ((file, program), target) in options.binaries.iter().zip(programs).zip(targets) {
+        app_layers.push(app_layer(options, file, program, target, &staging.next_file(), cancel)?);
         step(&format!("layer of {} written", file.display()));
-        app_layers.push(app_layer);
     }
     Ok(app_layers)
+}
+
+/// The layer of one binary `file`: `program` (the binary itself, or its stripped copy) at
+/// `/target`, written to `staging_file`.
+pub(crate) fn app_layer(
+    options: &PackOptions,
+    file: &Path,
+    program: &Path,
+    target: &str,
+    staging_file: &Path,
+    cancel: &AtomicBool,
+) -> Result<Layer> {
+    // The real file, with its stamp: the layer opens it without following links and checks that it
+    // is still this file (the program named may be a link, as `target/release/app` can be).
+    let real = std::fs::canonicalize(program).with_context(|| format!("{}: cannot read", file.display()))?;
+    let metadata = std::fs::symlink_metadata(&real).with_context(|| format!("{}: cannot read", file.display()))?;
+    if !metadata.is_file() {
+        // Inspection says what it is; never open a FIFO or a device here.
+        bail!("{}: not a regular file", file.display());
+    }
+    let mut app_tree = FileTree::new();
+    app_tree
+        .add_file(target, Content::host_file(real, &metadata), 0o755, 0, 0)
+        .with_context(|| format!("placing {} at /{target}", file.display()))?;
+    layer::write_layer_until(&app_tree, options.compression, options.source_date_epoch, staging_file, cancel)
+        .with_context(|| format!("writing the layer of {}", file.display()))
 }
 
 /// The layers every image of the pack may share, and the base files they were made from.

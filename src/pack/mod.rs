@@ -4,7 +4,8 @@
 //!
 //! The program's own layer, the most work, is compressed on a thread of its own from the start,
 //! while the binaries are inspected and the shared layers written; the destinations are offered
-//! the shared layers as soon as they are done (an `oci:` layout places them then).
+//! the shared layers as soon as they are done (an `oci:` layout places them then). With `--strip`,
+//! each program is stripped into the staging folder first, and that file is what is packed.
 
 mod attach;
 mod budget;
@@ -13,6 +14,7 @@ mod options;
 mod plan;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -63,11 +65,12 @@ fn build(options: &PackOptions, printer: &Printer, outputs: &mut Outputs) -> Res
     let step = |what: &str| printer.debug(format_args!("{what} after {:.1} ms", started.elapsed().as_secs_f64() * 1000.0));
     let targets = options.binaries.iter().map(|file| plan::binary_path(options.path.as_deref(), file)).collect::<Result<Vec<_>>>()?;
     let staging = Staging::near(options.local_output_folder().as_deref()).context("cannot create a staging folder for layers")?;
+    let programs = programs(options, &staging, &step)?;
     let cancel = AtomicBool::new(false);
     let (app_layers, (plans, shared)) = std::thread::scope(|scope| {
-        // The binaries' layers hold the files as they are: they start at once. If planning fails
-        // meanwhile (not an ELF, a missing library), they stop.
-        let apps = scope.spawn(|| layers::write_app_layers(options, &targets, &staging, &cancel, &step));
+        // The binaries' layers hold the files as they are (or stripped): they start at once. If
+        // planning fails meanwhile (not an ELF, a missing library), they stop.
+        let apps = scope.spawn(|| layers::write_app_layers(options, &programs, &targets, &staging, &cancel, &step));
         let planned = plan_and_prepare(options, printer, &targets, &staging, outputs, &step);
         if planned.is_err() {
             cancel.store(true, Ordering::Relaxed);
@@ -95,7 +98,12 @@ fn build(options: &PackOptions, printer: &Printer, outputs: &mut Outputs) -> Res
     for warning in budget::check(&costs, options.max_size.as_ref())? {
         printer.warn(warning);
     }
-    let attachments = attach::sboms(options, printer, &plans, &shared.base_plan, &images, &created)?;
+    if !options.strip {
+        for ((file, target), image) in options.binaries.iter().zip(&targets).zip(&images) {
+            strip_hint(options, file, target, image, &staging, printer);
+        }
+    }
+    let attachments = attach::sboms(options, printer, &plans, &programs, &shared.base_plan, &images, &created)?;
     let image = match images.len() {
         1 => ImageOrIndex::Image(images.pop().expect("one image")),
         _ => {
@@ -105,6 +113,59 @@ fn build(options: &PackOptions, printer: &Printer, outputs: &mut Outputs) -> Res
     };
     step("image documents made");
     Ok(Packed { image, attachments, _staging: staging })
+}
+
+/// The files packed as the programs, in the binaries' order: each binary itself, or with `--strip`
+/// its stripped copy in `staging`, which the layer, the SBOM and the config then describe.
+fn programs(options: &PackOptions, staging: &Staging, step: Step) -> Result<Vec<PathBuf>> {
+    if !options.strip {
+        return Ok(options.binaries.clone());
+    }
+    let mut programs = Vec::new();
+    for file in &options.binaries {
+        // What is not a program is said as it is without --strip.
+        elf::inspect(file)?;
+        let stripped = staging.next_file();
+        let size = elf::strip::strip(file, &stripped)?;
+        step(&format!("{} stripped: {size} bytes", file.display()));
+        programs.push(stripped);
+    }
+    Ok(programs)
+}
+
+/// Without `--strip`: one warning line when more than half of `file` is debug information, with
+/// the sizes measured: the stripped program's layer is written (to `staging`, then dropped) to know
+/// what the image would weigh. Best effort: what cannot be measured is not said.
+fn strip_hint(options: &PackOptions, file: &Path, target: &str, image: &Image, staging: &Staging, printer: &Printer) {
+    if printer.is_quiet() {
+        return; // nothing would be said: nothing to measure
+    }
+    let Some((removable, size)) = elf::strip::removable_size(file) else { return };
+    if removable * 2 <= size {
+        return;
+    }
+    let name = elf::file_name(file);
+    let mb = |bytes: u64| bytes as f64 / 1_000_000.0;
+    let removed = format!("{name}: debug info is {:.1} of {:.1} MB", mb(removable), mb(size));
+    let total = image.layers.iter().map(|layer| layer.blob.size).sum::<u64>() + image.config.size + image.manifest.size;
+    let stripped = staging.next_file();
+    let stripped_layer = staging.next_file();
+    let measured = elf::strip::strip(file, &stripped)
+        .ok()
+        .and_then(|_| layers::app_layer(options, file, &stripped, target, &stripped_layer, &AtomicBool::new(false)).ok());
+    let _ = std::fs::remove_file(&stripped);
+    let _ = std::fs::remove_file(&stripped_layer);
+    match (measured, image.layers.last()) {
+        (Some(layer), Some(app_layer)) => {
+            let estimate = total - app_layer.blob.size + layer.blob.size;
+            printer.warn(format_args!(
+                "{removed}; --strip would make the image about {:.1} MB instead of {:.1} MB",
+                mb(estimate),
+                mb(total)
+            ));
+        }
+        _ => printer.warn(format_args!("{removed}; --strip would remove it")),
+    }
 }
 
 /// Inspects and plans every binary, writes the shared layers and offers them to `outputs`.

@@ -28,6 +28,8 @@ pub(crate) struct PackOptions {
     pub(crate) add: Vec<AddSpec>,
     pub(crate) base: BaseOptions,
     pub(crate) compression: Compression,
+    /// `--strip`: pack each program without its debug sections and static symbol table.
+    pub(crate) strip: bool,
     /// The time of the program's layer and the config's `created`.
     pub(crate) source_date_epoch: u64,
     pub(crate) registry: RegistryContext,

@@ -21,5 +21,6 @@ mod run;
 mod sbom;
 mod secrets;
 mod size_budget;
+mod strip;
 mod support;
 mod util;
