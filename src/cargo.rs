@@ -88,6 +88,7 @@ pub(crate) struct MetadataConfig {
     pub(crate) extra_ca: Option<Vec<String>>,
     pub(crate) compression: Option<String>,
     pub(crate) tzdata: Option<String>,
+    pub(crate) tzdata_source: Option<String>,
     pub(crate) static_only: Option<bool>,
     pub(crate) allow_missing: Option<bool>,
     pub(crate) sysroot: Option<String>,
@@ -121,6 +122,7 @@ impl MetadataConfig {
             extra_ca,
             compression,
             tzdata,
+            tzdata_source,
             static_only,
             allow_missing,
             sysroot,
@@ -313,6 +315,12 @@ fn merge(cli: &ImageArgs, config: &MetadataConfig, base_dir: &Path) -> Result<Im
                 Some(text.parse().map_err(|_| anyhow!("[package.metadata.scratchpack] tzdata {text:?}: expected auto, yes or no"))?)
             }
         };
+    }
+    if merged.tzdata_source.is_none() {
+        merged.tzdata_source = config.tzdata_source.as_deref().map(|v| match v {
+            "builtin" | "host" => v.parse().expect("infallible"),
+            path => relative(path).parse().expect("infallible"),
+        });
     }
     merged.static_only |= config.static_only.unwrap_or(false);
     merged.allow_missing |= config.allow_missing.unwrap_or(false);

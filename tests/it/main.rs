@@ -21,4 +21,5 @@ mod run;
 mod sbom;
 mod secrets;
 mod support;
+mod tzdata;
 mod util;
