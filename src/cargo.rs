@@ -607,4 +607,18 @@ mod tests {
         assert_eq!(merged.compression, Some(crate::image::Compression::Zstd));
         assert_eq!(merged.tags, ["{version}"]);
     }
+
+    #[test]
+    fn tzdata_source_names_a_source_or_a_folder_of_the_package() {
+        use crate::needs::TzdataSource;
+        let source = |value: &str, flag: Option<TzdataSource>| {
+            let config = MetadataConfig { tzdata_source: Some(value.into()), ..Default::default() };
+            merge(&ImageArgs { tzdata_source: flag, ..Default::default() }, &config, Path::new("/pkg")).unwrap().tzdata_source
+        };
+        assert_eq!(source("builtin", None), Some(TzdataSource::Builtin));
+        assert_eq!(source("host", None), Some(TzdataSource::Host));
+        assert_eq!(source("zones", None), Some(TzdataSource::Dir("/pkg/zones".into())));
+        assert_eq!(source("/srv/zones", None), Some(TzdataSource::Dir("/srv/zones".into())));
+        assert_eq!(source("zones", Some(TzdataSource::Host)), Some(TzdataSource::Host), "the flag wins");
+    }
 }
