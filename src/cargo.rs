@@ -88,6 +88,7 @@ pub(crate) struct MetadataConfig {
     pub(crate) extra_ca: Option<Vec<String>>,
     pub(crate) compression: Option<String>,
     pub(crate) tzdata: Option<String>,
+    pub(crate) tzdata_source: Option<String>,
     pub(crate) static_only: Option<bool>,
     pub(crate) allow_missing: Option<bool>,
     pub(crate) strip: Option<bool>,
@@ -131,6 +132,7 @@ impl MetadataConfig {
             extra_ca,
             compression,
             tzdata,
+            tzdata_source,
             static_only,
             allow_missing,
             strip,
@@ -325,6 +327,12 @@ fn merge(cli: &ImageArgs, config: &MetadataConfig, base_dir: &Path) -> Result<Im
                 Some(text.parse().map_err(|_| anyhow!("[package.metadata.scratchpack] tzdata {text:?}: expected auto, yes or no"))?)
             }
         };
+    }
+    if merged.tzdata_source.is_none() {
+        merged.tzdata_source = config.tzdata_source.as_deref().map(|v| match v {
+            "builtin" | "host" => v.parse().expect("infallible"),
+            path => relative(path).parse().expect("infallible"),
+        });
     }
     merged.static_only |= config.static_only.unwrap_or(false);
     merged.allow_missing |= config.allow_missing.unwrap_or(false);
@@ -634,5 +642,19 @@ mod tests {
         assert_eq!(merged(&parse(serde_json::json!("10MB")).unwrap(), &flag).unwrap(), Some(2 << 20));
         let err = merged(&parse(serde_json::json!("10XB")).unwrap(), &none).unwrap_err().to_string();
         assert_eq!(err, "[package.metadata.scratchpack] max-size: \"10XB\" is not a size such as 10MB, 10MiB, 500kB or 1048576 (bytes)");
+    }
+
+    #[test]
+    fn tzdata_source_names_a_source_or_a_folder_of_the_package() {
+        use crate::needs::TzdataSource;
+        let source = |value: &str, flag: Option<TzdataSource>| {
+            let config = MetadataConfig { tzdata_source: Some(value.into()), ..Default::default() };
+            merge(&ImageArgs { tzdata_source: flag, ..Default::default() }, &config, Path::new("/pkg")).unwrap().tzdata_source
+        };
+        assert_eq!(source("builtin", None), Some(TzdataSource::Builtin));
+        assert_eq!(source("host", None), Some(TzdataSource::Host));
+        assert_eq!(source("zones", None), Some(TzdataSource::Dir("/pkg/zones".into())));
+        assert_eq!(source("/srv/zones", None), Some(TzdataSource::Dir("/srv/zones".into())));
+        assert_eq!(source("zones", Some(TzdataSource::Host)), Some(TzdataSource::Host), "the flag wins");
     }
 }

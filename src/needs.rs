@@ -1,10 +1,11 @@
 //! What a program needs at run time, decided from its ELF: for a dynamic program, the loader and
 //! libraries (resolved as ld.so resolves them) and a check that the bundled libc provides the
 //! GLIBC_x.y versions it requires; for every program, the clues (NSS, time zones, TLS) and so
-//! whether zoneinfo goes in. Fails before anything is written when something is missing.
+//! whether zoneinfo goes in, and from where. Fails before anything is written when something is
+//! missing: a library, or the time zones of a program that reads them.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::elf::clues::{self, Clue, ClueKind};
 use crate::elf::resolve::{self, Resolution, ResolveOptions};
@@ -23,6 +24,48 @@ pub enum Tzdata {
 
 spelled_enum!(Tzdata { Auto => "auto", Yes => "yes", No => "no" });
 
+/// `--tzdata-source`: where the zones come from when they go in.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TzdataSource {
+    /// The IANA database scratchpack carries (`tzdata/`): the same layer on every machine.
+    #[default]
+    Builtin,
+    /// `/usr/share/zoneinfo` of this machine, or of the `--sysroot`.
+    Host,
+    /// A zoneinfo folder of this machine.
+    Dir(PathBuf),
+}
+
+impl std::str::FromStr for TzdataSource {
+    type Err = std::convert::Infallible;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(match value {
+            "builtin" => TzdataSource::Builtin,
+            "host" => TzdataSource::Host,
+            path => TzdataSource::Dir(PathBuf::from(path)),
+        })
+    }
+}
+
+impl std::fmt::Display for TzdataSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TzdataSource::Builtin => f.write_str("builtin"),
+            TzdataSource::Host => f.write_str("host"),
+            TzdataSource::Dir(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// The zoneinfo that goes into an image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Zoneinfo {
+    /// The built-in zones.
+    Builtin,
+    /// A folder of this machine (under the sysroot, if any), copied whole.
+    Folder(PathBuf),
+}
+
 pub const ZONEINFO: &str = "/usr/share/zoneinfo";
 
 /// Everything decided about one program.
@@ -31,8 +74,8 @@ pub struct Needs {
     pub resolution: Option<Resolution>,
     /// What the program and its libraries will look for (NSS, time zones, TLS); `inspect`'s hints.
     pub(crate) clues: Vec<Clue>,
-    /// The zoneinfo folder to bundle, on this machine (under the sysroot, if any).
-    pub(crate) zoneinfo: Option<PathBuf>,
+    /// The zoneinfo to bundle, if any.
+    pub(crate) zoneinfo: Option<Zoneinfo>,
 }
 
 /// `--sysroot`, `--library-path`, `--allow-missing`, `--static-only`.
@@ -43,6 +86,7 @@ pub struct NeedsOptions {
     pub allow_missing: bool,
     pub static_only: bool,
     pub tzdata: Tzdata,
+    pub tzdata_source: TzdataSource,
 }
 
 impl NeedsOptions {
@@ -61,8 +105,8 @@ pub enum NeedsError {
     GlibcTooOld { file: PathBuf, needed: Vec<String>, libc: PathBuf, newest: String },
     #[error(transparent)]
     Resolve(#[from] resolve::ResolveError),
-    #[error("--tzdata yes: there is no {} to bundle", path.display())]
-    NoZoneinfo { path: PathBuf },
+    #[error("{}: needs time zones ({}), but --tzdata-source {chosen} has none: {} {}", file.display(), evidence.join(", "), path.display(), if *missing { "does not exist" } else { "holds no zone files" })]
+    NoZoneinfo { file: PathBuf, evidence: Vec<String>, chosen: TzdataSource, path: PathBuf, missing: bool },
 }
 
 impl NeedsError {
@@ -77,7 +121,13 @@ impl NeedsError {
             }),
             NeedsError::GlibcTooOld { .. } => Some("build against an older glibc, or resolve from a newer sysroot with --sysroot".into()),
             NeedsError::Resolve(error) => error.hint(),
-            NeedsError::NoZoneinfo { .. } => Some("install tzdata (or into the sysroot), or use --tzdata no".into()),
+            NeedsError::NoZoneinfo { chosen, .. } => Some(format!(
+                "use --tzdata-source builtin (the IANA zones scratchpack carries), {}, or --tzdata no if the program never reads time zones",
+                match chosen {
+                    TzdataSource::Host => "install tzdata (or into the sysroot)",
+                    _ => "point --tzdata-source at a folder of TZif files",
+                }
+            )),
         }
     }
 }
@@ -95,22 +145,58 @@ pub fn decide(info: &ElfInfo, image_path: &str, options: &NeedsOptions) -> Resul
         }
     }
     let clues = clues::merge(objects);
-    let root = options.resolve_options().root;
-    // Read where the image will have it: a sysroot's link to an absolute path is followed inside
-    // the sysroot, never to a folder of this machine (which would be packed whole).
-    let zoneinfo_dir = root.real_host(ZONEINFO).filter(|dir| dir.is_dir());
     let wants_zones = match options.tzdata {
         Tzdata::Yes => true,
         Tzdata::No => false,
         Tzdata::Auto => clues.iter().any(|c| c.kind == ClueKind::TimeZones),
     };
-    let zoneinfo = match (wants_zones, zoneinfo_dir) {
-        (false, _) => None,
-        (true, Some(dir)) => Some(dir),
-        (true, None) if options.tzdata == Tzdata::Yes => return Err(NeedsError::NoZoneinfo { path: root.host(ZONEINFO) }),
-        (true, None) => None,
+    let zoneinfo = match wants_zones {
+        false => None,
+        true => Some(zoneinfo(info, &clues, options)?),
     };
     Ok(Needs { resolution, clues, zoneinfo })
+}
+
+/// Where the zones of a program that needs them come from: a host folder must hold at least one
+/// file, or the image would be packed without the zones the program reads.
+fn zoneinfo(info: &ElfInfo, clues: &[Clue], options: &NeedsOptions) -> Result<Zoneinfo, NeedsError> {
+    let (path, found) = match &options.tzdata_source {
+        TzdataSource::Builtin => return Ok(Zoneinfo::Builtin),
+        TzdataSource::Host => {
+            let root = options.resolve_options().root;
+            // Read where the image will have it: a sysroot's link to an absolute path is followed
+            // inside the sysroot, never to a folder of this machine (which would be packed whole).
+            (root.host(ZONEINFO), root.real_host(ZONEINFO).filter(|dir| dir.is_dir()))
+        }
+        TzdataSource::Dir(dir) => (dir.clone(), std::fs::canonicalize(dir).ok().filter(|dir| dir.is_dir())),
+    };
+    match found {
+        Some(dir) if holds_a_file(&dir) => Ok(Zoneinfo::Folder(dir)),
+        found => {
+            let mut evidence: Vec<String> =
+                clues.iter().filter(|c| c.kind == ClueKind::TimeZones).flat_map(|c| c.evidence.clone()).collect();
+            if options.tzdata == Tzdata::Yes {
+                evidence.insert(0, "--tzdata yes".into());
+            }
+            Err(NeedsError::NoZoneinfo {
+                file: info.file.clone(),
+                evidence,
+                chosen: options.tzdata_source.clone(),
+                path,
+                missing: found.is_none(),
+            })
+        }
+    }
+}
+
+/// Whether `dir` or a folder under it holds a regular file (links are not followed).
+fn holds_a_file(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    entries.flatten().any(|entry| match entry.file_type() {
+        Ok(kind) if kind.is_file() => true,
+        Ok(kind) if kind.is_dir() => holds_a_file(&entry.path()),
+        _ => false,
+    })
 }
 
 /// The libraries a program needs (`None` for a static program).

@@ -22,7 +22,7 @@ pub(crate) use output::print_published;
 pub use run::run;
 
 use crate::image::Compression;
-use crate::needs::Tzdata;
+use crate::needs::{Tzdata, TzdataSource};
 use crate::pack::ByteSize;
 use crate::registry::auth::Secret;
 use crate::rootfs::add::AddSpec;
@@ -221,10 +221,15 @@ pub(crate) struct ImageArgs {
     /// Refuse dynamically linked programs (for pipelines that promise static images).
     #[arg(long)]
     pub(crate) static_only: bool,
-    /// Bundle /usr/share/zoneinfo (from the host or --sysroot): when the program reads time zones,
-    /// always, or never [default: auto].
+    /// Bundle time zones at /usr/share/zoneinfo: when the program reads time zones, always, or
+    /// never [default: auto]. A program that needs them and finds none in --tzdata-source fails the pack.
     #[arg(long, value_parser = choice::<Tzdata>(Tzdata::NAMES))]
     pub(crate) tzdata: Option<Tzdata>,
+    /// Where the time zones come from: builtin (the IANA release scratchpack carries, the same
+    /// layer on every machine), host (/usr/share/zoneinfo, or the --sysroot's), or a zoneinfo
+    /// folder [default: builtin].
+    #[arg(long, value_name = "builtin|host|DIR")]
+    pub(crate) tzdata_source: Option<TzdataSource>,
     /// Remove debug sections and the static symbol table from each program before it is packed.
     /// What runs and what scanners read stays: every loaded section, notes (build-id), .dep-v0
     /// (cargo-auditable) and .go.buildinfo.

@@ -128,6 +128,7 @@ fn needs_options(args: &ImageArgs) -> NeedsOptions {
         allow_missing: args.allow_missing,
         static_only: args.static_only,
         tzdata: args.tzdata.unwrap_or_default(),
+        tzdata_source: args.tzdata_source.clone().unwrap_or_default(),
     }
 }
 

@@ -43,6 +43,7 @@ fn inspect(args: &InspectArgs, printer: &Printer) -> Result<()> {
         allow_missing: true,
         static_only: false,
         tzdata: Tzdata::Auto,
+        tzdata_source: Default::default(),
     };
     let image_path = format!("/usr/local/bin/{}", info.file_name());
     let needs = needs::decide(&info, &image_path, &options)?;

@@ -13,7 +13,7 @@ use super::PackOptions;
 use crate::image::cache::{LayerCache, Origin};
 use crate::image::layer::{self, Layer};
 use crate::image::{Blob, Compression, Staging};
-use crate::needs::ZONEINFO;
+use crate::needs::{Zoneinfo, ZONEINFO};
 use crate::rootfs::add::{self, SystemFolder};
 use crate::rootfs::base::{self, Base};
 use crate::rootfs::{Content, FileTree};
@@ -70,8 +70,8 @@ pub(crate) fn app_layer(
 pub(crate) struct SharedLayers {
     pub(crate) base_plan: Base,
     pub(crate) base: Layer,
-    /// One layer per distinct zoneinfo folder.
-    pub(crate) zoneinfo: Vec<(PathBuf, Layer)>,
+    /// One layer per distinct zoneinfo (the built-in zones, a host folder).
+    pub(crate) zoneinfo: Vec<(Zoneinfo, Layer)>,
     pub(crate) extra: Option<Layer>,
     /// The files of the `--add` layer.
     extra_tree: FileTree,
@@ -85,13 +85,19 @@ impl SharedLayers {
         let base_plan = base::plan(&options.base)?;
         let extra_tree = add::plan(&options.add)?;
         let writer = Writer { cache: LayerCache::from_env(), staging, compression: options.compression, step };
-        // The shared layers (base, each distinct zoneinfo folder) have mtime 0, so they are the same
-        // in every image.
+        // The shared layers (base, each distinct zoneinfo) have mtime 0, so they are the same in
+        // every image.
         let base = writer.tree("base layer", &base_plan.tree, 0).context("writing the base layer")?;
-        let mut zoneinfo: Vec<(PathBuf, Layer)> = Vec::new();
-        for dir in plans.iter().filter_map(|plan| plan.zoneinfo.as_ref()) {
-            if !zoneinfo.iter().any(|(done, _)| done == dir) {
-                zoneinfo.push((dir.clone(), writer.zoneinfo(dir)?));
+        let mut zoneinfo: Vec<(Zoneinfo, Layer)> = Vec::new();
+        for zones in plans.iter().filter_map(|plan| plan.zoneinfo.as_ref()) {
+            if !zoneinfo.iter().any(|(done, _)| *done == *zones) {
+                let layer = match zones {
+                    Zoneinfo::Builtin => writer
+                        .tree("built-in zoneinfo layer", &crate::rootfs::zoneinfo::builtin_tree(), 0)
+                        .context("writing the zoneinfo layer")?,
+                    Zoneinfo::Folder(dir) => writer.zoneinfo(dir.as_path())?,
+                };
+                zoneinfo.push((zones.clone(), layer));
             }
         }
         let extra = match extra_tree.is_empty() {
@@ -131,7 +137,7 @@ impl SharedLayers {
     /// line that says what it holds; the binary's own `app_layer` last.
     pub(crate) fn of_image(&self, index: usize, plan: &BinaryPlan, app_layer: Layer) -> Vec<(Layer, String)> {
         let mut layers = vec![(self.base.clone(), "scratchpack: base files and CA bundle".to_string())];
-        let zoneinfo = plan.zoneinfo.as_ref().and_then(|dir| self.zoneinfo.iter().find(|(done, _)| done == dir));
+        let zoneinfo = plan.zoneinfo.as_ref().and_then(|zones| self.zoneinfo.iter().find(|(done, _)| *done == *zones));
         if let Some((_, zoneinfo)) = zoneinfo {
             layers.push((zoneinfo.clone(), "scratchpack: zoneinfo".to_string()));
         }

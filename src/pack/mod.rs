@@ -28,13 +28,17 @@ use crate::elf;
 use crate::image::config::{self, LayerHistory};
 use crate::image::referrers::Attachment;
 use crate::image::{Image, ImageOrIndex, Layer, Staging};
+use crate::needs::Zoneinfo;
 use crate::printer::Printer;
+use crate::rootfs::zoneinfo;
 use budget::{ImageCost, LayerCost};
 use layers::{SharedLayers, Step};
 use plan::BinaryPlan;
 
 /// The annotation that records which CA bundle an image carries.
 pub(crate) const CA_BUNDLE_ANNOTATION: &str = "dev.scratchpack.ca-bundle.version";
+/// The annotation that records the IANA release of the built-in zones, in an image that has them.
+pub(crate) const TZDATA_ANNOTATION: &str = "dev.scratchpack.tzdata.version";
 
 /// A packed image, with the staging folder that holds its layers until it is published.
 pub(crate) struct Packed {
@@ -87,6 +91,10 @@ fn build(options: &PackOptions, printer: &Printer, outputs: &mut Outputs) -> Res
     let mut images = Vec::new();
     let mut costs = Vec::new();
     for (index, (plan, app_layer)) in plans.iter().zip(app_layers).enumerate() {
+        let mut annotations = annotations.clone();
+        if plan.zoneinfo == Some(Zoneinfo::Builtin) {
+            annotations.entry(TZDATA_ANNOTATION.to_string()).or_insert_with(|| zoneinfo::builtin_version().to_string());
+        }
         let image = assemble(options, plan, shared.of_image(index, plan, app_layer), &annotations, &created)?;
         let layers = image.layers.iter().zip(shared.contents_of_image(index, plan));
         let layers = layers.map(|(layer, (what, files))| LayerCost { what: what.to_string(), compressed: layer.blob.size, files });

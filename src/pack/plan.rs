@@ -3,7 +3,7 @@
 //! missing library fails the pack before anything is published.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Result};
 
@@ -11,7 +11,7 @@ use super::PackOptions;
 use crate::elf::clues::ClueKind;
 use crate::elf::resolve::{Resolution, Rule};
 use crate::elf::{self, ElfInfo};
-use crate::needs;
+use crate::needs::{self, Zoneinfo};
 use crate::printer::Printer;
 use crate::rootfs::base::CaBundle;
 use crate::rootfs::{self, FileTree};
@@ -25,8 +25,8 @@ pub(crate) struct BinaryPlan {
     pub(crate) resolution: Option<Resolution>,
     /// The tree of the libraries' layer (dynamic programs).
     pub(crate) libraries: Option<FileTree>,
-    /// The zoneinfo folder to bundle, on this machine.
-    pub(crate) zoneinfo: Option<PathBuf>,
+    /// The zoneinfo to bundle: the built-in zones or a folder of this machine.
+    pub(crate) zoneinfo: Option<Zoneinfo>,
     /// The folders ld.so must be told about with LD_LIBRARY_PATH (the image has no ld.so.cache).
     pub(crate) ld_library_path: Vec<String>,
 }

@@ -10,6 +10,7 @@ pub(crate) mod add;
 pub(crate) mod base;
 pub(crate) mod libs;
 pub mod pem;
+pub(crate) mod zoneinfo;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

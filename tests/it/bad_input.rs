@@ -373,10 +373,18 @@ fn a_sysroot_zoneinfo_link_never_reaches_this_machine() {
         std::os::unix::fs::symlink(&target, &zoneinfo).unwrap();
         assert!(zoneinfo.join("config.json").is_file(), "on this machine, {target} is the secret folder");
         let err = pack_fails(work.path(), &static_c_hello(), |mut c| {
-            c.arg("--sysroot").arg(&sysroot).args(["--tzdata", "yes"]);
+            c.arg("--sysroot").arg(&sysroot).args(["--tzdata", "yes", "--tzdata-source", "host"]);
             c
         });
-        assert_eq!(first_line(&err), format!("error: --tzdata yes: there is no {} to bundle", zoneinfo.display()), "{target}");
+        assert_eq!(
+            first_line(&err),
+            format!(
+                "error: {}: needs time zones (--tzdata yes), but --tzdata-source host has none: {} does not exist",
+                static_c_hello().display(),
+                zoneinfo.display()
+            ),
+            "{target}"
+        );
         std::fs::remove_file(&zoneinfo).unwrap();
     }
     // A link inside the sysroot is followed there.
@@ -385,7 +393,20 @@ fn a_sysroot_zoneinfo_link_never_reaches_this_machine() {
     std::os::unix::fs::symlink("/usr/share/zoneinfo-2024", &zoneinfo).unwrap();
     let layout = work.path().join("out");
     let out = format!("oci:{}:latest", layout.display());
-    pack(&[static_c_hello().to_str().unwrap(), "--sysroot", sysroot.to_str().unwrap(), "--tzdata", "yes", "--output", &out], |_| {});
+    pack(
+        &[
+            static_c_hello().to_str().unwrap(),
+            "--sysroot",
+            sysroot.to_str().unwrap(),
+            "--tzdata",
+            "yes",
+            "--tzdata-source",
+            "host",
+            "--output",
+            &out,
+        ],
+        |_| {},
+    );
     let bundle = unpack(&layout, "latest", work.path());
     assert_eq!(std::fs::read_to_string(bundle.join("rootfs/usr/share/zoneinfo/UTC")).unwrap(), "TZif-ish");
     assert_secret_nowhere(work.path(), Path::new("/nonexistent"));

@@ -23,4 +23,5 @@ mod secrets;
 mod size_budget;
 mod strip;
 mod support;
+mod tzdata;
 mod util;

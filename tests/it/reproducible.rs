@@ -58,7 +58,7 @@ fn cached_layers_are_the_bytes_a_fresh_pack_makes() {
     let cache = work.path().join("cache");
     let run = |out: &str, cache_env: &[(&str, &std::path::Path)], no_cache: bool| {
         let mut cmd = scratchpack();
-        cmd.current_dir(work.path()).arg("pack").arg(&binary).args(["--tzdata", "yes", "--output", out, "-vv"]);
+        cmd.current_dir(work.path()).arg("pack").arg(&binary).args(["--tzdata", "yes", "--tzdata-source", "host", "--output", out, "-vv"]);
         for (key, value) in cache_env {
             cmd.env(key, value);
         }
