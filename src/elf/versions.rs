@@ -43,11 +43,20 @@ pub(crate) fn defined(path: &Path) -> std::io::Result<BTreeSet<String>> {
     })
 }
 
+/// Reads `path`'s headers, dynamic string table and version sections through a map, and nothing
+/// else: not the symbol table nor the relocations, which grow with the program.
 fn with_elf<T>(path: &Path, read: impl FnOnce(&Elf) -> T) -> std::io::Result<T> {
+    use goblin::container::{Container, Ctx, Endian};
+    use goblin::elf::symver::{VerdefSection, VerneedSection};
+    let invalid = |e: goblin::error::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string());
     let file = std::fs::File::open(path)?;
     // SAFETY: read-only private map; goblin checks bounds on every access.
     let bytes = unsafe { memmap2::Mmap::map(&file) }?;
-    let elf = Elf::parse(&bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+    let mut elf = super::parse(&bytes).map_err(invalid)?;
+    let container = if elf.is_64 { Container::Big } else { Container::Little };
+    let ctx = Ctx::new(container, if elf.little_endian { Endian::Little } else { Endian::Big });
+    elf.verneed = VerneedSection::parse(&bytes, &elf.section_headers, ctx).map_err(invalid)?;
+    elf.verdef = VerdefSection::parse(&bytes, &elf.section_headers, ctx).map_err(invalid)?;
     Ok(read(&elf))
 }
 

@@ -11,7 +11,6 @@ use std::path::Path;
 
 use flate2::read::ZlibDecoder;
 use goblin::elf::section_header::{SHF_COMPRESSED, SHT_NOBITS};
-use goblin::elf::Elf;
 
 use super::{AuditedCrate, SbomError};
 
@@ -46,20 +45,26 @@ fn runtime() -> String {
 /// binary has no such section (not Rust, or built with plain `cargo build`). Decompressed data over
 /// [`MAX_AUDIT_DATA`] is refused, and malformed data is an error.
 pub(crate) fn read_auditable(binary: &Path) -> Result<Option<Vec<AuditedCrate>>, SbomError> {
+    use std::io::{Seek, SeekFrom};
     let unreadable = |source| SbomError::Read { path: binary.to_path_buf(), source };
     let file = File::open(binary).map_err(unreadable)?;
     // SAFETY: the map is read-only and private; a concurrent writer could change what we read, which
-    // is then malformed input like any other (every access below is bounds-checked).
+    // is then malformed input like any other (every access below is bounds-checked). Only the ELF
+    // and section headers are read through it.
     let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(unreadable)?;
-    let Some(compressed) = section(binary, &bytes)? else {
+    let Some(range) = section(binary, &bytes)? else {
         return Ok(None);
     };
-    parse(binary, compressed).map(Some)
+    drop(bytes);
+    // The section itself is read in pieces, as far as the decompressor goes (its output is capped).
+    (&file).seek(SeekFrom::Start(range.start)).map_err(unreadable)?;
+    parse(binary, std::io::BufReader::with_capacity(64 << 10, (&file).take(range.end - range.start))).map(Some)
 }
 
-/// The contents of the `.dep-v0` section, if there is one.
-fn section<'a>(path: &Path, bytes: &'a [u8]) -> Result<Option<&'a [u8]>, SbomError> {
-    let elf = Elf::parse(bytes).map_err(|e| SbomError::Elf { path: path.to_path_buf(), reason: e.to_string() })?;
+/// Where in the file the `.dep-v0` section lies, if there is one.
+fn section(path: &Path, bytes: &[u8]) -> Result<Option<std::ops::Range<u64>>, SbomError> {
+    // The headers only: not the symbol table, whose string table can be tens of MB.
+    let elf = crate::elf::parse(bytes).map_err(|e| SbomError::Elf { path: path.to_path_buf(), reason: e.to_string() })?;
     let Some(header) = elf.section_headers.iter().find(|sh| elf.shdr_strtab.get_at(sh.sh_name) == Some(SECTION)) else {
         return Ok(None);
     };
@@ -70,10 +75,8 @@ fn section<'a>(path: &Path, bytes: &'a [u8]) -> Result<Option<&'a [u8]>, SbomErr
     if header.sh_flags & u64::from(SHF_COMPRESSED) != 0 {
         return Err(fail("is an ELF-compressed section (SHF_COMPRESSED), which cargo-auditable never writes".into()));
     }
-    let start = usize::try_from(header.sh_offset).ok();
-    let end = start.zip(usize::try_from(header.sh_size).ok()).and_then(|(start, size)| start.checked_add(size));
-    match start.zip(end) {
-        Some((start, end)) if end <= bytes.len() => Ok(Some(&bytes[start..end])),
+    match header.sh_offset.checked_add(header.sh_size) {
+        Some(end) if end <= bytes.len() as u64 => Ok(Some(header.sh_offset..end)),
         _ => Err(fail(format!(
             "lies past the end of the file (offset {}, size {}, file {} bytes)",
             header.sh_offset,
@@ -84,7 +87,7 @@ fn section<'a>(path: &Path, bytes: &'a [u8]) -> Result<Option<&'a [u8]>, SbomErr
 }
 
 /// Decompresses and checks the section's contents. `path` is for messages only.
-fn parse(path: &Path, compressed: &[u8]) -> Result<Vec<AuditedCrate>, SbomError> {
+fn parse(path: &Path, compressed: impl Read) -> Result<Vec<AuditedCrate>, SbomError> {
     let mut json = Vec::new();
     ZlibDecoder::new(compressed)
         .take(MAX_AUDIT_DATA as u64 + 1)
@@ -127,6 +130,7 @@ fn parse(path: &Path, compressed: &[u8]) -> Result<Vec<AuditedCrate>, SbomError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use goblin::elf::Elf;
     use std::io::Write;
     use std::process::Command;
 
@@ -220,7 +224,7 @@ mod tests {
         let mut fits = b"{\"packages\":[]".to_vec();
         fits.resize(MAX_AUDIT_DATA - 1, b' ');
         fits.push(b'}');
-        assert_eq!(parse(Path::new("x"), &zlib(&fits)).unwrap(), vec![]);
+        assert_eq!(parse(Path::new("x"), &zlib(&fits)[..]).unwrap(), vec![]);
     }
 
     #[test]
@@ -243,7 +247,7 @@ mod tests {
             ),
         ];
         for (data, message) in cases {
-            let err = parse(path, data).unwrap_err();
+            let err = parse(path, *data).unwrap_err();
             assert_eq!(&err.to_string(), message);
         }
         // A truncated stream must not pass for a shorter document.

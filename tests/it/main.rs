@@ -1,6 +1,7 @@
 //! Integration tests: the real `scratchpack` binary against real tools. One module per area.
 
 mod bad_input;
+mod bounded_memory;
 mod cargo;
 mod cli;
 mod destinations;
