@@ -17,10 +17,6 @@ fn pack_output(dest: &str, extra: impl FnOnce(&mut Command)) -> Output {
     cmd.output().unwrap()
 }
 
-fn blob_file(layout: &Path, digest: &str) -> PathBuf {
-    layout.join("blobs/sha256").join(digest.strip_prefix("sha256:").unwrap())
-}
-
 /// The manifest of the only image in `layout`.
 fn manifest(layout: &Path) -> serde_json::Value {
     let index: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();

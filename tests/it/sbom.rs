@@ -74,7 +74,8 @@ fn assert_valid_spdx(document: &Path) {
     );
 }
 
-fn spdx_crates(sbom: &Value) -> BTreeSet<(String, String)> {
+/// The cargo crates an SPDX document lists, as (name, version).
+pub(crate) fn spdx_crates(sbom: &Value) -> BTreeSet<(String, String)> {
     sbom["packages"]
         .as_array()
         .unwrap()

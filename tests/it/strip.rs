@@ -69,21 +69,10 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn blob_file(layout: &Path, digest: &str) -> PathBuf {
-    layout.join("blobs/sha256").join(digest.strip_prefix("sha256:").unwrap())
-}
-
 /// The manifest tagged `tag` in `layout`.
 fn manifest(layout: &Path, tag: &str) -> Value {
     let index = read_json(&layout.join("index.json"));
-    let entry = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
-        .unwrap_or_else(|| panic!("no image tagged {tag} in {index}"))
-        .clone();
-    read_json(&blob_file(layout, entry["digest"].as_str().unwrap()))
+    read_json(&blob_file(layout, &manifest_digest(&index, tag)))
 }
 
 /// The size of the program's own layer (the last) of `layout:latest`.
@@ -190,18 +179,7 @@ fn a_rust_program_with_debug_info_stripped_runs_keeps_its_crates_and_shrinks() {
     let referrers = read_json(&blob_file(&stripped, &manifest_digest(&index, &referrers_tag)));
     let artifact = read_json(&blob_file(&stripped, referrers["manifests"][0]["digest"].as_str().unwrap()));
     let sbom = read_json(&blob_file(&stripped, artifact["layers"][0]["digest"].as_str().unwrap()));
-    let mut crates: Vec<String> = sbom["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| {
-            p["externalRefs"]
-                .as_array()
-                .is_some_and(|r| r.iter().any(|r| r["referenceLocator"].as_str().unwrap().starts_with("pkg:cargo/")))
-        })
-        .map(|p| format!("{} {}", p["name"].as_str().unwrap(), p["versionInfo"].as_str().unwrap()))
-        .collect();
-    crates.sort();
+    let crates: Vec<String> = crate::sbom::spdx_crates(&sbom).into_iter().map(|(name, version)| format!("{name} {version}")).collect();
     assert_eq!(crates.len(), 2, "{crates:?}");
     assert_eq!(crates[0], "audited 0.3.0");
     assert!(crates[1].starts_with("itoa 1."), "{crates:?}");

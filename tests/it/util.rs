@@ -237,3 +237,8 @@ pub fn cargo_scratchpack(ws: &Path, args: &[&str], envs: &[(&str, String)]) -> O
     }
     cmd.output().unwrap()
 }
+
+/// The file of the blob `digest` (`sha256:…`) in the layout `layout`.
+pub fn blob_file(layout: &Path, digest: &str) -> PathBuf {
+    layout.join("blobs/sha256").join(digest.strip_prefix("sha256:").unwrap())
+}
