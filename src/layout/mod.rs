@@ -8,6 +8,7 @@
 pub(crate) mod read;
 pub(crate) mod write;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
@@ -24,6 +25,17 @@ pub(crate) const LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 pub(crate) const INDEX_FILE: &str = "index.json";
 /// Where blobs live, relative to the layout's folder.
 pub(crate) const BLOB_FOLDER: &str = "blobs/sha256";
+
+/// The most a manifest, an index or `index.json` may hold.
+pub(crate) const MAX_DOCUMENT: u64 = 8 << 20;
+
+/// A layout's document (`oci-layout`, `index.json`, a manifest or index), read without following a
+/// link and no further than [`MAX_DOCUMENT`].
+pub(crate) fn read_document(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    crate::image::blob::open_file(path)?.take(MAX_DOCUMENT).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
 
 /// `DIR/blobs/sha256/<hex>`.
 pub(crate) fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {

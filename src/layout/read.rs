@@ -5,13 +5,12 @@
 //! against its size and digest before anything uses it, as containerd does. Never follows a link:
 //! `blobs`, `blobs/sha256`, `index.json` and every blob must be real folders and regular files.
 
-use std::io::Read;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
-use super::{blob_path, check_no_links, entry_tag, LayoutError, BLOB_FOLDER, INDEX_FILE, LAYOUT_FILE};
+use super::{blob_path, check_no_links, entry_tag, read_document, LayoutError, BLOB_FOLDER, INDEX_FILE, LAYOUT_FILE};
 use crate::image::blob::{digest_of_open_file, open_file};
 use crate::image::config::{INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 use crate::image::{Blob, BlobData, Digest};
@@ -69,13 +68,9 @@ fn extract(file: &Path) -> Result<tempfile::TempDir> {
 }
 
 fn read_json(path: &Path) -> Result<Value> {
-    let mut bytes = Vec::new();
-    open_file(path).with_context(|| format!("{}: cannot read", path.display()))?.take(MAX_DOCUMENT).read_to_end(&mut bytes)?;
+    let bytes = read_document(path).with_context(|| format!("{}: cannot read", path.display()))?;
     serde_json::from_slice(&bytes).with_context(|| format!("{}: not JSON", path.display()))
 }
-
-/// The most a manifest, an index or `index.json` may hold.
-const MAX_DOCUMENT: u64 = 8 << 20;
 
 struct Descriptor {
     media_type: String,
@@ -121,8 +116,7 @@ fn file_blob(dir: &Path, d: &Descriptor) -> Result<Blob> {
 /// A manifest or index, read into memory and checked against its digest.
 fn document_blob(dir: &Path, d: &Descriptor) -> Result<(Blob, Value)> {
     let path = blob_path(dir, &d.digest);
-    let mut bytes = Vec::new();
-    open_file(&path).map_err(|e| unreadable(dir, d, e))?.take(MAX_DOCUMENT).read_to_end(&mut bytes)?;
+    let bytes = read_document(&path).map_err(|e| unreadable(dir, d, e))?;
     if Digest::of(&bytes) != d.digest {
         return Err(damaged(dir, d, "does not match its digest").into());
     }

@@ -6,13 +6,14 @@
 //! before it is committed takes back every blob it added (and the folder, if it made it).
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use super::{
-    blob_path, check_no_links, entry_tag, index_document, index_entry, LayoutError, BLOB_FOLDER, INDEX_FILE, LAYOUT_CONTENT, LAYOUT_FILE,
+    blob_path, check_no_links, entry_tag, index_document, index_entry, read_document, LayoutError, BLOB_FOLDER, INDEX_FILE, LAYOUT_CONTENT,
+    LAYOUT_FILE,
 };
 use crate::atomic::{place_blobs_atomically, write_atomically, FileError};
 use crate::image::referrers::{self, Attachment};
@@ -163,7 +164,7 @@ fn is_intact(path: &Path, blob: &Blob) -> bool {
 fn check_layout(dir: &Path) -> Result<(), LayoutError> {
     let not_layout = |reason: String| LayoutError::NotALayout { path: dir.to_path_buf(), reason };
     let layout_file = dir.join(LAYOUT_FILE);
-    match std::fs::read(&layout_file) {
+    match read_document(&layout_file) {
         Ok(content) => {
             let value: Value = serde_json::from_slice(&content).map_err(|e| not_layout(format!("oci-layout is not JSON: {e}")))?;
             if value.get("imageLayoutVersion").and_then(Value::as_str).is_none() {
@@ -187,7 +188,7 @@ fn referrer_indexes(dir: &Path, attachments: &[Attachment]) -> Result<Vec<(Strin
     let mut subjects: Vec<&Digest> = attachments.iter().map(|a| &a.subject.digest).collect();
     subjects.sort();
     subjects.dedup();
-    let index: Option<Value> = std::fs::read(dir.join(INDEX_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let index: Option<Value> = read_document(&dir.join(INDEX_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok());
     let mut out = Vec::new();
     for subject in subjects {
         let tag = referrers::fallback_tag(subject);
@@ -195,11 +196,7 @@ fn referrer_indexes(dir: &Path, attachments: &[Attachment]) -> Result<Vec<(Strin
             .as_ref()
             .and_then(|i| i["manifests"].as_array().and_then(|m| m.iter().find(|e| entry_tag(e) == Some(tag.as_str())).cloned()))
             .and_then(|entry| entry["digest"].as_str().and_then(|d| Digest::parse(d).ok()))
-            .and_then(|digest| {
-                let mut bytes = Vec::new();
-                crate::image::blob::open_file(&blob_path(dir, &digest)).ok()?.take(8 << 20).read_to_end(&mut bytes).ok()?;
-                Some(bytes)
-            });
+            .and_then(|digest| read_document(&blob_path(dir, &digest)).ok());
         let for_subject: Vec<&Attachment> = attachments.iter().filter(|a| &a.subject.digest == subject).collect();
         out.push((tag, referrers::referrers_index(existing.as_deref(), &for_subject)));
     }
@@ -208,7 +205,7 @@ fn referrer_indexes(dir: &Path, attachments: &[Attachment]) -> Result<Vec<(Strin
 
 fn update_index(dir: &Path, entries: &[(Vec<String>, Blob)]) -> Result<(), LayoutError> {
     let path = dir.join(INDEX_FILE);
-    let mut index = match std::fs::read(&path) {
+    let mut index = match read_document(&path) {
         Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
             .ok()
             .filter(|v| v.get("manifests").is_some_and(Value::is_array))
