@@ -133,41 +133,46 @@ impl SharedLayers {
         blobs
     }
 
-    /// The layers of the image of `plan` (the `index`th), bottom first, each with the history
-    /// line that says what it holds; the binary's own `app_layer` last.
-    pub(crate) fn of_image(&self, index: usize, plan: &BinaryPlan, app_layer: Layer) -> Vec<(Layer, String)> {
-        let mut layers = vec![(self.base.clone(), "scratchpack: base files and CA bundle".to_string())];
+    /// The layers of the image of `plan` (the `index`th), bottom first, the binary's own
+    /// `app_layer` last; each with what it holds.
+    pub(crate) fn of_image(&self, index: usize, plan: &BinaryPlan, app_layer: Layer) -> Vec<ImageLayer> {
+        let layer = |layer: &Layer, created_by: &str, what, files| ImageLayer {
+            layer: layer.clone(),
+            created_by: created_by.to_string(),
+            what,
+            files,
+        };
+        let mut layers =
+            vec![layer(&self.base, "scratchpack: base files and CA bundle", "base layer", largest_files(&self.base_plan.tree))];
         let zoneinfo = plan.zoneinfo.as_ref().and_then(|zones| self.zoneinfo.iter().find(|(done, _)| *done == *zones));
         if let Some((_, zoneinfo)) = zoneinfo {
-            layers.push((zoneinfo.clone(), "scratchpack: zoneinfo".to_string()));
+            // No files listed: the layer may come from the cache without its folder being walked.
+            layers.push(layer(zoneinfo, "scratchpack: zoneinfo", "zoneinfo layer", Vec::new()));
         }
-        if let Some(libraries) = &self.libraries[index] {
-            layers.push((libraries.clone(), "scratchpack: loader and shared libraries".to_string()));
+        if let (Some(libraries), Some(tree)) = (&self.libraries[index], &plan.libraries) {
+            layers.push(layer(libraries, "scratchpack: loader and shared libraries", "libraries layer", largest_files(tree)));
         }
         if let Some(extra) = &self.extra {
-            layers.push((extra.clone(), "scratchpack: --add files".to_string()));
+            layers.push(layer(extra, "scratchpack: --add files", "--add layer", largest_files(&self.extra_tree)));
         }
-        layers.push((app_layer, format!("scratchpack: /{}", plan.target)));
+        let program = vec![(format!("/{}", plan.target), plan.info.size)];
+        layers.push(ImageLayer {
+            layer: app_layer,
+            created_by: format!("scratchpack: /{}", plan.target),
+            what: "program layer",
+            files: program,
+        });
         layers
     }
+}
 
-    /// What each layer of [`SharedLayers::of_image`] holds, in the same order: its name for the
-    /// size budget's messages, and its files with their sizes, largest first (none listed for the
-    /// zoneinfo layer, which may come from the cache without its folder being walked).
-    pub(crate) fn contents_of_image(&self, index: usize, plan: &BinaryPlan) -> Vec<(&'static str, Vec<(String, u64)>)> {
-        let mut contents = vec![("base layer", largest_files(&self.base_plan.tree))];
-        if plan.zoneinfo.as_ref().is_some_and(|dir| self.zoneinfo.iter().any(|(done, _)| done == dir)) {
-            contents.push(("zoneinfo layer", Vec::new()));
-        }
-        if let (Some(_), Some(tree)) = (&self.libraries[index], &plan.libraries) {
-            contents.push(("libraries layer", largest_files(tree)));
-        }
-        if self.extra.is_some() {
-            contents.push(("--add layer", largest_files(&self.extra_tree)));
-        }
-        contents.push(("program layer", vec![(format!("/{}", plan.target), plan.info.size)]));
-        contents
-    }
+/// One layer of an image: the layer, its history line, and for the size budget's messages its
+/// name and its files with their sizes, largest first.
+pub(crate) struct ImageLayer {
+    pub(crate) layer: Layer,
+    pub(crate) created_by: String,
+    pub(crate) what: &'static str,
+    pub(crate) files: Vec<(String, u64)>,
 }
 
 /// Writes shared layers through the cache when there is one.

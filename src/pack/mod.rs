@@ -95,10 +95,16 @@ fn build(options: &PackOptions, printer: &Printer, outputs: &mut Outputs) -> Res
         if plan.zoneinfo == Some(Zoneinfo::Builtin) {
             annotations.entry(TZDATA_ANNOTATION.to_string()).or_insert_with(|| zoneinfo::builtin_version().to_string());
         }
-        let image = assemble(options, plan, shared.of_image(index, plan, app_layer), &annotations, &created)?;
-        let layers = image.layers.iter().zip(shared.contents_of_image(index, plan));
-        let layers = layers.map(|(layer, (what, files))| LayerCost { what: what.to_string(), compressed: layer.blob.size, files });
-        costs.push(ImageCost::of(&image, layers.collect(), plans.len() > 1));
+        let (layers, layer_costs): (Vec<_>, Vec<_>) = shared
+            .of_image(index, plan, app_layer)
+            .into_iter()
+            .map(|l| {
+                let cost = LayerCost { what: l.what.to_string(), compressed: l.layer.blob.size, files: l.files };
+                ((l.layer, l.created_by), cost)
+            })
+            .unzip();
+        let image = assemble(options, plan, layers, &annotations, &created)?;
+        costs.push(ImageCost::of(&image, layer_costs, plans.len() > 1));
         images.push(image);
     }
     // Before anything is published or written beside the image (--sbom-dir): a failure here
