@@ -13,3 +13,5 @@ find x/usr/share/ca-certificates/mozilla -name '*.crt' -print0 | LC_ALL=C sort -
   | xargs -0 cat > "$root/certs/ca-certificates.crt"
 echo "mozilla-nss via debian ca-certificates $version" > "$root/certs/VERSION"
 echo "certs/: $(grep -c 'BEGIN CERTIFICATE' "$root/certs/ca-certificates.crt") roots, $version" >&2
+# The shipped base and zoneinfo layers are made from these files.
+bash "$root/scripts/update-shipped-layers.sh"

@@ -26,3 +26,5 @@ rm -rf "$root/tzdata/zoneinfo"
 cp -r "$zones" "$root/tzdata/zoneinfo"
 echo "$iana" > "$root/tzdata/VERSION"
 echo "tzdata/: release $iana (PyPI tzdata $(echo "$wheel" | cut -d- -f2)), $(find "$root/tzdata/zoneinfo" -type f | wc -l) files" >&2
+# The shipped base and zoneinfo layers are made from these files.
+bash "$root/scripts/update-shipped-layers.sh"

@@ -206,6 +206,41 @@ impl Write for LayerSink {
     }
 }
 
+/// A digest of everything the bytes of `tree`'s layer depend on: the `identity` lines (who
+/// compresses, and how the key is made), the compression, the mtime, and each entry's path, mode,
+/// owner and content (a hash of in-memory bytes; for a host file its size, device, inode, mtime and
+/// ctime, as git's index compares). `None` if a host file cannot be examined.
+pub(crate) fn inputs_key(identity: &[&str], tree: &FileTree, compression: Compression, mtime: u64) -> Option<String> {
+    let mut hash = Sha256::new();
+    let mut line = |text: &str| {
+        hash.update(text.as_bytes());
+        hash.update(b"\n");
+    };
+    for text in identity {
+        line(text);
+    }
+    line(compression.media_type());
+    line(&mtime.to_string());
+    for (path, entry) in tree.iter() {
+        let content = match &entry.kind {
+            EntryKind::Dir => "dir".to_string(),
+            EntryKind::Symlink(target) => format!("symlink {target}"),
+            EntryKind::File(Content::Bytes(bytes)) => format!("bytes {}", Digest::of(bytes)),
+            EntryKind::File(Content::HostFile { path, size, stamp }) => {
+                // Planning's look at the file, else one now.
+                let stamp = match stamp {
+                    Some(stamp) => *stamp,
+                    None => FileStamp::of(&std::fs::metadata(path).ok()?),
+                };
+                let FileStamp { size: now, dev, ino, mtime, ctime } = stamp;
+                format!("host {size} {now} {dev} {ino} {}.{} {}.{} {}", mtime.0, mtime.1, ctime.0, ctime.1, path.display())
+            }
+        };
+        line(&format!("{path:?} {:o} {} {} {content}", entry.mode, entry.uid, entry.gid));
+    }
+    Some(Digest::from_hasher(hash).hex())
+}
+
 /// Writes `tree` as a layer into `staging_file`, with every entry's mtime set to `mtime`.
 pub(crate) fn write_layer(tree: &FileTree, compression: Compression, mtime: u64, staging_file: &Path) -> Result<Layer, LayerError> {
     write_layer_until(tree, compression, mtime, staging_file, &AtomicBool::new(false))

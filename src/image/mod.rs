@@ -12,6 +12,7 @@ mod deflate;
 pub(crate) mod digest;
 pub(crate) mod layer;
 pub(crate) mod referrers;
+pub(crate) mod shipped;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -12,6 +12,7 @@ use super::plan::BinaryPlan;
 use super::PackOptions;
 use crate::image::cache::{LayerCache, Origin};
 use crate::image::layer::{self, Layer};
+use crate::image::shipped;
 use crate::image::{Blob, Compression, Staging};
 use crate::needs::{Zoneinfo, ZONEINFO};
 use crate::rootfs::add::{self, SystemFolder};
@@ -184,9 +185,13 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    /// The layer of `tree`, from the cache or written (and then cached).
+    /// The layer of `tree`: shipped with scratchpack, from the cache, or written (and then cached).
     fn tree(&self, what: &str, tree: &FileTree, mtime: u64) -> Result<Layer> {
         let staging_file = self.staging.next_file();
+        if let Some(shipped) = shipped::layer(tree, self.compression, mtime, &staging_file) {
+            (self.step)(&format!("{what} shipped with scratchpack"));
+            return Ok(shipped?);
+        }
         let (layer, origin) = match &self.cache {
             Some(cache) => cache.layer(tree, self.compression, mtime, &staging_file)?,
             None => (layer::write_layer(tree, self.compression, mtime, &staging_file)?, Origin::Written),

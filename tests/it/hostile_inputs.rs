@@ -37,7 +37,8 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// Packs the static hello with `--add DATA:/data`, DATA holding `b` (PLANNED), and runs `swap` on
 /// `b` after the `--add` folder was planned and before its layer is written. Deterministic: the
 /// layer cache's record of the base layer, read between the two, is replaced by a FIFO, so the pack
-/// waits there until the test has swapped `b`. Returns the pack's stderr, after checking that it
+/// waits there until the test has swapped `b`. The base is one without a CA bundle: the default
+/// base layer ships inside the executable and is never read from the cache. Returns the pack's stderr, after checking that it
 /// failed and that OUTSIDE reached no output.
 fn pack_swapping_b(swap: impl FnOnce(&Path, &Path)) -> String {
     let work = temp_dir();
@@ -54,6 +55,7 @@ fn pack_swapping_b(swap: impl FnOnce(&Path, &Path)) -> String {
         scratchpack()
             .arg("pack")
             .arg(static_c_hello())
+            .args(["--ca-bundle", "none"])
             .arg("--output")
             .arg(format!("oci:{}", work.path().join("warm").display()))
             .env("SCRATCHPACK_CACHE_DIR", &cache),
@@ -68,6 +70,7 @@ fn pack_swapping_b(swap: impl FnOnce(&Path, &Path)) -> String {
     let mut child = scratchpack()
         .arg("pack")
         .arg(static_c_hello())
+        .args(["--ca-bundle", "none"])
         .arg("--add")
         .arg(format!("{}:/data", data.display()))
         .arg("--output")

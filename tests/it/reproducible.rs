@@ -71,7 +71,11 @@ fn cached_layers_are_the_bytes_a_fresh_pack_makes() {
     let (cold, cold_log) = run("oci:cold", &[("SCRATCHPACK_CACHE_DIR", &cache)], false);
     let (warm, warm_log) = run("oci:warm", &[("SCRATCHPACK_CACHE_DIR", &cache)], false);
     let (none, none_log) = run("oci:none", &[], true);
-    for what in ["base layer", "zoneinfo layer", "libraries layer"] {
+    // The default base layer ships inside the executable: no cache is needed for it.
+    for log in [&cold_log, &warm_log, &none_log] {
+        assert!(log.contains("base layer shipped with scratchpack"), "{log}");
+    }
+    for what in ["zoneinfo layer", "libraries layer"] {
         assert!(cold_log.contains(&format!("{what} written")), "{what}, cold:\n{cold_log}");
         assert!(warm_log.contains(&format!("{what} taken from the cache")), "{what}, warm:\n{warm_log}");
         assert!(none_log.contains(&format!("{what} written")), "{what}, no cache:\n{none_log}");
@@ -82,8 +86,61 @@ fn cached_layers_are_the_bytes_a_fresh_pack_makes() {
     assert_eq!(cold, warm);
     assert_eq!(cold, none);
     assert_eq!(blob_sizes(&work.path().join("warm")), blob_sizes(&work.path().join("none")));
-    // Three layers remembered, each blob once; the program's own layer is not kept.
+    // Two layers remembered (zoneinfo, libraries), each blob once; neither the shipped base layer
+    // nor the program's own layer is kept.
     let records = std::fs::read_dir(cache.join("layers")).unwrap().count();
     let blobs = std::fs::read_dir(cache.join("blobs/sha256")).unwrap().count();
-    assert_eq!((records, blobs), (3, 3));
+    assert_eq!((records, blobs), (2, 2));
+}
+
+/// On a fresh machine with no layer cache, the default base layer and the built-in zoneinfo layer
+/// come compressed inside the executable (`shipped-layers/`): only the program is compressed. A
+/// base that differs in anything (here `--ca-bundle none`) is compressed as before.
+#[test]
+fn a_fresh_runner_compresses_only_the_program() {
+    let work = temp_dir();
+    let binary = static_c_hello();
+    let shipped = |file: &str| {
+        let bytes = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shipped-layers").join(file)).unwrap();
+        crate::support::pki::sha256_digest(&bytes)
+    };
+    for (compression, extension) in [("gzip", "tar.gz"), ("zstd", "tar.zst")] {
+        let out = work.path().join(compression);
+        let output = run_ok(
+            scratchpack()
+                .env("SCRATCHPACK_NO_CACHE", "1")
+                .arg("pack")
+                .arg(&binary)
+                .args(["--tzdata", "yes", "--compression", compression, "-vv", "--output"])
+                .arg(format!("oci:{}", out.display())),
+        );
+        let log = stderr(&output);
+        assert!(log.contains("base layer shipped with scratchpack"), "{log}");
+        assert!(log.contains("built-in zoneinfo layer shipped with scratchpack"), "{log}");
+        let layers: Vec<String> = manifest_layers(&out);
+        assert_eq!(layers.len(), 3, "base, zoneinfo, program");
+        assert_eq!(layers[0], shipped(&format!("base.{extension}")));
+        assert_eq!(layers[1], shipped(&format!("zoneinfo.{extension}")));
+        if compression == "gzip" {
+            // umoci reads no zstd layers.
+            assert_eq!(run_image(&out, "latest"), "hello from C, uid 65532\n");
+        }
+    }
+    let output = run_ok(
+        scratchpack()
+            .env("SCRATCHPACK_NO_CACHE", "1")
+            .arg("pack")
+            .arg(&binary)
+            .args(["--ca-bundle", "none", "-vv", "--output"])
+            .arg(format!("oci:{}", work.path().join("no-ca").display())),
+    );
+    assert!(stderr(&output).contains("base layer written"), "{}", stderr(&output));
+}
+
+/// The layer digests of the image tagged `latest` in the layout `dir`, bottom first.
+fn manifest_layers(dir: &std::path::Path) -> Vec<String> {
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(blob_file(dir, digest)).unwrap()).unwrap();
+    manifest["layers"].as_array().unwrap().iter().map(|layer| layer["digest"].as_str().unwrap().to_string()).collect()
 }

@@ -11,7 +11,7 @@ use super::{replace_file, LayerCache, Origin};
 use crate::image::blob::{link_or_copy, Blob, BlobData};
 use crate::image::digest::Digest;
 use crate::image::layer::{self, Compression, Layer, LayerError};
-use crate::rootfs::{Content, EntryKind, FileStamp, FileTree};
+use crate::rootfs::FileTree;
 
 /// Bump when the key or the record format changes.
 const FORMAT: &str = "scratchpack layer cache 1";
@@ -54,33 +54,7 @@ impl LayerCache {
     /// The key of these inputs; `None` if a host file cannot be examined (the layer is then written
     /// without the cache, and reports the error itself).
     pub(super) fn key(&self, tree: &FileTree, compression: Compression, mtime: u64) -> Option<String> {
-        let mut hash = Sha256::new();
-        let mut line = |text: &str| {
-            hash.update(text.as_bytes());
-            hash.update(b"\n");
-        };
-        line(FORMAT);
-        line(&self.executable);
-        line(compression.media_type());
-        line(&mtime.to_string());
-        for (path, entry) in tree.iter() {
-            let content = match &entry.kind {
-                EntryKind::Dir => "dir".to_string(),
-                EntryKind::Symlink(target) => format!("symlink {target}"),
-                EntryKind::File(Content::Bytes(bytes)) => format!("bytes {}", Digest::of(bytes)),
-                EntryKind::File(Content::HostFile { path, size, stamp }) => {
-                    // Planning's look at the file, else one now.
-                    let stamp = match stamp {
-                        Some(stamp) => *stamp,
-                        None => FileStamp::of(&std::fs::metadata(path).ok()?),
-                    };
-                    let FileStamp { size: now, dev, ino, mtime, ctime } = stamp;
-                    format!("host {size} {now} {dev} {ino} {}.{} {}.{} {}", mtime.0, mtime.1, ctime.0, ctime.1, path.display())
-                }
-            };
-            line(&format!("{path:?} {:o} {} {} {content}", entry.mode, entry.uid, entry.gid));
-        }
-        Some(Digest::from_hasher(hash).hex())
+        layer::inputs_key(&[FORMAT, &self.executable], tree, compression, mtime)
     }
 
     fn record_path(&self, key: &str) -> PathBuf {
@@ -168,6 +142,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::rootfs::Content;
 
     /// The digest and size of the file at `path`.
     fn digest_of_file(path: &Path) -> std::io::Result<(Digest, u64)> {
