@@ -44,25 +44,7 @@ fn static_c_with_debug_info() -> PathBuf {
 /// `hello.go`, built by Go with cgo off: static, with DWARF and the symbol table.
 fn go_hello() -> PathBuf {
     static CELL: OnceLock<PathBuf> = OnceLock::new();
-    CELL.get_or_init(|| {
-        let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-home");
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fixtures/hello-go");
-        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-        run_ok(
-            Command::new("go")
-                .args(["build", "-o"])
-                .arg(&out)
-                .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hello.go"))
-                .env("CGO_ENABLED", "0")
-                .env("GOTOOLCHAIN", "local")
-                .env("GOFLAGS", "")
-                .env("HOME", &home)
-                .env("GOPATH", home.join("path"))
-                .env("GOCACHE", home.join("cache")),
-        );
-        out
-    })
-    .clone()
+    go_fixture(&CELL, "hello.go", "hello-go")
 }
 
 fn read_json(path: &Path) -> Value {

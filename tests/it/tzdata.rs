@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use crate::util::{c_fixture, digest_of, run_image, run_ok, scratchpack, skopeo_inspect, stderr, stdout, temp_dir, tree_listing};
+use crate::util::{
+    c_fixture, digest_of, go_fixture, run_image, run_ok, scratchpack, skopeo_inspect, stderr, stdout, temp_dir, tree_listing,
+};
 
 /// The gzip digest of the built-in zoneinfo layer (tzdata 2026f): the same on every machine.
 const BUILTIN_ZONEINFO_GZIP: &str = "sha256:f3fa78ce1276e62011605fa0acd8795db57363104e1c93638ff8f2bf4a2b9956";
@@ -89,6 +91,24 @@ fn the_same_digest_from_three_hosts() {
     assert_eq!(manifest["layers"][1]["digest"], BUILTIN_ZONEINFO_GZIP, "{manifest}");
     assert_eq!(manifest["annotations"]["dev.scratchpack.tzdata.version"], builtin_version().as_str(), "{manifest}");
     assert_eq!(run_image(&here, "latest"), PARIS_IN_JULY);
+}
+
+/// A Go program built with cgo off reads the zones itself: it is seen as reading them, and on a
+/// host with no zoneinfo at all its image still has Europe/Paris, from the built-in zones.
+#[test]
+fn a_static_go_program_gets_the_zones_on_a_host_without_any() {
+    static CELL: OnceLock<PathBuf> = OnceLock::new();
+    let program = go_fixture(&CELL, "paris_july.go", "paris-july-go");
+    let work = temp_dir();
+    let empty = work.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let layout = work.path().join("go.oci");
+    let out = format!("oci:{}:latest", layout.display());
+    let output = in_namespace("/usr/share/zoneinfo", &empty, &["pack", program.to_str().unwrap(), "--output", &out]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let manifest = manifest(&layout);
+    assert_eq!(manifest["layers"][1]["digest"], BUILTIN_ZONEINFO_GZIP, "{manifest}");
+    assert_eq!(run_image(&layout, "latest"), PARIS_IN_JULY);
 }
 
 #[test]

@@ -242,3 +242,27 @@ pub fn cargo_scratchpack(ws: &Path, args: &[&str], envs: &[(&str, String)]) -> O
 pub fn blob_file(layout: &Path, digest: &str) -> PathBuf {
     layout.join("blobs/sha256").join(digest.strip_prefix("sha256:").unwrap())
 }
+
+/// `tests/fixtures/SOURCE_NAME` built by Go with cgo off (static, with DWARF and the symbol table)
+/// into the fixtures folder as `output`, once per test run.
+pub fn go_fixture(cell: &'static OnceLock<PathBuf>, source_name: &str, output: &str) -> PathBuf {
+    cell.get_or_init(|| {
+        let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-home");
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fixtures").join(output);
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        run_ok(
+            Command::new("go")
+                .args(["build", "-o"])
+                .arg(&out)
+                .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(source_name))
+                .env("CGO_ENABLED", "0")
+                .env("GOTOOLCHAIN", "local")
+                .env("GOFLAGS", "")
+                .env("HOME", &home)
+                .env("GOPATH", home.join("path"))
+                .env("GOCACHE", home.join("cache")),
+        );
+        out
+    })
+    .clone()
+}
