@@ -40,3 +40,8 @@ if ! command -v pyspdxtools >/dev/null 2>&1; then
   if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
   command -v pyspdxtools >/dev/null 2>&1 || { echo "pyspdxtools not on PATH after pip install spdx-tools" >&2; exit 1; }
 fi
+
+# python-debian's deb822 reads the dpkg records scanners read (tests of /var/lib/dpkg/status.d).
+if ! python3 -c "import debian.deb822" >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check python-debian
+fi

@@ -61,7 +61,11 @@ impl BinaryPlan {
             printer.warn(format_args!("{file}: {} (needed by {}) was not found; packing anyway", missing.name, missing.needed_by));
         }
         printer.verbose(format_args!("{file}: bundling the loader and {} libraries", resolution.libraries.len()));
-        self.libraries = Some(rootfs::libs::plan(resolution, &options.needs.resolve_options().root)?);
+        let root = options.needs.resolve_options().root;
+        let mut libraries = rootfs::libs::plan(resolution, &root)?;
+        // Scanners then match the bundled libraries to their Debian packages.
+        rootfs::packages::add_records(&mut libraries, &root)?;
+        self.libraries = Some(libraries);
         if resolution.libraries.iter().any(|l| l.rule == Rule::LibraryPath) {
             self.ld_library_path.extend(options.needs.library_path.iter().cloned());
         }

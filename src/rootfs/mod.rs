@@ -9,6 +9,7 @@
 pub(crate) mod add;
 pub(crate) mod base;
 pub(crate) mod libs;
+pub(crate) mod packages;
 pub mod pem;
 pub(crate) mod zoneinfo;
 

@@ -14,13 +14,15 @@ use crate::elf::root::Root;
 /// Top-level directories that merged-/usr systems link into /usr: a file dpkg lists as
 /// `/lib/x86_64-linux-gnu/libc.so.6` is `/usr/lib/x86_64-linux-gnu/libc.so.6` too, and back.
 const MERGED_DIRS: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32", "libo32"];
+/// The largest `md5sums` file read (the largest on a Debian system is about 2 MiB).
+const MD5SUMS_CAP: u64 = 16 << 20;
 
 /// A root's dpkg database, read once for many lookups. The status file is read by [`DpkgDb::load`];
 /// the (larger) file lists on the first [`DpkgDb::owner`] call.
 pub(crate) struct DpkgDb {
     info_dir: Option<PathBuf>,
-    /// Installed packages by (name, architecture).
-    installed: BTreeMap<(String, String), DebPackage>,
+    /// Installed packages by (name, architecture), with their stanza of the status file.
+    installed: BTreeMap<(String, String), (DebPackage, String)>,
     lists: OnceLock<Lists>,
 }
 
@@ -82,15 +84,35 @@ impl DpkgDb {
         let index = candidates(&path).iter().find_map(|candidate| lists.find(candidate))?;
         let (name, arch, _) = &lists.lists[index];
         match arch {
-            Some(arch) => self.installed.get(&(name.clone(), arch.clone())).cloned(),
+            Some(arch) => self.installed.get(&(name.clone(), arch.clone())).map(|(package, _)| package.clone()),
             // A list without an architecture in its name belongs to the one installed package of
             // that name (dpkg adds `:ARCH` whenever the name alone is ambiguous).
             None => {
                 let mut matching = self.installed.range((name.clone(), String::new())..).take_while(|((n, _), _)| n == name);
                 let first = matching.next()?;
-                matching.next().is_none().then(|| first.1.clone())
+                matching.next().is_none().then(|| first.1 .0.clone())
             }
         }
+    }
+
+    /// The stanza of `package` in the status file, as dpkg wrote it (without a final newline).
+    pub(crate) fn stanza(&self, package: &DebPackage) -> Option<&str> {
+        self.installed.get(&(package.name.clone(), package.architecture.clone())).map(|(_, stanza)| stanza.as_str())
+    }
+
+    /// The lines of `package`'s `md5sums` file (`MD5  path`, the path without its leading `/`)
+    /// whose path is `image_path` or its merged-/usr twin; each given with `image_path`.
+    pub(crate) fn md5sum_of(&self, package: &DebPackage, image_path: &str) -> Option<String> {
+        let dir = self.info_dir.as_ref()?;
+        let qualified = dir.join(format!("{}:{}.md5sums", package.name, package.architecture));
+        let file = if qualified.is_file() { qualified } else { dir.join(format!("{}.md5sums", package.name)) };
+        let text = crate::input_file::read(&file, MD5SUMS_CAP).ok()?;
+        let text = String::from_utf8(text).ok()?;
+        let wanted = candidates(&crate::elf::root::join("/", image_path));
+        text.lines().find_map(|line| {
+            let (md5, path) = line.split_once("  ")?;
+            wanted.iter().any(|candidate| candidate.trim_start_matches('/') == path).then(|| md5.to_string())
+        })
     }
 
     /// Reads every `*.list` file, in name order so that a path listed twice (diversions, shared
@@ -138,8 +160,8 @@ fn candidates(path: &str) -> Vec<String> {
     out
 }
 
-/// The installed packages of a dpkg status file (RFC 822-style stanzas).
-fn parse_status(text: &str) -> BTreeMap<(String, String), DebPackage> {
+/// The installed packages of a dpkg status file (RFC 822-style stanzas), each with its stanza.
+fn parse_status(text: &str) -> BTreeMap<(String, String), (DebPackage, String)> {
     let mut installed = BTreeMap::new();
     for stanza in text.split("\n\n") {
         let (mut name, mut version, mut status, mut architecture) = (None, None, None, None);
@@ -162,7 +184,10 @@ fn parse_status(text: &str) -> BTreeMap<(String, String), DebPackage> {
         let architecture = architecture.unwrap_or("all");
         installed.insert(
             (name.to_string(), architecture.to_string()),
-            DebPackage { name: name.to_string(), version: version.to_string(), architecture: architecture.to_string() },
+            (
+                DebPackage { name: name.to_string(), version: version.to_string(), architecture: architecture.to_string() },
+                stanza.trim_matches('\n').to_string(),
+            ),
         );
     }
     installed

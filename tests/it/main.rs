@@ -20,6 +20,7 @@ mod reproducible;
 mod resolve;
 mod run;
 mod sbom;
+mod scanner_records;
 mod secrets;
 mod size_budget;
 mod strip;
