@@ -1,5 +1,5 @@
 //! What is attached to the images of a pack: one SBOM per platform image, made from the binary's
-//! cargo-auditable data and the files the image holds, attached to its manifest as an OCI referrer
+//! cargo-auditable data and the files the image holds (its `--also` programs among them), attached to its manifest as an OCI referrer
 //! (and written to `--sbom-dir`).
 
 use std::path::{Path, PathBuf};
@@ -58,17 +58,32 @@ fn hash_file(path: &Path) -> Result<(Digest, String, u64)> {
     sbom::hash_file(path).with_context(|| format!("{}: cannot read", path.display()))
 }
 
-/// The files of `plan`'s image that an SBOM lists besides the CA bundle: the loader and libraries,
-/// with the Debian package each came from.
+/// The files of `plan`'s image that an SBOM lists besides the CA bundle: the loader and libraries
+/// of each program (once each), with the Debian package each came from.
 fn library_files(plan: &BinaryPlan, dpkg: &DpkgDb) -> Result<Vec<SbomFile>> {
-    let Some(resolution) = &plan.resolution else { return Ok(Vec::new()) };
-    let interpreter =
-        resolution.interpreter.iter().zip(&resolution.interpreter_file).map(|((image, _), file)| (image.clone(), file.clone()));
-    let libraries = resolution.libraries.iter().map(|l| (l.image_path.clone(), l.file.clone()));
+    let mut files: Vec<SbomFile> = Vec::new();
+    for (_, resolution) in plan.resolutions() {
+        let interpreter =
+            resolution.interpreter.iter().zip(&resolution.interpreter_file).map(|((image, _), file)| (image.clone(), file.clone()));
+        let libraries = resolution.libraries.iter().map(|l| (l.image_path.clone(), l.file.clone()));
+        for (image_path, host_path) in interpreter.chain(libraries) {
+            if files.iter().any(|file| file.path == image_path) {
+                continue;
+            }
+            let (sha256, sha1, size) = hash_file(&host_path)?;
+            files.push(SbomFile { package: dpkg.owner(&image_path), path: image_path, sha256, sha1, size, comment: None });
+        }
+    }
+    Ok(files)
+}
+
+/// The `--also` programs of `plan`'s image, as packed.
+fn also_files(plan: &BinaryPlan) -> Result<Vec<SbomFile>> {
     let mut files = Vec::new();
-    for (image_path, host_path) in interpreter.chain(libraries) {
-        let (sha256, sha1, size) = hash_file(&host_path)?;
-        files.push(SbomFile { package: dpkg.owner(&image_path), path: image_path, sha256, sha1, size, comment: None });
+    for program in &plan.also {
+        let (sha256, sha1, size) = hash_file(&program.packed)?;
+        let comment = Some(format!("a further program of the image (--also {}); not its entrypoint", program.info.file_name()));
+        files.push(SbomFile { path: format!("/{}", program.target), sha256, sha1, size, comment, package: None });
     }
     Ok(files)
 }
@@ -87,6 +102,7 @@ fn sbom_of(
     let info = &plan.info;
     let mut files = common.to_vec();
     files.extend(library_files(plan, dpkg)?);
+    files.extend(also_files(plan)?);
     // A stripped copy keeps `.dep-v0`.
     let crates = sbom::read_auditable(program)?;
     if crates.is_none() {
