@@ -25,7 +25,7 @@ use anyhow::{Context, Result};
 
 pub(crate) use budget::{ByteSize, SizeError};
 pub(crate) use options::{AlsoSpec, PackOptions, SbomOptions};
-pub(crate) use plan::AlsoError;
+pub(crate) use plan::PlacementError;
 
 use crate::dest::{self, Destination, Published};
 use crate::elf;

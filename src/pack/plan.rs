@@ -50,9 +50,12 @@ pub(crate) struct AlsoPlan {
     pub(crate) resolution: Option<Resolution>,
 }
 
-/// Why an `--also` program cannot go into the image. Each variant names the files involved.
+/// Why the programs cannot be placed in the images: two main binaries of one platform, or an
+/// `--also` program that fits no image. Each variant names the files involved.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum AlsoError {
+pub(crate) enum PlacementError {
+    #[error("{} and {} are both {platform}: an image index holds one image per platform", first.display(), second.display())]
+    SamePlatform { first: PathBuf, second: PathBuf, platform: String },
     #[error("{}: is {platform}, but {}: an --also program must be of the image's platform", file.display(), the_images_are(images))]
     Platform { file: PathBuf, platform: String, images: Vec<String> },
     #[error("{} and {} would both be /{path} in the {platform} image", first.display(), second.display())]
@@ -69,13 +72,16 @@ fn the_images_are(images: &[String]) -> String {
     }
 }
 
-impl AlsoError {
+impl PlacementError {
     pub(crate) fn hint(&self) -> Option<String> {
         Some(match self {
-            AlsoError::Platform { images, .. } if images.len() == 1 => format!("build the program for {}", images[0]),
-            AlsoError::Platform { .. } => "build the program for one of the images' platforms".into(),
-            AlsoError::SamePath { .. } => "give one of them another place: --also PROGRAM:DEST".into(),
-            AlsoError::NotInEvery { platform, path, .. } => {
+            PlacementError::SamePlatform { second, .. } => {
+                format!("to put both programs into one image, give the second with --also: --also {}", second.display())
+            }
+            PlacementError::Platform { images, .. } if images.len() == 1 => format!("build the program for {}", images[0]),
+            PlacementError::Platform { .. } => "build the program for one of the images' platforms".into(),
+            PlacementError::SamePath { .. } => "give one of them another place: --also PROGRAM:DEST".into(),
+            PlacementError::NotInEvery { platform, path, .. } => {
                 format!("every platform's image holds the same programs: add --also PROGRAM:/{path} with a program built for {platform}")
             }
         })
@@ -175,13 +181,13 @@ pub(crate) fn place_also(
         let info = elf::inspect(&spec.file)?;
         let Some(image) = binaries.iter().position(|main| main.platform == info.platform) else {
             let images = binaries.iter().map(|main| main.platform.to_string()).collect();
-            bail!(AlsoError::Platform { file: spec.file.clone(), platform: info.platform.to_string(), images });
+            bail!(PlacementError::Platform { file: spec.file.clone(), platform: info.platform.to_string(), images });
         };
         let target = binary_path(spec.dest.as_deref(), &spec.file)?;
         let main = std::iter::once((&targets[image], &binaries[image].file));
         if let Some((_, first)) = main.chain(placed[image].iter().map(|p| (&p.target, &p.info.file))).find(|(t, _)| **t == target) {
             let platform = info.platform.to_string();
-            bail!(AlsoError::SamePath { first: first.clone(), second: spec.file.clone(), path: target, platform });
+            bail!(PlacementError::SamePath { first: first.clone(), second: spec.file.clone(), path: target, platform });
         }
         placed[image].push(AlsoPlan { info, target, packed: packed.clone(), resolution: None });
     }
@@ -190,7 +196,7 @@ pub(crate) fn place_also(
 }
 
 /// In a pack of several platforms, each `--also` path is in every image.
-fn every_image_has_every_path(binaries: &[ElfInfo], placed: &[Vec<AlsoPlan>]) -> Result<(), AlsoError> {
+fn every_image_has_every_path(binaries: &[ElfInfo], placed: &[Vec<AlsoPlan>]) -> Result<(), PlacementError> {
     let mut paths: BTreeMap<&str, &AlsoPlan> = BTreeMap::new();
     for program in placed.iter().flatten() {
         paths.entry(&program.target).or_insert(program);
@@ -198,7 +204,7 @@ fn every_image_has_every_path(binaries: &[ElfInfo], placed: &[Vec<AlsoPlan>]) ->
     for (main, programs) in binaries.iter().zip(placed) {
         let here: BTreeSet<&str> = programs.iter().map(|p| p.target.as_str()).collect();
         if let Some((path, with)) = paths.iter().find(|(path, _)| !here.contains(*path)) {
-            return Err(AlsoError::NotInEvery {
+            return Err(PlacementError::NotInEvery {
                 path: path.to_string(),
                 platform: main.platform.to_string(),
                 with: (with.info.platform.to_string(), with.info.file.clone()),
@@ -209,16 +215,15 @@ fn every_image_has_every_path(binaries: &[ElfInfo], placed: &[Vec<AlsoPlan>]) ->
 }
 
 /// An index holds one image per platform.
-pub(crate) fn check_platforms(binaries: &[ElfInfo]) -> Result<()> {
+pub(crate) fn check_platforms(binaries: &[ElfInfo]) -> Result<(), PlacementError> {
     let mut seen: BTreeMap<String, &ElfInfo> = BTreeMap::new();
     for info in binaries {
         if let Some(first) = seen.insert(info.platform.to_string(), info) {
-            bail!(
-                "{} and {} are both {}: an image index holds one image per platform",
-                first.file.display(),
-                info.file.display(),
-                info.platform
-            );
+            return Err(PlacementError::SamePlatform {
+                first: first.file.clone(),
+                second: info.file.clone(),
+                platform: info.platform.to_string(),
+            });
         }
     }
     Ok(())
