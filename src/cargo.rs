@@ -710,6 +710,37 @@ mod tests {
     }
 
     #[test]
+    fn also_bins_join_every_image_instead_of_their_own() {
+        let paths = |bin: &str| vec![PathBuf::from(format!("/t/aarch64/{bin}")), PathBuf::from(format!("/t/x86_64/{bin}"))];
+        let built = BTreeMap::from([("hc".to_string(), paths("hc")), ("server".to_string(), paths("server"))]);
+        let specs: Vec<AlsoSpec> = vec!["hc".parse().unwrap()];
+        let mut by_bin = built.clone();
+        let also = also_programs(&specs, &mut by_bin, &[]);
+        assert_eq!(by_bin.keys().collect::<Vec<_>>(), ["server"]);
+        let expected: Vec<AlsoSpec> =
+            paths("hc").into_iter().map(|file| AlsoSpec { file, dest: Some("/usr/local/bin/hc".into()) }).collect();
+        assert_eq!(also, expected);
+        let mut by_bin = built.clone();
+        also_programs(&specs, &mut by_bin, &["hc".into()]);
+        assert_eq!(by_bin.len(), 2, "a binary --bin names keeps its own image too");
+    }
+
+    #[test]
+    fn also_in_metadata_is_relative_to_the_package_and_the_flag_wins() {
+        let config = MetadataConfig { also: Some(vec!["tools/hc:/bin/".into()]), ..Default::default() };
+        let merged = merge(&ImageArgs::default(), &config, Path::new("/pkg")).unwrap();
+        assert_eq!(merged.also, [AlsoSpec { file: "/pkg/tools/hc".into(), dest: Some("/bin/".into()) }]);
+        let flag = ImageArgs { also: vec!["/x/hc".parse().unwrap()], ..Default::default() };
+        assert_eq!(merge(&flag, &config, Path::new("/pkg")).unwrap().also, flag.also);
+        let bad = MetadataConfig { also: Some(vec!["hc:bin".into()]), ..Default::default() };
+        let err = merge(&ImageArgs::default(), &bad, Path::new("/pkg")).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "[package.metadata.scratchpack] also: \"hc:bin\": expected PROGRAM[:DEST], with DEST an absolute path in the image"
+        );
+    }
+
+    #[test]
     fn tzdata_source_names_a_source_or_a_folder_of_the_package() {
         use crate::needs::TzdataSource;
         let source = |value: &str, flag: Option<TzdataSource>| {

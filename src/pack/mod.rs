@@ -134,9 +134,7 @@ fn build(options: &PackOptions, printer: &Printer, outputs: &mut Outputs) -> Res
         }
     };
     step("image documents made");
-    let programs =
-        plans.iter().zip(&programs).map(|(plan, main)| plan.programs(main).map(|(path, _)| format!("/{path}")).collect()).collect();
-    Ok(Packed { image, attachments, programs, _staging: staging })
+    Ok(Packed { image, attachments, programs: plans.iter().map(BinaryPlan::program_paths).collect(), _staging: staging })
 }
 
 /// The files packed as the programs `files`, in their order: each program itself, or with

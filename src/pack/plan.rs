@@ -143,10 +143,9 @@ impl BinaryPlan {
         Ok(())
     }
 
-    /// Every program of the image, as (image path, file packed): the main one (packed from
-    /// `main`), then the `--also` programs.
-    pub(crate) fn programs<'a>(&'a self, main: &'a Path) -> impl Iterator<Item = (&'a str, &'a Path)> {
-        std::iter::once((self.target.as_str(), main)).chain(self.also.iter().map(|p| (p.target.as_str(), p.packed.as_path())))
+    /// The absolute path of every program of the image, the entrypoint first.
+    pub(crate) fn program_paths(&self) -> Vec<String> {
+        std::iter::once(&self.target).chain(self.also.iter().map(|p| &p.target)).map(|path| format!("/{path}")).collect()
     }
 }
 

@@ -323,3 +323,16 @@ fn cargo_also_bins_go_into_every_image_built_in_the_same_run() {
         assert_eq!(run_as(&single, "run", &["/usr/local/bin/greeter-cli", arch]), format!("greeter-cli {arch}\n"));
     }
 }
+
+#[test]
+fn an_also_bin_that_is_not_a_binary_of_the_package_is_named_before_building() {
+    let (_dir, ws) = cargo_fixture("cargo-ws");
+    let out = ws.join("images");
+    let output = cargo_scratchpack(&ws, &["--also-bin", "healthcheck", "--output", &format!("oci:{}", out.display())], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "error: also-bins: \"healthcheck\" is not a binary of package greeter (its binaries: greeter-cli, greeter-server)\n"
+    );
+    assert!(!out.exists());
+}
