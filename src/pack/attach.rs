@@ -1,6 +1,6 @@
-//! What is attached to the images of a pack: one SBOM per platform image, made from the binary's
-//! cargo-auditable data and the files the image holds (its `--also` programs among them), attached to its manifest as an OCI referrer
-//! (and written to `--sbom-dir`).
+//! What is attached to the images of a pack: one SBOM per platform image, made from the
+//! cargo-auditable data of its programs and the files the image holds (the `--also` programs too),
+//! attached to its manifest as an OCI referrer (and written to `--sbom-dir`).
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +13,7 @@ use crate::image::{Blob, Digest, Image};
 use crate::printer::Printer;
 use crate::rootfs::base::{self, Base};
 use crate::rootfs::{Content, Entry, EntryKind};
-use crate::sbom::{self, DpkgDb, SbomFile, SbomFormat, SbomInput};
+use crate::sbom::{self, AuditedCrate, DpkgDb, SbomFile, SbomFormat, SbomInput};
 
 /// One SBOM per image (`images` in the plans' order); none without `--sbom`.
 pub(crate) fn sboms(
@@ -88,6 +88,18 @@ fn also_files(plan: &BinaryPlan) -> Result<Vec<SbomFile>> {
     Ok(files)
 }
 
+/// The audit data of the `--also` programs of `plan`'s image that carry some.
+fn also_crates(plan: &BinaryPlan, printer: &Printer) -> Result<Vec<Vec<AuditedCrate>>> {
+    let mut lists = Vec::new();
+    for program in &plan.also {
+        match sbom::read_auditable(&program.packed)? {
+            Some(crates) => lists.push(crates),
+            None => printer.verbose(format_args!("{}: no cargo-auditable data: the SBOM lists it as a file", program.info.file.display())),
+        }
+    }
+    Ok(lists)
+}
+
 /// The SBOM of `image`, made for `plan` from `program`: the file packed (the binary, or its
 /// stripped copy).
 fn sbom_of(
@@ -109,6 +121,7 @@ fn sbom_of(
         printer.info(format_args!("note: {} has no cargo-auditable data: its SBOM lists the image's files only", info.file.display()));
         printer.info(format_args!("hint: {}", sbom::NO_AUDIT_DATA_HINT));
     }
+    let also_crates = also_crates(plan, printer)?;
     let (binary_sha256, binary_sha1, _) = hash_file(program)?;
     let name = info.file_name();
     let input = SbomInput {
@@ -120,6 +133,7 @@ fn sbom_of(
         binary_sha256,
         binary_sha1,
         crates: crates.as_deref(),
+        also_crates: &also_crates,
         cargo_sources: options.sbom.cargo_sources.as_ref(),
         files: &files,
     };
