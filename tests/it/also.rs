@@ -228,12 +228,14 @@ fn the_sbom_and_the_summary_list_every_program() {
         scratchpack()
             .arg("pack")
             .arg(static_c_hello())
-            .args(["--also", healthcheck.to_str().unwrap(), "--sbom", "spdx", "--sbom-dir", sboms.to_str().unwrap(), "--json"])
+            .args(["--also", healthcheck.to_str().unwrap(), "--sbom", "spdx", "--sbom-dir", sboms.to_str().unwrap(), "--json", "-v"])
             .arg("--output")
             .arg(format!("oci:{}:t", layout.display())),
     );
     let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(summary["images"][0]["programs"], serde_json::json!(["/usr/local/bin/hello-c", "/usr/local/bin/healthcheck"]));
+    let said = format!("linux/amd64 image: also /usr/local/bin/healthcheck ({})\n", healthcheck.display());
+    assert!(stderr(&output).contains(&said), "{}", stderr(&output));
 
     let document = sboms.join("hello-c-linux-amd64.spdx.json");
     let sbom: Value = serde_json::from_slice(&std::fs::read(&document).unwrap()).unwrap();
