@@ -1,6 +1,6 @@
 //! The layers of a pack: each binary's own layer, and the layers the binaries share (base files and
-//! CA bundle, zoneinfo, `--add` files, each image's libraries and `--also` programs). The shared ones that do not change
-//! from one pack to the next come from the layer cache.
+//! CA bundle, zoneinfo, `--add` files, each image's libraries and `--also` programs). The shared
+//! ones that do not change from one pack to the next come from the layer cache.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
