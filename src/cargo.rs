@@ -1,6 +1,8 @@
 //! `cargo scratchpack`: build with cargo, take the executables from its compiler artifacts, read
 //! `[package.metadata.scratchpack]` and `[workspace.metadata.scratchpack]`, and pack each binary
-//! (one platform per `--target`, several targets make one index).
+//! (one platform per `--target`, several targets make one index). The binaries named by
+//! `--also-bin` (`also-bins`) are built in the same run and go into every image as `--also`
+//! programs, each into the image of its target, instead of into images of their own.
 //!
 //! Owns talking to cargo and git and turning package metadata into pack options. Packing itself
 //! is `pack`'s; flags always override the metadata, which overrides the defaults.
@@ -15,6 +17,7 @@ use clap::{Args, Parser};
 use serde::Deserialize;
 
 use crate::cli::{self, ImageArgs};
+use crate::pack::AlsoSpec;
 use crate::printer::Printer;
 
 #[derive(Debug, Parser)]
@@ -30,9 +33,13 @@ pub struct CargoArgs {
     /// Package to build (default: the one in the current folder, or the only one).
     #[arg(short, long = "package", value_name = "PKG")]
     pub(crate) package: Option<String>,
-    /// Binary to pack (repeatable; default: every binary of the package).
+    /// Binary to pack (repeatable; default: every binary of the package but the --also-bin ones).
     #[arg(long = "bin", value_name = "NAME")]
     pub(crate) bins: Vec<String>,
+    /// A binary of the package that goes into every image as a further program, built in the same
+    /// run, at DEST [default: /usr/local/bin/NAME] (repeatable).
+    #[arg(long = "also-bin", value_name = "NAME[:DEST]")]
+    pub(crate) also_bins: Vec<AlsoSpec>,
     /// Target triple to build for (repeatable; several make one multi-platform index).
     #[arg(long = "target", value_name = "TRIPLE")]
     pub(crate) targets: Vec<String>,
@@ -74,8 +81,10 @@ pub(crate) struct MetadataConfig {
     pub(crate) outputs: Option<Vec<String>>,
     pub(crate) tags: Option<Vec<String>>,
     pub(crate) bins: Option<Vec<String>>,
+    pub(crate) also_bins: Option<Vec<String>>,
     pub(crate) targets: Option<Vec<String>>,
     pub(crate) path: Option<String>,
+    pub(crate) also: Option<Vec<String>>,
     pub(crate) user: Option<String>,
     pub(crate) env: Option<BTreeMap<String, String>>,
     pub(crate) workdir: Option<String>,
@@ -118,8 +127,10 @@ impl MetadataConfig {
             outputs,
             tags,
             bins,
+            also_bins,
             targets,
             path,
+            also,
             user,
             env,
             workdir,
@@ -274,6 +285,13 @@ fn merge(cli: &ImageArgs, config: &MetadataConfig, base_dir: &Path) -> Result<Im
         merged.tags = config.tags.clone().unwrap_or_default();
     }
     merged.path = merged.path.or(config.path.clone());
+    if merged.also.is_empty() {
+        for spec in config.also.clone().unwrap_or_default() {
+            let mut also: AlsoSpec = spec.parse().map_err(|e| anyhow!("[package.metadata.scratchpack] also: {e}"))?;
+            also.file = PathBuf::from(relative(&also.file.to_string_lossy()));
+            merged.also.push(also);
+        }
+    }
     merged.user = merged.user.or(config.user.clone());
     merged.workdir = merged.workdir.or(config.workdir.clone());
     let merge_pairs = |flags: &[String], table: &Option<BTreeMap<String, String>>| -> Vec<String> {
@@ -434,6 +452,43 @@ fn split_reference_tag(reference: &str) -> (&str, &str) {
     }
 }
 
+/// `--also-bin`, else the metadata's `also-bins`: each a binary of `package`.
+fn also_bins(args: &CargoArgs, config: &MetadataConfig, package: &Package) -> Result<Vec<AlsoSpec>> {
+    let specs = match (&args.also_bins, &config.also_bins) {
+        (flags, _) if !flags.is_empty() => flags.clone(),
+        (_, Some(names)) => names
+            .iter()
+            .map(|name| name.parse().map_err(|e| anyhow!("[package.metadata.scratchpack] also-bins: {e}")))
+            .collect::<Result<_>>()?,
+        (_, None) => Vec::new(),
+    };
+    let binaries: Vec<&str> = package.targets.iter().filter(|t| t.is_bin()).map(|t| t.name.as_str()).collect();
+    for spec in &specs {
+        let name = spec.file.to_string_lossy();
+        if !binaries.contains(&name.as_ref()) {
+            bail!("also-bins: {name:?} is not a binary of package {} (its binaries: {})", package.name, binaries.join(", "));
+        }
+    }
+    Ok(specs)
+}
+
+/// The `--also` programs `also_bins` name, one per target, taken out of `by_bin` unless `bins`
+/// asks for their own images too.
+fn also_programs(also_bins: &[AlsoSpec], by_bin: &mut BTreeMap<String, Vec<PathBuf>>, bins: &[String]) -> Vec<AlsoSpec> {
+    let mut programs = Vec::new();
+    for spec in also_bins {
+        let name = spec.file.to_string_lossy().into_owned();
+        let paths = match bins.contains(&name) {
+            true => by_bin.get(&name).cloned().unwrap_or_default(),
+            false => by_bin.remove(&name).unwrap_or_default(),
+        };
+        // Named after the binary, whatever the file is called.
+        let dest = spec.dest.clone().unwrap_or_else(|| format!("/usr/local/bin/{name}"));
+        programs.extend(paths.into_iter().map(|file| AlsoSpec { file, dest: Some(dest.clone()) }));
+    }
+    programs
+}
+
 /// An executable cargo built: which binary, for which target.
 #[derive(Debug, Clone)]
 struct Executable {
@@ -441,7 +496,14 @@ struct Executable {
     path: PathBuf,
 }
 
-fn build(args: &CargoArgs, package: &Package, bins: &[String], targets: &[String], quiet: bool) -> Result<Vec<Executable>> {
+/// Builds `bins` (every binary of the package when empty) for `targets`, and `also` with them.
+fn build(
+    args: &CargoArgs,
+    package: &Package,
+    (bins, also): (&[String], &[String]),
+    targets: &[String],
+    quiet: bool,
+) -> Result<Vec<Executable>> {
     let mut cmd = cargo();
     if args.auditable {
         cmd.arg("auditable");
@@ -451,7 +513,7 @@ fn build(args: &CargoArgs, package: &Package, bins: &[String], targets: &[String
         Some(profile) => cmd.args(["--profile", profile]),
         None => cmd.arg("--release"),
     };
-    for bin in bins {
+    for bin in bins.iter().chain(if bins.is_empty() { &[][..] } else { also }) {
         cmd.args(["--bin", bin]);
     }
     if bins.is_empty() {
@@ -539,14 +601,17 @@ pub fn run(args: CargoArgs) -> Result<()> {
     image.annotations = annotations;
 
     let bins = if args.bins.is_empty() { config.bins.clone().unwrap_or_default() } else { args.bins.clone() };
+    let also_bins = also_bins(&args, &config, &package)?;
     let targets = if args.targets.is_empty() { config.targets.clone().unwrap_or_default() } else { args.targets.clone() };
-    let executables = build(&args, &package, &bins, &targets, args.quiet)?;
+    let also_names: Vec<String> = also_bins.iter().map(|spec| spec.file.to_string_lossy().into_owned()).collect();
+    let executables = build(&args, &package, (&bins, &also_names), &targets, args.quiet)?;
     let mut by_bin: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     for executable in executables {
         by_bin.entry(executable.bin).or_default().push(executable.path);
     }
     // cargo reports targets in whatever order they finish: sort, so the index is reproducible.
     by_bin.values_mut().for_each(|paths| paths.sort());
+    image.also.extend(also_programs(&also_bins, &mut by_bin, &bins));
     if by_bin.is_empty() {
         bail!("cargo built no binary for package {}", package.name);
     }
@@ -642,6 +707,37 @@ mod tests {
         assert_eq!(merged(&parse(serde_json::json!("10MB")).unwrap(), &flag).unwrap(), Some(2 << 20));
         let err = merged(&parse(serde_json::json!("10XB")).unwrap(), &none).unwrap_err().to_string();
         assert_eq!(err, "[package.metadata.scratchpack] max-size: \"10XB\" is not a size such as 10MB, 10MiB, 500kB or 1048576 (bytes)");
+    }
+
+    #[test]
+    fn also_bins_join_every_image_instead_of_their_own() {
+        let paths = |bin: &str| vec![PathBuf::from(format!("/t/aarch64/{bin}")), PathBuf::from(format!("/t/x86_64/{bin}"))];
+        let built = BTreeMap::from([("hc".to_string(), paths("hc")), ("server".to_string(), paths("server"))]);
+        let specs: Vec<AlsoSpec> = vec!["hc".parse().unwrap()];
+        let mut by_bin = built.clone();
+        let also = also_programs(&specs, &mut by_bin, &[]);
+        assert_eq!(by_bin.keys().collect::<Vec<_>>(), ["server"]);
+        let expected: Vec<AlsoSpec> =
+            paths("hc").into_iter().map(|file| AlsoSpec { file, dest: Some("/usr/local/bin/hc".into()) }).collect();
+        assert_eq!(also, expected);
+        let mut by_bin = built.clone();
+        also_programs(&specs, &mut by_bin, &["hc".into()]);
+        assert_eq!(by_bin.len(), 2, "a binary --bin names keeps its own image too");
+    }
+
+    #[test]
+    fn also_in_metadata_is_relative_to_the_package_and_the_flag_wins() {
+        let config = MetadataConfig { also: Some(vec!["tools/hc:/bin/".into()]), ..Default::default() };
+        let merged = merge(&ImageArgs::default(), &config, Path::new("/pkg")).unwrap();
+        assert_eq!(merged.also, [AlsoSpec { file: "/pkg/tools/hc".into(), dest: Some("/bin/".into()) }]);
+        let flag = ImageArgs { also: vec!["/x/hc".parse().unwrap()], ..Default::default() };
+        assert_eq!(merge(&flag, &config, Path::new("/pkg")).unwrap().also, flag.also);
+        let bad = MetadataConfig { also: Some(vec!["hc:bin".into()]), ..Default::default() };
+        let err = merge(&ImageArgs::default(), &bad, Path::new("/pkg")).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "[package.metadata.scratchpack] also: \"hc:bin\": expected PROGRAM[:DEST], with DEST an absolute path in the image"
+        );
     }
 
     #[test]

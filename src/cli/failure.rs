@@ -11,7 +11,7 @@ use crate::elf::strip::StripError;
 use crate::elf::ElfError;
 use crate::layout::LayoutError;
 use crate::needs::NeedsError;
-use crate::pack::SizeError;
+use crate::pack::{PlacementError, SizeError};
 use crate::registry::reference::ReferenceError;
 use crate::registry::RegistryError;
 use crate::rootfs::add::AddError;
@@ -62,6 +62,7 @@ fn hint(error: &anyhow::Error) -> Option<String> {
             SbomError,
             NeedsError,
             SizeError,
+            PlacementError,
             RegistryError,
             ReferenceError
         )

@@ -23,7 +23,7 @@ pub use run::run;
 
 use crate::image::Compression;
 use crate::needs::{Tzdata, TzdataSource};
-use crate::pack::ByteSize;
+use crate::pack::{AlsoSpec, ByteSize};
 use crate::registry::auth::Secret;
 use crate::rootfs::add::AddSpec;
 use crate::rootfs::base::CaBundle;
@@ -179,6 +179,10 @@ pub(crate) struct ImageArgs {
     /// Path of the binary inside the image [default: /usr/local/bin/NAME].
     #[arg(long, value_name = "PATH")]
     pub(crate) path: Option<String>,
+    /// A further program of the image's platform, at DEST [default: /usr/local/bin/NAME; DIR/
+    /// keeps the name], with its libraries and needs (repeatable). The binary stays the entrypoint.
+    #[arg(long = "also", value_name = "PROGRAM[:DEST]")]
+    pub(crate) also: Vec<AlsoSpec>,
     /// User the program runs as: UID[:GID] or NAME[:GROUP] [default: 65532:65532].
     #[arg(long)]
     pub(crate) user: Option<String>,

@@ -150,6 +150,7 @@ impl TryFrom<&ImageArgs> for PackOptions {
         }
         Ok(PackOptions {
             binaries: Vec::new(),
+            also: args.also.clone(),
             outputs,
             tags,
             path: args.path.clone(),

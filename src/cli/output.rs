@@ -152,9 +152,11 @@ pub(crate) fn summary_json(packed: &Packed, published: &[(String, Published)]) -
     let images: Vec<_> = image
         .images()
         .iter()
-        .map(|image| {
+        .zip(&packed.programs)
+        .map(|(image, programs)| {
             json!({
                 "platform": image.platform.to_string(),
+                "programs": programs,
                 "digest": image.manifest.digest.to_string(),
                 "config": image.config.digest.to_string(),
                 "layers": image.layers.iter().map(|l| json!({

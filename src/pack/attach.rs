@@ -1,6 +1,6 @@
-//! What is attached to the images of a pack: one SBOM per platform image, made from the binary's
-//! cargo-auditable data and the files the image holds, attached to its manifest as an OCI referrer
-//! (and written to `--sbom-dir`).
+//! What is attached to the images of a pack: one SBOM per platform image, made from the
+//! cargo-auditable data of its programs and the files the image holds (the `--also` programs too),
+//! attached to its manifest as an OCI referrer (and written to `--sbom-dir`).
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +13,7 @@ use crate::image::{Blob, Digest, Image};
 use crate::printer::Printer;
 use crate::rootfs::base::{self, Base};
 use crate::rootfs::{Content, Entry, EntryKind};
-use crate::sbom::{self, DpkgDb, SbomFile, SbomFormat, SbomInput};
+use crate::sbom::{self, AuditedCrate, DpkgDb, SbomFile, SbomFormat, SbomInput};
 
 /// One SBOM per image (`images` in the plans' order); none without `--sbom`.
 pub(crate) fn sboms(
@@ -58,19 +58,46 @@ fn hash_file(path: &Path) -> Result<(Digest, String, u64)> {
     sbom::hash_file(path).with_context(|| format!("{}: cannot read", path.display()))
 }
 
-/// The files of `plan`'s image that an SBOM lists besides the CA bundle: the loader and libraries,
-/// with the Debian package each came from.
+/// The files of `plan`'s image that an SBOM lists besides the CA bundle: the loader and libraries
+/// of each program (once each), with the Debian package each came from.
 fn library_files(plan: &BinaryPlan, dpkg: &DpkgDb) -> Result<Vec<SbomFile>> {
-    let Some(resolution) = &plan.resolution else { return Ok(Vec::new()) };
-    let interpreter =
-        resolution.interpreter.iter().zip(&resolution.interpreter_file).map(|((image, _), file)| (image.clone(), file.clone()));
-    let libraries = resolution.libraries.iter().map(|l| (l.image_path.clone(), l.file.clone()));
-    let mut files = Vec::new();
-    for (image_path, host_path) in interpreter.chain(libraries) {
-        let (sha256, sha1, size) = hash_file(&host_path)?;
-        files.push(SbomFile { package: dpkg.owner(&image_path), path: image_path, sha256, sha1, size, comment: None });
+    let mut files: Vec<SbomFile> = Vec::new();
+    for (_, resolution) in plan.resolutions() {
+        let interpreter =
+            resolution.interpreter.iter().zip(&resolution.interpreter_file).map(|((image, _), file)| (image.clone(), file.clone()));
+        let libraries = resolution.libraries.iter().map(|l| (l.image_path.clone(), l.file.clone()));
+        for (image_path, host_path) in interpreter.chain(libraries) {
+            if files.iter().any(|file| file.path == image_path) {
+                continue;
+            }
+            let (sha256, sha1, size) = hash_file(&host_path)?;
+            files.push(SbomFile { package: dpkg.owner(&image_path), path: image_path, sha256, sha1, size, comment: None });
+        }
     }
     Ok(files)
+}
+
+/// The `--also` programs of `plan`'s image, as packed.
+fn also_files(plan: &BinaryPlan) -> Result<Vec<SbomFile>> {
+    let mut files = Vec::new();
+    for program in &plan.also {
+        let (sha256, sha1, size) = hash_file(&program.packed)?;
+        let comment = Some(format!("a further program of the image (--also {}); not its entrypoint", program.info.file_name()));
+        files.push(SbomFile { path: format!("/{}", program.target), sha256, sha1, size, comment, package: None });
+    }
+    Ok(files)
+}
+
+/// The audit data of the `--also` programs of `plan`'s image that carry some.
+fn also_crates(plan: &BinaryPlan, printer: &Printer) -> Result<Vec<Vec<AuditedCrate>>> {
+    let mut lists = Vec::new();
+    for program in &plan.also {
+        match sbom::read_auditable(&program.packed)? {
+            Some(crates) => lists.push(crates),
+            None => printer.verbose(format_args!("{}: no cargo-auditable data: the SBOM lists it as a file", program.info.file.display())),
+        }
+    }
+    Ok(lists)
 }
 
 /// The SBOM of `image`, made for `plan` from `program`: the file packed (the binary, or its
@@ -87,12 +114,14 @@ fn sbom_of(
     let info = &plan.info;
     let mut files = common.to_vec();
     files.extend(library_files(plan, dpkg)?);
+    files.extend(also_files(plan)?);
     // A stripped copy keeps `.dep-v0`.
     let crates = sbom::read_auditable(program)?;
     if crates.is_none() {
         printer.info(format_args!("note: {} has no cargo-auditable data: its SBOM lists the image's files only", info.file.display()));
         printer.info(format_args!("hint: {}", sbom::NO_AUDIT_DATA_HINT));
     }
+    let also_crates = also_crates(plan, printer)?;
     let (binary_sha256, binary_sha1, _) = hash_file(program)?;
     let name = info.file_name();
     let input = SbomInput {
@@ -104,6 +133,7 @@ fn sbom_of(
         binary_sha256,
         binary_sha1,
         crates: crates.as_deref(),
+        also_crates: &also_crates,
         cargo_sources: options.sbom.cargo_sources.as_ref(),
         files: &files,
     };

@@ -1,6 +1,6 @@
 //! The layers of a pack: each binary's own layer, and the layers the binaries share (base files and
-//! CA bundle, zoneinfo, `--add` files, each binary's libraries). The shared ones that do not change
-//! from one pack to the next come from the layer cache.
+//! CA bundle, zoneinfo, `--add` files, each image's libraries and `--also` programs). The shared
+//! ones that do not change from one pack to the next come from the layer cache.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -51,6 +51,15 @@ pub(crate) fn app_layer(
     staging_file: &Path,
     cancel: &AtomicBool,
 ) -> Result<Layer> {
+    let mut app_tree = FileTree::new();
+    add_program(&mut app_tree, file, program, target)?;
+    layer::write_layer_until(&app_tree, options.compression, options.source_date_epoch, staging_file, cancel)
+        .with_context(|| format!("writing the layer of {}", file.display()))
+}
+
+/// Places the program `file` (packed from `program`: itself, or its stripped copy) at `/target`
+/// in `tree`, 0755 and owned by root.
+fn add_program(tree: &mut FileTree, file: &Path, program: &Path, target: &str) -> Result<()> {
     // The real file, with its stamp: the layer opens it without following links and checks that it
     // is still this file (the program named may be a link, as `target/release/app` can be).
     let real = std::fs::canonicalize(program).with_context(|| format!("{}: cannot read", file.display()))?;
@@ -59,12 +68,24 @@ pub(crate) fn app_layer(
         // Inspection says what it is; never open a FIFO or a device here.
         bail!("{}: not a regular file", file.display());
     }
-    let mut app_tree = FileTree::new();
-    app_tree
-        .add_file(target, Content::host_file(real, &metadata), 0o755, 0, 0)
+    tree.add_file(target, Content::host_file(real, &metadata), 0o755, 0, 0)
         .with_context(|| format!("placing {} at /{target}", file.display()))?;
-    layer::write_layer_until(&app_tree, options.compression, options.source_date_epoch, staging_file, cancel)
-        .with_context(|| format!("writing the layer of {}", file.display()))
+    Ok(())
+}
+
+/// The layer of the `--also` programs of `plan`'s image, if it has any: below the main program's,
+/// which changes more often. With `SOURCE_DATE_EPOCH` as its time, like the program's layer.
+fn also_layer(options: &PackOptions, plan: &BinaryPlan, staging: &Staging) -> Result<Option<(Layer, FileTree)>> {
+    if plan.also.is_empty() {
+        return Ok(None);
+    }
+    let mut tree = FileTree::new();
+    for program in &plan.also {
+        add_program(&mut tree, &program.info.file, &program.packed, &program.target)?;
+    }
+    let layer = layer::write_layer(&tree, options.compression, options.source_date_epoch, &staging.next_file())
+        .with_context(|| format!("writing the --also layer of the {} image", plan.info.platform))?;
+    Ok(Some((layer, tree)))
 }
 
 /// The layers every image of the pack may share, and the base files they were made from.
@@ -78,6 +99,8 @@ pub(crate) struct SharedLayers {
     extra_tree: FileTree,
     /// Per plan, in the plans' order: the layer of its libraries.
     pub(crate) libraries: Vec<Option<Layer>>,
+    /// Per plan, in the plans' order: the layer of its `--also` programs, and their tree.
+    pub(crate) also: Vec<Option<(Layer, FileTree)>>,
 }
 
 impl SharedLayers {
@@ -120,7 +143,8 @@ impl SharedLayers {
             };
             libraries.push(layer);
         }
-        Ok(SharedLayers { base_plan, base, zoneinfo, extra, extra_tree, libraries })
+        let also = plans.iter().map(|plan| also_layer(options, plan, staging)).collect::<Result<Vec<_>>>()?;
+        Ok(SharedLayers { base_plan, base, zoneinfo, extra, extra_tree, libraries, also })
     }
 
     /// The blobs of these layers, each once: what a destination may put in place early.
@@ -129,6 +153,7 @@ impl SharedLayers {
         blobs.extend(self.zoneinfo.iter().map(|(_, layer)| &layer.blob));
         blobs.extend(self.extra.iter().map(|layer| &layer.blob));
         blobs.extend(self.libraries.iter().flatten().map(|layer| &layer.blob));
+        blobs.extend(self.also.iter().flatten().map(|(layer, _)| &layer.blob));
         blobs.sort_by_key(|blob| &blob.digest);
         blobs.dedup_by_key(|blob| &blob.digest);
         blobs
@@ -155,6 +180,10 @@ impl SharedLayers {
         }
         if let Some(extra) = &self.extra {
             layers.push(layer(extra, "scratchpack: --add files", "--add layer", largest_files(&self.extra_tree)));
+        }
+        if let Some((also, tree)) = &self.also[index] {
+            let paths: Vec<String> = plan.also.iter().map(|program| format!("/{}", program.target)).collect();
+            layers.push(layer(also, &format!("scratchpack: --also {}", paths.join(" ")), "--also layer", largest_files(tree)));
         }
         let program = vec![(format!("/{}", plan.target), plan.info.size)];
         layers.push(ImageLayer {

@@ -6,6 +6,9 @@
 //! while the binaries are inspected and the shared layers written; the destinations are offered
 //! the shared layers as soon as they are done (an `oci:` layout places them then). With `--strip`,
 //! each program is stripped into the staging folder first, and that file is what is packed.
+//!
+//! `--also` programs go into the image of the main binary of their platform, in a layer of their
+//! own below the main program's; the main program stays the entrypoint.
 
 mod attach;
 mod budget;
@@ -21,7 +24,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 pub(crate) use budget::{ByteSize, SizeError};
-pub(crate) use options::{PackOptions, SbomOptions};
+pub(crate) use options::{AlsoSpec, PackOptions, SbomOptions};
+pub(crate) use plan::PlacementError;
 
 use crate::dest::{self, Destination, Published};
 use crate::elf;
@@ -45,6 +49,9 @@ pub(crate) struct Packed {
     pub(crate) image: ImageOrIndex,
     /// Artifacts attached to the image or its platform images: SBOMs.
     pub(crate) attachments: Vec<Attachment>,
+    /// Per platform image, in the images' order: the absolute path of each program it holds, the
+    /// entrypoint first.
+    pub(crate) programs: Vec<Vec<String>>,
     _staging: Staging,
 }
 
@@ -69,13 +76,14 @@ fn build(options: &PackOptions, printer: &Printer, outputs: &mut Outputs) -> Res
     let step = |what: &str| printer.debug(format_args!("{what} after {:.1} ms", started.elapsed().as_secs_f64() * 1000.0));
     let targets = options.binaries.iter().map(|file| plan::binary_path(options.path.as_deref(), file)).collect::<Result<Vec<_>>>()?;
     let staging = Staging::near(options.local_output_folder().as_deref()).context("cannot create a staging folder for layers")?;
-    let programs = programs(options, &staging, &step)?;
+    let programs = packed_files(options.binaries.iter(), options, &staging, &step)?;
+    let also = packed_files(options.also.iter().map(|spec| &spec.file), options, &staging, &step)?;
     let cancel = AtomicBool::new(false);
     let (app_layers, (plans, shared)) = std::thread::scope(|scope| {
         // The binaries' layers hold the files as they are (or stripped): they start at once. If
         // planning fails meanwhile (not an ELF, a missing library), they stop.
         let apps = scope.spawn(|| layers::write_app_layers(options, &programs, &targets, &staging, &cancel, &step));
-        let planned = plan_and_prepare(options, printer, &targets, &staging, outputs, &step);
+        let planned = plan_and_prepare(options, printer, (&targets, &also), &staging, outputs, &step);
         if planned.is_err() {
             cancel.store(true, Ordering::Relaxed);
         }
@@ -126,17 +134,22 @@ fn build(options: &PackOptions, printer: &Printer, outputs: &mut Outputs) -> Res
         }
     };
     step("image documents made");
-    Ok(Packed { image, attachments, _staging: staging })
+    Ok(Packed { image, attachments, programs: plans.iter().map(BinaryPlan::program_paths).collect(), _staging: staging })
 }
 
-/// The files packed as the programs, in the binaries' order: each binary itself, or with `--strip`
-/// its stripped copy in `staging`, which the layer, the SBOM and the config then describe.
-fn programs(options: &PackOptions, staging: &Staging, step: Step) -> Result<Vec<PathBuf>> {
+/// The files packed as the programs `files`, in their order: each program itself, or with
+/// `--strip` its stripped copy in `staging`, which the layer, the SBOM and the config then describe.
+fn packed_files<'a>(
+    files: impl Iterator<Item = &'a PathBuf>,
+    options: &PackOptions,
+    staging: &Staging,
+    step: Step,
+) -> Result<Vec<PathBuf>> {
     if !options.strip {
-        return Ok(options.binaries.clone());
+        return Ok(files.cloned().collect());
     }
     let mut programs = Vec::new();
-    for file in &options.binaries {
+    for file in files {
         // What is not a program is said as it is without --strip.
         elf::inspect(file)?;
         let stripped = staging.next_file();
@@ -182,23 +195,30 @@ fn strip_hint(options: &PackOptions, file: &Path, target: &str, image: &Image, s
     }
 }
 
-/// Inspects and plans every binary, writes the shared layers and offers them to `outputs`.
+/// Inspects and plans every binary (placed at `targets`) and `--also` program (packed from
+/// `also`), writes the shared layers and offers them to `outputs`.
 fn plan_and_prepare(
     options: &PackOptions,
     printer: &Printer,
-    targets: &[String],
+    (targets, also): (&[String], &[PathBuf]),
     staging: &Staging,
     outputs: &mut Outputs,
     step: Step,
 ) -> Result<(Vec<BinaryPlan>, SharedLayers)> {
     let binaries = options.binaries.iter().map(|path| elf::inspect(path)).collect::<Result<Vec<_>, _>>()?;
     plan::check_platforms(&binaries)?;
+    let also = plan::place_also(options, &binaries, targets, also)?;
     step("inspected");
     let plans = binaries
         .into_iter()
         .zip(targets)
-        .map(|(info, target)| BinaryPlan::new(options, printer, info, target.clone()))
+        .zip(also)
+        .map(|((info, target), also)| BinaryPlan::new(options, printer, info, target.clone(), also))
         .collect::<Result<Vec<_>>>()?;
+    for plan in plans.iter().filter(|plan| !plan.also.is_empty()) {
+        let paths: Vec<String> = plan.also.iter().map(|program| format!("/{} ({})", program.target, program.info.file.display())).collect();
+        printer.verbose(format_args!("{} image: also {}", plan.info.platform, paths.join(", ")));
+    }
     step("needs decided");
     let shared = SharedLayers::write(options, &plans, staging, step)?;
     let ready = shared.blobs();

@@ -17,6 +17,8 @@ use crate::sbom::SbomFormat;
 #[derive(Clone, Debug)]
 pub(crate) struct PackOptions {
     pub(crate) binaries: Vec<PathBuf>,
+    /// `--also`: further programs of the image's platform, placed beside the main one.
+    pub(crate) also: Vec<AlsoSpec>,
     /// Each destination, with the `--output` text that named it.
     pub(crate) outputs: Vec<(String, DestSpec)>,
     /// Tags for destinations that name none.
@@ -37,6 +39,29 @@ pub(crate) struct PackOptions {
     pub(crate) sbom: SbomOptions,
     /// `--max-size`: the largest each platform's image may be, compressed.
     pub(crate) max_size: Option<super::ByteSize>,
+}
+
+/// One `--also PROGRAM[:DEST]`: a further program, inspected and resolved like the main one. DEST
+/// follows `--path`'s rule: `/usr/local/bin/NAME` without it, and `DIR/` keeps the program's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AlsoSpec {
+    pub(crate) file: PathBuf,
+    pub(crate) dest: Option<String>,
+}
+
+impl std::str::FromStr for AlsoSpec {
+    type Err = String;
+
+    fn from_str(spec: &str) -> Result<Self, String> {
+        let (file, dest) = match spec.split_once(':') {
+            Some((file, dest)) => (file, Some(dest)),
+            None => (spec, None),
+        };
+        if file.is_empty() || dest.is_some_and(|dest| !dest.starts_with('/')) {
+            return Err(format!("{spec:?}: expected PROGRAM[:DEST], with DEST an absolute path in the image"));
+        }
+        Ok(AlsoSpec { file: PathBuf::from(file), dest: dest.map(str::to_string) })
+    }
 }
 
 /// What the SBOM of each image is made from, besides the image itself.
@@ -70,5 +95,19 @@ impl PackOptions {
             DestSpec::OciArchive { file, .. } | DestSpec::DockerArchive { file, .. } => crate::atomic::is_stdout(file),
             _ => false,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn also_takes_a_program_and_an_optional_absolute_destination() {
+        let parse = |text: &str| text.parse::<AlsoSpec>();
+        assert_eq!(parse("bin/hc"), Ok(AlsoSpec { file: "bin/hc".into(), dest: None }));
+        assert_eq!(parse("bin/hc:/usr/bin/"), Ok(AlsoSpec { file: "bin/hc".into(), dest: Some("/usr/bin/".into()) }));
+        assert_eq!(parse("hc:bin/hc").unwrap_err(), "\"hc:bin/hc\": expected PROGRAM[:DEST], with DEST an absolute path in the image");
+        assert!(parse(":/usr/bin/hc").is_err());
     }
 }

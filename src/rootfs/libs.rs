@@ -1,6 +1,7 @@
-//! The libraries layer of a dynamic program: the interpreter and every resolved library, each as a
-//! real file at its real path, with every symlink on the way to it (soname links, and a merged
-//! `/usr`'s `/lib -> usr/lib`), so ld.so finds them in the image exactly where it found them here.
+//! The libraries layer of an image's dynamic programs: each one's interpreter and every resolved
+//! library, once, each as a real file at its real path, with every symlink on the way to it
+//! (soname links, and a merged `/usr`'s `/lib -> usr/lib`), so ld.so finds them in the image
+//! exactly where it found them here.
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -48,17 +49,25 @@ pub(crate) fn add_host_path(tree: &mut FileTree, root: &Root, image_path: &str) 
     tree.add_file(&real, Content::host_file(host, &metadata), mode, 0, 0).map_err(place)
 }
 
-/// The tree of a resolution: interpreter first, then the libraries in load order.
-pub(crate) fn plan(resolution: &Resolution, root: &Root) -> Result<FileTree, LibsError> {
+/// The tree of the resolutions of the programs of one image: for each, its interpreter, then its
+/// libraries in load order. A file two programs share goes in once.
+pub(crate) fn plan(resolutions: &[&Resolution], root: &Root) -> Result<FileTree, LibsError> {
     let mut tree = FileTree::new();
+    for resolution in resolutions {
+        add_resolution(&mut tree, resolution, root)?;
+    }
+    Ok(tree)
+}
+
+fn add_resolution(tree: &mut FileTree, resolution: &Resolution, root: &Root) -> Result<(), LibsError> {
     if let Some((interpreter, _)) = &resolution.interpreter {
-        add_host_path(&mut tree, root, interpreter)?;
+        add_host_path(tree, root, interpreter)?;
     }
     for library in &resolution.libraries {
         // A library found through the program's $ORIGIN outside the root is read from where it
         // was found and placed where ld.so will look for it in the image.
         if root.host(&library.image_path) == library.host_path {
-            add_host_path(&mut tree, root, &library.image_path)?;
+            add_host_path(tree, root, &library.image_path)?;
             continue;
         }
         let metadata = std::fs::metadata(&library.file).map_err(|source| LibsError::Resolve {
@@ -70,5 +79,5 @@ pub(crate) fn plan(resolution: &Resolution, root: &Root) -> Result<FileTree, Lib
         let path = super::image_path(&library.image_path).map_err(place)?;
         tree.add_file(&path, Content::host_file(library.file.clone(), &metadata), 0o755, 0, 0).map_err(place)?;
     }
-    Ok(tree)
+    Ok(())
 }

@@ -5,6 +5,7 @@
 //! The section is untrusted input: its decompressed size is bounded, and anything malformed is an
 //! error, never a panic.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
@@ -39,6 +40,38 @@ struct RawPackage {
 
 fn runtime() -> String {
     "runtime".to_string()
+}
+
+/// The crates of the program (`main`) and of the image's further programs (`also`, one audit list
+/// each), as one list: each (name, version, source) once, with every dependency any list gives it.
+/// Only the program's roots stay roots (the program is GENERATED_FROM them); a further program's
+/// root becomes a runtime crate that the image holds.
+pub(crate) fn merge(main: &[AuditedCrate], also: &[Vec<AuditedCrate>]) -> Vec<AuditedCrate> {
+    let key = |krate: &AuditedCrate| (krate.name.clone(), krate.version.clone(), krate.source.clone());
+    let mut merged = main.to_vec();
+    let mut position: HashMap<(String, String, String), usize> = merged.iter().enumerate().map(|(i, k)| (key(k), i)).collect();
+    for list in also {
+        let mut at = Vec::with_capacity(list.len());
+        for krate in list {
+            let index = *position.entry(key(krate)).or_insert_with(|| {
+                let kind = if krate.is_runtime() { "runtime".to_string() } else { krate.kind.clone() };
+                merged.push(AuditedCrate { kind, dependencies: Vec::new(), root: false, ..krate.clone() });
+                merged.len() - 1
+            });
+            at.push(index);
+        }
+        for (krate, &index) in list.iter().zip(&at) {
+            if krate.is_runtime() && !merged[index].is_runtime() {
+                merged[index].kind = "runtime".to_string();
+            }
+            for dependency in krate.dependencies.iter().filter_map(|&d| at.get(d).copied()) {
+                if !merged[index].dependencies.contains(&dependency) {
+                    merged[index].dependencies.push(dependency);
+                }
+            }
+        }
+    }
+    merged
 }
 
 /// Reads the `.dep-v0` section that `cargo auditable build` embeds in `binary`. `Ok(None)` when the

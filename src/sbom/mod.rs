@@ -1,6 +1,6 @@
-//! The image's software bill of materials: which crates are compiled into the program, which files
-//! the image holds, and which Debian packages those files came from, as an SPDX 2.3 or CycloneDX 1.5
-//! JSON document.
+//! The image's software bill of materials: which crates are compiled into the program (and into the
+//! image's further programs), which files the image holds, and which Debian packages those files
+//! came from, as an SPDX 2.3 or CycloneDX 1.5 JSON document.
 //!
 //! Owns reading cargo-auditable's `.dep-v0` section from a program ([`read_auditable`]), looking up
 //! the owners of files in a root's dpkg database ([`DpkgDb`]), package URLs, and writing the two
@@ -138,6 +138,9 @@ pub(crate) struct SbomInput<'a> {
     /// The program's audit data; `None` when it has none (not Rust, or not built with
     /// `cargo auditable`).
     pub(crate) crates: Option<&'a [AuditedCrate]>,
+    /// The audit data of the image's further programs (`--also`), one list each: their crates are
+    /// listed as the image's.
+    pub(crate) also_crates: &'a [Vec<AuditedCrate>],
     /// cargo metadata's `source` field per (name, version), when known (cargo scratchpack knows it):
     /// `registry+https://github.com/rust-lang/crates.io-index`, `git+https://host/repo?branch=x#sha`,
     /// or absent for local path crates. It gives git crates and crates of other registries their URL.
@@ -315,7 +318,8 @@ impl<'a> Model<'a> {
         ids.used.insert("image".to_string());
 
         // Crates: runtime ones only, sorted so that ids do not depend on the input's order.
-        let all = input.crates.unwrap_or(&[]);
+        let merged = auditable::merge(input.crates.unwrap_or(&[]), input.also_crates);
+        let all = &merged[..];
         let mut order: Vec<usize> = (0..all.len()).filter(|&i| all[i].is_runtime()).collect();
         order.sort_by(|&a, &b| {
             let (x, y) = (&all[a], &all[b]);

@@ -68,6 +68,7 @@ fn generate_with(format: SbomFormat, crates: Option<&[AuditedCrate]>, files: &[S
         binary_sha256: Digest::of(b"the program"),
         binary_sha1: sha1_hex(b"the program"),
         crates,
+        also_crates: &[],
         cargo_sources: Some(&sources),
         files,
     };
@@ -100,6 +101,7 @@ fn formats_name_their_media_types() {
         binary_sha256: Digest::of(b""),
         binary_sha1: sha1_hex(b""),
         crates: None,
+        also_crates: &[],
         cargo_sources: None,
         files: &[],
     };
@@ -387,4 +389,64 @@ fn timestamps_must_be_utc() {
         let err = utc_timestamp(bad).unwrap_err();
         assert!(matches!(err, SbomError::Timestamp { .. }), "{bad}");
     }
+}
+
+/// A health check (its own root) that shares itoa with the program and brings ureq.
+fn healthcheck_graph() -> Vec<AuditedCrate> {
+    vec![
+        krate("healthcheck", "0.1.0", "local", "runtime", &[1, 2], true),
+        krate("ureq", "2.12.1", "crates.io", "runtime", &[2], false),
+        krate("itoa", "1.0.15", "crates.io", "runtime", &[], false),
+    ]
+}
+
+#[test]
+fn further_programs_crates_join_once_and_only_the_programs_roots_stay_roots() {
+    let merged = auditable::merge(&graph(), &[healthcheck_graph()]);
+    assert_eq!(merged.len(), graph().len() + 2, "itoa once");
+    assert_eq!(merged.iter().filter(|k| k.root).map(|k| k.name.as_str()).collect::<Vec<_>>(), ["app"]);
+    let position = |name: &str| merged.iter().position(|k| k.name == name).unwrap();
+    let healthcheck = &merged[position("healthcheck")];
+    assert!(healthcheck.is_runtime());
+    assert_eq!(healthcheck.dependencies, [position("ureq"), position("itoa")]);
+    assert_eq!(merged[position("ureq")].dependencies, [position("itoa")]);
+}
+
+#[test]
+fn spdx_lists_the_crates_of_further_programs_as_the_images() {
+    let platform = Platform::linux("amd64", None);
+    let crates = graph();
+    let input = SbomInput {
+        name: "app",
+        version: None,
+        platform: &platform,
+        created: "1970-01-01T00:00:00Z",
+        binary_path: "/usr/local/bin/app",
+        binary_sha256: Digest::of(b"the program"),
+        binary_sha1: sha1_hex(b"the program"),
+        crates: Some(&crates),
+        also_crates: &[healthcheck_graph()],
+        cargo_sources: None,
+        files: &[],
+    };
+    let sbom = generate(SbomFormat::Spdx, &input).unwrap().unwrap();
+    assert_eq!(sbom.runtime_crates, 7);
+    let doc = json(&sbom);
+    let ids = strings(&doc["packages"], "SPDXID");
+    assert_eq!(ids.iter().filter(|id| id.starts_with("SPDXRef-crate-itoa")).count(), 1, "{ids:?}");
+    let relationships: Vec<String> = doc["relationships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{} {} {}", r["spdxElementId"], r["relationshipType"], r["relatedSpdxElement"]).replace('"', ""))
+        .collect();
+    for expected in [
+        "SPDXRef-image CONTAINS SPDXRef-crate-healthcheck-0.1.0",
+        "SPDXRef-crate-healthcheck-0.1.0 DEPENDS_ON SPDXRef-crate-ureq-2.12.1",
+        "SPDXRef-crate-ureq-2.12.1 DEPENDS_ON SPDXRef-crate-itoa-1.0.15",
+    ] {
+        assert!(relationships.iter().any(|r| r == expected), "{expected} in {relationships:#?}");
+    }
+    let generated: Vec<&String> = relationships.iter().filter(|r| r.contains("GENERATED_FROM")).collect();
+    assert_eq!(generated, ["SPDXRef-file-usr-local-bin-app GENERATED_FROM SPDXRef-crate-app-0.1.0"], "the program's root alone");
 }

@@ -1,5 +1,6 @@
 //! Integration tests: the real `scratchpack` binary against real tools. One module per area.
 
+mod also;
 mod bad_input;
 mod bounded_memory;
 mod cargo;

@@ -63,8 +63,10 @@ fn two_binaries_of_one_platform_are_refused() {
     assert_eq!(
         stderr(&output),
         format!(
-            "error: {} and {} are both linux/amd64: an image index holds one image per platform\n",
+            "error: {} and {} are both linux/amd64: an image index holds one image per platform\n\
+             hint: to put both programs into one image, give the second with --also: --also {}\n",
             static_c_hello().display(),
+            static_rust_hello().display(),
             static_rust_hello().display()
         )
     );

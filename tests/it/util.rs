@@ -214,6 +214,15 @@ pub fn c_fixture(cell: &'static OnceLock<PathBuf>, source_name: &str, output: &s
     })
 }
 
+/// Builds `tests/fixtures/NAME.c` once for arm64 with `flags`, into a file called `output`.
+pub fn c_fixture_arm64(cell: &'static OnceLock<PathBuf>, source_name: &str, output: &str, flags: &[&str]) -> PathBuf {
+    build_once(cell, output, |out| {
+        let mut cmd = Command::new("aarch64-linux-gnu-gcc");
+        cmd.args(flags).arg("-O2").arg("-o").arg(out).arg(source(source_name));
+        cmd
+    })
+}
+
 /// A copy of the cargo fixture `tests/fixtures/NAME` in a fresh temp dir: (the dir, the copy).
 pub fn cargo_fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = temp_dir();
