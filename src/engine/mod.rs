@@ -353,6 +353,8 @@ fn escape_path(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<OsString> + 'a {
@@ -410,6 +412,56 @@ mod tests {
         assert_eq!(podman_load_report(&answer(200, "{}")).error.unwrap(), "the load answer names no image");
         assert_eq!(error_message(b""), "no message");
         assert_eq!(engine_text(&"é".repeat(3000)).chars().count(), MAX_SHOWN_CHARS + 1);
+    }
+
+    /// A stand-in engine on a socket in `dir`: answers each connection in turn with the next of
+    /// `answers`, after reading its request to the end; returns the request lines it got.
+    fn fake_engine(dir: &Path, answers: Vec<&'static str>) -> (Engine, std::thread::JoinHandle<Vec<String>>) {
+        use std::io::{BufRead, BufReader};
+        let socket = dir.join("engine.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let server = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for answer in answers {
+                let (stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(&stream);
+                let mut head = String::new();
+                while !head.ends_with("\r\n\r\n") {
+                    reader.read_line(&mut head).unwrap();
+                }
+                lines.push(head.lines().next().unwrap().to_string());
+                if head.contains("chunked") {
+                    let mut body = String::new();
+                    while !body.ends_with("0\r\n\r\n") {
+                        if reader.read_line(&mut body).unwrap() == 0 {
+                            break;
+                        }
+                    }
+                }
+                (&stream).write_all(answer.as_bytes()).unwrap();
+            }
+            lines
+        });
+        (Engine { kind: EngineKind::Docker, socket }, server)
+    }
+
+    #[test]
+    fn what_an_engine_stored_before_it_failed_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let failing_load = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n\
+             {\"stream\":\"Loaded image: app:1\\n\"}\n{\"errorDetail\":{\"message\":\"quota exceeded\"},\"error\":\"quota exceeded\"}\n";
+        let (engine, server) = fake_engine(dir.path(), vec![failing_load, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]"]);
+        let error = engine.load(&mut |out| out.write_all(b"archive")).unwrap_err();
+        assert_eq!(error.to_string(), format!("the Docker engine at {} refused the image: quota exceeded", engine.socket.display()));
+        assert_eq!(error.hint().unwrap(), "the engine had stored app:1 before it failed; it was removed");
+        assert_eq!(server.join().unwrap(), ["POST /images/load?quiet=1 HTTP/1.1", "DELETE /images/app:1 HTTP/1.1"]);
+
+        let dir = tempfile::tempdir().unwrap();
+        let refused_delete = "HTTP/1.1 409 Conflict\r\nContent-Length: 26\r\n\r\n{\"message\":\"image in use\"}";
+        let (engine, server) = fake_engine(dir.path(), vec![failing_load, refused_delete]);
+        let error = engine.load(&mut |out| out.write_all(b"archive")).unwrap_err();
+        assert_eq!(error.hint().unwrap(), "the engine stored app:1 before it failed, and removing it failed too: remove it by hand");
+        server.join().unwrap();
     }
 
     #[test]

@@ -169,3 +169,19 @@ fn an_unreachable_engine_or_a_socket_that_is_no_engine_is_a_clear_error() {
     let err = pack_fails("docker-daemon:My/App", &[]);
     assert!(err.starts_with("error: --output \"docker-daemon:My/App\": invalid image reference \"My/App\": repository names must be lowercase\nhint: use docker.io/my/app"), "{err}");
 }
+
+#[test]
+fn a_200_mib_image_is_streamed_into_the_engine_in_bounded_memory() {
+    use crate::bounded_memory::{peak_rss_kb, program_with_big_rodata, PEAK_RSS_LIMIT_KB};
+    let service = PodmanService::start();
+    let mut pack = scratchpack();
+    pack.env("SCRATCHPACK_NO_CACHE", "1")
+        .env("DOCKER_HOST", service.host())
+        .arg("pack")
+        .arg(program_with_big_rodata())
+        .args(["-o", "docker-daemon:big:1"]);
+    let peak = peak_rss_kb(&pack);
+    assert!(peak < PEAK_RSS_LIMIT_KB, "loading an image with a 200 MiB layer peaked at {peak} kB");
+    assert_eq!(service.image_names(), ["localhost/big:1"]);
+    assert_eq!(service.run("localhost/big:1"), "hello\n");
+}
