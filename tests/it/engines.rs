@@ -185,3 +185,48 @@ fn a_200_mib_image_is_streamed_into_the_engine_in_bounded_memory() {
     assert_eq!(service.image_names(), ["localhost/big:1"]);
     assert_eq!(service.run("localhost/big:1"), "hello\n");
 }
+
+/// `hello.go` built for linux/riscv64 (static, cgo off).
+fn go_hello_riscv64() -> std::path::PathBuf {
+    static CELL: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    CELL.get_or_init(|| {
+        let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let (home, out) = (tmp.join("go-home"), tmp.join("fixtures/hello-go-riscv64"));
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        run_ok(
+            std::process::Command::new("go")
+                .args(["build", "-o"])
+                .arg(&out)
+                .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hello.go"))
+                .envs([("CGO_ENABLED", "0"), ("GOOS", "linux"), ("GOARCH", "riscv64"), ("GOTOOLCHAIN", "local"), ("GOFLAGS", "")])
+                .env("HOME", &home)
+                .env("GOPATH", home.join("path"))
+                .env("GOCACHE", home.join("cache")),
+        );
+        out
+    })
+    .clone()
+}
+
+#[test]
+fn a_pack_without_the_engines_platform_is_refused_naming_both() {
+    let service = PodmanService::start();
+    let mut command = scratchpack();
+    command
+        .arg("pack")
+        .arg(static_c_hello_arm64())
+        .arg(go_hello_riscv64())
+        .args(["--output", "podman:"])
+        .env("CONTAINER_HOST", service.host());
+    let result = command.output().unwrap();
+    assert_eq!(result.status.code(), Some(1), "{}", stderr(&result));
+    assert_eq!(
+        stderr(&result),
+        format!(
+            "error: writing podman:: the podman service at {} runs linux/amd64, and this pack made linux/arm64/v8, linux/riscv64\n\
+             hint: add a binary built for linux/amd64 to the pack, or write oci-archive:FILE and run the image under emulation\n",
+            service.socket.display()
+        )
+    );
+    assert_eq!(service.image_names(), Vec::<String>::new());
+}
