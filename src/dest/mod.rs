@@ -77,7 +77,7 @@ pub(crate) enum DestError {
     DockerArchiveIndex { path: PathBuf, count: usize },
     #[error(transparent)]
     Engine(#[from] EngineError),
-    #[error("{scheme}:{name}: the image's name")]
+    #[error("{scheme}: cannot name the image {name}")]
     EngineName {
         scheme: &'static str,
         name: String,
@@ -104,8 +104,8 @@ impl DestError {
             DestError::Registry { source, .. } => source.hint(),
             DestError::File(error) => error.hint(),
             DestError::Engine(error) => error.hint(),
-            DestError::EngineName { scheme, source, .. } => {
-                source.hint().or_else(|| Some(format!("name the image: --output {scheme}:NAME[:TAG], for example {scheme}:app:1.0")))
+            DestError::EngineName { scheme, .. } => {
+                Some(format!("the name comes from the program's file name: name the image with --output {scheme}:NAME[:TAG]"))
             }
             DestError::EnginePlatform { platform, .. } => {
                 Some(format!("add a binary built for {platform} to the pack, or write oci-archive:FILE and run the image under emulation"))

@@ -27,7 +27,7 @@ const MAX_ANSWER: u64 = 4 << 20;
 const QUICK: Duration = Duration::from_secs(30);
 /// How long a load may wait for the engine's answer once the archive is sent: the engine
 /// answers after it has unpacked and stored every layer.
-const LOAD: Duration = Duration::from_secs(30 * 60);
+const LOAD: Duration = Duration::from_secs(10 * 60);
 /// The longest engine text shown, in characters.
 const MAX_SHOWN_CHARS: usize = 2000;
 /// The API version of podman's native paths (podman 4.0 and later serve it).

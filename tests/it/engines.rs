@@ -166,6 +166,17 @@ fn an_unreachable_engine_or_a_socket_that_is_no_engine_is_a_clear_error() {
         )
     );
 
+    // A default name that is no image name: the program's file name has capitals.
+    let program = dir.path().join("MyApp");
+    std::fs::copy(static_c_hello(), &program).unwrap();
+    let result = scratchpack().arg("pack").arg(&program).args(["--output", "docker-daemon:"]).output().unwrap();
+    assert_eq!(result.status.code(), Some(1));
+    assert_eq!(
+        stderr(&result),
+        "error: writing docker-daemon:: docker-daemon: cannot name the image MyApp:latest: invalid image reference \"MyApp:latest\": repository names must be lowercase\n\
+         hint: the name comes from the program's file name: name the image with --output docker-daemon:NAME[:TAG]\n"
+    );
+
     let err = pack_fails("docker-daemon:My/App", &[]);
     assert!(err.starts_with("error: --output \"docker-daemon:My/App\": invalid image reference \"My/App\": repository names must be lowercase\nhint: use docker.io/my/app"), "{err}");
 }
