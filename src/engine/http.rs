@@ -39,7 +39,7 @@ pub(crate) enum HttpError {
     #[error("the answer is longer than {limit} bytes")]
     TooLong { limit: u64 },
     /// A broken pipe is told apart: the error edge takes a broken pipe for a closed stdout.
-    #[error("the engine closed the connection while the request was sent")]
+    #[error("the other end closed the connection while the request was being sent")]
     Closed,
 }
 
@@ -91,7 +91,7 @@ pub(crate) fn send(socket: &Path, request: &Request<'_>, body: Option<BodyWriter
 }
 
 /// [`send`] over a connected stream.
-pub(crate) fn exchange(stream: UnixStream, request: &Request<'_>, body: Option<BodyWriter<'_>>) -> Result<Response, HttpError> {
+fn exchange(stream: UnixStream, request: &Request<'_>, body: Option<BodyWriter<'_>>) -> Result<Response, HttpError> {
     stream.set_write_timeout(Some(WRITE_TIMEOUT)).map_err(send_error)?;
     stream.set_read_timeout(Some(request.answer_timeout)).map_err(send_error)?;
     let mut head = format!(

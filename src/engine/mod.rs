@@ -7,8 +7,8 @@
 //!
 //! Docker is spoken to through its Engine API (`POST /images/load`, a stream of JSON lines); podman
 //! through its native libpod API (`POST /v4.0.0/libpod/images/load`), because that answers with
-//! the exact names it stored and with a failing status when the load fails, where its
-//! Docker-compatible endpoint reports one name inside a text line. Paths without a version prefix
+//! the exact names it stored as a JSON list, where its Docker-compatible endpoint joins them in a
+//! line of text. Paths without a version prefix
 //! reach the Docker engine's current API version: a pinned old version is refused by newer
 //! engines.
 
@@ -292,7 +292,8 @@ fn docker_load_report(answer: &Response) -> LoadReport {
         }
         if let Some(stream) = line.get("stream").and_then(|v| v.as_str()) {
             if let Some(name) = stream.trim().strip_prefix("Loaded image: ") {
-                report.names.extend(name.split(", ").map(engine_text));
+                // podman's compatible API joins the names with ',' in one line; no name holds one.
+                report.names.extend(name.split(',').map(|n| engine_text(n.trim())));
             }
         }
     }
@@ -390,7 +391,7 @@ mod tests {
     fn reads_what_a_load_stored_and_why_it_failed() {
         let loaded = answer(200, "{\"stream\":\"Loaded image: app:1.0\\n\"}\r\n{\"stream\":\"Loaded image: app:latest\\n\"}\r\n");
         assert_eq!(docker_load_report(&loaded), LoadReport { names: vec!["app:1.0".into(), "app:latest".into()], error: None });
-        let podman_compat = answer(200, r#"{"stream":"Loaded image: localhost/app:1.0, localhost/app:latest"}"#);
+        let podman_compat = answer(200, r#"{"stream":"Loaded image: localhost/app:1.0,localhost/app:latest"}"#);
         assert_eq!(docker_load_report(&podman_compat).names, ["localhost/app:1.0", "localhost/app:latest"]);
         let failed = answer(
             200,
