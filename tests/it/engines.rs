@@ -241,3 +241,21 @@ fn a_pack_without_the_engines_platform_is_refused_naming_both() {
     );
     assert_eq!(service.image_names(), Vec::<String>::new());
 }
+
+#[test]
+fn cargo_scratchpack_loads_each_binary_into_the_engine() {
+    let service = PodmanService::start();
+    let (_dir, ws) = crate::util::cargo_fixture("cargo-ws");
+    let output = crate::util::cargo_scratchpack(
+        &ws,
+        &["--target", "x86_64-unknown-linux-musl", "--tag", "1.4.2", "--output", "podman:", "-q"],
+        &[("CONTAINER_HOST", service.host())],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines: Vec<String> = stdout(&output).lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with("podman:greeter-cli:1.4.2@sha256:") && lines[0].ends_with(" (linux/amd64)"), "{lines:?}");
+    assert!(lines[1].starts_with("podman:greeter-server:1.4.2@sha256:") && lines[1].ends_with(" (linux/amd64)"), "{lines:?}");
+    assert_eq!(service.image_names(), ["localhost/greeter-cli:1.4.2", "localhost/greeter-server:1.4.2"]);
+    assert_eq!(service.run("localhost/greeter-server:1.4.2"), "hello from greeter-server 1.4.2\n");
+}
