@@ -6,33 +6,16 @@ use std::path::PathBuf;
 use crate::registry::reference::{Reference, ReferenceError};
 use crate::registry::tag::{Tag, TagError};
 
+/// A parsed `--output`. For `DockerDaemon` (the local Docker engine) and `Podman` (the local podman
+/// service), `name` is the image's name as written (`app`, `ghcr.io/me/app`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DestSpec {
-    OciLayout {
-        dir: PathBuf,
-        tag: Option<Tag>,
-    },
-    OciArchive {
-        file: PathBuf,
-        tag: Option<Tag>,
-    },
-    DockerArchive {
-        file: PathBuf,
-        reference: Option<String>,
-    },
-    Registry {
-        reference: Reference,
-    },
-    /// The local Docker engine; `name` is the image's name as written (`app`, `ghcr.io/me/app`).
-    DockerDaemon {
-        name: Option<String>,
-        tag: Option<Tag>,
-    },
-    /// The local podman service.
-    Podman {
-        name: Option<String>,
-        tag: Option<Tag>,
-    },
+    OciLayout { dir: PathBuf, tag: Option<Tag> },
+    OciArchive { file: PathBuf, tag: Option<Tag> },
+    DockerArchive { file: PathBuf, reference: Option<String> },
+    Registry { reference: Reference },
+    DockerDaemon { name: Option<String>, tag: Option<Tag> },
+    Podman { name: Option<String>, tag: Option<Tag> },
 }
 
 #[derive(Debug, thiserror::Error)]
