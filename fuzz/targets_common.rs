@@ -229,6 +229,16 @@ pub fn reference(data: &[u8]) {
             assert!(tag.as_ref().is_none_or(|tag| tag.parse::<Tag>().as_ref() == Ok(tag)), "{text:?}");
         }
         Ok(DestSpec::DockerArchive { file, .. }) => assert!(!file.as_os_str().is_empty(), "{text:?}"),
+        Ok(DestSpec::DockerDaemon { name, tag } | DestSpec::Podman { name, tag }) => {
+            assert!(text.starts_with("docker-daemon:") || text.starts_with("podman:"), "{text:?}");
+            assert!(name.is_some() || tag.is_none(), "{text:?}");
+            if let Some(name) = name {
+                // What the engine is given, NAME:TAG, is a reference with that tag and no digest.
+                let given = format!("{name}:{}", tag.as_deref().unwrap_or("latest"));
+                let reference: Reference = given.parse().unwrap_or_else(|error| panic!("{text:?} gives {given:?}: {error}"));
+                assert!(reference.digest.is_none(), "{text:?}");
+            }
+        }
         Err(error) => {
             let _ = error.to_string();
         }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine: the real tools the integration tests
-# drive (registry, skopeo, umoci, runc, oci-image-tool), compilers for the fixtures, and rustup targets.
+# drive (registry, skopeo, umoci, runc, oci-image-tool, podman), compilers for the fixtures, and rustup targets.
 # Idempotent: it installs only what is missing.
 set -euo pipefail
 
@@ -8,7 +8,7 @@ APT_PACKAGES=(
   docker-registry skopeo umoci runc oci-image-tool apache2-utils pax-utils python3-pyelftools
   gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static binfmt-support musl-tools
   ca-certificates curl git python3 tzdata zstd openssl hyperfine
-  time golang-go
+  time golang-go podman
 )
 RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 

@@ -407,7 +407,8 @@ fn resolve_outputs(
         outputs.to_vec()
     };
     for output in outputs {
-        let known = ["oci:", "oci-archive:", "docker-archive:", "docker://"].iter().any(|t| output.starts_with(t));
+        let known =
+            ["oci:", "oci-archive:", "docker-archive:", "docker://", "docker-daemon:", "podman:"].iter().any(|t| output.starts_with(t));
         let output = if known {
             output
         } else {
@@ -426,6 +427,13 @@ fn per_binary(output: &str, bin: &str) -> String {
     if let Some(reference) = output.strip_prefix("docker://") {
         let (name, tag) = split_reference_tag(reference);
         return format!("docker://{name}/{bin}{tag}");
+    }
+    // An engine with no name names each image after its binary already.
+    for engine in ["docker-daemon:", "podman:"] {
+        if let Some(reference) = output.strip_prefix(engine).filter(|r| !r.is_empty()) {
+            let (name, tag) = split_reference_tag(reference);
+            return format!("{engine}{name}/{bin}{tag}");
+        }
     }
     for transport in ["oci:", "oci-archive:", "docker-archive:"] {
         if let Some(rest) = output.strip_prefix(transport) {
@@ -669,6 +677,9 @@ mod tests {
         assert_eq!(per_binary("oci:out:v1", "cli"), "oci:out/cli:v1");
         assert_eq!(per_binary("oci-archive:img.tar", "cli"), "oci-archive:img-cli.tar");
         assert_eq!(per_binary("docker-archive:img.tar:app:1", "cli"), "docker-archive:img-cli.tar:app:1");
+        assert_eq!(per_binary("docker-daemon:", "cli"), "docker-daemon:");
+        assert_eq!(per_binary("podman:me/app:1.0", "cli"), "podman:me/app/cli:1.0");
+        assert_eq!(resolve_outputs(&["docker-daemon:".into()], &none, None, "server", false).unwrap(), ["docker-daemon:"]);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! The pipeline, one module per step: `elf` (what the binary is) → `needs` (what it needs at run
 //! time) → `rootfs` (which files the image holds) → `image` (layers, config, manifests) → `dest`
-//! (where the image goes, through `layout` and `registry`). `pack` runs the pipeline, `push` sends
+//! (where the image goes, through `layout`, `registry` and `engine`). `pack` runs the pipeline, `push` sends
 //! an image already packed; `cli` and `cargo` are the front ends, and only they know clap.
 //!
 //! Everything is `pub(crate)` but the API the two binaries, the fuzz targets and the tests use:
@@ -25,6 +25,7 @@ pub mod cleanup;
 pub mod cli;
 pub mod dest;
 pub mod elf;
+pub(crate) mod engine;
 pub mod image;
 pub(crate) mod input_file;
 pub(crate) mod layout;

@@ -170,7 +170,8 @@ pub struct PackArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub(crate) struct ImageArgs {
     /// Where the image goes: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF],
-    /// docker://HOST/REPO[:TAG]. Repeatable.
+    /// docker://HOST/REPO[:TAG], docker-daemon:[NAME[:TAG]] (the engine behind DOCKER_HOST),
+    /// podman:[NAME[:TAG]] (the podman service, or CONTAINER_HOST). Repeatable.
     #[arg(short, long = "output", value_name = "DEST")]
     pub(crate) outputs: Vec<String>,
     /// Tag for destinations that name none (repeatable) [default: latest].

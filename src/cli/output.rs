@@ -143,7 +143,16 @@ pub(crate) fn print_published(
 }
 
 fn destinations_json(published: &[(String, Published)]) -> Vec<serde_json::Value> {
-    published.iter().map(|(output, written)| json!({"output": output, "reference": written.to_string()})).collect()
+    published
+        .iter()
+        .map(|(output, written)| {
+            let mut entry = json!({"output": output, "reference": written.pinned()});
+            if let Some(platform) = &written.platform {
+                entry["platform"] = json!(platform);
+            }
+            entry
+        })
+        .collect()
 }
 
 /// The `--json` summary of a pack.

@@ -5,6 +5,7 @@
 //! place, or leaves what was there before untouched, with no temporary files left behind.
 
 mod docker_archive;
+mod engine;
 mod oci_archive;
 mod oci_layout;
 pub(crate) mod registry;
@@ -18,22 +19,37 @@ pub(crate) use oci_layout::OciLayout;
 pub use spec::DestSpec;
 
 use crate::atomic::FileError;
+use crate::engine::{EngineError, EngineKind};
 use crate::image::referrers::Attachment;
 use crate::image::{Blob, Digest, ImageOrIndex};
 use crate::layout::LayoutError;
 use crate::registry::Tag;
 
 /// What a destination wrote: the reference it names it by (`oci:DIR:TAG`, `HOST/REPO`) and the
-/// digest of what the tag points to. Shown as `REFERENCE@DIGEST`, the line `pack` prints.
+/// digest of what the tag points to. Shown as `REFERENCE@DIGEST`, the line `pack` prints, with
+/// ` (PLATFORM)` after it where the destination took one platform's image (a local engine).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Published {
     pub(crate) reference: String,
     pub(crate) digest: Digest,
+    /// The one platform written, where the destination holds one platform only.
+    pub(crate) platform: Option<String>,
+}
+
+impl Published {
+    /// `REFERENCE@DIGEST`.
+    pub(crate) fn pinned(&self) -> String {
+        format!("{}@{}", self.reference, self.digest)
+    }
 }
 
 impl std::fmt::Display for Published {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}@{}", self.reference, self.digest)
+        write!(f, "{}@{}", self.reference, self.digest)?;
+        if let Some(platform) = &self.platform {
+            write!(f, " ({platform})")?;
+        }
+        Ok(())
     }
 }
 
@@ -59,6 +75,17 @@ pub(crate) enum DestError {
     Layout(#[from] LayoutError),
     #[error("{}: docker-archive holds one platform's image, but this pack made {count} platforms", path.display())]
     DockerArchiveIndex { path: PathBuf, count: usize },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("{scheme}: cannot name the image {name}")]
+    EngineName {
+        scheme: &'static str,
+        name: String,
+        #[source]
+        source: Box<crate::registry::reference::ReferenceError>,
+    },
+    #[error("the {engine} at {} runs {platform}, and this pack made {}", socket.display(), packed.join(", "))]
+    EnginePlatform { engine: &'static str, socket: PathBuf, platform: String, packed: Vec<String> },
     #[error("pushing to {reference}")]
     Registry {
         reference: String,
@@ -76,6 +103,13 @@ impl DestError {
             }
             DestError::Registry { source, .. } => source.hint(),
             DestError::File(error) => error.hint(),
+            DestError::Engine(error) => error.hint(),
+            DestError::EngineName { scheme, .. } => {
+                Some(format!("the name comes from the program's file name: name the image with --output {scheme}:NAME[:TAG]"))
+            }
+            DestError::EnginePlatform { platform, .. } => {
+                Some(format!("add a binary built for {platform} to the pack, or write oci-archive:FILE and run the image under emulation"))
+            }
         }
     }
 }
@@ -100,6 +134,12 @@ pub(crate) fn open(
                 None => default_tags.iter().map(|tag| format!("{default_name}:{tag}")).collect(),
             };
             Box::new(DockerArchive::new(file.clone(), references))
+        }
+        DestSpec::DockerDaemon { name, tag } | DestSpec::Podman { name, tag } => {
+            let kind = if matches!(spec, DestSpec::DockerDaemon { .. }) { EngineKind::Docker } else { EngineKind::Podman };
+            let name = name.as_deref().unwrap_or(default_name);
+            let references = tags_or(tag, default_tags).iter().map(|tag| format!("{name}:{tag}")).collect();
+            Box::new(engine::EngineDestination::new(kind, references))
         }
     }
 }

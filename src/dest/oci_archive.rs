@@ -57,7 +57,7 @@ impl Destination for OciArchive {
             tar.append_data(&mut file_header(LAYOUT_CONTENT.len() as u64), LAYOUT_FILE, LAYOUT_CONTENT)?;
             tar.into_inner()?.flush()
         })?;
-        Ok(Published { reference: format!("oci-archive:{}:{}", self.file.display(), self.tags[0]), digest: root.digest })
+        Ok(Published { reference: format!("oci-archive:{}:{}", self.file.display(), self.tags[0]), digest: root.digest, platform: None })
     }
 }
 

@@ -44,7 +44,7 @@ impl Destination for OciLayout {
             None => Update::begin(&self.dir, true)?.expect("an update that waits for the lock begins"),
         };
         update.publish(image, &self.tags, attachments)?;
-        Ok(Published { reference: format!("oci:{}:{}", self.dir.display(), self.tags[0]), digest: image.root().digest })
+        Ok(Published { reference: format!("oci:{}:{}", self.dir.display(), self.tags[0]), digest: image.root().digest, platform: None })
     }
 }
 

@@ -95,7 +95,7 @@ impl RegistryDestination {
         for blob in &set.blobs {
             known.entry(blob.digest).or_insert_with(|| repository.path.clone());
         }
-        Ok(Published { reference: repository.to_string(), digest: set.root.digest })
+        Ok(Published { reference: repository.to_string(), digest: set.root.digest, platform: None })
     }
 }
 

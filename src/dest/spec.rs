@@ -1,22 +1,26 @@
 //! Parsing `--output` values: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:REF]`,
-//! `docker://HOST/REPO[:TAG]`.
+//! `docker://HOST/REPO[:TAG]`, `docker-daemon:[NAME[:TAG]]`, `podman:[NAME[:TAG]]`.
 
 use std::path::PathBuf;
 
 use crate::registry::reference::{Reference, ReferenceError};
 use crate::registry::tag::{Tag, TagError};
 
+/// A parsed `--output`. For `DockerDaemon` (the local Docker engine) and `Podman` (the local podman
+/// service), `name` is the image's name as written (`app`, `ghcr.io/me/app`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DestSpec {
     OciLayout { dir: PathBuf, tag: Option<Tag> },
     OciArchive { file: PathBuf, tag: Option<Tag> },
     DockerArchive { file: PathBuf, reference: Option<String> },
     Registry { reference: Reference },
+    DockerDaemon { name: Option<String>, tag: Option<Tag> },
+    Podman { name: Option<String>, tag: Option<Tag> },
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    #[error("--output {0:?}: unknown destination; expected oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or docker://HOST/REPO[:TAG]")]
+    #[error("--output {0:?}: unknown destination; expected oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF], docker://HOST/REPO[:TAG], docker-daemon:[NAME[:TAG]] or podman:[NAME[:TAG]]")]
     Unknown(String),
     #[error("--output {spec:?}")]
     BadReference {
@@ -24,7 +28,7 @@ pub enum SpecError {
         #[source]
         source: ReferenceError,
     },
-    #[error("--output {0:?}: a push names a tag, not a digest (the digest is what the push prints)")]
+    #[error("--output {0:?}: a push or a load names a tag, not a digest (the digest is what it prints)")]
     DigestReference(String),
     #[error("--output {0:?}: the path is empty")]
     EmptyPath(String),
@@ -47,6 +51,10 @@ impl std::str::FromStr for DestSpec {
             return Ok(DestSpec::Registry { reference });
         }
         let (transport, rest) = spec.split_once(':').ok_or_else(|| SpecError::Unknown(spec.to_string()))?;
+        if transport == "docker-daemon" || transport == "podman" {
+            let (name, tag) = engine_image(spec, rest)?;
+            return Ok(if transport == "podman" { DestSpec::Podman { name, tag } } else { DestSpec::DockerDaemon { name, tag } });
+        }
         if rest.is_empty() {
             return Err(SpecError::EmptyPath(spec.to_string()));
         }
@@ -69,6 +77,23 @@ impl std::str::FromStr for DestSpec {
             _ => Err(SpecError::Unknown(spec.to_string())),
         }
     }
+}
+
+/// `[NAME[:TAG]]` of an engine: checked as an image reference, kept as written (an engine
+/// names `app` as its own default registry does, `docker.io/library/app` or `localhost/app`).
+fn engine_image(spec: &str, rest: &str) -> Result<(Option<String>, Option<Tag>), SpecError> {
+    if rest.is_empty() {
+        return Ok((None, None));
+    }
+    let reference: Reference = rest.parse().map_err(|source| SpecError::BadReference { spec: spec.to_string(), source })?;
+    if reference.digest.is_some() {
+        return Err(SpecError::DigestReference(spec.to_string()));
+    }
+    let name = match &reference.tag {
+        Some(tag) => &rest[..rest.len() - tag.len() - 1],
+        None => rest,
+    };
+    Ok((Some(name.to_string()), reference.tag))
 }
 
 /// `PATH:TAG`: the tag is what follows the last ':' when that has no '/', as skopeo reads it.
@@ -98,6 +123,15 @@ mod tests {
             ("oci-archive:img.tar:latest", DestSpec::OciArchive { file: "img.tar".into(), tag: Some(Tag::latest()) }),
             ("docker-archive:d.tar", DestSpec::DockerArchive { file: "d.tar".into(), reference: None }),
             ("docker-archive:d.tar:app:1.0", DestSpec::DockerArchive { file: "d.tar".into(), reference: Some("app:1.0".into()) }),
+            ("docker-daemon:", DestSpec::DockerDaemon { name: None, tag: None }),
+            ("docker-daemon:app", DestSpec::DockerDaemon { name: Some("app".into()), tag: None }),
+            ("docker-daemon:app:1.0", DestSpec::DockerDaemon { name: Some("app".into()), tag: Some("1.0".parse().unwrap()) }),
+            (
+                "docker-daemon:localhost:5000/team/app:v2",
+                DestSpec::DockerDaemon { name: Some("localhost:5000/team/app".into()), tag: Some("v2".parse().unwrap()) },
+            ),
+            ("podman:", DestSpec::Podman { name: None, tag: None }),
+            ("podman:ghcr.io/me/app:latest", DestSpec::Podman { name: Some("ghcr.io/me/app".into()), tag: Some(Tag::latest()) }),
         ];
         for (text, want) in cases {
             assert_eq!(&text.parse::<DestSpec>().unwrap(), want, "{text}");
@@ -108,8 +142,17 @@ mod tests {
     fn rejects_bad_specs_with_the_reason() {
         assert_eq!(
             "out".parse::<DestSpec>().unwrap_err().to_string(),
-            "--output \"out\": unknown destination; expected oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or docker://HOST/REPO[:TAG]"
+            "--output \"out\": unknown destination; expected oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF], docker://HOST/REPO[:TAG], docker-daemon:[NAME[:TAG]] or podman:[NAME[:TAG]]"
         );
+        let upper = "docker-daemon:My/App".parse::<DestSpec>().unwrap_err();
+        assert!(matches!(&upper, SpecError::BadReference { .. }));
+        assert_eq!(
+            std::error::Error::source(&upper).unwrap().to_string(),
+            "invalid image reference \"My/App\": repository names must be lowercase"
+        );
+        assert!(matches!("podman:app:-x".parse::<DestSpec>(), Err(SpecError::BadReference { .. })));
+        let pinned_load = "podman:me/app@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert!(matches!(pinned_load.parse::<DestSpec>(), Err(SpecError::DigestReference(_))));
         assert!(matches!("oci:".parse::<DestSpec>(), Err(SpecError::EmptyPath(_))));
         assert!(matches!("oci::tag".parse::<DestSpec>(), Err(SpecError::EmptyPath(_))));
         assert!(matches!("oci:out:-bad".parse::<DestSpec>(), Err(SpecError::BadTag { .. })));

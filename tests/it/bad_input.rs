@@ -138,7 +138,7 @@ fn bad_output_spec_and_bad_flags_write_nothing() {
     let binary = static_c_hello();
     let before = tree_listing(work.path());
     let cases: &[(&[&str], &str)] = &[
-        (&["--output", "tarball:x"], "error: --output \"tarball:x\": unknown destination; expected oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or docker://HOST/REPO[:TAG]"),
+        (&["--output", "tarball:x"], "error: --output \"tarball:x\": unknown destination; expected oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF], docker://HOST/REPO[:TAG], docker-daemon:[NAME[:TAG]] or podman:[NAME[:TAG]]"),
         (&["--output", "oci:out:-x"], "error: --output \"oci:out:-x\": invalid tag \"-x\": a tag is 1 to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'"),
         (&["--output", "oci:out", "--expose", "99999"], "error: --expose \"99999\": expected PORT[/tcp|/udp|/sctp] with PORT from 1 to 65535"),
         (&["--output", "oci:out", "--env", "NOEQUALS"], "error: --env \"NOEQUALS\": expected KEY=VALUE"),

@@ -12,11 +12,11 @@ use crate::util::{run_ok, scratchpack, stdout, temp_dir};
 /// How much the test program carries in `.rodata`.
 const ASSETS: usize = 200 << 20;
 /// The ceiling the issue sets for packing it.
-const PEAK_RSS_LIMIT_KB: u64 = 64_000;
+pub const PEAK_RSS_LIMIT_KB: u64 = 64_000;
 
 /// A static C program with 200 MiB of pseudo-random bytes in `.rodata`, then the zoneinfo path (a
 /// time-zone clue only the bytes after the assets give: `puts` alone pulls in no time code).
-fn program_with_big_rodata() -> PathBuf {
+pub fn program_with_big_rodata() -> PathBuf {
     static CELL: OnceLock<PathBuf> = OnceLock::new();
     CELL.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fixtures").join("big-rodata");
@@ -63,12 +63,18 @@ fn program_with_big_rodata() -> PathBuf {
 fn pack_peak_rss(compression: &str) -> u64 {
     let program = program_with_big_rodata();
     let dir = temp_dir();
-    let report = dir.path().join("time.txt");
     let mut pack = scratchpack();
     pack.env("SCRATCHPACK_NO_CACHE", "1")
         .args(["pack", "--compression", compression, "-o"])
         .arg(format!("oci:{}:big", dir.path().join("layout").display()))
         .arg(&program);
+    peak_rss_kb(&pack)
+}
+
+/// Runs `pack` (program, arguments and environment) under `/usr/bin/time -v`: its peak RSS in kB.
+pub fn peak_rss_kb(pack: &Command) -> u64 {
+    let dir = temp_dir();
+    let report = dir.path().join("time.txt");
     let mut timed = Command::new("/usr/bin/time");
     timed.arg("-v").arg("-o").arg(&report).arg(pack.get_program()).args(pack.get_args());
     for (key, value) in pack.get_envs() {

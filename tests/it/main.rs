@@ -6,6 +6,7 @@ mod bounded_memory;
 mod cargo;
 mod cli;
 mod destinations;
+mod engines;
 mod faults;
 mod harness;
 mod hostile_certs;

@@ -11,6 +11,7 @@
 pub mod hostile;
 pub mod http;
 pub mod pki;
+pub mod podman;
 pub mod proxy;
 pub mod registry;
 pub mod server;
