@@ -22,7 +22,7 @@ use crate::sbom::SbomError;
 pub fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) if error.downcast_ref::<StdoutClosed>().is_some() => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             if let Some(hint) = hint(&error) {
@@ -33,8 +33,20 @@ pub fn report(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
+/// The reader of what a command prints on stdout went away (`scratchpack man | head`): not a
+/// failure of the command. Only a write of the command's own output to stdout says so; a broken
+/// pipe anywhere else (a socket, an archive written through `/dev/stdout`) is an error.
+#[derive(Debug, thiserror::Error)]
+#[error("stdout was closed")]
+pub(crate) struct StdoutClosed;
+
+/// `written`, the result of writing the command's own output to stdout, with a broken pipe as
+/// [`StdoutClosed`].
+pub(crate) fn to_stdout(written: std::io::Result<()>) -> anyhow::Result<()> {
+    match written {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        other => Ok(other?),
+    }
 }
 
 /// The first hint any error in the chain offers. Each error type of the library says its own

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 
+use super::failure::to_stdout;
 use super::output::{inspect_json, inspect_text, print_published};
 use super::{pack_options, Cli, Command, InspectArgs};
 use crate::needs::{self, NeedsOptions, Tzdata};
@@ -12,11 +13,13 @@ pub fn run(command: Command, printer: &Printer) -> Result<()> {
     match command {
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut command, "scratchpack", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "scratchpack", &mut script);
+            to_stdout(std::io::Write::write_all(&mut std::io::stdout(), &script))?;
         }
         Command::Man => {
             let command = <Cli as clap::CommandFactory>::command();
-            clap_mangen::Man::new(command).render(&mut std::io::stdout())?;
+            to_stdout(clap_mangen::Man::new(command).render(&mut std::io::stdout()))?;
         }
         Command::Inspect(args) => inspect(&args, printer)?,
         Command::Push(args) => {
