@@ -1,4 +1,4 @@
-//! What the commands print on stdout: `inspect`'s text and JSON, one `REFERENCE@DIGEST` line per
+//! What the commands print on stdout: `inspect`'s text and JSON (of a binary or of an image), one `REFERENCE@DIGEST` line per
 //! destination, or the `--json` summary of a pack or push.
 
 use std::fmt::Write;
@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::dest::Published;
 use crate::elf::ElfInfo;
+use crate::image::survey::{ImageReport, ReferrerReport};
 use crate::needs::{Needs, ZONEINFO};
 use crate::pack::Packed;
 use crate::printer::Printer;
@@ -175,4 +176,70 @@ pub(crate) fn summary_json(packed: &Packed, published: &[(String, Published)]) -
         "images": images,
         "destinations": destinations_json(published),
     })
+}
+
+/// `inspect IMAGE` as text: the image, then each platform's config, layers and referrers.
+pub(crate) fn image_text(reference: &str, report: &ImageReport) -> String {
+    let mut out = String::new();
+    let list = |items: &[String]| if items.is_empty() { "-".to_string() } else { items.join(", ") };
+    let pairs = |map: &std::collections::BTreeMap<String, String>| map.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>();
+    let _ = writeln!(out, "image:       {reference}");
+    let _ = writeln!(out, "digest:      {}", report.digest);
+    let _ = writeln!(out, "media type:  {}", report.media_type);
+    let _ = write!(out, "platforms:   {}", list(&report.platforms));
+    if !report.annotations.is_empty() {
+        let _ = write!(out, "\nannotations: {}", pairs(&report.annotations).join("\n             "));
+    }
+    write_referrers(&mut out, "", &report.referrers);
+    for image in &report.images {
+        let config = &image.config;
+        let _ = write!(out, "\n\n{} {}", image.platform, image.digest);
+        let _ = write!(out, "\n  created:     {}", config.created.as_deref().unwrap_or("-"));
+        let _ = write!(out, "\n  user:        {}", config.user.as_deref().unwrap_or("-"));
+        let _ = write!(
+            out,
+            "\n  entrypoint:  {}",
+            if config.entrypoint.is_empty() { "-".into() } else { json!(config.entrypoint).to_string() }
+        );
+        let _ = write!(out, "\n  cmd:         {}", if config.cmd.is_empty() { "-".into() } else { json!(config.cmd).to_string() });
+        let _ = write!(out, "\n  workdir:     {}", config.working_dir.as_deref().unwrap_or("-"));
+        let _ = write!(out, "\n  env:         {}", if config.env.is_empty() { "-".into() } else { config.env.join("\n               ") });
+        let _ = write!(out, "\n  labels:      {}", list(&pairs(&config.labels)).replace(", ", "\n               "));
+        let _ = write!(out, "\n  annotations: {}", list(&pairs(&image.annotations)).replace(", ", "\n               "));
+        let total: u64 = image.layers.iter().map(|l| l.size).sum();
+        let _ = write!(out, "\n  layers:      {}, {total} bytes", image.layers.len());
+        for layer in &image.layers {
+            let _ = write!(
+                out,
+                "\n    {}  {} bytes ({} uncompressed), {} file{}",
+                layer.digest,
+                layer.size,
+                layer.uncompressed_size,
+                layer.files,
+                if layer.files == 1 { "" } else { "s" }
+            );
+            for file in &layer.largest {
+                let _ = write!(out, "\n      {:>10}  {}", file.size, file.path);
+            }
+        }
+        write_referrers(&mut out, "  ", &image.referrers);
+    }
+    out
+}
+
+fn write_referrers(out: &mut String, indent: &str, referrers: &[ReferrerReport]) {
+    if referrers.is_empty() {
+        return;
+    }
+    let _ = write!(out, "\n{indent}referrers:");
+    for referrer in referrers {
+        let _ = write!(out, "\n{indent}  {} {} ({} bytes)", referrer.digest, referrer.artifact_type, referrer.size);
+    }
+}
+
+/// `inspect IMAGE --json`: stable for scripts (the README shows the schema).
+pub(crate) fn image_json(reference: &str, report: &ImageReport) -> serde_json::Value {
+    let mut value = serde_json::to_value(report).expect("the report serialises");
+    value["reference"] = json!(reference);
+    value
 }

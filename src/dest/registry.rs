@@ -8,11 +8,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::{DestError, Destination, Published};
+use crate::image::stored::StoredImage;
 use crate::image::{Digest, ImageOrIndex};
 use crate::registry::auth::credentials::Lookup;
 use crate::registry::auth::Secret;
 use crate::registry::push::{self, PushSet};
-use crate::registry::{progress, Client, ConnectOptions, Reference, Registry, Tag};
+use crate::registry::{progress, Client, ConnectOptions, Reference, Registry, RegistryError, Repository, Tag};
 
 /// Which repository of each registry holds a blob, learnt while pushing.
 #[derive(Default)]
@@ -50,6 +51,27 @@ impl Default for RegistryContext {
     }
 }
 
+impl RegistryContext {
+    /// A connection to `repository`'s registry, with the credentials found for it, asking for
+    /// tokens of `scopes`.
+    pub(crate) fn client(&self, repository: &Repository, scopes: Vec<String>) -> Result<Client, RegistryError> {
+        let env = |name: &str| std::env::var(name).ok();
+        let lookup = Lookup { creds_flag: self.creds_flag.as_ref(), env: &env };
+        let credential = lookup.find(repository)?;
+        Client::connect(repository.registry.clone(), credential, scopes, &self.connect)
+    }
+
+    /// Remembers that `repository` holds these blobs, so that a push to another repository of
+    /// its registry mounts them instead of sending them.
+    pub(crate) fn learn_blobs(&self, repository: &Repository, digests: impl IntoIterator<Item = Digest>) {
+        let mut book = self.mounts.lock().expect("mount book");
+        let known = book.known.entry(repository.registry.clone()).or_default();
+        for digest in digests {
+            known.entry(digest).or_insert_with(|| repository.path.clone());
+        }
+    }
+}
+
 pub(crate) struct RegistryDestination {
     reference: Reference,
     tags: Vec<Tag>,
@@ -61,19 +83,11 @@ impl RegistryDestination {
         RegistryDestination { reference, tags, context }
     }
 
-    /// Pushes a set of blobs and manifests; names it `HOST/REPO@DIGEST`.
-    pub(crate) fn push_set(&self, set: &PushSet) -> Result<Published, DestError> {
-        self.push_set_with(set, &[])
-    }
-
     /// Pushes the set, then its attachments as referrers (the tag schema where the registry has no
     /// referrers API).
     pub(crate) fn push_set_with(&self, set: &PushSet, attachments: &[crate::image::referrers::Attachment]) -> Result<Published, DestError> {
         let repository = &self.reference.repository;
         let wrap = |source| DestError::Registry { reference: self.reference.to_string(), source: Box::new(source) };
-        let env = |name: &str| std::env::var(name).ok();
-        let lookup = Lookup { creds_flag: self.context.creds_flag.as_ref(), env: &env };
-        let credential = lookup.find(repository).map_err(|e| wrap(e.into()))?;
         let mount_from: HashMap<Digest, String> = {
             let book = self.context.mounts.lock().expect("mount book");
             let known = book.known.get(&repository.registry);
@@ -86,7 +100,7 @@ impl RegistryDestination {
                 scopes.push(scope);
             }
         }
-        let client = Client::connect(repository.registry.clone(), credential, scopes, &self.context.connect).map_err(wrap)?;
+        let client = self.context.client(repository, scopes).map_err(wrap)?;
         let reporter = progress::for_stderr(self.context.quiet, &repository.to_string());
         push::push(&client, &repository.path, set, &self.tags, &mount_from, reporter.as_ref()).map_err(wrap)?;
         push::push_referrers(&client, &repository.path, attachments, reporter.as_ref()).map_err(wrap)?;
@@ -102,5 +116,10 @@ impl RegistryDestination {
 impl Destination for RegistryDestination {
     fn publish(&mut self, image: &ImageOrIndex, attachments: &[crate::image::referrers::Attachment]) -> Result<Published, DestError> {
         self.push_set_with(&PushSet::from_image(image), attachments)
+    }
+
+    fn publish_stored(&mut self, image: &StoredImage) -> Result<Published, DestError> {
+        let set = PushSet { blobs: image.blobs.iter().collect(), manifests: image.manifests.iter().collect(), root: &image.root };
+        self.push_set_with(&set, &image.referrers)
     }
 }

@@ -118,6 +118,8 @@ impl Client {
         let may_use_http = client.registry.is_loopback() || insecure;
         let challenge = if !may_use_http {
             client.with_retries("reaching the registry", || client.ping())?
+        } else if client.registry.is_loopback() {
+            client.ping_loopback()?
         } else {
             // Plain HTTP only where go-containerregistry allows it too: loopback, or asked for.
             // One https try first: an HTTP answer over TLS settles it; a failed handshake means
@@ -158,6 +160,33 @@ impl Client {
         };
         *client.auth.lock().expect("auth lock") = (state, 1);
         Ok(client)
+    }
+
+    /// A loopback registry is asked in plain HTTP first, as go-containerregistry does: a TLS
+    /// server answers a plain request at once (Go's `400` "HTTP request to an HTTPS server", or a
+    /// closed connection), where a plain-HTTP server may never answer a TLS hello. Only then is
+    /// https tried, and its answer is the one that counts.
+    fn ping_loopback(&mut self) -> Result<Option<Challenge>, RegistryError> {
+        let https_base = self.base.clone();
+        self.base = Url::parse(&format!("http://{}/", self.registry.api_host())).expect("valid after https parsed");
+        match self.ping() {
+            Ok(challenge) => Ok(challenge),
+            Err(error @ RegistryError::Status { status, .. }) if status != 400 && error.is_transient() => {
+                // That answer was the first attempt: the retries go on from it.
+                let mut first = Some(error);
+                self.with_retries("reaching the registry", || match first.take() {
+                    Some(error) => Err(error),
+                    None => self.ping(),
+                })
+            }
+            Err(error @ RegistryError::Status { status, .. }) if status != 400 => Err(error),
+            Err(error) if error.is_bad_answer() => Err(error),
+            Err(http_error) => {
+                self.debug(format_args!("http failed, trying https: {http_error}"));
+                self.base = https_base;
+                self.with_retries("reaching the registry", || self.ping())
+            }
+        }
     }
 
     /// `https://host/` or `http://host/`, whichever answered.
