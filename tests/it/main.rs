@@ -16,6 +16,7 @@ mod image_content;
 mod interrupt;
 mod needs;
 mod platforms;
+mod pull;
 mod push;
 mod reproducible;
 mod resolve;
