@@ -13,6 +13,7 @@ mod hostile_inputs;
 mod hostile_layouts;
 mod hostile_registry;
 mod image_content;
+mod inspect_image;
 mod interrupt;
 mod needs;
 mod platforms;
