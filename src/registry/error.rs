@@ -61,6 +61,10 @@ pub(crate) enum RegistryError {
     },
     #[error(transparent)]
     Credentials(#[from] CredentialError),
+    /// The registry could not be reached, after the probe's own retries: final, never retried
+    /// again by the operation that found it.
+    #[error(transparent)]
+    Unreachable(Box<RegistryError>),
 }
 
 fn describe_code(code: Option<&str>, message: &str) -> String {
@@ -98,6 +102,7 @@ impl RegistryError {
 
     pub(crate) fn hint(&self) -> Option<String> {
         let code = match self {
+            RegistryError::Unreachable(inner) => return inner.hint(),
             RegistryError::Status { code, status, .. } => code.clone().or_else(|| match status {
                 401 => Some("UNAUTHORIZED".into()),
                 403 => Some("DENIED".into()),

@@ -2,7 +2,9 @@
 //! each blob is uploaded once, as HEAD (skip if present), POST (with a cross-repository mount when
 //! the blob is known in another repository), then a monolithic PUT, falling back to chunked PATCH
 //! uploads when the registry refuses the size. Up to four blobs go in parallel; a blob's whole
-//! sequence is retried on transient failures. Manifests go last, children before the index, each
+//! sequence is retried on transient failures. First of all, each tag is checked with one manifest
+//! HEAD: when every tag already names our digest, the push is done (a re-push costs one round
+//! trip, plus a token exchange where the registry asks for one). Manifests go last, children before the index, each
 //! PUT with the exact bytes that were hashed, and the registry's digest is checked.
 
 use std::collections::HashMap;
@@ -83,6 +85,19 @@ pub(crate) fn push(
     mount_from: &HashMap<Digest, String>,
     progress: &dyn Progress,
 ) -> Result<PushReport, RegistryError> {
+    // A manifest already at every tag (or by digest) with our digest proves its blobs are there:
+    // an unchanged image costs one HEAD per tag, and nothing else.
+    let references: Vec<String> = match tags.is_empty() {
+        true => vec![set.root.digest.to_string()],
+        false => tags.iter().map(Tag::to_string).collect(),
+    };
+    let mut current = Vec::with_capacity(references.len());
+    for reference in &references {
+        current.push(tag_points_to(client, repository, reference, set.root)?);
+    }
+    if current.iter().all(|&up_to_date| up_to_date) {
+        return Ok(PushReport { existing: set.blobs.len(), ..PushReport::default() });
+    }
     let report = Mutex::new(PushReport::default());
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
@@ -123,12 +138,9 @@ pub(crate) fn push(
     for manifest in &set.manifests {
         put_manifest(client, repository, &manifest.digest.to_string(), manifest)?;
     }
-    if tags.is_empty() {
-        put_manifest(client, repository, &set.root.digest.to_string(), set.root)?;
-    }
-    for tag in tags {
-        if !tag_points_to(client, repository, tag, set.root)? {
-            put_manifest(client, repository, tag, set.root)?;
+    for (reference, up_to_date) in references.iter().zip(current) {
+        if !up_to_date {
+            put_manifest(client, repository, reference, set.root)?;
         }
     }
     Ok(report.into_inner().expect("report lock"))
@@ -305,11 +317,11 @@ fn open(blob: &Blob, offset: u64) -> Result<Box<dyn Read + Send>, RegistryError>
     blob.open_at(offset).map_err(|source| RegistryError::Read { path, what: "a blob", source })
 }
 
-/// Whether `tag` already points at `root` (then there is nothing to write).
+/// Whether `tag` (or a digest) already points at `root` (then there is nothing to write).
 fn tag_points_to(client: &Client, repository: &str, tag: &str, root: &Blob) -> Result<bool, RegistryError> {
     let url = client.url(&format!("v2/{repository}/manifests/{tag}"));
     let response = client.with_retries("checking the tag", || {
-        let response = client.send(Method::HEAD, &url, &|r| Ok(r.header(ACCEPT, format!("{MANIFEST_MEDIA_TYPE}, {INDEX_MEDIA_TYPE}"))))?;
+        let response = client.send(Method::HEAD, &url, &|r| Ok(r.header(ACCEPT, super::pull::accept_manifests())))?;
         if response.status().is_server_error() || response.status() == StatusCode::TOO_MANY_REQUESTS {
             return Err(status_error(&Method::HEAD, &url, response));
         }
@@ -366,6 +378,10 @@ pub(crate) fn push_referrers(
     use crate::image::referrers::{fallback_tag, referrers_index};
     let mut needs_fallback: Vec<&crate::image::referrers::Attachment> = Vec::new();
     for attachment in attachments {
+        // Already there (a re-push): its blobs and its place in the referrers tag came with it.
+        if tag_points_to(client, repository, &attachment.manifest.digest.to_string(), &attachment.manifest)? {
+            continue;
+        }
         for blob in &attachment.blobs {
             upload_blob(client, repository, blob, None, progress)?;
         }

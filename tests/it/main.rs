@@ -21,6 +21,7 @@ mod pull;
 mod push;
 mod reproducible;
 mod resolve;
+mod round_trips;
 mod run;
 mod sbom;
 mod secrets;

@@ -1,0 +1,75 @@
+//! Round trips to the real registry, counted through the proxy and the registry's access log: a
+//! re-push of an unchanged image is one manifest HEAD (plus a token exchange where the registry
+//! asks for one), with no `GET /v2/` before it.
+
+use crate::support::*;
+use crate::util::*;
+
+const USER: &str = "ci-bot";
+const PASSWORD: &str = "s3cret-Passw0rd";
+
+fn push(layout: &std::path::Path, dest: &str, extra: &[&str]) {
+    run_ok(scratchpack().args(["push", &format!("oci:{}:v1", layout.display()), dest]).args(extra));
+}
+
+fn head(path: &str, status: u16) -> (String, String, u16) {
+    ("HEAD".to_string(), path.to_string(), status)
+}
+
+#[test]
+fn a_repush_of_an_unchanged_image_is_one_manifest_head() {
+    let registry = Registry::plain();
+    let proxy = FaultProxy::start(&registry.host);
+    let work = temp_dir();
+    let layout = work.path().join("layout");
+    pack(&["--output", &format!("oci:{}:v1", layout.display())], |cmd| {
+        cmd.arg(static_c_hello());
+    });
+    let dest = format!("docker://{}/rt/hello:v1", proxy.host);
+    push(&layout, &dest, &[]);
+    proxy.reset_counters();
+    push(&layout, &dest, &[]);
+    assert_eq!(proxy.requests(), [head("/v2/rt/hello/manifests/v1", 200)]);
+
+    // pack straight to the registry: the same image, the same single HEAD.
+    proxy.reset_counters();
+    pack(&["--output", &dest], |cmd| {
+        cmd.arg(static_c_hello());
+    });
+    assert_eq!(proxy.requests(), [head("/v2/rt/hello/manifests/v1", 200)]);
+
+    // An SBOM already attached costs one more HEAD, for its manifest.
+    let with_sbom = work.path().join("with-sbom");
+    pack(&["--sbom", "spdx", "--output", &format!("oci:{}:v1", with_sbom.display())], |cmd| {
+        cmd.arg(static_c_hello());
+    });
+    let dest = format!("docker://{}/rt/sbom:v1", proxy.host);
+    push(&with_sbom, &dest, &[]);
+    proxy.reset_counters();
+    push(&with_sbom, &dest, &[]);
+    let requests = proxy.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert_eq!(requests[0], head("/v2/rt/sbom/manifests/v1", 200));
+    assert!(requests[1].0 == "HEAD" && requests[1].1.starts_with("/v2/rt/sbom/manifests/sha256:") && requests[1].2 == 200, "{requests:?}");
+}
+
+#[test]
+fn a_repush_to_a_token_registry_is_one_head_and_one_token() {
+    let tokens = TokenServer::start(USER, PASSWORD, 300);
+    let registry = Registry::start(RegistryOptions { tls: false, auth: RegistryAuth::Token(tokens.registry_config()) });
+    let work = temp_dir();
+    let layout = work.path().join("layout");
+    pack(&["--output", &format!("oci:{}:v1", layout.display())], |cmd| {
+        cmd.arg(static_c_hello());
+    });
+    let dest = format!("docker://{}/rt/token:v1", registry.host);
+    let creds = format!("{USER}:{PASSWORD}");
+    push(&layout, &dest, &["--creds", &creds]);
+    let before = registry.requests().len();
+    let issued = tokens.tokens_issued();
+    push(&layout, &dest, &["--creds", &creds]);
+    assert!(registry.wait_for_request("HEAD", "/v2/rt/token/manifests/v1", 200));
+    // The registry's challenge comes with the HEAD itself: no ping before it.
+    assert_eq!(registry.requests()[before..], [head("/v2/rt/token/manifests/v1", 401), head("/v2/rt/token/manifests/v1", 200)]);
+    assert_eq!(tokens.tokens_issued(), issued + 1);
+}
