@@ -79,7 +79,7 @@ pub(crate) struct ReferrerReport {
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SurveyError {
-    #[error("layer {digest} ({media_type}) is not in a form scratchpack reads (tar, tar+gzip, tar+zstd)")]
+    #[error("layer {digest} ({media_type}) is compressed in a way scratchpack does not read (it reads tar, tar+gzip, tar+zstd)")]
     UnknownLayer { digest: Digest, media_type: String },
     #[error("layer {digest}: cannot be read as a tar stream")]
     Unreadable {
@@ -190,10 +190,20 @@ fn layer_report(blob: &Blob) -> Result<LayerReport, SurveyError> {
         Box::new(flate2::bufread::MultiGzDecoder::new(compressed))
     } else if media_type.ends_with("zstd") {
         Box::new(zstd::stream::read::Decoder::with_buffer(compressed).map_err(unreadable)?)
-    } else if media_type.ends_with(".tar") || media_type.ends_with("tar") {
+    } else if media_type.ends_with("tar") {
         Box::new(compressed)
-    } else {
+    } else if media_type.contains("tar") {
         return Err(SurveyError::UnknownLayer { digest: blob.digest, media_type: media_type.to_string() });
+    } else {
+        // Not a file system layer (an attestation, an artifact's payload): its size only.
+        return Ok(LayerReport {
+            digest: blob.digest,
+            media_type: media_type.to_string(),
+            size: blob.size,
+            uncompressed_size: blob.size,
+            files: 0,
+            largest: Vec::new(),
+        });
     };
     let mut counting = Counting { inner: stream, count: 0 };
     let (files, largest) = tar_files(&mut counting).map_err(unreadable)?;

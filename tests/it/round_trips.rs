@@ -72,4 +72,25 @@ fn a_repush_to_a_token_registry_is_one_head_and_one_token() {
     // The registry's challenge comes with the HEAD itself: no ping before it.
     assert_eq!(registry.requests()[before..], [head("/v2/rt/token/manifests/v1", 401), head("/v2/rt/token/manifests/v1", 200)]);
     assert_eq!(tokens.tokens_issued(), issued + 1);
+
+    // A pull logs in the same way, with a pull-only token.
+    let out = work.path().join("pulled");
+    let output = scratchpack()
+        .env("SCRATCHPACK_CACHE_DIR", work.path().join("cache"))
+        .args(["copy", &dest, &format!("oci:{}", out.display()), "--creds", &creds])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(run_image(&out, "v1"), "hello from C, uid 65532\n");
+    // Without credentials, the token server refuses: a clear error.
+    let output = scratchpack()
+        .env("SCRATCHPACK_CACHE_DIR", work.path().join("cache"))
+        .args(["copy", &dest, &format!("oci:{}", work.path().join("refused").display())])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains(&format!("pulling {0}/rt/token:v1: {0} asks for credentials, and none were found", registry.host)), "{err}");
+    assert!(err.contains(&format!("hint: run `docker login {}`", registry.host)), "{err}");
+    assert!(!work.path().join("refused").exists());
 }
