@@ -42,7 +42,7 @@ pub(crate) fn push(options: &PushOptions) -> Result<Vec<(String, Published)>> {
     let mut published = Vec::new();
     for (text, reference) in &options.destinations {
         let tags = tags_or(&reference.tag, &options.tags);
-        let destination = RegistryDestination::new(reference.clone(), tags, options.registry.clone());
+        let mut destination = RegistryDestination::new(reference.clone(), tags, options.registry.clone());
         let written = destination.push_set_with(&push_set(&image), &image.referrers).with_context(|| format!("writing {text}"))?;
         published.push((text.clone(), written));
     }

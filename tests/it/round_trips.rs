@@ -2,6 +2,8 @@
 //! re-push of an unchanged image is one manifest HEAD (plus a token exchange where the registry
 //! asks for one), with no `GET /v2/` before it.
 
+use std::process::Command;
+
 use crate::support::*;
 use crate::util::*;
 
@@ -93,4 +95,30 @@ fn a_repush_to_a_token_registry_is_one_head_and_one_token() {
     assert!(err.contains(&format!("pulling {0}/rt/token:v1: {0} asks for credentials, and none were found", registry.host)), "{err}");
     assert!(err.contains(&format!("hint: run `docker login {}`", registry.host)), "{err}");
     assert!(!work.path().join("refused").exists());
+}
+
+#[test]
+fn a_first_push_sends_the_shared_layers_while_the_program_layer_is_compressed() {
+    let registry = Registry::plain();
+    let proxy = FaultProxy::start(&registry.host);
+    let output = run_ok(scratchpack().arg("pack").arg(static_c_hello()).args([
+        "--json",
+        "--output",
+        &format!("docker://{}/rt/first:v1", proxy.host),
+    ]));
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let layers = summary["images"][0]["layers"].as_array().unwrap();
+    let base = layers[0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let app = layers[layers.len() - 1]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let requests = proxy.requests();
+    assert_eq!(requests[0], head("/v2/rt/first/manifests/v1", 404), "{requests:?}");
+    // The base layer went up before the program's layer was even asked about: its upload began
+    // while that layer was still being compressed.
+    let base_put = requests.iter().position(|(m, p, _)| m == "PUT" && p.contains(&format!("digest=sha256%3A{base}"))).expect("base PUT");
+    let app_first = requests.iter().position(|(_, p, _)| p.contains(&app)).expect("app layer requests");
+    assert!(base_put < app_first, "{requests:?}");
+    assert_eq!(requests.iter().filter(|(m, p, _)| m == "HEAD" && p.contains("/manifests/")).count(), 1, "{requests:?}");
+    let lines =
+        stdout(&run_ok(Command::new("skopeo").args(["inspect", "--tls-verify=false", &format!("docker://{}/rt/first:v1", registry.host)])));
+    assert!(lines.contains(summary["digest"].as_str().unwrap()), "{lines}");
 }
