@@ -651,6 +651,13 @@ mod tests {
     }
 
     #[test]
+    fn a_url_keeps_all_but_its_scheme_when_the_probe_changes_it() {
+        let url = Url::parse("http://127.0.0.1:5000/v2/a/blobs/uploads/x?_state=1").unwrap();
+        assert_eq!(with_scheme(&url, "https").as_str(), "https://127.0.0.1:5000/v2/a/blobs/uploads/x?_state=1");
+        assert_eq!(with_scheme(&Url::parse("https://localhost/v2/").unwrap(), "http").as_str(), "http://localhost/v2/");
+    }
+
+    #[test]
     fn form_values_are_escaped() {
         assert_eq!(form_escape("repository:a/b:push,pull x"), "repository%3Aa%2Fb%3Apush%2Cpull+x");
     }

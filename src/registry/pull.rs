@@ -140,15 +140,30 @@ pub(crate) fn get_blob(
                 .get(CONTENT_RANGE)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|range| range.starts_with(&format!("bytes {from}-")));
+        let restart = |file: &mut std::fs::File| -> Result<(), RegistryError> {
+            file.set_len(0).map_err(write_error)?;
+            std::io::Seek::rewind(file).map_err(write_error)
+        };
         match response.status() {
             _ if resumed => {}
-            StatusCode::OK | StatusCode::PARTIAL_CONTENT => {
-                // From the start: the registry ignored the range (or answered another one).
-                file.set_len(0).map_err(write_error)?;
-                std::io::Seek::rewind(&mut file).map_err(write_error)?;
+            StatusCode::OK => {
+                // From the start: the registry ignored the range.
+                restart(&mut file)?;
                 hasher = sha2::Sha256::new();
                 written = 0;
                 handle.restart();
+            }
+            StatusCode::PARTIAL_CONTENT => {
+                // Another range than the one asked for: start over, asking for the whole blob.
+                restart(&mut file)?;
+                hasher = sha2::Sha256::new();
+                written = 0;
+                handle.restart();
+                return Err(RegistryError::Network {
+                    method: "GET".into(),
+                    url: redact_url(&url),
+                    detail: format!("asked for bytes {from}- and got another range"),
+                });
             }
             StatusCode::NOT_FOUND => {
                 return Err(RegistryError::NotFound { reference: format!("{}/{repository}@{digest}", client.registry) })
