@@ -178,34 +178,47 @@ pub(crate) fn summary_json(packed: &Packed, published: &[(String, Published)]) -
     })
 }
 
-/// `inspect IMAGE` as text: the image, then each platform's config, layers and referrers.
+/// Text an image carries (paths, env, labels, annotations), as the terminal gets it: control
+/// characters escaped as `\u{1b}`, so an image cannot move the cursor or forge a line.
+fn shown(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { format!("\\u{{{:x}}}", u32::from(c)) } else { c.to_string() }).collect()
+}
+
+/// `inspect IMAGE` as text: the image, then each platform's config, layers and referrers. Every
+/// text from the image is escaped ([`shown`]).
 pub(crate) fn image_text(reference: &str, report: &ImageReport) -> String {
     let mut out = String::new();
-    let list = |items: &[String]| if items.is_empty() { "-".to_string() } else { items.join(", ") };
+    let list =
+        |items: &[String]| if items.is_empty() { "-".to_string() } else { items.iter().map(|i| shown(i)).collect::<Vec<_>>().join(", ") };
+    let lines = |items: &[String]| {
+        if items.is_empty() {
+            "-".to_string()
+        } else {
+            items.iter().map(|i| shown(i)).collect::<Vec<_>>().join("\n               ")
+        }
+    };
     let pairs = |map: &std::collections::BTreeMap<String, String>| map.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>();
-    let _ = writeln!(out, "image:       {reference}");
+    let _ = writeln!(out, "image:       {}", shown(reference));
     let _ = writeln!(out, "digest:      {}", report.digest);
-    let _ = writeln!(out, "media type:  {}", report.media_type);
+    let _ = writeln!(out, "media type:  {}", shown(&report.media_type));
     let _ = write!(out, "platforms:   {}", list(&report.platforms));
     if !report.annotations.is_empty() {
-        let _ = write!(out, "\nannotations: {}", pairs(&report.annotations).join("\n             "));
+        let _ = write!(out, "\nannotations: {}", lines(&pairs(&report.annotations)).replace("\n               ", "\n             "));
     }
     write_referrers(&mut out, "", &report.referrers);
     for image in &report.images {
         let config = &image.config;
-        let _ = write!(out, "\n\n{} {}", image.platform, image.digest);
-        let _ = write!(out, "\n  created:     {}", config.created.as_deref().unwrap_or("-"));
-        let _ = write!(out, "\n  user:        {}", config.user.as_deref().unwrap_or("-"));
-        let _ = write!(
-            out,
-            "\n  entrypoint:  {}",
-            if config.entrypoint.is_empty() { "-".into() } else { json!(config.entrypoint).to_string() }
-        );
-        let _ = write!(out, "\n  cmd:         {}", if config.cmd.is_empty() { "-".into() } else { json!(config.cmd).to_string() });
-        let _ = write!(out, "\n  workdir:     {}", config.working_dir.as_deref().unwrap_or("-"));
-        let _ = write!(out, "\n  env:         {}", if config.env.is_empty() { "-".into() } else { config.env.join("\n               ") });
-        let _ = write!(out, "\n  labels:      {}", list(&pairs(&config.labels)).replace(", ", "\n               "));
-        let _ = write!(out, "\n  annotations: {}", list(&pairs(&image.annotations)).replace(", ", "\n               "));
+        let one = |value: &Option<String>| value.as_deref().map_or("-".to_string(), shown);
+        let array = |values: &[String]| if values.is_empty() { "-".to_string() } else { shown(&json!(values).to_string()) };
+        let _ = write!(out, "\n\n{} {}", shown(&image.platform), image.digest);
+        let _ = write!(out, "\n  created:     {}", one(&config.created));
+        let _ = write!(out, "\n  user:        {}", one(&config.user));
+        let _ = write!(out, "\n  entrypoint:  {}", array(&config.entrypoint));
+        let _ = write!(out, "\n  cmd:         {}", array(&config.cmd));
+        let _ = write!(out, "\n  workdir:     {}", one(&config.working_dir));
+        let _ = write!(out, "\n  env:         {}", lines(&config.env));
+        let _ = write!(out, "\n  labels:      {}", lines(&pairs(&config.labels)));
+        let _ = write!(out, "\n  annotations: {}", lines(&pairs(&image.annotations)));
         let total: u64 = image.layers.iter().map(|l| l.size).sum();
         let _ = write!(out, "\n  layers:      {}, {total} bytes", image.layers.len());
         for layer in &image.layers {
@@ -219,7 +232,7 @@ pub(crate) fn image_text(reference: &str, report: &ImageReport) -> String {
                 if layer.files == 1 { "" } else { "s" }
             );
             for file in &layer.largest {
-                let _ = write!(out, "\n      {:>10}  {}", file.size, file.path);
+                let _ = write!(out, "\n      {:>10}  {}", file.size, shown(&file.path));
             }
         }
         write_referrers(&mut out, "  ", &image.referrers);
@@ -233,7 +246,7 @@ fn write_referrers(out: &mut String, indent: &str, referrers: &[ReferrerReport])
     }
     let _ = write!(out, "\n{indent}referrers:");
     for referrer in referrers {
-        let _ = write!(out, "\n{indent}  {} {} ({} bytes)", referrer.digest, referrer.artifact_type, referrer.size);
+        let _ = write!(out, "\n{indent}  {} {} ({} bytes)", referrer.digest, shown(&referrer.artifact_type), referrer.size);
     }
 }
 

@@ -138,10 +138,13 @@ fn an_image_is_inspected_alike_in_a_layout_an_archive_and_a_registry() {
 fn a_multi_platform_index_lists_each_platform() {
     let work = temp_dir();
     let layout = work.path().join("layout");
-    pack(&["--output", &format!("oci:{}:v1", layout.display())], |cmd| {
+    pack(&["--output", &format!("oci:{}:v1", layout.display()), "--label", "evil=\x1b[2J\rerror: forged"], |cmd| {
         cmd.arg(static_c_hello()).arg(static_c_hello_arm64());
     });
     let text = inspect(&format!("oci:{}", layout.display()), false);
+    // What the image says reaches the terminal escaped: no cursor moves, no forged line.
+    assert!(!text.contains('\x1b') && !text.contains('\r'), "{text:?}");
+    assert!(text.lines().any(|l| l == r"  labels:      evil=\u{1b}[2J\u{d}error: forged"), "{text}");
     assert!(text.lines().any(|l| l == "platforms:   linux/amd64, linux/arm64/v8"), "{text}");
     assert!(text.lines().any(|l| l == "media type:  application/vnd.oci.image.index.v1+json"), "{text}");
     let json: serde_json::Value = serde_json::from_str(&inspect(&format!("oci:{}", layout.display()), true)).unwrap();
