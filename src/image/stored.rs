@@ -35,7 +35,7 @@ pub(crate) fn media_type_of(value: &Value, given: &str) -> String {
 
 /// An image and everything that travels with it, ready to be written elsewhere.
 pub(crate) struct StoredImage {
-    /// Layers and configs (of the image and of its referrers are separate: see `referrers`).
+    /// The image's layers and configs, each once (the referrers' blobs are in `referrers`).
     pub(crate) blobs: Vec<Blob>,
     /// The child manifests of an index, in its order; empty for a single manifest.
     pub(crate) manifests: Vec<Blob>,

@@ -5,6 +5,10 @@
 //! (only to the registry's own host, never to a redirect or an upload URL elsewhere), and turns an
 //! unexpected status into a [`RegistryError`] parsed from the registry's error JSON. Operations are
 //! retried as a whole by [`Client::with_retries`], bounded in count and by the overall deadline.
+//!
+//! There is no `GET /v2/` up front: the first request goes out at once (its 401 carries the login
+//! challenge), and only when it fails is the registry probed as a ping would, for the scheme and
+//! the error a user needs. A re-push of an unchanged image is then one manifest HEAD.
 
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -72,8 +76,9 @@ pub(crate) const MAX_REDIRECTS: usize = 5;
 const FAR_AWAY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
 impl Client {
-    /// Connects: picks https (or http where allowed), pings `/v2/`, learns how to log in.
-    /// `scopes` are the token scopes to ask for, e.g. `repository:org/app:push,pull`.
+    /// A connection to `registry`, made without a request: the first request settles the scheme
+    /// and how to log in (see [`Client::send`]). `scopes` are the token scopes to ask for, e.g.
+    /// `repository:org/app:push,pull`.
     pub(crate) fn connect(
         registry: Registry,
         credential: Option<FoundCredential>,
