@@ -83,6 +83,15 @@ fn copy_oci_to_registry_to_archive_to_oci_keeps_every_digest_and_the_sbom() {
         assert_eq!(skopeo_raw(&format!("docker://{remote}:{tag}")), std::fs::read(blob_file(&first, digest)).unwrap(), "referrers {tag}");
     }
 
+    // A docker archive holds one platform: an index is refused, naming the way out.
+    let docker_archive = work.path().join("docker.tar");
+    let refused = copy(&format!("docker://{remote}:v1"), &format!("docker-archive:{}", docker_archive.display()), &cache);
+    assert_eq!(refused.status.code(), Some(1));
+    let err = stderr(&refused);
+    assert!(err.contains("docker-archive holds one platform's image, but this image has 2 platforms"), "{err}");
+    assert!(err.contains("hint: use oci: or oci-archive: for a multi-platform image"), "{err}");
+    assert!(!docker_archive.exists());
+
     // registry → oci-archive (the tag comes from the source)
     let archive = work.path().join("hello.tar");
     let line = copy_ok(&format!("docker://{remote}:v1"), &format!("oci-archive:{}", archive.display()), &cache);
