@@ -9,7 +9,8 @@
 //! zoneinfo, libraries) meanwhile. A tag already there is most likely a re-push, whose shared
 //! layers are in the registry: nothing more is asked before the image is known, so an unchanged
 //! image still costs one manifest HEAD. One early start per registry in a run, so that the other
-//! repositories mount what it sent.
+//! repositories mount what it sent. A pack that fails after it leaves only blobs no manifest
+//! references: nothing a pull can see, and what registries' garbage collection removes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
