@@ -86,7 +86,7 @@ pub(crate) struct RegistryArgs {
     /// Allow plain HTTP or unverified TLS for this registry host only (repeatable).
     #[arg(long, value_name = "HOST[:PORT]")]
     pub(crate) insecure_registry: Vec<String>,
-    /// Give up a push after this long, retries included: 90, 90s, 5m, 1h.
+    /// Give up a push or a pull after this long, retries included: 90, 90s, 5m, 1h.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
     pub(crate) timeout: Duration,
     /// Attempts per request on transient failures (408, 429, 5xx, broken connections).
