@@ -3,7 +3,8 @@
 //! The pipeline, one module per step: `elf` (what the binary is) → `needs` (what it needs at run
 //! time) → `rootfs` (which files the image holds) → `image` (layers, config, manifests) → `dest`
 //! (where the image goes, through `layout`, `registry` and `engine`). `pack` runs the pipeline, `push` sends
-//! an image already packed; `cli` and `cargo` are the front ends, and only they know clap.
+//! an image already packed, `copy` reads an image from anywhere (a layout, an archive, a registry)
+//! and writes it elsewhere; `cli` and `cargo` are the front ends, and only they know clap.
 //!
 //! Everything is `pub(crate)` but the API the two binaries, the fuzz targets and the tests use:
 //! - the front ends: [`cli::Cli`] and [`cli::run`], [`cargo::CargoCli`] and [`cargo::run`],
@@ -23,6 +24,7 @@ pub(crate) mod atomic;
 pub mod cargo;
 pub mod cleanup;
 pub mod cli;
+pub(crate) mod copy;
 pub mod dest;
 pub mod elf;
 pub(crate) mod engine;

@@ -1,5 +1,5 @@
 //! `scratchpack push`: an image already packed, read from an OCI layout or archive, sent to
-//! registries. Reading is the layout module's, sending the registry destination's; this only
+//! registries with its referrers (SBOMs). Reading is the layout module's, sending the registry destination's; this only
 //! joins them.
 
 use anyhow::{bail, Context, Result};
@@ -42,8 +42,8 @@ pub(crate) fn push(options: &PushOptions) -> Result<Vec<(String, Published)>> {
     let mut published = Vec::new();
     for (text, reference) in &options.destinations {
         let tags = tags_or(&reference.tag, &options.tags);
-        let destination = RegistryDestination::new(reference.clone(), tags, options.registry.clone());
-        let written = destination.push_set(&push_set(&image)).with_context(|| format!("writing {text}"))?;
+        let mut destination = RegistryDestination::new(reference.clone(), tags, options.registry.clone());
+        let written = destination.push_set_with(&push_set(&image), &image.referrers).with_context(|| format!("writing {text}"))?;
         published.push((text.clone(), written));
     }
     Ok(published)

@@ -58,7 +58,11 @@ pub enum Command {
     Pack(Box<PackArgs>),
     /// Push an image already packed (oci:DIR[:TAG] or oci-archive:FILE[:TAG]) to a registry.
     Push(Box<PushArgs>),
-    /// Show what a binary is: platform, linkage, interpreter, needed libraries, size.
+    /// Copy an image (oci:, oci-archive:, docker://) to any destination, with its platforms and
+    /// referrers, every digest kept.
+    Copy(Box<CopyArgs>),
+    /// Show what a binary is (platform, linkage, libraries), or what an image holds (oci:DIR,
+    /// oci-archive:FILE, docker://REF: platforms, layers, config, referrers).
     Inspect(InspectArgs),
     /// Print a shell completion script: `scratchpack completions bash > /etc/bash_completion.d/scratchpack`.
     Completions {
@@ -69,7 +73,7 @@ pub enum Command {
     Man,
 }
 
-/// How to reach registries: for `docker://` outputs of `pack`, and for `push`.
+/// How to reach registries: for `docker://` outputs of `pack`, for `push`, `copy` and `inspect`.
 #[derive(Debug, Args, Clone, Default)]
 pub(crate) struct RegistryArgs {
     /// Registry credentials. Without it: SCRATCHPACK_REGISTRY_USER/_PASSWORD, then the docker and
@@ -82,7 +86,7 @@ pub(crate) struct RegistryArgs {
     /// Allow plain HTTP or unverified TLS for this registry host only (repeatable).
     #[arg(long, value_name = "HOST[:PORT]")]
     pub(crate) insecure_registry: Vec<String>,
-    /// Give up a push after this long, retries included: 90, 90s, 5m, 1h.
+    /// Give up a push or a pull after this long, retries included: 90, 90s, 5m, 1h.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
     pub(crate) timeout: Duration,
     /// Attempts per request on transient failures (408, 429, 5xx, broken connections).
@@ -100,6 +104,21 @@ pub struct PushArgs {
     /// Tag for destinations that name none (repeatable, default `latest`).
     #[arg(short, long = "tag", value_name = "TAG", default_value = "latest")]
     pub(crate) tags: Vec<String>,
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The image: oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker://HOST/REPO[:TAG|@DIGEST].
+    pub(crate) source: String,
+    /// Where it goes: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or
+    /// docker://HOST/REPO[:TAG]. Without a tag, the source's (else `latest`).
+    #[arg(value_name = "DEST")]
+    pub(crate) destination: String,
     #[command(flatten)]
     pub(crate) registry: RegistryArgs,
     /// Print a JSON summary on stdout.
@@ -129,13 +148,17 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The ELF file to inspect.
+    /// The ELF file to inspect, or an image: oci:DIR[:TAG], oci-archive:FILE[:TAG],
+    /// docker://HOST/REPO[:TAG|@DIGEST].
+    #[arg(value_name = "BINARY|IMAGE")]
     pub(crate) binary: PathBuf,
     /// Print JSON on stdout instead of text.
     #[arg(long)]
     pub(crate) json: bool,
     #[command(flatten)]
     pub(crate) resolve: ResolveArgs,
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
 }
 
 /// Where shared libraries are looked for.

@@ -211,3 +211,14 @@ impl PushArgs {
         Ok(PushOptions { source: self.source.clone(), destinations, tags, registry: registry_context(&self.registry, printer) })
     }
 }
+
+impl super::CopyArgs {
+    /// `scratchpack copy`'s arguments (the source and destination are parsed by the copy).
+    pub(crate) fn options(&self, printer: &Printer) -> crate::copy::CopyOptions {
+        crate::copy::CopyOptions {
+            source: self.source.clone(),
+            destination: self.destination.clone(),
+            registry: registry_context(&self.registry, printer),
+        }
+    }
+}

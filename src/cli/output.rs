@@ -1,4 +1,4 @@
-//! What the commands print on stdout: `inspect`'s text and JSON, one `REFERENCE@DIGEST` line per
+//! What the commands print on stdout: `inspect`'s text and JSON (of a binary or of an image), one `REFERENCE@DIGEST` line per
 //! destination, or the `--json` summary of a pack or push.
 
 use std::fmt::Write;
@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::dest::Published;
 use crate::elf::ElfInfo;
+use crate::image::survey::{ImageReport, ReferrerReport};
 use crate::needs::{Needs, ZONEINFO};
 use crate::pack::Packed;
 use crate::printer::Printer;
@@ -186,4 +187,83 @@ pub(crate) fn summary_json(packed: &Packed, published: &[(String, Published)]) -
         "images": images,
         "destinations": destinations_json(published),
     })
+}
+
+/// Text an image carries (paths, env, labels, annotations), as the terminal gets it: control
+/// characters escaped as `\u{1b}`, so an image cannot move the cursor or forge a line.
+fn shown(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { format!("\\u{{{:x}}}", u32::from(c)) } else { c.to_string() }).collect()
+}
+
+/// `inspect IMAGE` as text: the image, then each platform's config, layers and referrers. Every
+/// text from the image is escaped ([`shown`]).
+pub(crate) fn image_text(reference: &str, report: &ImageReport) -> String {
+    let mut out = String::new();
+    let list =
+        |items: &[String]| if items.is_empty() { "-".to_string() } else { items.iter().map(|i| shown(i)).collect::<Vec<_>>().join(", ") };
+    let lines = |items: &[String]| {
+        if items.is_empty() {
+            "-".to_string()
+        } else {
+            items.iter().map(|i| shown(i)).collect::<Vec<_>>().join("\n               ")
+        }
+    };
+    let pairs = |map: &std::collections::BTreeMap<String, String>| map.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>();
+    let _ = writeln!(out, "image:       {}", shown(reference));
+    let _ = writeln!(out, "digest:      {}", report.digest);
+    let _ = writeln!(out, "media type:  {}", shown(&report.media_type));
+    let _ = write!(out, "platforms:   {}", list(&report.platforms));
+    if !report.annotations.is_empty() {
+        let _ = write!(out, "\nannotations: {}", lines(&pairs(&report.annotations)).replace("\n               ", "\n             "));
+    }
+    write_referrers(&mut out, "", &report.referrers);
+    for image in &report.images {
+        let config = &image.config;
+        let one = |value: &Option<String>| value.as_deref().map_or("-".to_string(), shown);
+        let array = |values: &[String]| if values.is_empty() { "-".to_string() } else { shown(&json!(values).to_string()) };
+        let _ = write!(out, "\n\n{} {}", shown(&image.platform), image.digest);
+        let _ = write!(out, "\n  created:     {}", one(&config.created));
+        let _ = write!(out, "\n  user:        {}", one(&config.user));
+        let _ = write!(out, "\n  entrypoint:  {}", array(&config.entrypoint));
+        let _ = write!(out, "\n  cmd:         {}", array(&config.cmd));
+        let _ = write!(out, "\n  workdir:     {}", one(&config.working_dir));
+        let _ = write!(out, "\n  env:         {}", lines(&config.env));
+        let _ = write!(out, "\n  labels:      {}", lines(&pairs(&config.labels)));
+        let _ = write!(out, "\n  annotations: {}", lines(&pairs(&image.annotations)));
+        let total: u64 = image.layers.iter().map(|l| l.size).sum();
+        let _ = write!(out, "\n  layers:      {}, {total} bytes", image.layers.len());
+        for layer in &image.layers {
+            let _ = write!(
+                out,
+                "\n    {}  {} bytes ({} uncompressed), {} file{}",
+                layer.digest,
+                layer.size,
+                layer.uncompressed_size,
+                layer.files,
+                if layer.files == 1 { "" } else { "s" }
+            );
+            for file in &layer.largest {
+                let _ = write!(out, "\n      {:>10}  {}", file.size, shown(&file.path));
+            }
+        }
+        write_referrers(&mut out, "  ", &image.referrers);
+    }
+    out
+}
+
+fn write_referrers(out: &mut String, indent: &str, referrers: &[ReferrerReport]) {
+    if referrers.is_empty() {
+        return;
+    }
+    let _ = write!(out, "\n{indent}referrers:");
+    for referrer in referrers {
+        let _ = write!(out, "\n{indent}  {} {} ({} bytes)", referrer.digest, shown(&referrer.artifact_type), referrer.size);
+    }
+}
+
+/// `inspect IMAGE --json`: stable for scripts (the README shows the schema).
+pub(crate) fn image_json(reference: &str, report: &ImageReport) -> serde_json::Value {
+    let mut value = serde_json::to_value(report).expect("the report serialises");
+    value["reference"] = json!(reference);
+    value
 }

@@ -1,9 +1,9 @@
 //! One subcommand of `scratchpack`, from parsed arguments to what it prints on stdout.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::failure::to_stdout;
-use super::output::{inspect_json, inspect_text, print_published};
+use super::output::{image_json, image_text, inspect_json, inspect_text, print_published};
 use super::{pack_options, Cli, Command, InspectArgs};
 use crate::needs::{self, NeedsOptions, Tzdata};
 use crate::printer::Printer;
@@ -22,6 +22,11 @@ pub fn run(command: Command, printer: &Printer) -> Result<()> {
             to_stdout(clap_mangen::Man::new(command).render(&mut std::io::stdout()))?;
         }
         Command::Inspect(args) => inspect(&args, printer)?,
+        Command::Copy(args) => {
+            let options = args.options(printer);
+            let written = crate::copy::copy(&options)?;
+            print_published(printer, &[(args.destination.clone(), written)], None, args.json)?;
+        }
         Command::Push(args) => {
             let published = push::push(&args.options(printer)?)?;
             print_published(printer, &published, None, args.json)?;
@@ -39,6 +44,11 @@ pub fn run(command: Command, printer: &Printer) -> Result<()> {
 
 /// `inspect` resolves as a pack would, but reports a missing library instead of failing on it.
 fn inspect(args: &InspectArgs, printer: &Printer) -> Result<()> {
+    let text = args.binary.to_string_lossy();
+    // An existing file is a binary, whatever its name; an image reference is told by its prefix.
+    if !args.binary.is_file() && crate::copy::Source::is_image_reference(&text) {
+        return inspect_image(&text, args, printer);
+    }
     let info = elf::inspect(&args.binary)?;
     let options = NeedsOptions {
         sysroot: args.resolve.sysroot.clone(),
@@ -55,5 +65,19 @@ fn inspect(args: &InspectArgs, printer: &Printer) -> Result<()> {
         false => inspect_text(&info, &needs),
     };
     printer.result(&text);
+    Ok(())
+}
+
+/// `inspect oci:…|oci-archive:…|docker://…`: what the image holds.
+fn inspect_image(text: &str, args: &InspectArgs, printer: &Printer) -> Result<()> {
+    let source: crate::copy::Source = text.parse()?;
+    let registry = super::options::registry_context(&args.registry, printer);
+    let image = crate::copy::read(&source, &registry).with_context(|| format!("reading {text}"))?;
+    let report = crate::image::survey::survey(&image).with_context(|| format!("reading the layers of {text}"))?;
+    let out = match args.json {
+        true => serde_json::to_string_pretty(&image_json(text, &report))?,
+        false => image_text(text, &report),
+    };
+    printer.result(&out);
     Ok(())
 }

@@ -12,7 +12,8 @@ use serde_json::json;
 use super::oci_archive::file_header;
 use super::{DestError, Destination, Published};
 use crate::atomic::write_atomically;
-use crate::image::{Compression, Image, ImageOrIndex, Layer};
+use crate::image::stored::{content_of, StoredImage};
+use crate::image::{Blob, Compression, Digest, Image, ImageOrIndex, Layer};
 
 pub(crate) struct DockerArchive {
     file: PathBuf,
@@ -33,7 +34,51 @@ fn uncompressed(layer: &Layer) -> io::Result<Box<dyn Read + Send>> {
     })
 }
 
+/// A stored image's layer as the archive needs it: its compression, its diff ID (from the
+/// config) and its uncompressed size, found by decompressing it once (streamed, and checked
+/// against the diff ID).
+fn stored_layer(blob: &Blob, diff_id: &str) -> Result<Layer, DestError> {
+    let bad = |reason: String| DestError::Unsupported { what: format!("layer {}", blob.digest), reason };
+    let compression = match blob.media_type.as_str() {
+        t if t.ends_with("gzip") => Compression::Gzip,
+        t if t.ends_with("zstd") => Compression::Zstd,
+        other => return Err(bad(format!("media type {other} is not a gzip or zstd layer"))),
+    };
+    let diff_id = Digest::parse(diff_id).map_err(|e| bad(e.to_string()))?;
+    let mut layer = Layer { blob: blob.clone(), diff_id, uncompressed_size: 0, compression };
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    let size = io::copy(&mut uncompressed(&layer).map_err(|e| bad(e.to_string()))?, &mut HashWriter(&mut hasher))
+        .map_err(|e| bad(format!("cannot be decompressed: {e}")))?;
+    if Digest::from_hasher(hasher) != diff_id {
+        return Err(bad(format!("does not decompress to its diff ID {diff_id}")));
+    }
+    layer.uncompressed_size = size;
+    Ok(layer)
+}
+
+struct HashWriter<'a>(&'a mut sha2::Sha256);
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        sha2::Digest::update(self.0, buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 impl Destination for DockerArchive {
+    /// One platform's image, its layers written uncompressed as the format wants: a copy of an
+    /// index must name one platform's manifest.
+    fn publish_stored(&mut self, stored: &StoredImage) -> Result<Published, DestError> {
+        let mut images = stored_images(stored)?;
+        if images.len() != 1 {
+            return Err(DestError::DockerArchiveIndex { path: self.file.clone(), count: images.len() });
+        }
+        self.publish(&ImageOrIndex::Image(images.remove(0)), &[])
+    }
+
     /// A docker archive has no place for referrers: attachments are left out.
     fn publish(&mut self, packed: &ImageOrIndex, _attachments: &[crate::image::referrers::Attachment]) -> Result<Published, DestError> {
         let [image] = packed.images() else {
@@ -47,6 +92,44 @@ impl Destination for DockerArchive {
             platform: None,
         })
     }
+}
+
+/// Each platform's image of `stored`, as a pack would have made it: what an archive or an engine
+/// is given to load.
+pub(super) fn stored_images(stored: &StoredImage) -> Result<Vec<Image>, DestError> {
+    stored.children().iter().map(|child| stored_image(child, stored)).collect()
+}
+
+fn stored_image(child: &crate::image::stored::Child<'_>, stored: &StoredImage) -> Result<Image, DestError> {
+    let content = content_of(&child.value);
+    let missing = |digest: &str| DestError::Unsupported {
+        what: format!("image {}", child.manifest.digest),
+        reason: format!("blob {digest} is missing"),
+    };
+    let (_, config_digest, _) = content.first().ok_or_else(|| missing("config"))?;
+    let config = stored.blobs.iter().find(|b| b.digest.to_string() == *config_digest).ok_or_else(|| missing(config_digest))?;
+    let config_value = crate::image::stored::parse(config);
+    let diff_ids: Vec<String> =
+        config_value["rootfs"]["diff_ids"].as_array().into_iter().flatten().filter_map(|d| d.as_str().map(str::to_string)).collect();
+    if diff_ids.len() + 1 != content.len() {
+        return Err(DestError::Unsupported {
+            what: format!("image {}", child.manifest.digest),
+            reason: format!("its config lists {} diff IDs for {} layers", diff_ids.len(), content.len() - 1),
+        });
+    }
+    let mut layers = Vec::new();
+    for ((_, digest, _), diff_id) in content[1..].iter().zip(&diff_ids) {
+        let blob = stored.blobs.iter().find(|b| b.digest.to_string() == *digest).ok_or_else(|| missing(digest))?;
+        layers.push(stored_layer(blob, diff_id)?);
+    }
+    let architecture = config_value["architecture"].as_str().unwrap_or_default();
+    let image = Image {
+        platform: crate::platform::Platform::linux(architecture, config_value["variant"].as_str()),
+        manifest: child.manifest.clone(),
+        config: config.clone(),
+        layers,
+    };
+    Ok(image)
 }
 
 /// Writes `image` as a docker archive naming it `references` (its `RepoTags`) into `out`, from

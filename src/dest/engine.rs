@@ -6,10 +6,11 @@
 //! multi-platform pack, the engine's own platform is loaded, and the result line names it. The
 //! engine itself (socket, API, errors) is the `engine` module's; this only chooses what to load.
 
-use super::docker_archive::write_archive;
+use super::docker_archive::{stored_images, write_archive};
 use super::{DestError, Destination, Published};
 use crate::engine::{Engine, EngineKind, EnginePlatform};
 use crate::image::referrers::Attachment;
+use crate::image::stored::StoredImage;
 use crate::image::{Image, ImageOrIndex};
 use crate::registry::Reference;
 
@@ -41,6 +42,16 @@ fn image_for<'a>(packed: &'a ImageOrIndex, platform: &EnginePlatform) -> Option<
 }
 
 impl Destination for EngineDestination {
+    /// `copy` into an engine: the engine's platform, as from a pack.
+    fn publish_stored(&mut self, stored: &StoredImage) -> Result<Published, DestError> {
+        let mut images = stored_images(stored)?;
+        let image = match images.len() {
+            1 => ImageOrIndex::Image(images.remove(0)),
+            _ => ImageOrIndex::Index { index: stored.root.clone(), images },
+        };
+        self.publish(&image, &[])
+    }
+
     /// An engine's image store has no place for referrers: attachments are left out.
     fn publish(&mut self, packed: &ImageOrIndex, _attachments: &[Attachment]) -> Result<Published, DestError> {
         for reference in &self.references {

@@ -21,6 +21,7 @@ pub use spec::DestSpec;
 use crate::atomic::FileError;
 use crate::engine::{EngineError, EngineKind};
 use crate::image::referrers::Attachment;
+use crate::image::stored::StoredImage;
 use crate::image::{Blob, Digest, ImageOrIndex};
 use crate::layout::LayoutError;
 use crate::registry::Tag;
@@ -65,6 +66,10 @@ pub(crate) trait Destination {
     /// Publishes the image, and the artifacts attached to it (SBOMs) where the destination can
     /// hold them.
     fn publish(&mut self, image: &ImageOrIndex, attachments: &[Attachment]) -> Result<Published, DestError>;
+
+    /// Publishes an image read elsewhere (`copy`), its bytes and digests unchanged, with its
+    /// referrers where the destination can hold them.
+    fn publish_stored(&mut self, image: &StoredImage) -> Result<Published, DestError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +78,7 @@ pub(crate) enum DestError {
     File(#[from] FileError),
     #[error(transparent)]
     Layout(#[from] LayoutError),
-    #[error("{}: docker-archive holds one platform's image, but this pack made {count} platforms", path.display())]
+    #[error("{}: docker-archive holds one platform's image, but this image has {count} platforms", path.display())]
     DockerArchiveIndex { path: PathBuf, count: usize },
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -86,6 +91,8 @@ pub(crate) enum DestError {
     },
     #[error("the {engine} at {} runs {platform}, and this pack made {}", socket.display(), packed.join(", "))]
     EnginePlatform { engine: &'static str, socket: PathBuf, platform: String, packed: Vec<String> },
+    #[error("{what}: {reason}")]
+    Unsupported { what: String, reason: String },
     #[error("pushing to {reference}")]
     Registry {
         reference: String,
@@ -99,7 +106,7 @@ impl DestError {
         match self {
             DestError::Layout(error) => error.hint(),
             DestError::DockerArchiveIndex { .. } => {
-                Some("use oci: or oci-archive: for a multi-platform image, or pack one binary per docker-archive".into())
+                Some("use oci: or oci-archive: for a multi-platform image, or one platform's manifest (docker://HOST/REPO@DIGEST of the child) per docker-archive".into())
             }
             DestError::Registry { source, .. } => source.hint(),
             DestError::File(error) => error.hint(),
@@ -110,6 +117,7 @@ impl DestError {
             DestError::EnginePlatform { platform, .. } => {
                 Some(format!("add a binary built for {platform} to the pack, or write oci-archive:FILE and run the image under emulation"))
             }
+            DestError::Unsupported { .. } => None,
         }
     }
 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use super::{DestError, Destination, Published};
 use crate::atomic::write_atomically;
 use crate::image::referrers::{self, Attachment};
+use crate::image::stored::StoredImage;
 use crate::image::{Blob, Digest, ImageOrIndex};
 use crate::layout::{index_document, index_entry, BLOB_FOLDER, INDEX_FILE, LAYOUT_CONTENT, LAYOUT_FILE};
 use crate::registry::Tag;
@@ -26,7 +27,17 @@ impl OciArchive {
 
 impl Destination for OciArchive {
     fn publish(&mut self, image: &ImageOrIndex, attachments: &[Attachment]) -> Result<Published, DestError> {
-        let root = image.root();
+        self.write(image.root(), image.blobs_in_upload_order(), attachments)
+    }
+
+    fn publish_stored(&mut self, image: &StoredImage) -> Result<Published, DestError> {
+        self.write(&image.root, image.all_blobs(), &image.referrers)
+    }
+}
+
+impl OciArchive {
+    /// Writes the archive of `root`, `blobs` (everything it references) and the attachments.
+    fn write(&self, root: &Blob, image_blobs: Vec<&Blob>, attachments: &[Attachment]) -> Result<Published, DestError> {
         let mut manifests: Vec<_> = self.tags.iter().map(|tag| index_entry(root, tag)).collect();
         // Attachments beside the image, under the referrers tag schema.
         let mut extra_blobs: Vec<Blob> = attachments.iter().flat_map(|a| a.blobs.iter().cloned().chain([a.manifest.clone()])).collect();
@@ -41,7 +52,8 @@ impl Destination for OciArchive {
             extra_blobs.push(index);
         }
         let index = serde_json::to_vec(&index_document(manifests)).expect("JSON");
-        let mut blobs = image.blobs_in_upload_order();
+        let mut blobs: Vec<&Blob> = image_blobs;
+        blobs.push(root);
         blobs.extend(extra_blobs.iter());
         blobs.sort_by_key(|b| b.digest);
         blobs.dedup_by_key(|b| b.digest);

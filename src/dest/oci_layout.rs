@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use super::{DestError, Destination, Published};
 use crate::image::referrers::Attachment;
+use crate::image::stored::StoredImage;
 use crate::image::{Blob, ImageOrIndex};
 use crate::layout::write::Update;
 use crate::registry::Tag;
@@ -45,6 +46,12 @@ impl Destination for OciLayout {
         };
         update.publish(image, &self.tags, attachments)?;
         Ok(Published { reference: format!("oci:{}:{}", self.dir.display(), self.tags[0]), digest: image.root().digest, platform: None })
+    }
+
+    fn publish_stored(&mut self, image: &StoredImage) -> Result<Published, DestError> {
+        let update = Update::begin(&self.dir, true)?.expect("an update that waits for the lock begins");
+        update.publish_blobs(&image.root, image.all_blobs(), &self.tags, &image.referrers)?;
+        Ok(Published { reference: format!("oci:{}:{}", self.dir.display(), self.tags[0]), digest: image.root.digest, platform: None })
     }
 }
 

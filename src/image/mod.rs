@@ -13,6 +13,8 @@ pub(crate) mod digest;
 pub(crate) mod layer;
 pub(crate) mod referrers;
 pub(crate) mod shipped;
+pub(crate) mod stored;
+pub(crate) mod survey;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

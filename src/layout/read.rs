@@ -13,16 +13,11 @@ use serde_json::Value;
 use super::{blob_path, check_no_links, entry_tag, read_document, LayoutError, BLOB_FOLDER, INDEX_FILE, LAYOUT_FILE};
 use crate::image::blob::{digest_of_open_file, open_file};
 use crate::image::config::{INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
+use crate::image::referrers::{fallback_tag, Attachment};
+use crate::image::stored::{DOCKER_LIST, DOCKER_MANIFEST};
 use crate::image::{Blob, BlobData, Digest};
 
-/// An image read from a layout: its blobs (layers and configs), its manifests (for an index) and
-/// the manifest or index the tag points to.
-pub(crate) struct StoredImage {
-    pub(crate) blobs: Vec<Blob>,
-    pub(crate) manifests: Vec<Blob>,
-    pub(crate) root: Blob,
-    _extracted: Option<(crate::cleanup::Guard, tempfile::TempDir)>,
-}
+pub(crate) use crate::image::stored::StoredImage;
 
 impl StoredImage {
     /// Reads the image tagged `tag` (or the only one) in the layout `dir`.
@@ -36,7 +31,7 @@ impl StoredImage {
         let extracted = extract(file)?;
         let dir = extracted.path().to_path_buf();
         let extracted = (crate::cleanup::register(&dir), extracted);
-        read_layout(&dir, tag, Some(extracted)).with_context(|| format!("reading {}", file.display()))
+        read_layout(&dir, tag, Some(Box::new(extracted))).with_context(|| format!("reading {}", file.display()))
     }
 }
 
@@ -124,7 +119,7 @@ fn document_blob(dir: &Path, d: &Descriptor) -> Result<(Blob, Value)> {
     Ok((Blob::from_bytes(&d.media_type, bytes), value))
 }
 
-fn read_layout(dir: &Path, tag: Option<&str>, extracted: Option<(crate::cleanup::Guard, tempfile::TempDir)>) -> Result<StoredImage> {
+fn read_layout(dir: &Path, tag: Option<&str>, extracted: Option<Box<dyn std::any::Any + Send>>) -> Result<StoredImage> {
     check_no_links(dir)?;
     let index = read_json(&dir.join(INDEX_FILE))?;
     let entries = index["manifests"].as_array().ok_or_else(|| anyhow!("{}: index.json has no manifests", dir.display()))?;
@@ -137,8 +132,14 @@ fn read_layout(dir: &Path, tag: Option<&str>, extracted: Option<(crate::cleanup:
                 if names.is_empty() { "none".into() } else { names.join(", ") }
             )
         })?,
-        None if entries.len() == 1 => &entries[0],
-        None => bail!("{}: holds {} images; name one with :TAG (tags: {})", dir.display(), entries.len(), names.join(", ")),
+        None => {
+            // Referrers indexes (`sha256-<hex>`) are not images of their own.
+            let images: Vec<&Value> = entries.iter().filter(|e| !entry_tag(e).is_some_and(is_referrers_tag)).collect();
+            match images[..] {
+                [only] => only,
+                _ => bail!("{}: holds {} images; name one with :TAG (tags: {})", dir.display(), images.len(), names.join(", ")),
+            }
+        }
     };
     let root_descriptor = descriptor(entry)?;
     let (root, root_value) = document_blob(dir, &root_descriptor)?;
@@ -156,7 +157,7 @@ fn read_layout(dir: &Path, tag: Option<&str>, extracted: Option<(crate::cleanup:
         Ok(())
     };
     match root.media_type.as_str() {
-        INDEX_MEDIA_TYPE | "application/vnd.docker.distribution.manifest.list.v2+json" => {
+        INDEX_MEDIA_TYPE | DOCKER_LIST => {
             for child in root_value["manifests"].as_array().cloned().unwrap_or_default() {
                 let d = descriptor(&child)?;
                 let (blob, value) = document_blob(dir, &d)?;
@@ -164,8 +165,45 @@ fn read_layout(dir: &Path, tag: Option<&str>, extracted: Option<(crate::cleanup:
                 manifests.push(blob);
             }
         }
-        MANIFEST_MEDIA_TYPE | "application/vnd.docker.distribution.manifest.v2+json" => add_image(&root_value, &mut blobs)?,
+        MANIFEST_MEDIA_TYPE | DOCKER_MANIFEST => add_image(&root_value, &mut blobs)?,
         other => bail!("{}: the tagged image has media type {other}, which push does not know", dir.display()),
     }
-    Ok(StoredImage { blobs, manifests, root, _extracted: extracted })
+    let mut image = StoredImage { blobs, manifests, root, referrers: Vec::new(), keep: extracted.into_iter().collect() };
+    image.referrers = read_referrers(dir, &entries[..], &image)?;
+    Ok(image)
+}
+
+/// Whether `tag` is a referrers tag, `sha256-<64 hex digits>`.
+fn is_referrers_tag(tag: &str) -> bool {
+    tag.strip_prefix("sha256-").is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The referrers of the image's manifests that the layout lists under the referrers tag schema
+/// (`sha256-<hex>` → an index of artifact manifests), each with its blobs, checked as the image's.
+fn read_referrers(dir: &Path, entries: &[Value], image: &StoredImage) -> Result<Vec<Attachment>> {
+    let mut attachments = Vec::new();
+    for subject in image.subjects() {
+        let tag = fallback_tag(&subject.digest);
+        let Some(entry) = entries.iter().find(|e| entry_tag(e) == Some(tag.as_str())) else { continue };
+        let (_, index) = document_blob(dir, &descriptor(entry)?)?;
+        for listed in index["manifests"].as_array().cloned().unwrap_or_default() {
+            let d = descriptor(&listed)?;
+            let (manifest, value) = document_blob(dir, &d)?;
+            let mut blobs = Vec::new();
+            for part in value["layers"].as_array().cloned().unwrap_or_default().iter().chain([&value["config"]]) {
+                let d = descriptor(part)?;
+                if !blobs.iter().any(|b: &Blob| b.digest == d.digest) {
+                    blobs.push(file_blob(dir, &d)?);
+                }
+            }
+            let artifact_type = listed["artifactType"]
+                .as_str()
+                .or(value["artifactType"].as_str())
+                .or(value["config"]["mediaType"].as_str())
+                .unwrap_or_default()
+                .to_string();
+            attachments.push(Attachment { subject: subject.clone(), artifact_type, manifest, blobs });
+        }
+    }
+    Ok(attachments)
 }

@@ -133,13 +133,24 @@ impl Update {
 
     /// Tags `image` with `tags`, with its attachments beside it (found through the referrers tag
     /// schema, as on a registry), and commits the update.
-    pub(crate) fn publish(mut self, image: &ImageOrIndex, tags: &[Tag], attachments: &[Attachment]) -> Result<(), LayoutError> {
-        let mut entries: Vec<(Vec<String>, Blob)> = vec![(tags.iter().map(Tag::to_string).collect(), image.root().clone())];
+    pub(crate) fn publish(self, image: &ImageOrIndex, tags: &[Tag], attachments: &[Attachment]) -> Result<(), LayoutError> {
+        self.publish_blobs(image.root(), image.blobs_in_upload_order(), tags, attachments)
+    }
+
+    /// Tags `root`, with `blobs` (everything it references, itself included) and its attachments.
+    pub(crate) fn publish_blobs(
+        mut self,
+        root: &Blob,
+        blobs: Vec<&Blob>,
+        tags: &[Tag],
+        attachments: &[Attachment],
+    ) -> Result<(), LayoutError> {
+        let mut entries: Vec<(Vec<String>, Blob)> = vec![(tags.iter().map(Tag::to_string).collect(), root.clone())];
         for (tag, index) in referrer_indexes(&self.dir, attachments)? {
             entries.push((vec![tag], index));
         }
         let attached = attachments.iter().flat_map(|attachment| attachment.blobs.iter().chain([&attachment.manifest]));
-        let all = image.blobs_in_upload_order().into_iter().chain(attached).chain(entries[1..].iter().map(|(_, index)| index));
+        let all = blobs.into_iter().chain([root]).chain(attached).chain(entries[1..].iter().map(|(_, index)| index));
         self.add(all)?;
         update_index(&self.dir, &entries)?;
         self.commit();

@@ -5,8 +5,12 @@
 //! (only to the registry's own host, never to a redirect or an upload URL elsewhere), and turns an
 //! unexpected status into a [`RegistryError`] parsed from the registry's error JSON. Operations are
 //! retried as a whole by [`Client::with_retries`], bounded in count and by the overall deadline.
+//!
+//! There is no `GET /v2/` up front: the first request goes out at once (its 401 carries the login
+//! challenge), and only when it fails is the registry probed as a ping would, for the scheme and
+//! the error a user needs. A re-push of an unchanged image is then one manifest HEAD.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -54,7 +58,11 @@ enum AuthState {
 pub(crate) struct Client {
     pub(crate) registry: Registry,
     http: Http,
-    base: Url,
+    /// `https://host/` or `http://host/`: settled by the first request, or by the probe.
+    base: RwLock<Url>,
+    /// Whether the first request has settled the scheme and reachability (see [`Client::send`]).
+    connected: Mutex<bool>,
+    insecure: bool,
     credential: Option<FoundCredential>,
     scopes: Vec<String>,
     auth: Mutex<(AuthState, u64)>,
@@ -68,8 +76,9 @@ pub(crate) const MAX_REDIRECTS: usize = 5;
 const FAR_AWAY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
 impl Client {
-    /// Connects: picks https (or http where allowed), pings `/v2/`, learns how to log in.
-    /// `scopes` are the token scopes to ask for, e.g. `repository:org/app:push,pull`.
+    /// A connection to `registry`, made without a request: the first request settles the scheme
+    /// and how to log in (see [`Client::send`]). `scopes` are the token scopes to ask for, e.g.
+    /// `repository:org/app:push,pull`.
     pub(crate) fn connect(
         registry: Registry,
         credential: Option<FoundCredential>,
@@ -105,36 +114,50 @@ impl Client {
             builder.build().map_err(|e| RegistryError::BadResponse { what: "building the HTTP client".into(), detail: e.to_string() })?;
         let https = Url::parse(&format!("https://{}/", registry.api_host()))
             .map_err(|e| RegistryError::BadResponse { what: format!("registry {registry}"), detail: e.to_string() })?;
-        let mut client = Client {
+        // A loopback registry is asked in plain HTTP first (see `probe_loopback`).
+        let base = if registry.is_loopback() { with_scheme(&https, "http") } else { https };
+        Ok(Client {
             registry,
             http,
-            base: https,
+            base: RwLock::new(base),
+            connected: Mutex::new(false),
+            insecure,
             credential,
             scopes,
             auth: Mutex::new((AuthState::Anonymous, 0)),
             deadline,
             options: options.clone(),
-        };
-        let may_use_http = client.registry.is_loopback() || insecure;
+        })
+    }
+
+    /// Finds how to reach the registry when the first request did not: https or plain HTTP
+    /// (where allowed), pinging `/v2/` with retries, and learns how to log in. Its errors are the
+    /// ones a user needs (`GET https://host/v2/: …`).
+    fn probe(&self) -> Result<(), RegistryError> {
+        let may_use_http = self.registry.is_loopback() || self.insecure;
+        let https = with_scheme(&self.base(), "https");
         let challenge = if !may_use_http {
-            client.with_retries("reaching the registry", || client.ping())?
+            self.set_base(https);
+            self.with_retries("reaching the registry", || self.ping())?
+        } else if self.registry.is_loopback() {
+            self.probe_loopback()?
         } else {
             // Plain HTTP only where go-containerregistry allows it too: loopback, or asked for.
             // One https try first: an HTTP answer over TLS settles it; a failed handshake means
             // the registry may speak plain HTTP.
-            match client.ping_within(Some(Duration::from_secs(5))) {
+            self.set_base(https.clone());
+            match self.ping_within(Some(Duration::from_secs(5))) {
                 Ok(challenge) => challenge,
                 // An answer over TLS that is no use (a redirect loop, a head too large): the real error.
                 Err(error) if error.is_bad_answer() => return Err(error),
                 Err(error @ RegistryError::Status { .. }) => {
-                    client.debug(format_args!("https answered: {error}"));
-                    client.with_retries("reaching the registry", || client.ping())?
+                    self.debug(format_args!("https answered: {error}"));
+                    self.with_retries("reaching the registry", || self.ping())?
                 }
                 Err(https_error) => {
-                    client.debug(format_args!("https failed, trying http: {https_error}"));
-                    let http_base = Url::parse(&format!("http://{}/", client.registry.api_host())).expect("valid after https parsed");
-                    let https_base = std::mem::replace(&mut client.base, http_base);
-                    match client.with_retries("reaching the registry", || client.ping()) {
+                    self.debug(format_args!("https failed, trying http: {https_error}"));
+                    self.set_base(with_scheme(&https, "http"));
+                    match self.with_retries("reaching the registry", || self.ping()) {
                         Ok(challenge) => challenge,
                         Err(http_error @ RegistryError::Timeout { .. }) => return Err(http_error),
                         // An HTTP answer other than a TLS server's 400 "HTTP request to an HTTPS
@@ -143,8 +166,8 @@ impl Client {
                         // A plain-HTTP answer that is no use: the registry speaks HTTP, and this is what went wrong.
                         Err(http_error) if http_error.is_bad_answer() => return Err(http_error),
                         Err(http_error) => {
-                            client.debug(format_args!("http failed too: {http_error}"));
-                            client.base = https_base;
+                            self.debug(format_args!("http failed too: {http_error}"));
+                            self.set_base(https);
                             return Err(https_error);
                         }
                     }
@@ -156,17 +179,50 @@ impl Client {
             Some(c) if c.scheme == "basic" => AuthState::Basic,
             Some(c) => AuthState::Bearer { challenge: c, token: None },
         };
-        *client.auth.lock().expect("auth lock") = (state, 1);
-        Ok(client)
+        let mut guard = self.auth.lock().expect("auth lock");
+        guard.0 = state;
+        guard.1 += 1;
+        Ok(())
+    }
+
+    fn set_base(&self, base: Url) {
+        *self.base.write().expect("base lock") = base;
+    }
+
+    /// A loopback registry is asked in plain HTTP first, as go-containerregistry does: a TLS
+    /// server answers a plain request at once (Go's `400` "HTTP request to an HTTPS server", or a
+    /// closed connection), where a plain-HTTP server may never answer a TLS hello. Only then is
+    /// https tried, and its answer is the one that counts.
+    fn probe_loopback(&self) -> Result<Option<Challenge>, RegistryError> {
+        let http_base = with_scheme(&self.base(), "http");
+        self.set_base(http_base.clone());
+        match self.ping() {
+            Ok(challenge) => Ok(challenge),
+            Err(error @ RegistryError::Status { status, .. }) if status != 400 && error.is_transient() => {
+                // That answer was the first attempt: the retries go on from it.
+                let mut first = Some(error);
+                self.with_retries("reaching the registry", || match first.take() {
+                    Some(error) => Err(error),
+                    None => self.ping(),
+                })
+            }
+            Err(error @ RegistryError::Status { status, .. }) if status != 400 => Err(error),
+            Err(error) if error.is_bad_answer() => Err(error),
+            Err(http_error) => {
+                self.debug(format_args!("http failed, trying https: {http_error}"));
+                self.set_base(with_scheme(&http_base, "https"));
+                self.with_retries("reaching the registry", || self.ping())
+            }
+        }
     }
 
     /// `https://host/` or `http://host/`, whichever answered.
-    pub(crate) fn base(&self) -> &Url {
-        &self.base
+    pub(crate) fn base(&self) -> Url {
+        self.base.read().expect("base lock").clone()
     }
 
     pub(crate) fn url(&self, path: &str) -> Url {
-        self.base.join(path).expect("registry paths are valid URL paths")
+        self.base().join(path).expect("registry paths are valid URL paths")
     }
 
     /// GET /v2/: `None` when open, the challenge when it asks for credentials.
@@ -232,15 +288,80 @@ impl Client {
 
     /// Sends one request. A 401 makes it log in again (once) and resend; any other status is the
     /// caller's. `build` is called again for the resend, so bodies must be re-creatable.
+    ///
+    /// The first request goes out without a `GET /v2/` before it, as go-containerregistry's
+    /// lazy ping: a registry that answers it needs no ping, and its 401 carries the login
+    /// challenge. Only when it fails (no connection, a TLS server asked in plain HTTP, 400, 429,
+    /// 5xx) is the registry probed as a ping would (the scheme found, the error a user needs),
+    /// and the request sent again. Other requests wait for the first to settle this.
     pub(crate) fn send(
         &self,
         method: Method,
         url: &Url,
         build: &dyn Fn(RequestBuilder) -> Result<RequestBuilder, RegistryError>,
     ) -> Result<Response, RegistryError> {
+        let mut connected = self.connected.lock().expect("connection lock");
+        if *connected {
+            drop(connected);
+            // A URL made before the probe changed the scheme (a retry's) follows it.
+            return self.send_settled(method, &self.rebase(url), build);
+        }
+        let first = self.send_settled(method.clone(), url, build);
+        let settled = match &first {
+            Ok(response) => {
+                let status = response.status();
+                !(status == StatusCode::BAD_REQUEST || status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error())
+            }
+            // Refused credentials, or an answer that is no use (a redirect loop, a head too
+            // large): the registry was reached, and a ping would only say the same.
+            Err(error) => {
+                error.is_bad_answer()
+                    || matches!(
+                        error,
+                        RegistryError::NoCredentials { .. }
+                            | RegistryError::Refused { .. }
+                            | RegistryError::Credentials(_)
+                            | RegistryError::Read { .. }
+                            | RegistryError::Token { .. }
+                    )
+            }
+        };
+        if settled {
+            *connected = true;
+            return first;
+        }
+        match &first {
+            Ok(response) => self.debug(format_args!("first request answered {}: probing the registry", response.status().as_u16())),
+            Err(error) => self.debug(format_args!("first request failed: {error}: probing the registry")),
+        }
+        drop(first);
+        self.probe().map_err(|error| RegistryError::Unreachable(Box::new(error)))?;
+        *connected = true;
+        drop(connected);
+        let url = self.rebase(url);
+        self.send_settled(method, &url, build)
+    }
+
+    /// `url` on the scheme the probe found, when it names the registry's own host.
+    fn rebase(&self, url: &Url) -> Url {
+        let base = self.base();
+        if url.host_str() == base.host_str() && url.port() == base.port() && url.scheme() != base.scheme() {
+            return with_scheme(url, base.scheme());
+        }
+        url.clone()
+    }
+
+    fn send_settled(
+        &self,
+        method: Method,
+        url: &Url,
+        build: &dyn Fn(RequestBuilder) -> Result<RequestBuilder, RegistryError>,
+    ) -> Result<Response, RegistryError> {
         let mut reauthenticated = false;
+        let mut challenged_anonymously = false;
         loop {
             let (header, generation) = self.authorization(url)?;
+            let anonymous = header.is_none();
             let mut request = self.http.request(method.clone(), url.clone()).timeout(self.remaining()?);
             if let Some(header) = header {
                 request = request.header(AUTHORIZATION, header.expose());
@@ -258,12 +379,17 @@ impl Client {
             if response.status() != StatusCode::UNAUTHORIZED || !self.same_host(url) {
                 return Ok(response);
             }
-            if reauthenticated {
+            if anonymous && !challenged_anonymously {
+                // The first request of all, sent before any login: its challenge says how to log
+                // in (what a ping would have learnt). That is not yet a refusal of credentials.
+                challenged_anonymously = true;
+            } else if reauthenticated {
                 // Logged in again and still refused: the credentials do not grant this.
                 return Err(self.unauthorized());
+            } else {
+                // A new challenge: the token expired, or the registry wants another scope.
+                reauthenticated = true;
             }
-            // A new challenge: the token expired, or the registry wants another scope.
-            reauthenticated = true;
             let challenge = pick_challenge(response.headers());
             self.reauthenticate(challenge, generation, &method, url)?;
         }
@@ -277,9 +403,8 @@ impl Client {
     }
 
     fn same_host(&self, url: &Url) -> bool {
-        url.scheme() == self.base.scheme()
-            && url.host_str() == self.base.host_str()
-            && url.port_or_known_default() == self.base.port_or_known_default()
+        let base = self.base();
+        url.scheme() == base.scheme() && url.host_str() == base.host_str() && url.port_or_known_default() == base.port_or_known_default()
     }
 
     /// The Authorization header for `url`, fetching a token if needed, with the auth generation.
@@ -459,6 +584,14 @@ impl Client {
     }
 }
 
+/// `url` with another scheme (`http` or `https`), host, port and path kept.
+fn with_scheme(url: &Url, scheme: &str) -> Url {
+    let mut changed = url.clone();
+    // Both are special schemes: the change cannot fail.
+    let _ = changed.set_scheme(scheme);
+    changed
+}
+
 /// The challenge to answer: Bearer if offered, else Basic.
 fn pick_challenge(headers: &HeaderMap) -> Option<Challenge> {
     let challenges: Vec<Challenge> =
@@ -520,6 +653,13 @@ mod tests {
             let nominal = base.saturating_mul(1 << (attempt - 1).min(10)).min(Duration::from_secs(10));
             assert!(wait >= nominal.mul_f64(0.74) && wait <= nominal.mul_f64(1.26), "attempt {attempt}: {wait:?}");
         }
+    }
+
+    #[test]
+    fn a_url_keeps_all_but_its_scheme_when_the_probe_changes_it() {
+        let url = Url::parse("http://127.0.0.1:5000/v2/a/blobs/uploads/x?_state=1").unwrap();
+        assert_eq!(with_scheme(&url, "https").as_str(), "https://127.0.0.1:5000/v2/a/blobs/uploads/x?_state=1");
+        assert_eq!(with_scheme(&Url::parse("https://localhost/v2/").unwrap(), "http").as_str(), "http://localhost/v2/");
     }
 
     #[test]

@@ -39,6 +39,19 @@ pub(crate) enum RegistryError {
     TooLarge { what: String, limit_mib: u64 },
     #[error("{method} {url}: too many redirects (more than {limit}); the registry redirects in a loop")]
     Redirects { method: String, url: String, limit: usize },
+    #[error("{reference}: a Docker schema 1 manifest ({media_type}), which scratchpack does not read")]
+    Schema1 { reference: String, media_type: String },
+    #[error("{what}: the registry sent bytes that do not match digest {expected} ({detail}); refused")]
+    WrongContent { what: String, expected: String, detail: String },
+    #[error("{reference}: not found in the registry")]
+    NotFound { reference: String },
+    #[error("{path}: cannot write {what}")]
+    Write {
+        path: String,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path}: cannot read {what}")]
     Read {
         path: String,
@@ -48,6 +61,10 @@ pub(crate) enum RegistryError {
     },
     #[error(transparent)]
     Credentials(#[from] CredentialError),
+    /// The registry could not be reached, after the probe's own retries: final, never retried
+    /// again by the operation that found it.
+    #[error(transparent)]
+    Unreachable(Box<RegistryError>),
 }
 
 fn describe_code(code: Option<&str>, message: &str) -> String {
@@ -85,6 +102,7 @@ impl RegistryError {
 
     pub(crate) fn hint(&self) -> Option<String> {
         let code = match self {
+            RegistryError::Unreachable(inner) => return inner.hint(),
             RegistryError::Status { code, status, .. } => code.clone().or_else(|| match status {
                 401 => Some("UNAUTHORIZED".into()),
                 403 => Some("DENIED".into()),
@@ -101,6 +119,13 @@ impl RegistryError {
             RegistryError::Timeout { .. } => return Some("raise --timeout, or check the network to the registry".into()),
             RegistryError::RetryAfter { .. } => return Some("try again later, or raise --timeout past the wait the registry asks for".into()),
             RegistryError::Redirects { .. } => return Some("check the registry's address and its proxy configuration".into()),
+            RegistryError::Schema1 { .. } => {
+                return Some("schema 1 is deprecated and unsigned by today's tools: push the image again with a current docker, podman or `skopeo copy --format v2s2`".into())
+            }
+            RegistryError::WrongContent { .. } => {
+                return Some("the registry's copy is damaged or was tampered with: push the image again, or ask its owner".into())
+            }
+            RegistryError::NotFound { .. } => return Some("check the repository, tag or digest (`skopeo list-tags docker://HOST/REPO` lists the tags)".into()),
             _ => None,
         }?;
         Some(

@@ -1,7 +1,7 @@
-//! The registry client: pushes images to any OCI distribution registry over HTTP(S), with no
+//! The registry client: pushes images to, and pulls them from, any OCI distribution registry over HTTP(S), with no
 //! daemon and no other tool.
 //!
-//! Owns references, credentials, authentication, TLS, retries and the upload protocol. It knows
+//! Owns references, credentials, authentication, TLS, retries the upload protocol and the download protocol. It knows
 //! blobs and manifests as bytes with digests; it never knows what an ELF is or how layers are made.
 
 pub mod answers;
@@ -9,6 +9,7 @@ pub mod auth;
 pub(crate) mod client;
 pub(crate) mod error;
 pub(crate) mod progress;
+pub(crate) mod pull;
 pub(crate) mod push;
 pub(crate) mod reference;
 pub(crate) mod tag;

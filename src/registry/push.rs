@@ -2,10 +2,12 @@
 //! each blob is uploaded once, as HEAD (skip if present), POST (with a cross-repository mount when
 //! the blob is known in another repository), then a monolithic PUT, falling back to chunked PATCH
 //! uploads when the registry refuses the size. Up to four blobs go in parallel; a blob's whole
-//! sequence is retried on transient failures. Manifests go last, children before the index, each
+//! sequence is retried on transient failures. First of all, each tag is checked with one manifest
+//! HEAD: when every tag already names our digest, the push is done (a re-push costs one round
+//! trip, plus a token exchange where the registry asks for one). Manifests go last, children before the index, each
 //! PUT with the exact bytes that were hashed, and the registry's digest is checked.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -72,9 +74,32 @@ pub(crate) struct PushReport {
     pub(crate) bytes_sent: u64,
 }
 
+/// What an early start of the push (while the program's layer was still being compressed)
+/// already did: the digests the tags named then, and the blobs it uploaded.
+#[derive(Debug, Default)]
+pub(crate) struct Prior {
+    /// Per reference of [`references`], the digest it named (`None`: none); `None` when not asked.
+    pub(crate) current: Option<Vec<Option<String>>>,
+    pub(crate) uploaded: HashSet<Digest>,
+    pub(crate) report: PushReport,
+}
+
+/// The references a push writes: its tags, or the root's digest when there are none.
+pub(crate) fn references(root: &Digest, tags: &[Tag]) -> Vec<String> {
+    match tags.is_empty() {
+        true => vec![root.to_string()],
+        false => tags.iter().map(Tag::to_string).collect(),
+    }
+}
+
+/// The digest each reference names now (one manifest HEAD each; `None` where there is none).
+pub(crate) fn current_digests(client: &Client, repository: &str, references: &[String]) -> Result<Vec<Option<String>>, RegistryError> {
+    references.iter().map(|reference| current_digest(client, repository, reference)).collect()
+}
+
 /// Pushes `set` to `repository` (a path in the client's registry) under every tag, or by digest
 /// alone when `tags` is empty. `mount_from` maps digests to repositories of this registry that hold
-/// them already.
+/// them already; `prior` is what an early start did.
 pub(crate) fn push(
     client: &Client,
     repository: &str,
@@ -82,20 +107,59 @@ pub(crate) fn push(
     tags: &[Tag],
     mount_from: &HashMap<Digest, String>,
     progress: &dyn Progress,
+    prior: Prior,
+) -> Result<PushReport, RegistryError> {
+    // A manifest already at every tag (or by digest) with our digest proves its blobs are there:
+    // an unchanged image costs one HEAD per tag, and nothing else.
+    let references = references(&set.root.digest, tags);
+    let current = match prior.current {
+        Some(current) => current,
+        None => current_digests(client, repository, &references)?,
+    };
+    let ours = set.root.digest.to_string();
+    let up_to_date: Vec<bool> = current.iter().map(|digest| digest.as_deref() == Some(ours.as_str())).collect();
+    if up_to_date.iter().all(|&yes| yes) {
+        return Ok(PushReport { existing: set.blobs.len(), ..PushReport::default() });
+    }
+    let rest: Vec<&Blob> = set.blobs.iter().copied().filter(|b| !prior.uploaded.contains(&b.digest)).collect();
+    let mut report = upload_blobs(client, repository, &rest, mount_from, progress)?;
+    report.pushed += prior.report.pushed;
+    report.existing += prior.report.existing;
+    report.mounted += prior.report.mounted;
+    report.bytes_sent += prior.report.bytes_sent;
+    // Only now may manifests reference the blobs: a failed push never leaves a dangling manifest.
+    for manifest in &set.manifests {
+        put_manifest(client, repository, &manifest.digest.to_string(), manifest)?;
+    }
+    for (reference, up_to_date) in references.iter().zip(up_to_date) {
+        if !up_to_date {
+            put_manifest(client, repository, reference, set.root)?;
+        }
+    }
+    Ok(report)
+}
+
+/// Uploads `blobs` (each once: HEAD, then mount or upload), four at a time.
+pub(crate) fn upload_blobs(
+    client: &Client,
+    repository: &str,
+    blobs: &[&Blob],
+    mount_from: &HashMap<Digest, String>,
+    progress: &dyn Progress,
 ) -> Result<PushReport, RegistryError> {
     let report = Mutex::new(PushReport::default());
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let first_error: Mutex<Option<RegistryError>> = Mutex::new(None);
-    let workers = PARALLEL_UPLOADS.min(set.blobs.len()).max(1);
+    let workers = PARALLEL_UPLOADS.min(blobs.len()).max(1);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= set.blobs.len() || failed.load(Ordering::Relaxed) {
+                if i >= blobs.len() || failed.load(Ordering::Relaxed) {
                     return;
                 }
-                let blob = set.blobs[i];
+                let blob = blobs[i];
                 let source = mount_from.get(&blob.digest).filter(|from| from.as_str() != repository).map(String::as_str);
                 match upload_blob(client, repository, blob, source, progress) {
                     Ok((outcome, sent)) => {
@@ -116,22 +180,10 @@ pub(crate) fn push(
             });
         }
     });
-    if let Some(error) = first_error.into_inner().expect("error lock") {
-        return Err(error);
+    match first_error.into_inner().expect("error lock") {
+        Some(error) => Err(error),
+        None => Ok(report.into_inner().expect("report lock")),
     }
-    // Only now may manifests reference the blobs: a failed push never leaves a dangling manifest.
-    for manifest in &set.manifests {
-        put_manifest(client, repository, &manifest.digest.to_string(), manifest)?;
-    }
-    if tags.is_empty() {
-        put_manifest(client, repository, &set.root.digest.to_string(), set.root)?;
-    }
-    for tag in tags {
-        if !tag_points_to(client, repository, tag, set.root)? {
-            put_manifest(client, repository, tag, set.root)?;
-        }
-    }
-    Ok(report.into_inner().expect("report lock"))
 }
 
 fn label(blob: &Blob) -> &'static str {
@@ -305,18 +357,23 @@ fn open(blob: &Blob, offset: u64) -> Result<Box<dyn Read + Send>, RegistryError>
     blob.open_at(offset).map_err(|source| RegistryError::Read { path, what: "a blob", source })
 }
 
-/// Whether `tag` already points at `root` (then there is nothing to write).
+/// Whether `tag` (or a digest) already points at `root` (then there is nothing to write).
 fn tag_points_to(client: &Client, repository: &str, tag: &str, root: &Blob) -> Result<bool, RegistryError> {
+    Ok(current_digest(client, repository, tag)?.as_deref() == Some(root.digest.to_string().as_str()))
+}
+
+/// The digest `tag` (or a digest) names in the registry now, from one manifest HEAD.
+fn current_digest(client: &Client, repository: &str, tag: &str) -> Result<Option<String>, RegistryError> {
     let url = client.url(&format!("v2/{repository}/manifests/{tag}"));
     let response = client.with_retries("checking the tag", || {
-        let response = client.send(Method::HEAD, &url, &|r| Ok(r.header(ACCEPT, format!("{MANIFEST_MEDIA_TYPE}, {INDEX_MEDIA_TYPE}"))))?;
+        let response = client.send(Method::HEAD, &url, &|r| Ok(r.header(ACCEPT, super::pull::accept_manifests())))?;
         if response.status().is_server_error() || response.status() == StatusCode::TOO_MANY_REQUESTS {
             return Err(status_error(&Method::HEAD, &url, response));
         }
         Ok(response)
     })?;
     let current = response.headers().get(DOCKER_CONTENT_DIGEST).and_then(|v| v.to_str().ok());
-    Ok(response.status() == StatusCode::OK && current == Some(root.digest.to_string().as_str()))
+    Ok(current.filter(|_| response.status() == StatusCode::OK).map(str::to_string))
 }
 
 fn put_manifest(client: &Client, repository: &str, reference: &str, manifest: &Blob) -> Result<(), RegistryError> {
@@ -366,6 +423,10 @@ pub(crate) fn push_referrers(
     use crate::image::referrers::{fallback_tag, referrers_index};
     let mut needs_fallback: Vec<&crate::image::referrers::Attachment> = Vec::new();
     for attachment in attachments {
+        // Already there (a re-push): its blobs and its place in the referrers tag came with it.
+        if tag_points_to(client, repository, &attachment.manifest.digest.to_string(), &attachment.manifest)? {
+            continue;
+        }
         for blob in &attachment.blobs {
             upload_blob(client, repository, blob, None, progress)?;
         }

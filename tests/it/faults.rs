@@ -107,6 +107,6 @@ fn retries_are_bounded() {
     let output = push_through(&proxy.host, "faults/bounded", &["--retries", "3"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
-    assert_eq!(proxy.requests().len(), 3, "one ping, tried 3 times: {:?}", proxy.requests());
+    assert_eq!(proxy.requests().len(), 4, "the first request, then one ping tried 3 times: {:?}", proxy.requests());
     assert!(stderr(&output).contains("GET http://") && stderr(&output).contains("/v2/: 503"), "{}", stderr(&output));
 }

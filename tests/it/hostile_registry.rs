@@ -47,14 +47,14 @@ fn assert_failed_cleanly(output: &Output) {
     assert!(!stderr(output).contains("panicked"), "{}", stderr(output));
 }
 
-/// `/v2/` asks for a bearer token from this server's `/token`; `token` answers that; everything
-/// else gets `rest`.
+/// Every request without credentials is asked for a bearer token from this server's `/token`,
+/// as a real registry asks; `token` answers that; everything else gets `rest`.
 fn bearer_registry(
     token: impl Fn(&Request) -> Reply + Send + Sync + 'static,
     rest: impl Fn(&Request) -> Reply + Send + Sync + 'static,
 ) -> Hostile {
     Hostile::start(move |request| {
-        if request.target == "/v2/" && request.header("authorization").is_none() {
+        if !request.target.starts_with("/token") && request.header("authorization").is_none() {
             let challenge = Hostile::bearer_challenge(&request.host);
             Reply::empty(401, &[("WWW-Authenticate", challenge.as_str())])
         } else if request.target.starts_with("/token") {
@@ -179,11 +179,14 @@ fn a_redirect_loop_is_reported_and_not_retried() {
     assert_failed_cleanly(&output);
     let text = stderr(&output);
     assert!(
-        text.contains(&format!("GET http://{}/v2/: too many redirects (more than 5); the registry redirects in a loop", server.host)),
+        text.contains(&format!(
+            "HEAD http://{}/v2/hostile/app/manifests/1: too many redirects (more than 5); the registry redirects in a loop",
+            server.host
+        )),
         "{text}"
     );
     assert!(!text.contains("corrupt message"), "{text}");
-    // One attempt: the first GET and five redirects.
+    // One attempt: the first request (the tag's HEAD, no ping before it) and five redirects.
     assert_eq!(server.requests().len(), 6, "{:?}", server.requests());
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
 }
@@ -199,7 +202,7 @@ fn a_huge_www_authenticate_is_reported_as_such() {
     let text = stderr(&output);
     assert!(
         text.contains(&format!(
-            "GET http://{}/v2/: the answer's headers are too large (more than the HTTP client's limit of about 400 KiB)",
+            "HEAD http://{}/v2/hostile/app/manifests/1: the answer's headers are too large (more than the HTTP client's limit of about 400 KiB)",
             server.host
         )),
         "{text}"

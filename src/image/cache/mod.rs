@@ -49,6 +49,43 @@ impl LayerCache {
     }
 }
 
+impl LayerCache {
+    /// `blobs/sha256/<hex>`: where a blob is kept under its digest, whether a pack made it or a
+    /// pull fetched it.
+    pub(crate) fn blob_path(&self, digest: &crate::image::Digest) -> PathBuf {
+        self.dir.join("blobs/sha256").join(digest.hex())
+    }
+
+    /// Places the kept blob `digest` at `to` (a hard link, else a copy) when the cache holds it
+    /// whole and its bytes hash to its digest; a damaged one is removed. `false` when it is not
+    /// there.
+    pub(crate) fn take_blob(&self, digest: &crate::image::Digest, size: u64, to: &Path) -> bool {
+        use crate::image::blob::{digest_of_open_file, link_or_copy, open_file};
+        let path = self.blob_path(digest);
+        let Ok(mut file) = open_file(&path) else { return false };
+        let intact = file.metadata().is_ok_and(|m| m.len() == size) && digest_of_open_file(&mut file, size).is_ok_and(|d| &d == digest);
+        if !intact {
+            let _ = std::fs::remove_file(&path);
+            return false;
+        }
+        link_or_copy(&path, to).is_ok()
+    }
+
+    /// Keeps the blob at `from` (already checked against `digest`) under its digest. Best effort:
+    /// a cache that cannot be written is only slower next time.
+    pub(crate) fn keep_blob(&self, digest: &crate::image::Digest, from: &Path) {
+        let path = self.blob_path(digest);
+        let Some(dir) = path.parent() else { return };
+        if path.exists() || std::fs::create_dir_all(dir).is_err() {
+            return;
+        }
+        let made = tempfile::Builder::new().prefix(".blob.").make_in(dir, |temp| crate::image::blob::link_or_copy(from, temp));
+        if let Ok(temp) = made {
+            let _ = temp.persist(&path);
+        }
+    }
+}
+
 /// Puts `bytes` at `path` (a file of the cache, its folder made if missing) through a temporary
 /// file renamed over it: a reader sees the old file or the new one, never a part.
 fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {

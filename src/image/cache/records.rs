@@ -61,10 +61,6 @@ impl LayerCache {
         self.dir.join("layers").join(format!("{key}.json"))
     }
 
-    fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.dir.join("blobs/sha256").join(digest.hex())
-    }
-
     /// The remembered layer, placed at `staging_file`, if its blob is there and intact: its
     /// bytes read against the CRC-32 of its record, or where the record has none yet, against its
     /// digest, after which the record keeps the CRC (ten times cheaper to check than SHA-256).

@@ -15,7 +15,7 @@
 
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -77,6 +77,9 @@ struct State {
     faults: Mutex<Vec<(Fault, usize)>>,
     requests: Mutex<Vec<(String, String, u16)>>,
     blob_bytes: AtomicU64,
+    /// Hold a TLS hello's connection open without an answer, as a plain-HTTP server that
+    /// ignores it does, instead of Go's quick `400`.
+    silent_to_tls: AtomicBool,
     /// Open connections (both sides), closed when the proxy stops.
     conns: Arc<Connections>,
 }
@@ -106,11 +109,18 @@ impl FaultProxy {
             faults: Mutex::new(Vec::new()),
             requests: Mutex::new(Vec::new()),
             blob_bytes: AtomicU64::new(0),
+            silent_to_tls: AtomicBool::new(false),
             conns: conns.clone(),
         });
         let serving = state.clone();
         let server = Server::start(listener, &host, conns, move |stream| serve_client(&serving, stream));
         FaultProxy { host, state, _server: server }
+    }
+
+    /// From now on, a TLS hello gets no answer at all: its connection is held open until the
+    /// client gives up (a server that accepts TCP and never answers a TLS hello).
+    pub fn ignore_tls_hellos(&self) {
+        self.state.silent_to_tls.store(true, Ordering::SeqCst);
     }
 
     /// Adds a fault (after those already there).
@@ -235,6 +245,11 @@ fn serve_client(state: &State, client: TcpStream) {
         // A TLS ClientHello (clients with verification off try HTTPS first, as skopeo does): answer
         // at once, like Go's server, instead of waiting for a request head that never comes.
         match client_in.fill_buf() {
+            Ok([0x16, ..]) if state.silent_to_tls.load(Ordering::SeqCst) => {
+                let mut sink = [0u8; 4096];
+                while !state.conns.stopping() && matches!(io::Read::read(&mut client_in, &mut sink), Ok(n) if n > 0) {}
+                break;
+            }
             Ok([0x16, ..]) => {
                 let _ = client_out.write_all(
                     b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request",

@@ -1,0 +1,139 @@
+//! Image sources and `scratchpack copy SRC DEST`: an image read from an OCI layout, an OCI archive
+//! or a registry (by tag or digest), then written to any destination with its index, child
+//! manifests and referrers, every byte and digest as it was.
+//!
+//! Reading is the layout module's and the registry client's, writing the destinations'; this only
+//! names the source and joins the two. A registry image is fetched into a staging folder (and the
+//! layer cache) first, so registry to registry every blob goes through a file, never whole
+//! through memory.
+
+use std::str::FromStr;
+
+use anyhow::{bail, Context, Result};
+
+use crate::dest::registry::RegistryContext;
+use crate::dest::{self, DestSpec, Published};
+use crate::image::cache::LayerCache;
+use crate::image::stored::StoredImage;
+use crate::image::Staging;
+use crate::registry::pull::{self, BlobStore};
+use crate::registry::{progress, Reference, Tag};
+
+/// Where an image is read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    Layout { dir: std::path::PathBuf, tag: Option<Tag> },
+    Archive { file: std::path::PathBuf, tag: Option<Tag> },
+    Registry { reference: Reference },
+}
+
+/// The forms a source takes, for errors.
+pub(crate) const SOURCE_FORMS: &str = "oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker://HOST/REPO[:TAG|@sha256:…]";
+
+impl FromStr for Source {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<Source> {
+        if let Some(reference) = text.strip_prefix("docker://") {
+            let reference: Reference =
+                reference.parse().with_context(|| format!("{:?}", crate::registry::reference::redact_userinfo(text)))?;
+            return Ok(Source::Registry { reference });
+        }
+        match text.parse::<DestSpec>() {
+            Ok(DestSpec::OciLayout { dir, tag }) => Ok(Source::Layout { dir, tag }),
+            Ok(DestSpec::OciArchive { file, tag }) => Ok(Source::Archive { file, tag }),
+            _ => bail!("{text:?}: an image is read from {SOURCE_FORMS}"),
+        }
+    }
+}
+
+impl Source {
+    /// Whether `text` names an image source by its prefix (what `inspect` tells files from images by).
+    pub(crate) fn is_image_reference(text: &str) -> bool {
+        ["oci:", "oci-archive:", "docker://"].iter().any(|prefix| text.starts_with(prefix))
+    }
+
+    /// The tag the source names, if any.
+    pub(crate) fn tag(&self) -> Option<&Tag> {
+        match self {
+            Source::Layout { tag, .. } | Source::Archive { tag, .. } => tag.as_ref(),
+            Source::Registry { reference } => reference.tag.as_ref(),
+        }
+    }
+}
+
+/// Reads the image `source` names. A registry image is fetched whole: manifests, blobs (from the
+/// layer cache where it holds them) and referrers.
+pub(crate) fn read(source: &Source, registry: &RegistryContext) -> Result<StoredImage> {
+    match source {
+        Source::Layout { dir, tag } => StoredImage::from_layout(dir, tag.as_ref().map(|t| &**t)),
+        Source::Archive { file, tag } => StoredImage::from_archive(file, tag.as_ref().map(|t| &**t)),
+        Source::Registry { reference } => {
+            let repository = &reference.repository;
+            let wrap = |e| anyhow::Error::new(e).context(format!("pulling {reference}"));
+            let client = registry.client(repository, vec![format!("repository:{}:pull", repository.path)]).map_err(wrap)?;
+            let staging = Staging::near(None).context("cannot create a staging folder for the download")?;
+            let cache = LayerCache::from_env();
+            let store = BlobStore { staging: &staging, cache: cache.as_ref() };
+            let name = match (&reference.digest, &reference.tag) {
+                (Some(digest), _) => digest.to_string(),
+                (None, Some(tag)) => tag.to_string(),
+                (None, None) => Tag::latest().to_string(),
+            };
+            let reporter = progress::for_stderr(registry.quiet, &repository.to_string());
+            let mut image =
+                pull::pull(&client, &repository.path, &name, reference.digest.as_ref(), &store, reporter.as_ref()).map_err(wrap)?;
+            // A push to another repository of this registry mounts these instead of sending them.
+            let referrer_blobs = image.referrers.iter().flat_map(|a| a.blobs.iter().map(|b| b.digest));
+            registry.learn_blobs(repository, image.blobs.iter().map(|b| b.digest).chain(referrer_blobs).collect::<Vec<_>>());
+            image.keep.push(Box::new(staging));
+            Ok(image)
+        }
+    }
+}
+
+/// What to copy where.
+#[derive(Debug)]
+pub(crate) struct CopyOptions {
+    pub(crate) source: String,
+    pub(crate) destination: String,
+    pub(crate) registry: RegistryContext,
+}
+
+/// Copies the image: read whole, then written, with a tag the destination names, else the
+/// source's, else `latest` (a registry destination without a tag and a source by digest is
+/// written by digest alone).
+pub(crate) fn copy(options: &CopyOptions) -> Result<Published> {
+    let source: Source = options.source.parse()?;
+    let spec: DestSpec = options.destination.parse()?;
+    let image = read(&source, &options.registry).with_context(|| format!("reading {}", options.source))?;
+    let by_digest_only = matches!(&source, Source::Registry { reference } if reference.digest.is_some() && reference.tag.is_none());
+    let default_tags: Vec<Tag> = match source.tag() {
+        Some(tag) => vec![tag.clone()],
+        None if by_digest_only && matches!(spec, DestSpec::Registry { .. }) => Vec::new(),
+        None => vec![Tag::latest()],
+    };
+    let name = match &source {
+        Source::Registry { reference } => reference.repository.path.rsplit('/').next().unwrap_or("image").to_string(),
+        Source::Layout { dir, .. } | Source::Archive { file: dir, .. } => {
+            dir.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "image".into())
+        }
+    };
+    let mut destination = dest::open(&spec, &default_tags, &name, &options.registry);
+    destination.publish_stored(&image).with_context(|| format!("writing {}", options.destination))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_parse_by_prefix() {
+        assert!(matches!("oci:out:1.0".parse::<Source>().unwrap(), Source::Layout { tag: Some(_), .. }));
+        assert!(matches!("oci-archive:a.tar".parse::<Source>().unwrap(), Source::Archive { tag: None, .. }));
+        let digest = format!("docker://127.0.0.1:5000/app@sha256:{}", "a".repeat(64));
+        assert!(matches!(digest.parse::<Source>().unwrap(), Source::Registry { reference } if reference.digest.is_some()));
+        assert!("docker-archive:x.tar".parse::<Source>().unwrap_err().to_string().contains("an image is read from"));
+        assert!(Source::is_image_reference("docker://h/r") && !Source::is_image_reference("./app"));
+    }
+}
