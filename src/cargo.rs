@@ -15,6 +15,7 @@ use clap::{Args, Parser};
 use serde::Deserialize;
 
 use crate::cli::{self, ImageArgs};
+use crate::created::Created;
 use crate::printer::Printer;
 
 #[derive(Debug, Parser)]
@@ -97,6 +98,7 @@ pub(crate) struct MetadataConfig {
     pub(crate) sbom: Option<String>,
     pub(crate) sbom_dir: Option<String>,
     pub(crate) max_size: Option<MetadataSize>,
+    pub(crate) created: Option<String>,
 }
 
 /// `max-size`: a size as `--max-size` takes it (`"10MB"`), or a number of bytes.
@@ -140,7 +142,8 @@ impl MetadataConfig {
             library_path,
             sbom,
             sbom_dir,
-            max_size
+            max_size,
+            created
         )
     }
 }
@@ -274,6 +277,7 @@ fn merge(cli: &ImageArgs, config: &MetadataConfig, base_dir: &Path) -> Result<Im
         merged.tags = config.tags.clone().unwrap_or_default();
     }
     merged.path = merged.path.or(config.path.clone());
+    merged.created = merged.created.or(config.created.clone());
     merged.user = merged.user.or(config.user.clone());
     merged.workdir = merged.workdir.or(config.workdir.clone());
     let merge_pairs = |flags: &[String], table: &Option<BTreeMap<String, String>>| -> Vec<String> {
@@ -516,17 +520,24 @@ pub fn run(args: CargoArgs) -> Result<()> {
     let package_dir = package.manifest_path.parent().map_or_else(|| PathBuf::from("."), |dir| dir.as_std_path().to_path_buf());
 
     let git_sha = git(&package_dir, &["rev-parse", "HEAD"]);
-    let epoch = match std::env::var("SOURCE_DATE_EPOCH").ok().filter(|v| !v.is_empty()) {
-        Some(value) => value,
-        // Reproducible without being told: the commit's own time.
-        None => git(&package_dir, &["log", "-1", "--format=%ct"]).unwrap_or_else(|| "0".into()),
+    let epoch = std::env::var("SOURCE_DATE_EPOCH").ok().filter(|v| !v.is_empty());
+    // Reproducible without being told: the commit's own time, for the layers and `created`.
+    let commit = git(&package_dir, &["log", "-1", "--format=%ct"]).and_then(|time| time.parse().ok()).unwrap_or(0);
+    let mut times = cli::Times {
+        source_date_epoch: epoch.as_deref(),
+        default_mtime: commit,
+        default_created: Created::At(commit),
+        repository: package_dir.clone(),
     };
-    let created = crate::image::config::rfc3339(cli::source_date_epoch(Some(&epoch))?);
 
     let version = package.version.to_string();
     let sources = cargo_sources(&metadata);
 
     let mut image = merge(&args.image, &config, &package_dir)?;
+    // Decided once, for every binary (and the annotation): `now` is one time.
+    let created_seconds = cli::created_time(image.created.take().as_deref(), &times)?;
+    times.default_created = Created::At(created_seconds);
+    let created = crate::image::config::rfc3339(created_seconds);
     image.tags = image.tags.iter().map(|t| expand_template(t, &version, git_sha.as_deref())).collect::<Result<_>>()?;
     let mut annotations: Vec<String> =
         package_annotations(&package, git_sha.as_deref(), &created).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -563,7 +574,7 @@ pub fn run(args: CargoArgs) -> Result<()> {
             .iter()
             .map(|o| expand_template(o, &version, git_sha.as_deref()))
             .collect::<Result<_>>()?;
-        let mut options = cli::pack_options(paths, &per_bin, Some(&epoch), &printer).with_context(|| format!("packing {bin}"))?;
+        let mut options = cli::pack_options(paths, &per_bin, &times, &printer).with_context(|| format!("packing {bin}"))?;
         if options.sbom.format != crate::sbom::SbomFormat::None {
             options.sbom.version = Some(version.clone());
             options.sbom.cargo_sources = Some(sources.clone());

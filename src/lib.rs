@@ -23,6 +23,7 @@ pub(crate) mod atomic;
 pub mod cargo;
 pub mod cleanup;
 pub mod cli;
+pub(crate) mod created;
 pub mod dest;
 pub mod elf;
 pub mod image;

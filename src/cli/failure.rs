@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use super::OptionError;
 use crate::atomic::FileError;
+use crate::created::CreatedError;
 use crate::dest::DestError;
 use crate::elf::strip::StripError;
 use crate::elf::ElfError;
@@ -52,6 +53,7 @@ fn hint(error: &anyhow::Error) -> Option<String> {
         hint_of!(
             cause,
             FileError,
+            CreatedError,
             ElfError,
             StripError,
             AddError,

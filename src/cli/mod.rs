@@ -17,7 +17,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 
 pub use failure::report;
-pub(crate) use options::{pack_options, source_date_epoch, OptionError};
+pub(crate) use options::{created_time, pack_options, OptionError, Times};
 pub(crate) use output::print_published;
 pub use run::run;
 
@@ -246,6 +246,11 @@ pub(crate) struct ImageArgs {
     /// on its own): 10MB, 10MiB, 500kB, or bytes. Without it, an image over 10 MB gets a warning.
     #[arg(long, value_name = "SIZE")]
     pub(crate) max_size: Option<ByteSize>,
+    /// The image's creation time (config `created`): now, commit (of HEAD of the git repository
+    /// here), epoch, or an RFC 3339 time such as 2026-01-02T03:04:05Z. SOURCE_DATE_EPOCH, when set,
+    /// wins. Layer times do not change [default: epoch; commit for cargo scratchpack].
+    #[arg(long, value_name = "now|commit|epoch|TIME")]
+    pub(crate) created: Option<String>,
     /// Print a JSON summary on stdout instead of one line per destination.
     #[arg(long)]
     pub(crate) json: bool,

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 
 use super::{ImageArgs, PushArgs, RegistryArgs};
+use crate::created::Created;
 use crate::dest::registry::RegistryContext;
 use crate::dest::DestSpec;
 use crate::image::config::{RuntimeSettings, DEFAULT_PATH};
@@ -160,6 +161,7 @@ impl TryFrom<&ImageArgs> for PackOptions {
             compression: args.compression.unwrap_or_default(),
             strip: args.strip,
             source_date_epoch: 0,
+            created: 0,
             registry: registry_context(&args.registry, &Printer::new(false, 0)),
             needs: needs_options(args),
             sbom: SbomOptions { format: args.sbom.unwrap_or(SbomFormat::None), dir: args.sbom_dir.clone(), ..Default::default() },
@@ -168,12 +170,48 @@ impl TryFrom<&ImageArgs> for PackOptions {
     }
 }
 
-/// Everything a pack of `binaries` needs: the flags, `SOURCE_DATE_EPOCH` (the variable's value, if
-/// set) and how much the registry client may say.
-pub(crate) fn pack_options(binaries: &[PathBuf], args: &ImageArgs, epoch: Option<&str>, printer: &Printer) -> Result<PackOptions> {
+/// The times of a pack, besides `--created`: what the environment and the front end say.
+#[derive(Clone, Debug)]
+pub(crate) struct Times<'a> {
+    /// `SOURCE_DATE_EPOCH`'s value, if set: every layer's time and the image's `created`.
+    pub(crate) source_date_epoch: Option<&'a str>,
+    /// The layers' time when `SOURCE_DATE_EPOCH` is not set.
+    pub(crate) default_mtime: u64,
+    /// `created` when neither `SOURCE_DATE_EPOCH` nor `--created` is given.
+    pub(crate) default_created: Created,
+    /// Where `--created commit` asks git.
+    pub(crate) repository: PathBuf,
+}
+
+impl Times<'_> {
+    /// `scratchpack pack`: `SOURCE_DATE_EPOCH` if set, else 1970, for layers and `created` alike;
+    /// `--created commit` asks the repository holding the current folder.
+    pub(crate) fn of_pack(source_date_epoch: Option<&str>) -> Times<'_> {
+        let repository = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        Times { source_date_epoch, default_mtime: 0, default_created: Created::Epoch, repository }
+    }
+}
+
+/// The image's `created`, in seconds since 1970: `SOURCE_DATE_EPOCH` when set, else `--created`
+/// (`created`, as given), else the default of `times`.
+pub(crate) fn created_time(created: Option<&str>, times: &Times) -> Result<u64> {
+    let spec = created.map(str::parse::<Created>).transpose()?;
+    if let Some(seconds) = times.source_date_epoch.filter(|v| !v.is_empty()) {
+        return Ok(source_date_epoch(Some(seconds))?);
+    }
+    Ok(spec.unwrap_or(times.default_created).resolve(&times.repository)?)
+}
+
+/// Everything a pack of `binaries` needs: the flags, the times (`SOURCE_DATE_EPOCH`, `--created`)
+/// and how much the registry client may say.
+pub(crate) fn pack_options(binaries: &[PathBuf], args: &ImageArgs, times: &Times, printer: &Printer) -> Result<PackOptions> {
     let mut options = PackOptions::try_from(args)?;
     options.binaries = binaries.to_vec();
-    options.source_date_epoch = source_date_epoch(epoch)?;
+    options.source_date_epoch = match times.source_date_epoch.filter(|v| !v.is_empty()) {
+        Some(_) => source_date_epoch(times.source_date_epoch)?,
+        None => times.default_mtime,
+    };
+    options.created = created_time(args.created.as_deref(), times)?;
     options.registry = registry_context(&args.registry, printer);
     Ok(options)
 }

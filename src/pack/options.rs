@@ -30,8 +30,10 @@ pub(crate) struct PackOptions {
     pub(crate) compression: Compression,
     /// `--strip`: pack each program without its debug sections and static symbol table.
     pub(crate) strip: bool,
-    /// The time of the program's layer and the config's `created`.
+    /// The time of every layer's entries but the base's and zoneinfo's (`SOURCE_DATE_EPOCH`).
     pub(crate) source_date_epoch: u64,
+    /// The config's `created` (and its history's), in seconds since 1970.
+    pub(crate) created: u64,
     pub(crate) registry: RegistryContext,
     pub(crate) needs: NeedsOptions,
     pub(crate) sbom: SbomOptions,

@@ -4,6 +4,7 @@ mod bad_input;
 mod bounded_memory;
 mod cargo;
 mod cli;
+mod created;
 mod destinations;
 mod faults;
 mod harness;
