@@ -85,6 +85,8 @@ pub(crate) struct MetadataConfig {
     pub(crate) annotations: Option<BTreeMap<String, String>>,
     pub(crate) args: Option<Vec<String>>,
     pub(crate) add: Option<Vec<String>>,
+    pub(crate) mkdir: Option<Vec<String>>,
+    pub(crate) chown_to_user: Option<Vec<String>>,
     pub(crate) ca_bundle: Option<String>,
     pub(crate) extra_ca: Option<Vec<String>>,
     pub(crate) compression: Option<String>,
@@ -130,6 +132,8 @@ impl MetadataConfig {
             annotations,
             args,
             add,
+            mkdir,
+            chown_to_user,
             ca_bundle,
             extra_ca,
             compression,
@@ -300,12 +304,21 @@ fn merge(cli: &ImageArgs, config: &MetadataConfig, base_dir: &Path) -> Result<Im
     }
     if merged.add.is_empty() {
         for spec in config.add.clone().unwrap_or_default() {
-            let (source, rest) =
-                spec.split_once(':').ok_or_else(|| anyhow!("[package.metadata.scratchpack] add {spec:?}: expected SRC:DEST[:MODE]"))?;
+            let (source, rest) = spec
+                .split_once(':')
+                .ok_or_else(|| anyhow!("[package.metadata.scratchpack] add {spec:?}: expected SRC:DEST[:MODE[:UID[:GID]]]"))?;
             merged.add.push(
                 format!("{}:{rest}", relative(source)).parse().map_err(|e| anyhow!("[package.metadata.scratchpack] add {spec:?}: {e}"))?,
             );
         }
+    }
+    if merged.mkdir.is_empty() {
+        for spec in config.mkdir.clone().unwrap_or_default() {
+            merged.mkdir.push(spec.parse().map_err(|e| anyhow!("[package.metadata.scratchpack] mkdir: {e}"))?);
+        }
+    }
+    if merged.chown_to_user.is_empty() {
+        merged.chown_to_user = config.chown_to_user.clone().unwrap_or_default();
     }
     if merged.ca_bundle.is_none() {
         merged.ca_bundle = config.ca_bundle.as_deref().map(|v| match v {

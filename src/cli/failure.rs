@@ -17,6 +17,7 @@ use crate::registry::reference::ReferenceError;
 use crate::registry::RegistryError;
 use crate::rootfs::add::AddError;
 use crate::rootfs::base::BaseError;
+use crate::rootfs::extra::ExtraError;
 use crate::sbom::SbomError;
 
 /// What a command's result means for the user: printed on stderr, and the exit code.
@@ -57,6 +58,7 @@ fn hint(error: &anyhow::Error) -> Option<String> {
             ElfError,
             StripError,
             AddError,
+            ExtraError,
             BaseError,
             DestError,
             LayoutError,

@@ -27,6 +27,7 @@ use crate::pack::ByteSize;
 use crate::registry::auth::Secret;
 use crate::rootfs::add::AddSpec;
 use crate::rootfs::base::CaBundle;
+use crate::rootfs::extra::MkdirSpec;
 use crate::sbom::SbomFormat;
 
 /// A flag that takes one of `names`, parsed by the value's own `FromStr`: clap lists the names in
@@ -200,9 +201,18 @@ pub(crate) struct ImageArgs {
     /// Default argument passed to the program: the image's Cmd (repeatable).
     #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
     pub(crate) args: Vec<String>,
-    /// Extra file or folder: SRC:DEST[:MODE] (repeatable).
-    #[arg(long = "add", value_name = "SRC:DEST[:MODE]")]
+    /// Extra file or folder: SRC:DEST[:MODE[:UID[:GID]]] (repeatable); MODE octal, empty for the
+    /// default (0755 executables and folders, else 0644); owner root unless given.
+    #[arg(long = "add", value_name = "SRC:DEST[:MODE[:UID[:GID]]]")]
     pub(crate) add: Vec<AddSpec>,
+    /// Empty folder: DEST[:MODE[:UID[:GID]]] (repeatable) [default: 0755, root], e.g.
+    /// /var/cache/app::65532:65532 for one the default user writes to.
+    #[arg(long = "mkdir", value_name = "DEST[:MODE[:UID[:GID]]]")]
+    pub(crate) mkdir: Vec<MkdirSpec>,
+    /// Give DEST to the image's user (--user's UID:GID): an --add or --mkdir path with what they
+    /// put in it, a base path such as /tmp, or the program (repeatable).
+    #[arg(long = "chown-to-user", value_name = "DEST")]
+    pub(crate) chown_to_user: Vec<String>,
     /// CA certificates in the image: builtin (Mozilla), host, none, or a PEM file [default: builtin].
     #[arg(long, value_name = "builtin|host|none|PATH")]
     pub(crate) ca_bundle: Option<CaBundle>,

@@ -18,6 +18,7 @@ use crate::printer::Printer;
 use crate::push::PushOptions;
 use crate::registry::Tag;
 use crate::rootfs::base::{self, BaseOptions, CaBundle};
+use crate::rootfs::extra::{self, ExtraFiles};
 use crate::rootfs::image_path;
 use crate::sbom::SbomFormat;
 
@@ -29,12 +30,15 @@ pub(crate) enum OptionError {
     SourceDateEpoch(String),
     #[error("no --output given: say where the image goes")]
     NoOutput,
+    #[error("--chown-to-user: --user {0:?} names a user or group the image's /etc/passwd and /etc/group do not list")]
+    ChownUser(String),
 }
 
 impl OptionError {
     pub(crate) fn hint(&self) -> Option<String> {
         match self {
             OptionError::NoOutput => Some("for example --output oci:out, or --output docker://ghcr.io/org/app:1.0".into()),
+            OptionError::ChownUser(_) => Some("give --user as numbers, UID:GID, or one of root, nobody and nonroot".into()),
             OptionError::Invalid { .. } | OptionError::SourceDateEpoch(_) => None,
         }
     }
@@ -133,6 +137,20 @@ fn needs_options(args: &ImageArgs) -> NeedsOptions {
     }
 }
 
+/// `--add`, `--mkdir` and `--chown-to-user`, with the numbers of `user` (the image's `--user`).
+fn extra_files(args: &ImageArgs, user: &str) -> Result<ExtraFiles> {
+    let chown_to_user = args
+        .chown_to_user
+        .iter()
+        .map(|path| image_path(path).with_context(|| format!("--chown-to-user {path:?}")))
+        .collect::<Result<Vec<_>>>()?;
+    let user = match chown_to_user.is_empty() {
+        true => (0, 0),
+        false => extra::user_ids(user).ok_or(OptionError::ChownUser(user.to_string()))?,
+    };
+    Ok(ExtraFiles { add: args.add.clone(), mkdir: args.mkdir.clone(), chown_to_user, user })
+}
+
 /// The flags of an image, checked. The binaries, `SOURCE_DATE_EPOCH` and the verbosity are not
 /// flags of [`ImageArgs`]: [`pack_options`] adds them.
 impl TryFrom<&ImageArgs> for PackOptions {
@@ -146,6 +164,7 @@ impl TryFrom<&ImageArgs> for PackOptions {
         let tags = tags(&args.tags)?;
         let ca_bundle = args.ca_bundle.clone().unwrap_or(CaBundle::Builtin);
         let settings = runtime_settings(args, &ca_bundle)?;
+        let extra = extra_files(args, &settings.user)?;
         if let Some(path) = &args.path {
             image_path(path).with_context(|| format!("--path {path:?}"))?;
         }
@@ -156,7 +175,7 @@ impl TryFrom<&ImageArgs> for PackOptions {
             path: args.path.clone(),
             settings,
             annotations: args.annotations.iter().map(|t| key_value("annotation", t)).collect::<Result<BTreeMap<_, _>, _>>()?,
-            add: args.add.clone(),
+            extra,
             base: BaseOptions { ca_bundle: Some(ca_bundle), extra_ca: args.extra_ca.clone() },
             compression: args.compression.unwrap_or_default(),
             strip: args.strip,

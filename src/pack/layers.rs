@@ -16,6 +16,7 @@ use crate::image::{Blob, Compression, Staging};
 use crate::needs::{Zoneinfo, ZONEINFO};
 use crate::rootfs::add::{self, SystemFolder};
 use crate::rootfs::base::{self, Base};
+use crate::rootfs::extra;
 use crate::rootfs::{Content, FileTree};
 
 /// Says how far the pack is, at `-vv`.
@@ -59,9 +60,16 @@ pub(crate) fn app_layer(
         bail!("{}: not a regular file", file.display());
     }
     let mut app_tree = FileTree::new();
+    let (uid, gid) = options.extra.owner_of(target);
     app_tree
-        .add_file(target, Content::host_file(real, &metadata), 0o755, 0, 0)
+        .add_file(target, Content::host_file(real, &metadata), 0o755, uid, gid)
         .with_context(|| format!("placing {} at /{target}", file.display()))?;
+    // The folders above it that --chown-to-user gives to the user: this layer has them last.
+    for path in &options.extra.chown_to_user {
+        if let Some(entry) = app_tree.get_mut(path) {
+            (entry.uid, entry.gid) = options.extra.user;
+        }
+    }
     layer::write_layer_until(&app_tree, options.compression, options.source_date_epoch, staging_file, cancel)
         .with_context(|| format!("writing the layer of {}", file.display()))
 }
@@ -83,7 +91,8 @@ impl SharedLayers {
     /// Writes the base, zoneinfo, `--add` and library layers the plans need.
     pub(crate) fn write(options: &PackOptions, plans: &[BinaryPlan], staging: &Staging, step: Step) -> Result<SharedLayers> {
         let base_plan = base::plan(&options.base)?;
-        let extra_tree = add::plan(&options.add)?;
+        let targets: Vec<String> = plans.iter().map(|plan| plan.target.clone()).collect();
+        let extra_tree = extra::plan(&options.extra, &base_plan.tree, &targets)?;
         let writer = Writer { cache: LayerCache::from_env(), staging, compression: options.compression, step };
         // The shared layers (base, each distinct zoneinfo) have mtime 0, so they are the same in
         // every image.

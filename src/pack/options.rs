@@ -9,8 +9,8 @@ use crate::image::config::RuntimeSettings;
 use crate::image::Compression;
 use crate::needs::NeedsOptions;
 use crate::registry::Tag;
-use crate::rootfs::add::AddSpec;
 use crate::rootfs::base::BaseOptions;
+use crate::rootfs::extra::ExtraFiles;
 use crate::sbom::SbomFormat;
 
 /// Everything a pack needs.
@@ -25,7 +25,8 @@ pub(crate) struct PackOptions {
     pub(crate) path: Option<String>,
     pub(crate) settings: RuntimeSettings,
     pub(crate) annotations: BTreeMap<String, String>,
-    pub(crate) add: Vec<AddSpec>,
+    /// `--add`, `--mkdir`, `--chown-to-user`.
+    pub(crate) extra: ExtraFiles,
     pub(crate) base: BaseOptions,
     pub(crate) compression: Compression,
     /// `--strip`: pack each program without its debug sections and static symbol table.

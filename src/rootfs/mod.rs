@@ -1,13 +1,15 @@
 //! The file tree of an image: which paths it holds, with which content, mode and owner.
 //!
 //! Owns planning only: `base` lays out the POSIX files and the CA bundle (`pem` decides which bytes
-//! of a CA file may go in), `add` turns `--add` specs into entries, and [`FileTree`] keeps them
+//! of a CA file may go in), `add` turns `--add` specs into entries, `extra` joins them with
+//! `--mkdir` and `--chown-to-user` into one layer's tree, and [`FileTree`] keeps them
 //! sorted with their parent folders. It reads host files only to learn their size and kind; their
 //! bytes are read later, while a layer is written. It must not know about tar, compression or
 //! destinations (that is `image`).
 
 pub(crate) mod add;
 pub(crate) mod base;
+pub(crate) mod extra;
 pub(crate) mod libs;
 pub mod pem;
 pub(crate) mod zoneinfo;
@@ -128,6 +130,29 @@ impl FileTree {
 
     pub(crate) fn get(&self, path: &str) -> Option<&Entry> {
         self.entries.get(path)
+    }
+
+    pub(crate) fn get_mut(&mut self, path: &str) -> Option<&mut Entry> {
+        self.entries.get_mut(path)
+    }
+
+    /// `path` and everything below it, in order.
+    pub(crate) fn under<'t>(&'t self, path: &'t str) -> impl Iterator<Item = (&'t str, &'t Entry)> + 't {
+        self.entries
+            .range::<str, _>((std::ops::Bound::Included(path), std::ops::Bound::Unbounded))
+            // `a/b c` sorts between `a/b` and `a/b/c`: every path below starts with `path`, but not
+            // every path that starts with it is below it.
+            .take_while(move |(key, _)| key.starts_with(path))
+            .filter(move |(key, _)| key.len() == path.len() || key.as_bytes()[path.len()] == b'/')
+            .map(|(key, entry)| (key.as_str(), entry))
+    }
+
+    /// Puts `entry` at `path`, as [`FileTree::add_dir`] or [`FileTree::add_file`] would.
+    pub(crate) fn insert(&mut self, path: &str, entry: Entry) -> Result<(), PathError> {
+        match entry.kind {
+            EntryKind::Dir => self.add_dir(path, entry.mode, entry.uid, entry.gid),
+            _ => self.insert_leaf(path, entry),
+        }
     }
 
     /// Adds a folder; adding one that exists only updates its mode and owner.

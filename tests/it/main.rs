@@ -15,6 +15,7 @@ mod hostile_registry;
 mod image_content;
 mod interrupt;
 mod needs;
+mod ownership;
 mod platforms;
 mod push;
 mod reproducible;
