@@ -87,6 +87,7 @@ pub(crate) struct MetadataConfig {
     pub(crate) add: Option<Vec<String>>,
     pub(crate) mkdir: Option<Vec<String>>,
     pub(crate) chown_to_user: Option<Vec<String>>,
+    pub(crate) caps: Option<Vec<String>>,
     pub(crate) ca_bundle: Option<String>,
     pub(crate) extra_ca: Option<Vec<String>>,
     pub(crate) compression: Option<String>,
@@ -134,6 +135,7 @@ impl MetadataConfig {
             add,
             mkdir,
             chown_to_user,
+            caps,
             ca_bundle,
             extra_ca,
             compression,
@@ -319,6 +321,9 @@ fn merge(cli: &ImageArgs, config: &MetadataConfig, base_dir: &Path) -> Result<Im
     }
     if merged.chown_to_user.is_empty() {
         merged.chown_to_user = config.chown_to_user.clone().unwrap_or_default();
+    }
+    if merged.caps.is_empty() {
+        merged.caps = config.caps.clone().unwrap_or_default();
     }
     if merged.ca_bundle.is_none() {
         merged.ca_bundle = config.ca_bundle.as_deref().map(|v| match v {

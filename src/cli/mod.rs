@@ -213,6 +213,10 @@ pub(crate) struct ImageArgs {
     /// put in it, a base path such as /tmp, or the program (repeatable).
     #[arg(long = "chown-to-user", value_name = "DEST")]
     pub(crate) chown_to_user: Vec<String>,
+    /// File capability of the program (repeatable): net_bind_service (or cap_net_bind_service,
+    /// CAP_NET_BIND_SERVICE) lets it bind ports under 1024 without root.
+    #[arg(long = "cap", value_name = "NAME")]
+    pub(crate) caps: Vec<String>,
     /// CA certificates in the image: builtin (Mozilla), host, none, or a PEM file [default: builtin].
     #[arg(long, value_name = "builtin|host|none|PATH")]
     pub(crate) ca_bundle: Option<CaBundle>,

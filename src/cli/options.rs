@@ -18,6 +18,7 @@ use crate::printer::Printer;
 use crate::push::PushOptions;
 use crate::registry::Tag;
 use crate::rootfs::base::{self, BaseOptions, CaBundle};
+use crate::rootfs::caps::Capabilities;
 use crate::rootfs::extra::{self, ExtraFiles};
 use crate::rootfs::image_path;
 use crate::sbom::SbomFormat;
@@ -176,6 +177,7 @@ impl TryFrom<&ImageArgs> for PackOptions {
             settings,
             annotations: args.annotations.iter().map(|t| key_value("annotation", t)).collect::<Result<BTreeMap<_, _>, _>>()?,
             extra,
+            caps: Capabilities::parse(&args.caps)?,
             base: BaseOptions { ca_bundle: Some(ca_bundle), extra_ca: args.extra_ca.clone() },
             compression: args.compression.unwrap_or_default(),
             strip: args.strip,

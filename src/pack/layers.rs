@@ -16,14 +16,14 @@ use crate::image::{Blob, Compression, Staging};
 use crate::needs::{Zoneinfo, ZONEINFO};
 use crate::rootfs::add::{self, SystemFolder};
 use crate::rootfs::base::{self, Base};
-use crate::rootfs::extra;
+use crate::rootfs::{caps, extra};
 use crate::rootfs::{Content, FileTree};
 
 /// Says how far the pack is, at `-vv`.
 pub(crate) type Step<'a> = &'a (dyn Fn(&str) + Sync);
 
 /// Each binary's own layer, in order: the file as it is (`programs`: the binary itself, or its
-/// stripped copy), at `/target`, with `SOURCE_DATE_EPOCH` as its time. Stops at once when `cancel`
+/// stripped copy), at `/target`, with `SOURCE_DATE_EPOCH` as its time and `--cap`'s capabilities. Stops at once when `cancel`
 /// is set (the planning failed meanwhile).
 pub(crate) fn write_app_layers(
     options: &PackOptions,
@@ -64,6 +64,10 @@ pub(crate) fn app_layer(
     app_tree
         .add_file(target, Content::host_file(real, &metadata), 0o755, uid, gid)
         .with_context(|| format!("placing {} at /{target}", file.display()))?;
+    if !options.caps.is_empty() {
+        let program = app_tree.get_mut(target).expect("added just now");
+        program.xattrs.insert(caps::XATTR.to_string(), options.caps.xattr());
+    }
     // The folders above it that --chown-to-user gives to the user: this layer has them last.
     for path in &options.extra.chown_to_user {
         if let Some(entry) = app_tree.get_mut(path) {

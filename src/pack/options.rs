@@ -10,6 +10,7 @@ use crate::image::Compression;
 use crate::needs::NeedsOptions;
 use crate::registry::Tag;
 use crate::rootfs::base::BaseOptions;
+use crate::rootfs::caps::Capabilities;
 use crate::rootfs::extra::ExtraFiles;
 use crate::sbom::SbomFormat;
 
@@ -27,6 +28,8 @@ pub(crate) struct PackOptions {
     pub(crate) annotations: BTreeMap<String, String>,
     /// `--add`, `--mkdir`, `--chown-to-user`.
     pub(crate) extra: ExtraFiles,
+    /// `--cap`: the file capabilities of each program.
+    pub(crate) caps: Capabilities,
     pub(crate) base: BaseOptions,
     pub(crate) compression: Compression,
     /// `--strip`: pack each program without its debug sections and static symbol table.

@@ -9,6 +9,7 @@
 
 pub(crate) mod add;
 pub(crate) mod base;
+pub(crate) mod caps;
 pub(crate) mod extra;
 pub(crate) mod libs;
 pub mod pem;
@@ -74,6 +75,8 @@ pub(crate) struct Entry {
     pub(crate) mode: u32,
     pub(crate) uid: u32,
     pub(crate) gid: u32,
+    /// Extended attributes (`security.capability`), by name.
+    pub(crate) xattrs: BTreeMap<String, Vec<u8>>,
 }
 
 /// A planned image file system (or one layer of it). Paths are relative to the image root, with
@@ -160,7 +163,7 @@ impl FileTree {
         self.ensure_parents(path)?;
         match self.entries.get_mut(path) {
             Some(Entry { kind: EntryKind::Dir, .. }) | None => {
-                self.entries.insert(path.to_string(), Entry { kind: EntryKind::Dir, mode, uid, gid });
+                self.entries.insert(path.to_string(), Entry { kind: EntryKind::Dir, mode, uid, gid, xattrs: BTreeMap::new() });
                 Ok(())
             }
             Some(existing) => Err(conflict(path, existing)),
@@ -169,11 +172,11 @@ impl FileTree {
 
     /// Adds a regular file; a later file at the same path replaces the earlier one.
     pub(crate) fn add_file(&mut self, path: &str, content: Content, mode: u32, uid: u32, gid: u32) -> Result<(), PathError> {
-        self.insert_leaf(path, Entry { kind: EntryKind::File(content), mode, uid, gid })
+        self.insert_leaf(path, Entry { kind: EntryKind::File(content), mode, uid, gid, xattrs: BTreeMap::new() })
     }
 
     pub(crate) fn add_symlink(&mut self, path: &str, target: &str) -> Result<(), PathError> {
-        self.insert_leaf(path, Entry { kind: EntryKind::Symlink(target.to_string()), mode: 0o777, uid: 0, gid: 0 })
+        self.insert_leaf(path, Entry { kind: EntryKind::Symlink(target.to_string()), mode: 0o777, uid: 0, gid: 0, xattrs: BTreeMap::new() })
     }
 
     fn insert_leaf(&mut self, path: &str, entry: Entry) -> Result<(), PathError> {
@@ -193,7 +196,8 @@ impl FileTree {
             let parent = &path[..end];
             match self.entries.get(parent) {
                 None => {
-                    self.entries.insert(parent.to_string(), Entry { kind: EntryKind::Dir, mode: 0o755, uid: 0, gid: 0 });
+                    self.entries
+                        .insert(parent.to_string(), Entry { kind: EntryKind::Dir, mode: 0o755, uid: 0, gid: 0, xattrs: BTreeMap::new() });
                 }
                 Some(Entry { kind: EntryKind::Dir, .. }) => {}
                 Some(existing) => return Err(conflict(parent, existing)),

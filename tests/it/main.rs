@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod bounded_memory;
+mod capabilities;
 mod cargo;
 mod cli;
 mod created;

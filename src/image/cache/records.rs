@@ -78,7 +78,10 @@ impl LayerCache {
                     format!("host {size} {now} {dev} {ino} {}.{} {}.{} {}", mtime.0, mtime.1, ctime.0, ctime.1, path.display())
                 }
             };
-            line(&format!("{path:?} {:o} {} {} {content}", entry.mode, entry.uid, entry.gid));
+            // Extended attributes (file capabilities) after the content: an entry without any
+            // keeps the key it always had.
+            let xattrs: String = entry.xattrs.iter().map(|(name, value)| format!(" xattr {name:?}={}", hex::encode(value))).collect();
+            line(&format!("{path:?} {:o} {} {} {content}{xattrs}", entry.mode, entry.uid, entry.gid));
         }
         Some(Digest::from_hasher(hash).hex())
     }
@@ -207,6 +210,22 @@ mod tests {
         // Another mtime or compression is another layer.
         assert_eq!(cache.layer(&tree, Compression::Gzip, 1, &dir.path().join("c")).unwrap().1, Origin::Written);
         assert_eq!(cache.layer(&tree, Compression::Zstd, 0, &dir.path().join("d")).unwrap().1, Origin::Written);
+    }
+
+    #[test]
+    fn a_layer_with_file_capabilities_is_never_the_cached_one_without() {
+        let (dir, cache, tree) = one_zone();
+        let (plain, _) = cache.layer(&tree, Compression::Gzip, 0, &dir.path().join("a")).unwrap();
+        let mut with_caps = tree.clone();
+        let value = crate::rootfs::caps::Capabilities::parse(&["net_bind_service"]).unwrap().xattr();
+        with_caps.get_mut("usr/share/zoneinfo/UTC").unwrap().xattrs.insert(crate::rootfs::caps::XATTR.into(), value);
+        let (capable, origin) = cache.layer(&with_caps, Compression::Gzip, 0, &dir.path().join("b")).unwrap();
+        assert_eq!(origin, Origin::Written);
+        assert_ne!(capable.diff_id, plain.diff_id);
+        let (again, origin) = cache.layer(&with_caps, Compression::Gzip, 0, &dir.path().join("c")).unwrap();
+        assert_eq!((again.diff_id, origin), (capable.diff_id, Origin::Cache));
+        let (plain_again, origin) = cache.layer(&tree, Compression::Gzip, 0, &dir.path().join("d")).unwrap();
+        assert_eq!((plain_again.diff_id, origin), (plain.diff_id, Origin::Cache), "the key of a tree without them is unchanged");
     }
 
     #[test]
