@@ -674,6 +674,30 @@ mod tests {
     }
 
     #[test]
+    fn owners_capabilities_and_created_come_from_metadata_and_flags_win() {
+        let value = serde_json::json!({"scratchpack": {
+            "add": ["conf/key.pem:/etc/app/key.pem:0640:0:65532"],
+            "mkdir": ["/var/cache/app::65532:65532"],
+            "chown-to-user": ["/var/cache/app"],
+            "caps": ["net_bind_service"],
+            "created": "now",
+        }});
+        let config = parse_config(Some(&value), "Cargo.toml").unwrap();
+        let merged = merge(&ImageArgs::default(), &config, Path::new("/pkg")).unwrap();
+        assert_eq!(merged.add, ["/pkg/conf/key.pem:/etc/app/key.pem:0640:0:65532".parse::<crate::rootfs::add::AddSpec>().unwrap()]);
+        assert_eq!(merged.mkdir, ["/var/cache/app::65532:65532".parse::<crate::rootfs::extra::MkdirSpec>().unwrap()]);
+        assert_eq!(merged.chown_to_user, ["/var/cache/app"]);
+        assert_eq!(merged.caps, ["net_bind_service"]);
+        assert_eq!(merged.created.as_deref(), Some("now"));
+        let flags = ImageArgs { created: Some("epoch".into()), caps: vec!["chown".into()], ..Default::default() };
+        let merged = merge(&flags, &config, Path::new("/pkg")).unwrap();
+        assert_eq!((merged.created.as_deref(), merged.caps), (Some("epoch"), vec!["chown".to_string()]));
+        let bad = parse_config(Some(&serde_json::json!({"scratchpack": {"mkdir": ["var/x"]}})), "Cargo.toml").unwrap();
+        let err = merge(&ImageArgs::default(), &bad, Path::new("/pkg")).unwrap_err().to_string();
+        assert!(err.starts_with("[package.metadata.scratchpack] mkdir: --mkdir \"var/x\": expected DEST[:MODE[:UID[:GID]]]"), "{err}");
+    }
+
+    #[test]
     fn tzdata_source_names_a_source_or_a_folder_of_the_package() {
         use crate::needs::TzdataSource;
         let source = |value: &str, flag: Option<TzdataSource>| {

@@ -1,6 +1,6 @@
 //! `--cap`: a program that runs as 65532 binds port 80 in its own network namespace with
 //! `--cap net_bind_service`, and is refused without it, under runc (the image unpacked by umoci)
-//! and under containerd (`ctr run`).
+//! under containerd (`ctr run`) and under podman (`podman run`, runc).
 //!
 //! The bundle's process gets what Docker, containerd and Kubernetes give by default: a bounding set
 //! that holds CAP_NET_BIND_SERVICE, no ambient capabilities, `noNewPrivileges` off. umoci's own
@@ -8,6 +8,7 @@
 //! it sets `noNewPrivileges`, under which the kernel ignores file capabilities.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use crate::support::containerd::Containerd;
@@ -114,6 +115,39 @@ fn containerd_applies_the_capability_too() {
             .args(["run", "--rm", &format!("scratchpack.test/bind80:{tag}"), &format!("scratchpack-it-{}-{tag}", std::process::id())])
             .output()
             .unwrap();
+        assert_eq!((stdout(&output).as_str(), output.status.code()), (expected, code), "{tag}: {}", stderr(&output));
+    }
+}
+
+#[test]
+fn podman_applies_the_capability_too() {
+    let work = temp_dir();
+    let binary = bind80();
+    // Its own storage (vfs) and run folders: no other podman state is touched.
+    let podman = |args: &[&str]| {
+        let mut cmd = Command::new("podman");
+        cmd.arg("--root").arg(work.path().join("root")).arg("--runroot").arg(work.path().join("run"));
+        cmd.args(["--storage-driver", "vfs"]).args(args);
+        cmd
+    };
+    for (tag, cap, expected, code) in [
+        ("cap", Some("net_bind_service"), "uid 65532: bind 80: ok\n", Some(0)),
+        ("plain", None, "uid 65532: bind 80: Permission denied\n", Some(1)),
+    ] {
+        let archive = work.path().join(format!("{tag}.tar"));
+        let mut args = vec![
+            binary.to_str().unwrap().to_string(),
+            "--output".into(),
+            format!("docker-archive:{}:localhost/bind80:{tag}", archive.display()),
+        ];
+        if let Some(cap) = cap {
+            args.extend(["--cap".into(), cap.into()]);
+        }
+        pack(&args.iter().map(String::as_str).collect::<Vec<_>>(), |_| {});
+        let loaded = stdout(&run_ok(&mut podman(&["load", "-q", "-i", archive.to_str().unwrap()])));
+        assert_eq!(loaded, format!("Loaded image: localhost/bind80:{tag}\n"));
+        let run = ["run", "--rm", "--runtime", "runc", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "--network", "none"];
+        let output = podman(&run).arg(format!("localhost/bind80:{tag}")).output().expect("podman (run scripts/install-test-deps.sh)");
         assert_eq!((stdout(&output).as_str(), output.status.code()), (expected, code), "{tag}: {}", stderr(&output));
     }
 }
