@@ -60,19 +60,13 @@ pub(crate) fn app_layer(
         bail!("{}: not a regular file", file.display());
     }
     let mut app_tree = FileTree::new();
-    let (uid, gid) = options.extra.owner_of(target);
     app_tree
-        .add_file(target, Content::host_file(real, &metadata), 0o755, uid, gid)
+        .add_file(target, Content::host_file(real, &metadata), 0o755, 0, 0)
         .with_context(|| format!("placing {} at /{target}", file.display()))?;
+    options.extra.settle_program_layer(&mut app_tree, target);
     if !options.caps.is_empty() {
         let program = app_tree.get_mut(target).expect("added just now");
         program.xattrs.insert(caps::XATTR.to_string(), options.caps.xattr());
-    }
-    // The folders above it that --chown-to-user gives to the user: this layer has them last.
-    for path in &options.extra.chown_to_user {
-        if let Some(entry) = app_tree.get_mut(path) {
-            (entry.uid, entry.gid) = options.extra.user;
-        }
     }
     layer::write_layer_until(&app_tree, options.compression, options.source_date_epoch, staging_file, cancel)
         .with_context(|| format!("writing the layer of {}", file.display()))

@@ -6,8 +6,8 @@
 //! mode and owner the base layer gives them (`/home/nonroot` stays 0700 65532:65532), or 0755 root.
 //! `--chown-to-user` gives the image's user a path the image holds: an `--add`/`--mkdir` path with
 //! everything they put in it, a base file or folder (copied into this layer with its new owner), or
-//! the program's path or a folder above it (whose owner the program's layer asks of
-//! [`ExtraFiles::owner_of`]). Reads no file but through
+//! the program's path or a folder above it (which [`ExtraFiles::settle_program_layer`] settles in
+//! the program's own layer, the last). Reads no file but through
 //! `add`; knows nothing of tar.
 
 use std::collections::BTreeMap;
@@ -63,13 +63,36 @@ pub(crate) struct ExtraFiles {
 }
 
 impl ExtraFiles {
-    /// The owner of the image path `path` in a layer of its own (the program's): the user's when
-    /// `--chown-to-user` names it, else root.
-    pub(crate) fn owner_of(&self, path: &str) -> (u32, u32) {
-        if self.chown_to_user.iter().any(|chown| chown == path) {
-            self.user
-        } else {
-            (0, 0)
+    /// Settles the owners and modes of a program's own layer (`tree`, which holds the program at
+    /// `program` and the folders above it as 0755 root). That layer is the image's last, so its
+    /// folders are what the image ends up with: each takes what the layers below give it (the
+    /// base's `/home/nonroot`, an `--add` folder's owner, a `--mkdir`), and `--chown-to-user` gives
+    /// the user what it names, the program too.
+    pub(crate) fn settle_program_layer(&self, tree: &mut FileTree, program: &str) {
+        let base = super::base::folders();
+        let mut end = 0;
+        while let Some(offset) = program[end..].find('/') {
+            end += offset;
+            let folder = &program[..end];
+            let Some(entry) = tree.get_mut(folder) else { break };
+            if let Some(below) = base.get(folder) {
+                (entry.mode, entry.uid, entry.gid) = (below.mode, below.uid, below.gid);
+            }
+            let names = |dest: &str| image_path(dest).is_ok_and(|dest| dest == folder);
+            // An `--add` that placed this folder (`DEST/` with a file puts the file into it).
+            let placed = |spec: &&AddSpec| names(&spec.dest) && (!spec.dest.ends_with('/') || spec.source.is_dir());
+            for spec in self.add.iter().filter(placed) {
+                (entry.uid, entry.gid) = spec.owner.unwrap_or((0, 0));
+            }
+            for spec in self.mkdir.iter().filter(|spec| names(&spec.dest)) {
+                (entry.mode, (entry.uid, entry.gid)) = (spec.mode.unwrap_or(0o755), spec.owner.unwrap_or((0, 0)));
+            }
+            end += 1;
+        }
+        for path in &self.chown_to_user {
+            if let Some(entry) = tree.get_mut(path) {
+                (entry.uid, entry.gid) = self.user;
+            }
         }
     }
 }
@@ -391,8 +414,13 @@ mod tests {
         };
         let tree = plan(&extra, &base_tree(), &["usr/local/bin/app".into()]).unwrap();
         assert_eq!(listing(&tree), ["srv 755 0:0", "srv/uploads 755 1000:1000", "srv/uploads/seed 644 1000:1000", "tmp 1777 1000:1000"]);
-        assert_eq!(extra.owner_of("usr/local/bin/app"), (1000, 1000));
-        assert_eq!(extra.owner_of("usr/local/bin"), (0, 0));
+        let mut program_layer = FileTree::new();
+        program_layer.add_file("usr/local/bin/app", crate::rootfs::Content::Bytes(std::sync::Arc::from(&b""[..])), 0o755, 0, 0).unwrap();
+        extra.settle_program_layer(&mut program_layer, "usr/local/bin/app");
+        assert_eq!(
+            listing(&program_layer),
+            ["usr 755 0:0", "usr/local 755 0:0", "usr/local/bin 755 0:0", "usr/local/bin/app 755 1000:1000"]
+        );
 
         let missing = ExtraFiles { chown_to_user: vec!["var/data".into()], ..Default::default() };
         let err = plan(&missing, &base_tree(), &[]).unwrap_err();
@@ -405,6 +433,27 @@ mod tests {
             plan(&given, &base_tree(), &[]).unwrap_err().to_string(),
             "--chown-to-user /data: --mkdir /data::0:0 gives /data the owner 0:0, not the user's 65532:65532"
         );
+    }
+
+    #[test]
+    fn the_folders_above_a_program_keep_what_the_layers_below_give_them() {
+        let extra = ExtraFiles {
+            add: vec!["/dev/null:/srv/app::1000:1000".parse().unwrap()],
+            mkdir: vec![mkdir("/home/nonroot/bin:0750:65532:65532")],
+            chown_to_user: vec!["home/nonroot/bin/app".into()],
+            user: (65532, 65532),
+        };
+        let program = |path: &str| {
+            let mut tree = FileTree::new();
+            tree.add_file(path, crate::rootfs::Content::Bytes(std::sync::Arc::from(&b""[..])), 0o755, 0, 0).unwrap();
+            extra.settle_program_layer(&mut tree, path);
+            listing(&tree)
+        };
+        assert_eq!(
+            program("home/nonroot/bin/app"),
+            ["home 755 0:0", "home/nonroot 700 65532:65532", "home/nonroot/bin 750 65532:65532", "home/nonroot/bin/app 755 65532:65532"]
+        );
+        assert_eq!(program("srv/app/run"), ["srv 755 0:0", "srv/app 755 1000:1000", "srv/app/run 755 0:0"]);
     }
 
     #[test]

@@ -118,6 +118,28 @@ fn chown_to_user_gives_an_added_folder_to_the_user_of_user() {
 }
 
 #[test]
+fn a_program_placed_in_an_owned_folder_leaves_its_owner_alone() {
+    // The program's layer comes last: the folders above the program must not undo the base's
+    // /home/nonroot or a --mkdir.
+    let work = temp_dir();
+    let layout = work.path().join("layout");
+    pack_probe(
+        &layout,
+        &["--path", "/home/nonroot/bin/probe", "--mkdir", "/home/nonroot/bin:0750:65532:65532", "--mkdir", "/var/cache/app::65532:65532"],
+    );
+    let unpacked = temp_dir();
+    let rootfs = unpack(&layout, "latest", unpacked.path()).join("rootfs");
+    let stat = |path: &str| {
+        let meta = std::fs::symlink_metadata(rootfs.join(path)).unwrap();
+        format!("{:o} {}:{}", meta.mode(), meta.uid(), meta.gid())
+    };
+    assert_eq!(stat("home/nonroot"), "40700 65532:65532");
+    assert_eq!(stat("home/nonroot/bin"), "40750 65532:65532");
+    assert_eq!(stat("home/nonroot/bin/probe"), "100755 0:0");
+    assert_eq!(run_image(&layout, "latest"), "uid 65532 gid 65532\nwrite: ok\nread: No such file or directory\n");
+}
+
+#[test]
 fn conflicts_missing_paths_and_paths_out_of_the_image_are_errors_and_nothing_is_written() {
     let work = temp_dir();
     let layout = work.path().join("layout");
