@@ -194,7 +194,8 @@ impl TryFrom<&ImageArgs> for PackOptions {
 /// The times of a pack, besides `--created`: what the environment and the front end say.
 #[derive(Clone, Debug)]
 pub(crate) struct Times<'a> {
-    /// `SOURCE_DATE_EPOCH`'s value, if set: every layer's time and the image's `created`.
+    /// `SOURCE_DATE_EPOCH`'s value, if set: the time of the layers that are not shared (base and
+    /// zoneinfo keep 0) and the image's `created`.
     pub(crate) source_date_epoch: Option<&'a str>,
     /// The layers' time when `SOURCE_DATE_EPOCH` is not set.
     pub(crate) default_mtime: u64,

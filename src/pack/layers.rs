@@ -23,8 +23,8 @@ use crate::rootfs::{Content, FileTree};
 pub(crate) type Step<'a> = &'a (dyn Fn(&str) + Sync);
 
 /// Each binary's own layer, in order: the file as it is (`programs`: the binary itself, or its
-/// stripped copy), at `/target`, with `SOURCE_DATE_EPOCH` as its time and `--cap`'s capabilities. Stops at once when `cancel`
-/// is set (the planning failed meanwhile).
+/// stripped copy), at `/target`, with `SOURCE_DATE_EPOCH` as its time and `--cap`'s capabilities.
+/// Stops at once when `cancel` is set (the planning failed meanwhile).
 pub(crate) fn write_app_layers(
     options: &PackOptions,
     programs: &[PathBuf],

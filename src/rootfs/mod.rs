@@ -2,7 +2,8 @@
 //!
 //! Owns planning only: `base` lays out the POSIX files and the CA bundle (`pem` decides which bytes
 //! of a CA file may go in), `add` turns `--add` specs into entries, `extra` joins them with
-//! `--mkdir` and `--chown-to-user` into one layer's tree, and [`FileTree`] keeps them
+//! `--mkdir` and `--chown-to-user` into one layer's tree, `caps` spells `--cap` as the extended
+//! attribute an entry carries, and [`FileTree`] keeps them
 //! sorted with their parent folders. It reads host files only to learn their size and kind; their
 //! bytes are read later, while a layer is written. It must not know about tar, compression or
 //! destinations (that is `image`).
