@@ -19,6 +19,8 @@ use super::{image_path, EntryKind, FileTree, PathError};
 /// One parsed `--mkdir DEST[:MODE[:UID[:GID]]]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct MkdirSpec {
+    /// As given, for messages.
+    text: String,
     pub(crate) dest: String,
     pub(crate) mode: Option<u32>,
     pub(crate) owner: Option<(u32, u32)>,
@@ -35,19 +37,13 @@ impl std::str::FromStr for MkdirSpec {
         if !dest.starts_with('/') {
             return Err(syntax());
         }
-        Ok(MkdirSpec { dest: dest.to_string(), mode, owner })
+        Ok(MkdirSpec { text: spec.to_string(), dest: dest.to_string(), mode, owner })
     }
 }
 
 impl std::fmt::Display for MkdirSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.dest)?;
-        let mode = self.mode.map(|mode| format!("{mode:04o}")).unwrap_or_default();
-        match self.owner {
-            Some((uid, gid)) => write!(f, ":{mode}:{uid}:{gid}"),
-            None if self.mode.is_some() => write!(f, ":{mode}"),
-            None => Ok(()),
-        }
+        f.write_str(&self.text)
     }
 }
 
@@ -295,15 +291,15 @@ mod tests {
 
     #[test]
     fn mkdir_specs_parse_and_print_back() {
-        assert_eq!(
-            mkdir("/var/cache/app::65532:65532"),
-            MkdirSpec { dest: "/var/cache/app".into(), mode: None, owner: Some((65532, 65532)) }
-        );
-        assert_eq!(mkdir("/data:0700"), MkdirSpec { dest: "/data".into(), mode: Some(0o700), owner: None });
-        assert_eq!(mkdir("/data"), MkdirSpec { dest: "/data".into(), mode: None, owner: None });
-        assert_eq!(mkdir("/var/cache/app::65532:65532").to_string(), "/var/cache/app::65532:65532");
-        assert_eq!(mkdir("/data:0700").to_string(), "/data:0700");
-        assert_eq!(mkdir("/data:1777:0:0").to_string(), "/data:1777:0:0");
+        let fields = |text: &str| {
+            let spec = mkdir(text);
+            (spec.dest, spec.mode, spec.owner)
+        };
+        assert_eq!(fields("/var/cache/app::65532:65532"), ("/var/cache/app".into(), None, Some((65532, 65532))));
+        assert_eq!(fields("/data:0700"), ("/data".into(), Some(0o700), None));
+        assert_eq!(fields("/data::1000"), ("/data".into(), None, Some((1000, 1000))));
+        assert_eq!(fields("/data"), ("/data".into(), None, None));
+        assert_eq!(mkdir("/data::1000").to_string(), "/data::1000", "messages name it as given");
         for bad in ["data", "/d:9", "/d::x", "/d:0755:1:2:3", ""] {
             let err = bad.parse::<MkdirSpec>().unwrap_err().to_string();
             assert!(err.starts_with(&format!("--mkdir {bad:?}: expected DEST[:MODE[:UID[:GID]]]")), "{err}");
