@@ -17,6 +17,7 @@ use clap::{Args, Parser};
 use serde::Deserialize;
 
 use crate::cli::{self, ImageArgs};
+use crate::created::Created;
 use crate::pack::AlsoSpec;
 use crate::printer::Printer;
 
@@ -93,6 +94,9 @@ pub(crate) struct MetadataConfig {
     pub(crate) annotations: Option<BTreeMap<String, String>>,
     pub(crate) args: Option<Vec<String>>,
     pub(crate) add: Option<Vec<String>>,
+    pub(crate) mkdir: Option<Vec<String>>,
+    pub(crate) chown_to_user: Option<Vec<String>>,
+    pub(crate) caps: Option<Vec<String>>,
     pub(crate) ca_bundle: Option<String>,
     pub(crate) extra_ca: Option<Vec<String>>,
     pub(crate) compression: Option<String>,
@@ -106,6 +110,7 @@ pub(crate) struct MetadataConfig {
     pub(crate) sbom: Option<String>,
     pub(crate) sbom_dir: Option<String>,
     pub(crate) max_size: Option<MetadataSize>,
+    pub(crate) created: Option<String>,
 }
 
 /// `max-size`: a size as `--max-size` takes it (`"10MB"`), or a number of bytes.
@@ -139,6 +144,9 @@ impl MetadataConfig {
             annotations,
             args,
             add,
+            mkdir,
+            chown_to_user,
+            caps,
             ca_bundle,
             extra_ca,
             compression,
@@ -151,7 +159,8 @@ impl MetadataConfig {
             library_path,
             sbom,
             sbom_dir,
-            max_size
+            max_size,
+            created
         )
     }
 }
@@ -292,6 +301,7 @@ fn merge(cli: &ImageArgs, config: &MetadataConfig, base_dir: &Path) -> Result<Im
             merged.also.push(also);
         }
     }
+    merged.created = merged.created.or(config.created.clone());
     merged.user = merged.user.or(config.user.clone());
     merged.workdir = merged.workdir.or(config.workdir.clone());
     let merge_pairs = |flags: &[String], table: &Option<BTreeMap<String, String>>| -> Vec<String> {
@@ -314,12 +324,24 @@ fn merge(cli: &ImageArgs, config: &MetadataConfig, base_dir: &Path) -> Result<Im
     }
     if merged.add.is_empty() {
         for spec in config.add.clone().unwrap_or_default() {
-            let (source, rest) =
-                spec.split_once(':').ok_or_else(|| anyhow!("[package.metadata.scratchpack] add {spec:?}: expected SRC:DEST[:MODE]"))?;
+            let (source, rest) = spec
+                .split_once(':')
+                .ok_or_else(|| anyhow!("[package.metadata.scratchpack] add {spec:?}: expected SRC:DEST[:MODE[:UID[:GID]]]"))?;
             merged.add.push(
                 format!("{}:{rest}", relative(source)).parse().map_err(|e| anyhow!("[package.metadata.scratchpack] add {spec:?}: {e}"))?,
             );
         }
+    }
+    if merged.mkdir.is_empty() {
+        for spec in config.mkdir.clone().unwrap_or_default() {
+            merged.mkdir.push(spec.parse().map_err(|e| anyhow!("[package.metadata.scratchpack] mkdir: {e}"))?);
+        }
+    }
+    if merged.chown_to_user.is_empty() {
+        merged.chown_to_user = config.chown_to_user.clone().unwrap_or_default();
+    }
+    if merged.caps.is_empty() {
+        merged.caps = config.caps.clone().unwrap_or_default();
     }
     if merged.ca_bundle.is_none() {
         merged.ca_bundle = config.ca_bundle.as_deref().map(|v| match v {
@@ -586,17 +608,24 @@ pub fn run(args: CargoArgs) -> Result<()> {
     let package_dir = package.manifest_path.parent().map_or_else(|| PathBuf::from("."), |dir| dir.as_std_path().to_path_buf());
 
     let git_sha = git(&package_dir, &["rev-parse", "HEAD"]);
-    let epoch = match std::env::var("SOURCE_DATE_EPOCH").ok().filter(|v| !v.is_empty()) {
-        Some(value) => value,
-        // Reproducible without being told: the commit's own time.
-        None => git(&package_dir, &["log", "-1", "--format=%ct"]).unwrap_or_else(|| "0".into()),
+    let epoch = std::env::var("SOURCE_DATE_EPOCH").ok().filter(|v| !v.is_empty());
+    // Reproducible without being told: the commit's own time, for the layers and `created`.
+    let commit = git(&package_dir, &["log", "-1", "--format=%ct"]).and_then(|time| time.parse().ok()).unwrap_or(0);
+    let mut times = cli::Times {
+        source_date_epoch: epoch.as_deref(),
+        default_mtime: commit,
+        default_created: Created::At(commit),
+        repository: package_dir.clone(),
     };
-    let created = crate::image::config::rfc3339(cli::source_date_epoch(Some(&epoch))?);
 
     let version = package.version.to_string();
     let sources = cargo_sources(&metadata);
 
     let mut image = merge(&args.image, &config, &package_dir)?;
+    // Decided once, for every binary (and the annotation): `now` is one time.
+    let created_seconds = cli::created_time(image.created.take().as_deref(), &times)?;
+    times.default_created = Created::At(created_seconds);
+    let created = crate::image::config::rfc3339(created_seconds);
     image.tags = image.tags.iter().map(|t| expand_template(t, &version, git_sha.as_deref())).collect::<Result<_>>()?;
     let mut annotations: Vec<String> =
         package_annotations(&package, git_sha.as_deref(), &created).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -636,7 +665,7 @@ pub fn run(args: CargoArgs) -> Result<()> {
             .iter()
             .map(|o| expand_template(o, &version, git_sha.as_deref()))
             .collect::<Result<_>>()?;
-        let mut options = cli::pack_options(paths, &per_bin, Some(&epoch), &printer).with_context(|| format!("packing {bin}"))?;
+        let mut options = cli::pack_options(paths, &per_bin, &times, &printer).with_context(|| format!("packing {bin}"))?;
         if options.sbom.format != crate::sbom::SbomFormat::None {
             options.sbom.version = Some(version.clone());
             options.sbom.cargo_sources = Some(sources.clone());
@@ -749,6 +778,30 @@ mod tests {
             err,
             "[package.metadata.scratchpack] also: \"hc:bin\": expected PROGRAM[:DEST], with DEST an absolute path in the image"
         );
+    }
+
+    #[test]
+    fn owners_capabilities_and_created_come_from_metadata_and_flags_win() {
+        let value = serde_json::json!({"scratchpack": {
+            "add": ["conf/key.pem:/etc/app/key.pem:0640:0:65532"],
+            "mkdir": ["/var/cache/app::65532:65532"],
+            "chown-to-user": ["/var/cache/app"],
+            "caps": ["net_bind_service"],
+            "created": "now",
+        }});
+        let config = parse_config(Some(&value), "Cargo.toml").unwrap();
+        let merged = merge(&ImageArgs::default(), &config, Path::new("/pkg")).unwrap();
+        assert_eq!(merged.add, ["/pkg/conf/key.pem:/etc/app/key.pem:0640:0:65532".parse::<crate::rootfs::add::AddSpec>().unwrap()]);
+        assert_eq!(merged.mkdir, ["/var/cache/app::65532:65532".parse::<crate::rootfs::extra::MkdirSpec>().unwrap()]);
+        assert_eq!(merged.chown_to_user, ["/var/cache/app"]);
+        assert_eq!(merged.caps, ["net_bind_service"]);
+        assert_eq!(merged.created.as_deref(), Some("now"));
+        let flags = ImageArgs { created: Some("epoch".into()), caps: vec!["chown".into()], ..Default::default() };
+        let merged = merge(&flags, &config, Path::new("/pkg")).unwrap();
+        assert_eq!((merged.created.as_deref(), merged.caps), (Some("epoch"), vec!["chown".to_string()]));
+        let bad = parse_config(Some(&serde_json::json!({"scratchpack": {"mkdir": ["var/x"]}})), "Cargo.toml").unwrap();
+        let err = merge(&ImageArgs::default(), &bad, Path::new("/pkg")).unwrap_err().to_string();
+        assert!(err.starts_with("[package.metadata.scratchpack] mkdir: --mkdir \"var/x\": expected DEST[:MODE[:UID[:GID]]]"), "{err}");
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod cargo;
 pub mod cleanup;
 pub mod cli;
 pub(crate) mod copy;
+pub(crate) mod created;
 pub mod dest;
 pub mod elf;
 pub(crate) mod engine;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use super::OptionError;
 use crate::atomic::FileError;
+use crate::created::CreatedError;
 use crate::dest::DestError;
 use crate::elf::strip::StripError;
 use crate::elf::ElfError;
@@ -16,6 +17,7 @@ use crate::registry::reference::ReferenceError;
 use crate::registry::RegistryError;
 use crate::rootfs::add::AddError;
 use crate::rootfs::base::BaseError;
+use crate::rootfs::extra::ExtraError;
 use crate::sbom::SbomError;
 
 /// What a command's result means for the user: printed on stderr, and the exit code.
@@ -64,9 +66,11 @@ fn hint(error: &anyhow::Error) -> Option<String> {
         hint_of!(
             cause,
             FileError,
+            CreatedError,
             ElfError,
             StripError,
             AddError,
+            ExtraError,
             BaseError,
             DestError,
             LayoutError,

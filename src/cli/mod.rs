@@ -17,7 +17,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 
 pub use failure::report;
-pub(crate) use options::{pack_options, source_date_epoch, OptionError};
+pub(crate) use options::{created_time, pack_options, OptionError, Times};
 pub(crate) use output::print_published;
 pub use run::run;
 
@@ -27,6 +27,7 @@ use crate::pack::{AlsoSpec, ByteSize};
 use crate::registry::auth::Secret;
 use crate::rootfs::add::AddSpec;
 use crate::rootfs::base::CaBundle;
+use crate::rootfs::extra::MkdirSpec;
 use crate::sbom::SbomFormat;
 
 /// A flag that takes one of `names`, parsed by the value's own `FromStr`: clap lists the names in
@@ -228,9 +229,22 @@ pub(crate) struct ImageArgs {
     /// Default argument passed to the program: the image's Cmd (repeatable).
     #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
     pub(crate) args: Vec<String>,
-    /// Extra file or folder: SRC:DEST[:MODE] (repeatable).
-    #[arg(long = "add", value_name = "SRC:DEST[:MODE]")]
+    /// Extra file or folder: SRC:DEST[:MODE[:UID[:GID]]] (repeatable); MODE octal, empty for the
+    /// default (0755 executables and folders, else 0644); owner root unless given.
+    #[arg(long = "add", value_name = "SRC:DEST[:MODE[:UID[:GID]]]")]
     pub(crate) add: Vec<AddSpec>,
+    /// Empty folder: DEST[:MODE[:UID[:GID]]] (repeatable) [default: 0755, root], e.g.
+    /// /var/cache/app::65532:65532 for one the default user writes to.
+    #[arg(long = "mkdir", value_name = "DEST[:MODE[:UID[:GID]]]")]
+    pub(crate) mkdir: Vec<MkdirSpec>,
+    /// Give DEST to the image's user (--user's UID:GID): an --add or --mkdir path with what they
+    /// put in it, a base path such as /tmp, or the program (repeatable).
+    #[arg(long = "chown-to-user", value_name = "DEST")]
+    pub(crate) chown_to_user: Vec<String>,
+    /// File capability of the program (repeatable): net_bind_service (or cap_net_bind_service,
+    /// CAP_NET_BIND_SERVICE) lets it bind ports under 1024 without root.
+    #[arg(long = "cap", value_name = "NAME")]
+    pub(crate) caps: Vec<String>,
     /// CA certificates in the image: builtin (Mozilla), host, none, or a PEM file [default: builtin].
     #[arg(long, value_name = "builtin|host|none|PATH")]
     pub(crate) ca_bundle: Option<CaBundle>,
@@ -274,6 +288,11 @@ pub(crate) struct ImageArgs {
     /// on its own): 10MB, 10MiB, 500kB, or bytes. Without it, an image over 10 MB gets a warning.
     #[arg(long, value_name = "SIZE")]
     pub(crate) max_size: Option<ByteSize>,
+    /// The image's creation time (config `created`): now, commit (of HEAD of the git repository
+    /// here), epoch, or an RFC 3339 time such as 2026-01-02T03:04:05Z. SOURCE_DATE_EPOCH, when set,
+    /// wins. Layer times do not change [default: epoch; commit for cargo scratchpack].
+    #[arg(long, value_name = "now|commit|epoch|TIME")]
+    pub(crate) created: Option<String>,
     /// Print a JSON summary on stdout instead of one line per destination.
     #[arg(long)]
     pub(crate) json: bool,

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 
 use super::{ImageArgs, PushArgs, RegistryArgs};
+use crate::created::Created;
 use crate::dest::registry::RegistryContext;
 use crate::dest::DestSpec;
 use crate::image::config::{RuntimeSettings, DEFAULT_PATH};
@@ -17,6 +18,8 @@ use crate::printer::Printer;
 use crate::push::PushOptions;
 use crate::registry::Tag;
 use crate::rootfs::base::{self, BaseOptions, CaBundle};
+use crate::rootfs::caps::Capabilities;
+use crate::rootfs::extra::{self, ExtraFiles};
 use crate::rootfs::image_path;
 use crate::sbom::SbomFormat;
 
@@ -28,12 +31,15 @@ pub(crate) enum OptionError {
     SourceDateEpoch(String),
     #[error("no --output given: say where the image goes")]
     NoOutput,
+    #[error("--chown-to-user: --user {0:?} names a user or group the image's /etc/passwd and /etc/group do not list")]
+    ChownUser(String),
 }
 
 impl OptionError {
     pub(crate) fn hint(&self) -> Option<String> {
         match self {
             OptionError::NoOutput => Some("for example --output oci:out, or --output docker://ghcr.io/org/app:1.0".into()),
+            OptionError::ChownUser(_) => Some("give --user as numbers, UID:GID, or one of root, nobody and nonroot".into()),
             OptionError::Invalid { .. } | OptionError::SourceDateEpoch(_) => None,
         }
     }
@@ -132,6 +138,20 @@ fn needs_options(args: &ImageArgs) -> NeedsOptions {
     }
 }
 
+/// `--add`, `--mkdir` and `--chown-to-user`, with the numbers of `user` (the image's `--user`).
+fn extra_files(args: &ImageArgs, user: &str) -> Result<ExtraFiles> {
+    let chown_to_user = args
+        .chown_to_user
+        .iter()
+        .map(|path| image_path(path).with_context(|| format!("--chown-to-user {path:?}")))
+        .collect::<Result<Vec<_>>>()?;
+    let user = match chown_to_user.is_empty() {
+        true => (0, 0),
+        false => extra::user_ids(user).ok_or(OptionError::ChownUser(user.to_string()))?,
+    };
+    Ok(ExtraFiles { add: args.add.clone(), mkdir: args.mkdir.clone(), chown_to_user, user })
+}
+
 /// The flags of an image, checked. The binaries, `SOURCE_DATE_EPOCH` and the verbosity are not
 /// flags of [`ImageArgs`]: [`pack_options`] adds them.
 impl TryFrom<&ImageArgs> for PackOptions {
@@ -145,6 +165,7 @@ impl TryFrom<&ImageArgs> for PackOptions {
         let tags = tags(&args.tags)?;
         let ca_bundle = args.ca_bundle.clone().unwrap_or(CaBundle::Builtin);
         let settings = runtime_settings(args, &ca_bundle)?;
+        let extra = extra_files(args, &settings.user)?;
         if let Some(path) = &args.path {
             image_path(path).with_context(|| format!("--path {path:?}"))?;
         }
@@ -156,11 +177,13 @@ impl TryFrom<&ImageArgs> for PackOptions {
             path: args.path.clone(),
             settings,
             annotations: args.annotations.iter().map(|t| key_value("annotation", t)).collect::<Result<BTreeMap<_, _>, _>>()?,
-            add: args.add.clone(),
+            extra,
+            caps: Capabilities::parse(&args.caps)?,
             base: BaseOptions { ca_bundle: Some(ca_bundle), extra_ca: args.extra_ca.clone() },
             compression: args.compression.unwrap_or_default(),
             strip: args.strip,
             source_date_epoch: 0,
+            created: 0,
             registry: registry_context(&args.registry, &Printer::new(false, 0)),
             needs: needs_options(args),
             sbom: SbomOptions { format: args.sbom.unwrap_or(SbomFormat::None), dir: args.sbom_dir.clone(), ..Default::default() },
@@ -169,12 +192,49 @@ impl TryFrom<&ImageArgs> for PackOptions {
     }
 }
 
-/// Everything a pack of `binaries` needs: the flags, `SOURCE_DATE_EPOCH` (the variable's value, if
-/// set) and how much the registry client may say.
-pub(crate) fn pack_options(binaries: &[PathBuf], args: &ImageArgs, epoch: Option<&str>, printer: &Printer) -> Result<PackOptions> {
+/// The times of a pack, besides `--created`: what the environment and the front end say.
+#[derive(Clone, Debug)]
+pub(crate) struct Times<'a> {
+    /// `SOURCE_DATE_EPOCH`'s value, if set: the time of the layers that are not shared (base and
+    /// zoneinfo keep 0) and the image's `created`.
+    pub(crate) source_date_epoch: Option<&'a str>,
+    /// The layers' time when `SOURCE_DATE_EPOCH` is not set.
+    pub(crate) default_mtime: u64,
+    /// `created` when neither `SOURCE_DATE_EPOCH` nor `--created` is given.
+    pub(crate) default_created: Created,
+    /// Where `--created commit` asks git.
+    pub(crate) repository: PathBuf,
+}
+
+impl Times<'_> {
+    /// `scratchpack pack`: `SOURCE_DATE_EPOCH` if set, else 1970, for layers and `created` alike;
+    /// `--created commit` asks the repository holding the current folder.
+    pub(crate) fn of_pack(source_date_epoch: Option<&str>) -> Times<'_> {
+        let repository = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        Times { source_date_epoch, default_mtime: 0, default_created: Created::Epoch, repository }
+    }
+}
+
+/// The image's `created`, in seconds since 1970: `SOURCE_DATE_EPOCH` when set, else `--created`
+/// (`created`, as given), else the default of `times`.
+pub(crate) fn created_time(created: Option<&str>, times: &Times) -> Result<u64> {
+    let spec = created.map(str::parse::<Created>).transpose()?;
+    if let Some(seconds) = times.source_date_epoch.filter(|v| !v.is_empty()) {
+        return Ok(source_date_epoch(Some(seconds))?);
+    }
+    Ok(spec.unwrap_or(times.default_created).resolve(&times.repository)?)
+}
+
+/// Everything a pack of `binaries` needs: the flags, the times (`SOURCE_DATE_EPOCH`, `--created`)
+/// and how much the registry client may say.
+pub(crate) fn pack_options(binaries: &[PathBuf], args: &ImageArgs, times: &Times, printer: &Printer) -> Result<PackOptions> {
     let mut options = PackOptions::try_from(args)?;
     options.binaries = binaries.to_vec();
-    options.source_date_epoch = source_date_epoch(epoch)?;
+    options.source_date_epoch = match times.source_date_epoch.filter(|v| !v.is_empty()) {
+        Some(_) => source_date_epoch(times.source_date_epoch)?,
+        None => times.default_mtime,
+    };
+    options.created = created_time(args.created.as_deref(), times)?;
     options.registry = registry_context(&args.registry, printer);
     Ok(options)
 }

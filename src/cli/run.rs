@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 
 use super::failure::to_stdout;
 use super::output::{image_json, image_text, inspect_json, inspect_text, print_published};
-use super::{pack_options, Cli, Command, InspectArgs};
+use super::{pack_options, Cli, Command, InspectArgs, Times};
 use crate::needs::{self, NeedsOptions, Tzdata};
 use crate::printer::Printer;
 use crate::{elf, pack, push};
@@ -33,7 +33,7 @@ pub fn run(command: Command, printer: &Printer) -> Result<()> {
         }
         Command::Pack(args) => {
             let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
-            let options = pack_options(&args.binaries, &args.image, epoch.as_deref(), printer)?;
+            let options = pack_options(&args.binaries, &args.image, &Times::of_pack(epoch.as_deref()), printer)?;
             let (packed, published) = pack::pack(&options, printer)?;
             let results = if options.writes_to_stdout() { printer.with_results_on_stderr() } else { *printer };
             print_published(&results, &published, Some(&packed), args.image.json)?;

@@ -3,7 +3,8 @@
 //!
 //! Determinism: entries in byte order of their paths, numeric owners with empty names, one mtime
 //! for every entry, no atime/ctime, GNU headers (long names as GNU long-name entries, as Go and
-//! GNU tar read them). The file is read once, streamed; memory does not grow with its size.
+//! GNU tar read them); an entry's extended attributes go before it in a PAX header of
+//! `SCHILY.xattr.NAME` records, in name order. The file is read once, streamed; memory does not grow with its size.
 //!
 //! A host file is packed only if it is still the file that was planned: opened without following a
 //! symlink, a regular file, of the planned size, on the planned device and inode (see [`ExactReader`]).
@@ -236,7 +237,10 @@ pub(crate) fn inputs_key(identity: &[&str], tree: &FileTree, compression: Compre
                 format!("host {size} {now} {dev} {ino} {}.{} {}.{} {}", mtime.0, mtime.1, ctime.0, ctime.1, path.display())
             }
         };
-        line(&format!("{path:?} {:o} {} {} {content}", entry.mode, entry.uid, entry.gid));
+        // Extended attributes (file capabilities) after the content: an entry without any keeps
+        // the key it always had.
+        let xattrs: String = entry.xattrs.iter().map(|(name, value)| format!(" xattr {name:?}={}", hex::encode(value))).collect();
+        line(&format!("{path:?} {:o} {} {} {content}{xattrs}", entry.mode, entry.uid, entry.gid));
     }
     Some(Digest::from_hasher(hash).hex())
 }
@@ -275,6 +279,12 @@ pub(crate) fn write_layer_until(
         header.set_uid(entry.uid.into());
         header.set_gid(entry.gid.into());
         header.set_mtime(mtime);
+        if !entry.xattrs.is_empty() {
+            // As GNU tar, Go's archive/tar (containerd, umoci) and podman write and apply them.
+            let records: Vec<(String, &[u8])> =
+                entry.xattrs.iter().map(|(name, value)| (format!("SCHILY.xattr.{name}"), value.as_slice())).collect();
+            builder.append_pax_extensions(records.iter().map(|(key, value)| (key.as_str(), *value))).map_err(write_err)?;
+        }
         match &entry.kind {
             EntryKind::Dir => {
                 header.set_entry_type(tar::EntryType::Directory);
@@ -608,6 +618,39 @@ mod tests {
         assert_eq!(file.requested, file.written);
         drop(file);
         assert!(std::fs::read(&path).unwrap() == data);
+    }
+
+    #[test]
+    fn extended_attributes_are_pax_records_of_their_entry_and_reproducible() {
+        let dir = tempfile::tempdir().unwrap();
+        let with_caps = || {
+            let mut tree = tree();
+            tree.add_file("usr/local/bin/app", Content::Bytes(Arc::from(&b"\x7fELF"[..])), 0o755, 0, 0).unwrap();
+            tree.get_mut("usr/local/bin/app").unwrap().xattrs.insert("security.capability".into(), vec![1, 0, 0, 2, 0, 4, 0, 0]);
+            tree
+        };
+        let a = write_layer(&with_caps(), Compression::Gzip, 0, &dir.path().join("a")).unwrap();
+        let b = write_layer(&with_caps(), Compression::Gzip, 0, &dir.path().join("b")).unwrap();
+        assert_eq!(a.blob.digest, b.blob.digest);
+        let tar = tar_bytes(&a);
+        let mut archive = tar::Archive::new(&tar[..]);
+        let mut found = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().display().to_string();
+            if let Some(extensions) = entry.pax_extensions().unwrap() {
+                for extension in extensions {
+                    let extension = extension.unwrap();
+                    found.push((path.clone(), extension.key().unwrap().to_string(), extension.value_bytes().to_vec()));
+                }
+            }
+        }
+        assert_eq!(
+            found,
+            [("usr/local/bin/app".to_string(), "SCHILY.xattr.security.capability".to_string(), vec![1, 0, 0, 2, 0, 4, 0, 0])]
+        );
+        let plain = write_layer(&tree(), Compression::Gzip, 0, &dir.path().join("c")).unwrap();
+        assert_ne!(plain.diff_id, a.diff_id);
     }
 
     #[test]

@@ -17,14 +17,15 @@ use crate::image::{Blob, Compression, Staging};
 use crate::needs::{Zoneinfo, ZONEINFO};
 use crate::rootfs::add::{self, SystemFolder};
 use crate::rootfs::base::{self, Base};
+use crate::rootfs::{caps, extra};
 use crate::rootfs::{Content, FileTree};
 
 /// Says how far the pack is, at `-vv`.
 pub(crate) type Step<'a> = &'a (dyn Fn(&str) + Sync);
 
 /// Each binary's own layer, in order: the file as it is (`programs`: the binary itself, or its
-/// stripped copy), at `/target`, with `SOURCE_DATE_EPOCH` as its time. Stops at once when `cancel`
-/// is set (the planning failed meanwhile).
+/// stripped copy), at `/target`, with `SOURCE_DATE_EPOCH` as its time and `--cap`'s capabilities.
+/// Stops at once when `cancel` is set (the planning failed meanwhile).
 pub(crate) fn write_app_layers(
     options: &PackOptions,
     programs: &[PathBuf],
@@ -53,6 +54,11 @@ pub(crate) fn app_layer(
 ) -> Result<Layer> {
     let mut app_tree = FileTree::new();
     add_program(&mut app_tree, file, program, target)?;
+    options.extra.settle_program_layer(&mut app_tree, target);
+    if !options.caps.is_empty() {
+        let program = app_tree.get_mut(target).expect("added just now");
+        program.xattrs.insert(caps::XATTR.to_string(), options.caps.xattr());
+    }
     layer::write_layer_until(&app_tree, options.compression, options.source_date_epoch, staging_file, cancel)
         .with_context(|| format!("writing the layer of {}", file.display()))
 }
@@ -82,6 +88,7 @@ fn also_layer(options: &PackOptions, plan: &BinaryPlan, staging: &Staging) -> Re
     let mut tree = FileTree::new();
     for program in &plan.also {
         add_program(&mut tree, &program.info.file, &program.packed, &program.target)?;
+        options.extra.settle_program_layer(&mut tree, &program.target);
     }
     let layer = layer::write_layer(&tree, options.compression, options.source_date_epoch, &staging.next_file())
         .with_context(|| format!("writing the --also layer of the {} image", plan.info.platform))?;
@@ -107,7 +114,8 @@ impl SharedLayers {
     /// Writes the base, zoneinfo, `--add` and library layers the plans need.
     pub(crate) fn write(options: &PackOptions, plans: &[BinaryPlan], staging: &Staging, step: Step) -> Result<SharedLayers> {
         let base_plan = base::plan(&options.base)?;
-        let extra_tree = add::plan(&options.add)?;
+        let targets: Vec<String> = plans.iter().map(|plan| plan.target.clone()).collect();
+        let extra_tree = extra::plan(&options.extra, &base_plan.tree, &targets)?;
         let writer = Writer { cache: LayerCache::from_env(), staging, compression: options.compression, step };
         // The shared layers (base, each distinct zoneinfo) have mtime 0, so they are the same in
         // every image.

@@ -91,7 +91,7 @@ fn build(options: &PackOptions, printer: &Printer, outputs: &mut Outputs) -> Res
         // An error of the planning side comes first: the binaries' layers may only have failed for it.
         planned.and_then(|planned| Ok((apps?, planned)))
     })?;
-    let created = config::rfc3339(options.source_date_epoch);
+    let created = config::rfc3339(options.created);
     let mut annotations = options.annotations.clone();
     if let Some(version) = &shared.base_plan.ca_version {
         annotations.entry(CA_BUNDLE_ANNOTATION.to_string()).or_insert_with(|| version.clone());

@@ -9,8 +9,9 @@ use crate::image::config::RuntimeSettings;
 use crate::image::Compression;
 use crate::needs::NeedsOptions;
 use crate::registry::Tag;
-use crate::rootfs::add::AddSpec;
 use crate::rootfs::base::BaseOptions;
+use crate::rootfs::caps::Capabilities;
+use crate::rootfs::extra::ExtraFiles;
 use crate::sbom::SbomFormat;
 
 /// Everything a pack needs.
@@ -27,13 +28,18 @@ pub(crate) struct PackOptions {
     pub(crate) path: Option<String>,
     pub(crate) settings: RuntimeSettings,
     pub(crate) annotations: BTreeMap<String, String>,
-    pub(crate) add: Vec<AddSpec>,
+    /// `--add`, `--mkdir`, `--chown-to-user`.
+    pub(crate) extra: ExtraFiles,
+    /// `--cap`: the file capabilities of each program.
+    pub(crate) caps: Capabilities,
     pub(crate) base: BaseOptions,
     pub(crate) compression: Compression,
     /// `--strip`: pack each program without its debug sections and static symbol table.
     pub(crate) strip: bool,
-    /// The time of the program's layer and the config's `created`.
+    /// The time of every layer's entries but the base's and zoneinfo's (`SOURCE_DATE_EPOCH`).
     pub(crate) source_date_epoch: u64,
+    /// The config's `created` (and its history's), in seconds since 1970.
+    pub(crate) created: u64,
     pub(crate) registry: RegistryContext,
     pub(crate) needs: NeedsOptions,
     pub(crate) sbom: SbomOptions,

@@ -1,12 +1,13 @@
-//! `--add SRC:DEST[:MODE]`: extra host files and folders placed into the image.
+//! `--add SRC:DEST[:MODE[:UID[:GID]]]`: extra host files and folders placed into the image.
 //!
 //! Reads only what was named: a folder is walked without following symlinks (each folder opened
 //! relative to its parent's descriptor), and a symlink inside it is kept as a link only when it
 //! points inside that folder. Image paths are normalised, so no `..` and no host path reaches the
 //! tar. Names and link targets must be UTF-8, as image paths are: one that is not is refused by name
 //! (converted, `a\xff` and `a\xfe` would become one file). Modes are normalised too (0755 for
-//! executables and folders, 0644 otherwise, or MODE for files), and the owner is always root, so the
-//! layer does not depend on who ran the build.
+//! executables and folders, 0644 otherwise, or MODE for files), and the owner is root unless
+//! UID[:GID] names one (for the files and folders of a folder too), never the host file's: the layer
+//! does not depend on who ran the build.
 
 use std::fs::File;
 use std::path::{Component, Path, PathBuf};
@@ -20,11 +21,15 @@ pub(crate) struct AddSpec {
     /// As given: absolute; a trailing `/` means "into this folder".
     pub(crate) dest: String,
     pub(crate) mode: Option<u32>,
+    /// UID and GID, when given.
+    pub(crate) owner: Option<(u32, u32)>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum AddError {
-    #[error("expected SRC:DEST[:MODE], with DEST an absolute path in the image and MODE octal")]
+    #[error(
+        "expected SRC:DEST[:MODE[:UID[:GID]]], with DEST an absolute path in the image, MODE octal (empty for the default) and UID, GID numbers"
+    )]
     Syntax { spec: String },
     #[error("--add {}", path.display())]
     Read {
@@ -68,28 +73,56 @@ fn utf8<'n>(name: &'n std::ffi::OsStr, path: &Path, what: &'static str) -> Resul
     name.to_str().ok_or_else(|| AddError::NotUtf8 { path: path.to_path_buf(), what, text: format!("{name:?}") })
 }
 
+/// A MODE, and a UID and GID, each when given.
+pub(crate) type ModeAndOwner = (Option<u32>, Option<(u32, u32)>);
+
+/// The `[:MODE[:UID[:GID]]]` fields of `--add` and `--mkdir`: MODE octal (empty: the default), UID
+/// and GID numbers; a UID without GID gives that number to both (as Docker's `--chown` does), a
+/// GID without UID means root's UID. `None` when a field is not that.
+pub(crate) fn mode_and_owner(fields: &[&str]) -> Option<ModeAndOwner> {
+    let number = |text: &str| -> Option<Option<u32>> {
+        match text {
+            "" => Some(None),
+            _ if text.bytes().all(|b| b.is_ascii_digit()) => text.parse().ok().map(Some),
+            _ => None,
+        }
+    };
+    let (mode, uid, gid) = match fields {
+        [] => ("", "", ""),
+        [mode] => (*mode, "", ""),
+        [mode, uid] => (*mode, *uid, ""),
+        [mode, uid, gid] => (*mode, *uid, *gid),
+        _ => return None,
+    };
+    let mode = match mode {
+        "" => None,
+        _ => Some(u32::from_str_radix(mode, 8).ok().filter(|m| *m <= 0o7777 && !mode.starts_with('+'))?),
+    };
+    let owner = match (number(uid)?, number(gid)?) {
+        (None, None) => None,
+        (Some(uid), None) => Some((uid, uid)),
+        (uid, Some(gid)) => Some((uid.unwrap_or(0), gid)),
+    };
+    Some((mode, owner))
+}
+
 impl std::str::FromStr for AddSpec {
     type Err = AddError;
 
     fn from_str(spec: &str) -> Result<Self, AddError> {
         let syntax = || AddError::Syntax { spec: spec.to_string() };
         let parts: Vec<&str> = spec.split(':').collect();
-        let (source, dest, mode) = match parts.as_slice() {
-            [source, dest] => (*source, *dest, None),
-            [source, dest, mode] => {
-                let mode = u32::from_str_radix(mode, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(syntax)?;
-                (*source, *dest, Some(mode))
-            }
-            _ => return Err(syntax()),
-        };
+        let [source, dest, rest @ ..] = parts.as_slice() else { return Err(syntax()) };
+        let (mode, owner) = mode_and_owner(rest).ok_or_else(syntax)?;
         if source.is_empty() || !dest.starts_with('/') {
             return Err(syntax());
         }
-        Ok(AddSpec { source: PathBuf::from(source), dest: dest.to_string(), mode })
+        Ok(AddSpec { source: PathBuf::from(source), dest: dest.to_string(), mode, owner })
     }
 }
 
 /// Plans every `--add` into one tree, in the order given (a later file wins over an earlier one).
+#[cfg(test)]
 pub(crate) fn plan(specs: &[AddSpec]) -> Result<FileTree, AddError> {
     let mut tree = FileTree::new();
     for spec in specs {
@@ -98,7 +131,17 @@ pub(crate) fn plan(specs: &[AddSpec]) -> Result<FileTree, AddError> {
     Ok(tree)
 }
 
-fn add_one(tree: &mut FileTree, spec: &AddSpec) -> Result<(), AddError> {
+/// One `--add` as a tree of its own, and the image path (without the leading `/`) it placed: that
+/// path and what is below it are what the spec made; the folders above it only hold it.
+pub(crate) fn plan_one(spec: &AddSpec) -> Result<(FileTree, String), AddError> {
+    let mut tree = FileTree::new();
+    let dest = add_one(&mut tree, spec)?;
+    Ok((tree, dest))
+}
+
+/// Adds `spec` to `tree`; returns the image path it placed.
+fn add_one(tree: &mut FileTree, spec: &AddSpec) -> Result<String, AddError> {
+    let (uid, gid) = spec.owner.unwrap_or((0, 0));
     let read_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| AddError::Read { path, source }
@@ -111,7 +154,8 @@ fn add_one(tree: &mut FileTree, spec: &AddSpec) -> Result<(), AddError> {
             let name = spec.source.file_name().ok_or_else(|| AddError::Syntax { spec: spec.dest.clone() })?;
             dest = format!("{dest}/{}", name.to_string_lossy());
         }
-        return add_file(tree, &spec.source, &metadata, &dest, spec.mode).map_err(dest_err);
+        add_file(tree, &spec.source, &metadata, &dest, spec.mode, (uid, gid)).map_err(dest_err)?;
+        return Ok(dest);
     }
     if !metadata.is_dir() {
         // A symlink named directly is followed: the user named it. The plan holds the real file,
@@ -119,17 +163,20 @@ fn add_one(tree: &mut FileTree, spec: &AddSpec) -> Result<(), AddError> {
         let real = std::fs::canonicalize(&spec.source).map_err(read_err(&spec.source))?;
         let target_meta = std::fs::symlink_metadata(&real).map_err(read_err(&spec.source))?;
         if target_meta.is_file() {
-            return add_file(tree, &real, &target_meta, &dest, spec.mode).map_err(dest_err);
+            add_file(tree, &real, &target_meta, &dest, spec.mode, (uid, gid)).map_err(dest_err)?;
+            return Ok(dest);
         }
         return Err(AddError::Special { path: spec.source.clone() });
     }
-    tree.add_dir(&dest, 0o755, 0, 0).map_err(dest_err)?;
+    tree.add_dir(&dest, 0o755, uid, gid).map_err(dest_err)?;
     let handle = open_folder(None, &spec.source, libc::O_NOFOLLOW).map_err(read_err(&spec.source))?;
     if !same_file(&handle, &metadata) {
         return Err(AddError::Changed { path: spec.source.clone() });
     }
     let mut walk_of = Walk::new(&spec.source, spec.mode, Escaping::Refuse, None);
-    walk(&mut walk_of, tree, &spec.source, &handle, &dest)
+    walk_of.owner = (uid, gid);
+    walk(&mut walk_of, tree, &spec.source, &handle, &dest)?;
+    Ok(dest)
 }
 
 /// Opens a folder to list it: `name` in `parent` (relative to that open folder, never through a
@@ -245,6 +292,8 @@ pub(crate) fn plan_system_folder(source: &Path, dest: &str) -> Result<SystemFold
 struct Walk<'a> {
     root: &'a Path,
     mode: Option<u32>,
+    /// Of every file and folder below the root.
+    owner: (u32, u32),
     escaping: Escaping,
     /// Where to note each folder's stamp and listing, if wanted.
     folders: Option<Vec<FolderStamp>>,
@@ -262,6 +311,7 @@ impl<'a> Walk<'a> {
         Walk {
             root,
             mode,
+            owner: (0, 0),
             escaping,
             folders,
             #[cfg(test)]
@@ -273,7 +323,7 @@ impl<'a> Walk<'a> {
 /// Walks the folder `dir`, open as `handle`; each folder below it is opened relative to its parent's
 /// descriptor, never through a symlink.
 fn walk(ctx: &mut Walk, tree: &mut FileTree, dir: &Path, handle: &File, dest: &str) -> Result<(), AddError> {
-    let Walk { root, mode, escaping, .. } = *ctx;
+    let Walk { root, mode, owner, escaping, .. } = *ctx;
     let read_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| AddError::Read { path, source }
@@ -300,7 +350,7 @@ fn walk(ctx: &mut Walk, tree: &mut FileTree, dir: &Path, handle: &File, dest: &s
             Err(_) => entry.metadata().map_err(read_err(&child))?.file_type(),
         };
         if file_type.is_dir() {
-            tree.add_dir(&child_dest, 0o755, 0, 0).map_err(dest_err)?;
+            tree.add_dir(&child_dest, 0o755, owner.0, owner.1).map_err(dest_err)?;
             #[cfg(test)]
             if let Some(hook) = &mut ctx.before_opening {
                 hook(&child);
@@ -316,7 +366,7 @@ fn walk(ctx: &mut Walk, tree: &mut FileTree, dir: &Path, handle: &File, dest: &s
             walk(ctx, tree, &child, &child_handle, &child_dest)?;
         } else if file_type.is_file() {
             let metadata = entry.metadata().map_err(read_err(&child))?;
-            add_file(tree, &child, &metadata, &child_dest, mode).map_err(dest_err)?;
+            add_file(tree, &child, &metadata, &child_dest, mode, owner).map_err(dest_err)?;
         } else if file_type.is_symlink() {
             let target = std::fs::read_link(&child).map_err(read_err(&child))?;
             let target_text = utf8(target.as_os_str(), &child, "symlink target")?.to_string();
@@ -335,12 +385,19 @@ fn walk(ctx: &mut Walk, tree: &mut FileTree, dir: &Path, handle: &File, dest: &s
     Ok(())
 }
 
-fn add_file(tree: &mut FileTree, source: &Path, metadata: &std::fs::Metadata, dest: &str, mode: Option<u32>) -> Result<(), PathError> {
+fn add_file(
+    tree: &mut FileTree,
+    source: &Path,
+    metadata: &std::fs::Metadata,
+    dest: &str,
+    mode: Option<u32>,
+    (uid, gid): (u32, u32),
+) -> Result<(), PathError> {
     use std::os::unix::fs::PermissionsExt;
     let executable = metadata.permissions().mode() & 0o111 != 0;
     let mode = mode.unwrap_or(if executable { 0o755 } else { 0o644 });
     let content = Content::host_file(source.to_path_buf(), metadata);
-    tree.add_file(dest, content, mode, 0, 0)
+    tree.add_file(dest, content, mode, uid, gid)
 }
 
 /// Whether `path`, with `..` resolved lexically, stays under `root`.
@@ -371,11 +428,33 @@ mod tests {
     #[test]
     fn parses_specs() {
         let spec: AddSpec = "conf/app.toml:/etc/app/app.toml:0600".parse().unwrap();
-        assert_eq!(spec, AddSpec { source: "conf/app.toml".into(), dest: "/etc/app/app.toml".into(), mode: Some(0o600) });
+        assert_eq!(spec, AddSpec { source: "conf/app.toml".into(), dest: "/etc/app/app.toml".into(), mode: Some(0o600), owner: None });
         let spec: AddSpec = "static:/srv/".parse().unwrap();
-        assert_eq!(spec.mode, None);
-        for bad in ["only", "a:relative", "a:/b:999", "a:/b:7:x", ":/x"] {
-            assert!(bad.parse::<AddSpec>().is_err(), "{bad}");
+        assert_eq!((spec.mode, spec.owner), (None, None));
+        let owned = |text: &str| text.parse::<AddSpec>().map(|spec| (spec.mode, spec.owner)).map_err(|e| e.to_string());
+        assert_eq!(owned("key.pem:/etc/app/key.pem:0640:0:65532"), Ok((Some(0o640), Some((0, 65532)))));
+        assert_eq!(owned("data:/var/lib/app::65532:65532"), Ok((None, Some((65532, 65532)))));
+        assert_eq!(owned("data:/var/lib/app::1000"), Ok((None, Some((1000, 1000)))), "a UID alone is the GID too");
+        assert_eq!(owned("data:/var/lib/app:::1000"), Ok((None, Some((0, 1000)))), "a GID alone: root's UID");
+        assert_eq!(owned("data:/var/lib/app:0700::"), Ok((Some(0o700), None)));
+        assert_eq!(owned("data:/var/lib/app:"), Ok((None, None)));
+        for bad in [
+            "only",
+            "a:relative",
+            "a:/b:999",
+            "a:/b:7:x",
+            ":/x",
+            "a:/b:0644:1:2:3",
+            "a:/b::nonroot",
+            "a:/b::-1",
+            "a:/b::4294967296",
+            "a:/b:+644",
+        ] {
+            assert_eq!(
+                owned(bad),
+                Err("expected SRC:DEST[:MODE[:UID[:GID]]], with DEST an absolute path in the image, MODE octal (empty for the default) and UID, GID numbers".into()),
+                "{bad}"
+            );
         }
     }
 
@@ -388,7 +467,7 @@ mod tests {
         std::fs::write(src.join("css/run.sh"), "#!/bin/sh").unwrap();
         std::fs::set_permissions(src.join("css/run.sh"), std::fs::Permissions::from_mode(0o700)).unwrap();
         symlink("index.html", src.join("home.html")).unwrap();
-        let spec = AddSpec { source: src.clone(), dest: "/srv/site".into(), mode: None };
+        let spec = AddSpec { source: src.clone(), dest: "/srv/site".into(), mode: None, owner: None };
         let tree = plan(&[spec]).unwrap();
         let listing: Vec<String> = tree
             .iter()
@@ -416,11 +495,11 @@ mod tests {
         let src = dir.path().join("data");
         std::fs::create_dir(&src).unwrap();
         symlink("../../etc/shadow", src.join("evil")).unwrap();
-        let err = plan(&[AddSpec { source: src.clone(), dest: "/data".into(), mode: None }]).unwrap_err();
+        let err = plan(&[AddSpec { source: src.clone(), dest: "/data".into(), mode: None, owner: None }]).unwrap_err();
         assert!(matches!(err, AddError::EscapingLink { .. }), "{err}");
         std::fs::remove_file(src.join("evil")).unwrap();
         symlink("/etc/passwd", src.join("abs")).unwrap();
-        let err = plan(&[AddSpec { source: src, dest: "/data".into(), mode: None }]).unwrap_err();
+        let err = plan(&[AddSpec { source: src, dest: "/data".into(), mode: None, owner: None }]).unwrap_err();
         assert!(err.to_string().contains("points outside"), "{err}");
     }
 
@@ -459,10 +538,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("app.toml");
         std::fs::write(&file, "x=1").unwrap();
-        let err = plan(&[AddSpec { source: file.clone(), dest: "/etc/../../x".into(), mode: None }]).unwrap_err();
+        let err = plan(&[AddSpec { source: file.clone(), dest: "/etc/../../x".into(), mode: None, owner: None }]).unwrap_err();
         let message = format!("{:#}", anyhow::Error::new(err));
         assert!(message.ends_with("image path \"/etc/../../x\" must not contain '..'"), "{message}");
-        let tree = plan(&[AddSpec { source: file, dest: "/etc/app/".into(), mode: Some(0o600) }]).unwrap();
+        let tree = plan(&[AddSpec { source: file, dest: "/etc/app/".into(), mode: Some(0o600), owner: None }]).unwrap();
         assert_eq!(tree.get("etc/app/app.toml").unwrap().mode, 0o600);
     }
 }

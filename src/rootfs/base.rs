@@ -103,6 +103,17 @@ impl BaseError {
     }
 }
 
+/// The folders of the base layer that do not depend on the CA options (`/tmp`, `/root`, `/home`,
+/// `/home/nonroot`, `/etc`), with their modes and owners.
+pub(crate) fn folders() -> FileTree {
+    let tree = plan(&BaseOptions { ca_bundle: Some(CaBundle::None), extra_ca: Vec::new() }).expect("no file to read").tree;
+    let mut folders = FileTree::new();
+    for (path, entry) in tree.iter().filter(|(_, entry)| matches!(entry.kind, super::EntryKind::Dir)) {
+        folders.insert(path, entry.clone()).expect("a tree's folders");
+    }
+    folders
+}
+
 pub(crate) fn plan(options: &BaseOptions) -> Result<Base, BaseError> {
     let mut tree = FileTree::new();
     let bytes = |data: &'static [u8]| Content::Bytes(Arc::from(data));

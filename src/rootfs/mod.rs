@@ -1,13 +1,17 @@
 //! The file tree of an image: which paths it holds, with which content, mode and owner.
 //!
 //! Owns planning only: `base` lays out the POSIX files and the CA bundle (`pem` decides which bytes
-//! of a CA file may go in), `add` turns `--add` specs into entries, and [`FileTree`] keeps them
+//! of a CA file may go in), `add` turns `--add` specs into entries, `extra` joins them with
+//! `--mkdir` and `--chown-to-user` into one layer's tree, `caps` spells `--cap` as the extended
+//! attribute an entry carries, and [`FileTree`] keeps them
 //! sorted with their parent folders. It reads host files only to learn their size and kind; their
 //! bytes are read later, while a layer is written. It must not know about tar, compression or
 //! destinations (that is `image`).
 
 pub(crate) mod add;
 pub(crate) mod base;
+pub(crate) mod caps;
+pub(crate) mod extra;
 pub(crate) mod libs;
 pub(crate) mod packages;
 pub mod pem;
@@ -73,6 +77,8 @@ pub(crate) struct Entry {
     pub(crate) mode: u32,
     pub(crate) uid: u32,
     pub(crate) gid: u32,
+    /// Extended attributes (`security.capability`), by name.
+    pub(crate) xattrs: BTreeMap<String, Vec<u8>>,
 }
 
 /// A planned image file system (or one layer of it). Paths are relative to the image root, with
@@ -131,12 +137,35 @@ impl FileTree {
         self.entries.get(path)
     }
 
+    pub(crate) fn get_mut(&mut self, path: &str) -> Option<&mut Entry> {
+        self.entries.get_mut(path)
+    }
+
+    /// `path` and everything below it, in order.
+    pub(crate) fn under<'t>(&'t self, path: &'t str) -> impl Iterator<Item = (&'t str, &'t Entry)> + 't {
+        self.entries
+            .range::<str, _>((std::ops::Bound::Included(path), std::ops::Bound::Unbounded))
+            // `a/b c` sorts between `a/b` and `a/b/c`: every path below starts with `path`, but not
+            // every path that starts with it is below it.
+            .take_while(move |(key, _)| key.starts_with(path))
+            .filter(move |(key, _)| key.len() == path.len() || key.as_bytes()[path.len()] == b'/')
+            .map(|(key, entry)| (key.as_str(), entry))
+    }
+
+    /// Puts `entry` at `path`, as [`FileTree::add_dir`] or [`FileTree::add_file`] would.
+    pub(crate) fn insert(&mut self, path: &str, entry: Entry) -> Result<(), PathError> {
+        match entry.kind {
+            EntryKind::Dir => self.add_dir(path, entry.mode, entry.uid, entry.gid),
+            _ => self.insert_leaf(path, entry),
+        }
+    }
+
     /// Adds a folder; adding one that exists only updates its mode and owner.
     pub(crate) fn add_dir(&mut self, path: &str, mode: u32, uid: u32, gid: u32) -> Result<(), PathError> {
         self.ensure_parents(path)?;
         match self.entries.get_mut(path) {
             Some(Entry { kind: EntryKind::Dir, .. }) | None => {
-                self.entries.insert(path.to_string(), Entry { kind: EntryKind::Dir, mode, uid, gid });
+                self.entries.insert(path.to_string(), Entry { kind: EntryKind::Dir, mode, uid, gid, xattrs: BTreeMap::new() });
                 Ok(())
             }
             Some(existing) => Err(conflict(path, existing)),
@@ -145,11 +174,11 @@ impl FileTree {
 
     /// Adds a regular file; a later file at the same path replaces the earlier one.
     pub(crate) fn add_file(&mut self, path: &str, content: Content, mode: u32, uid: u32, gid: u32) -> Result<(), PathError> {
-        self.insert_leaf(path, Entry { kind: EntryKind::File(content), mode, uid, gid })
+        self.insert_leaf(path, Entry { kind: EntryKind::File(content), mode, uid, gid, xattrs: BTreeMap::new() })
     }
 
     pub(crate) fn add_symlink(&mut self, path: &str, target: &str) -> Result<(), PathError> {
-        self.insert_leaf(path, Entry { kind: EntryKind::Symlink(target.to_string()), mode: 0o777, uid: 0, gid: 0 })
+        self.insert_leaf(path, Entry { kind: EntryKind::Symlink(target.to_string()), mode: 0o777, uid: 0, gid: 0, xattrs: BTreeMap::new() })
     }
 
     fn insert_leaf(&mut self, path: &str, entry: Entry) -> Result<(), PathError> {
@@ -169,7 +198,8 @@ impl FileTree {
             let parent = &path[..end];
             match self.entries.get(parent) {
                 None => {
-                    self.entries.insert(parent.to_string(), Entry { kind: EntryKind::Dir, mode: 0o755, uid: 0, gid: 0 });
+                    self.entries
+                        .insert(parent.to_string(), Entry { kind: EntryKind::Dir, mode: 0o755, uid: 0, gid: 0, xattrs: BTreeMap::new() });
                 }
                 Some(Entry { kind: EntryKind::Dir, .. }) => {}
                 Some(existing) => return Err(conflict(parent, existing)),

@@ -142,7 +142,7 @@ fn bad_output_spec_and_bad_flags_write_nothing() {
         (&["--output", "oci:out:-x"], "error: --output \"oci:out:-x\": invalid tag \"-x\": a tag is 1 to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'"),
         (&["--output", "oci:out", "--expose", "99999"], "error: --expose \"99999\": expected PORT[/tcp|/udp|/sctp] with PORT from 1 to 65535"),
         (&["--output", "oci:out", "--env", "NOEQUALS"], "error: --env \"NOEQUALS\": expected KEY=VALUE"),
-        (&["--output", "oci:out", "--add", "x:relative"], "error: invalid value 'x:relative' for '--add <SRC:DEST[:MODE]>': expected SRC:DEST[:MODE], with DEST an absolute path in the image and MODE octal"),
+        (&["--output", "oci:out", "--add", "x:relative"], "error: invalid value 'x:relative' for '--add <SRC:DEST[:MODE[:UID[:GID]]]>': expected SRC:DEST[:MODE[:UID[:GID]]], with DEST an absolute path in the image, MODE octal (empty for the default) and UID, GID numbers"),
         (&["--output", "oci:out", "--add", "/nonexistent/conf:/etc/conf"], "error: --add /nonexistent/conf: No such file or directory (os error 2)"),
         (&["--output", "oci:out", "--extra-ca", "/nonexistent.pem"], "error: /nonexistent.pem: cannot read the CA bundle: No such file or directory (os error 2)"),
     ];

@@ -121,6 +121,45 @@ fn metadata_is_honoured_and_flags_override_it() {
 }
 
 #[test]
+fn created_caps_and_owners_come_from_metadata_and_layers_keep_the_commit_time() {
+    let (_dir, ws) = workspace();
+    let args = |out: &Path| {
+        ["--bin", "greeter-server", "--target", "x86_64-unknown-linux-musl", "--output", &format!("oci:{}", out.display())]
+            .map(str::to_string)
+    };
+    let plain = ws.join("plain");
+    let output = cargo_scratchpack(&ws, &args(&plain).each_ref().map(String::as_str), &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let manifest = ws.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap().replace(
+        "compression = \"gzip\"",
+        "compression = \"gzip\"\ncreated = \"2026-01-02T03:04:05Z\"\ncaps = [\"net_bind_service\"]\nmkdir = [\"/var/cache/greeter::65532:65532\"]",
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let dated = ws.join("dated");
+    let output = cargo_scratchpack(&ws, &args(&dated).each_ref().map(String::as_str), &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let reference = |out: &Path| format!("oci:{}:1.4.2", out.display());
+    let config = skopeo_inspect(&reference(&dated), &["--config"]);
+    assert_eq!(config["created"], "2026-01-02T03:04:05Z");
+    let manifest = skopeo_inspect(&reference(&dated), &["--raw"]);
+    assert_eq!(manifest["annotations"]["org.opencontainers.image.created"], "2026-01-02T03:04:05Z");
+    assert_eq!(skopeo_inspect(&reference(&plain), &["--config"])["created"], "2023-11-14T22:13:20Z", "the commit's time by default");
+    let layers = |out: &Path| skopeo_inspect(&reference(out), &[])["Layers"].as_array().unwrap().clone();
+    let (plain_layers, dated_layers) = (layers(&plain), layers(&dated));
+    assert_eq!(dated_layers.len(), plain_layers.len() + 1, "the --mkdir layer");
+    assert_eq!(dated_layers[0], plain_layers[0], "the base layer");
+    assert_ne!(dated_layers.last(), plain_layers.last(), "the program's layer has its capability");
+    let bundle_dir = temp_dir();
+    let rootfs = unpack(&dated, "1.4.2", bundle_dir.path()).join("rootfs");
+    let meta = std::fs::metadata(rootfs.join("var/cache/greeter")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((meta.uid(), meta.gid(), meta.mode()), (65532, 65532, 0o40755));
+    let mtime = std::fs::metadata(rootfs.join("usr/local/bin/greeter-server")).unwrap().mtime();
+    assert_eq!(mtime, 1_700_000_000, "layer times stay the commit's");
+}
+
+#[test]
 fn unknown_metadata_keys_are_errors_that_name_the_key() {
     let (_dir, ws) = workspace();
     let manifest = ws.join("Cargo.toml");

@@ -181,6 +181,22 @@ mod tests {
     }
 
     #[test]
+    fn a_layer_with_file_capabilities_is_never_the_cached_one_without() {
+        let (dir, cache, tree) = one_zone();
+        let (plain, _) = cache.layer(&tree, Compression::Gzip, 0, &dir.path().join("a")).unwrap();
+        let mut with_caps = tree.clone();
+        let value = crate::rootfs::caps::Capabilities::parse(&["net_bind_service"]).unwrap().xattr();
+        with_caps.get_mut("usr/share/zoneinfo/UTC").unwrap().xattrs.insert(crate::rootfs::caps::XATTR.into(), value);
+        let (capable, origin) = cache.layer(&with_caps, Compression::Gzip, 0, &dir.path().join("b")).unwrap();
+        assert_eq!(origin, Origin::Written);
+        assert_ne!(capable.diff_id, plain.diff_id);
+        let (again, origin) = cache.layer(&with_caps, Compression::Gzip, 0, &dir.path().join("c")).unwrap();
+        assert_eq!((again.diff_id, origin), (capable.diff_id, Origin::Cache));
+        let (plain_again, origin) = cache.layer(&tree, Compression::Gzip, 0, &dir.path().join("d")).unwrap();
+        assert_eq!((plain_again.diff_id, origin), (plain.diff_id, Origin::Cache), "the key of a tree without them is unchanged");
+    }
+
+    #[test]
     fn a_changed_host_file_misses() {
         let dir = tempfile::tempdir().unwrap();
         let host = dir.path().join("UTC");

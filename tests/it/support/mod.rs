@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod containerd;
 pub mod hostile;
 pub mod http;
 pub mod pki;
