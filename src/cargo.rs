@@ -97,6 +97,8 @@ pub(crate) struct MetadataConfig {
     pub(crate) sbom: Option<String>,
     pub(crate) sbom_dir: Option<String>,
     pub(crate) max_size: Option<MetadataSize>,
+    pub(crate) sign_key: Option<String>,
+    pub(crate) provenance: Option<bool>,
 }
 
 /// `max-size`: a size as `--max-size` takes it (`"10MB"`), or a number of bytes.
@@ -140,7 +142,9 @@ impl MetadataConfig {
             library_path,
             sbom,
             sbom_dir,
-            max_size
+            max_size,
+            sign_key,
+            provenance
         )
     }
 }
@@ -355,6 +359,12 @@ fn merge(cli: &ImageArgs, config: &MetadataConfig, base_dir: &Path) -> Result<Im
     if merged.sbom_dir.is_none() {
         merged.sbom_dir = config.sbom_dir.as_deref().map(|p| PathBuf::from(relative(p)));
     }
+    if merged.sign_key.is_none() {
+        merged.sign_key = config.sign_key.as_deref().map(|p| PathBuf::from(relative(p)));
+    }
+    // With a key, a release gets its provenance too, unless the metadata says `provenance = false`.
+    let has_key = merged.sign_key.is_some() || std::env::var(crate::sign::key::KEY_ENV).is_ok_and(|k| !k.trim().is_empty());
+    merged.provenance = merged.provenance || config.provenance.unwrap_or(has_key);
     if merged.max_size.is_none() {
         merged.max_size = match &config.max_size {
             None => None,
@@ -567,6 +577,11 @@ pub fn run(args: CargoArgs) -> Result<()> {
         if options.sbom.format != crate::sbom::SbomFormat::None {
             options.sbom.version = Some(version.clone());
             options.sbom.cargo_sources = Some(sources.clone());
+        }
+        if options.sign.provenance {
+            let profile = args.profile.clone().unwrap_or_else(|| "release".into());
+            options.sign.cargo = Some(crate::pack::CargoBuild { package: package.name.to_string(), version: version.clone(), profile });
+            options.sign.git_commit = options.sign.git_commit.take().or_else(|| git_sha.clone());
         }
         let (packed, published) = crate::pack::pack(&options, &printer).with_context(|| format!("packing {bin}"))?;
         let results = if options.writes_to_stdout() { printer.with_results_on_stderr() } else { printer };

@@ -36,3 +36,4 @@ pub(crate) mod push;
 pub mod registry;
 pub mod rootfs;
 pub(crate) mod sbom;
+pub(crate) mod sign;

@@ -17,6 +17,7 @@ use crate::registry::RegistryError;
 use crate::rootfs::add::AddError;
 use crate::rootfs::base::BaseError;
 use crate::sbom::SbomError;
+use crate::sign::SignError;
 
 /// What a command's result means for the user: printed on stderr, and the exit code.
 pub fn report(result: anyhow::Result<()>) -> ExitCode {
@@ -63,7 +64,8 @@ fn hint(error: &anyhow::Error) -> Option<String> {
             NeedsError,
             SizeError,
             RegistryError,
-            ReferenceError
+            ReferenceError,
+            SignError
         )
     })
 }

@@ -246,6 +246,15 @@ pub(crate) struct ImageArgs {
     /// on its own): 10MB, 10MiB, 500kB, or bytes. Without it, an image over 10 MB gets a warning.
     #[arg(long, value_name = "SIZE")]
     pub(crate) max_size: Option<ByteSize>,
+    /// Sign every manifest and index written, as cosign does (a referrer and the `sha256-<hex>.sig`
+    /// tag), with this ECDSA P-256 private key (PKCS#8 PEM). Without it, the PEM in
+    /// SCRATCHPACK_SIGN_KEY, if set.
+    #[arg(long, value_name = "KEY.pem")]
+    pub(crate) sign_key: Option<PathBuf>,
+    /// Attach SLSA v1 provenance to each image and the index (DSSE, signed with --sign-key)
+    /// [default: off; on for cargo scratchpack when a key is given].
+    #[arg(long)]
+    pub(crate) provenance: bool,
     /// Print a JSON summary on stdout instead of one line per destination.
     #[arg(long)]
     pub(crate) json: bool,

@@ -12,7 +12,7 @@ use crate::dest::registry::RegistryContext;
 use crate::dest::DestSpec;
 use crate::image::config::{RuntimeSettings, DEFAULT_PATH};
 use crate::needs::NeedsOptions;
-use crate::pack::{PackOptions, SbomOptions};
+use crate::pack::{PackOptions, SbomOptions, SignOptions};
 use crate::printer::Printer;
 use crate::push::PushOptions;
 use crate::registry::Tag;
@@ -164,8 +164,25 @@ impl TryFrom<&ImageArgs> for PackOptions {
             needs: needs_options(args),
             sbom: SbomOptions { format: args.sbom.unwrap_or(SbomFormat::None), dir: args.sbom_dir.clone(), ..Default::default() },
             max_size: args.max_size.clone(),
+            sign: sign_options(args)?,
         })
     }
+}
+
+/// `--sign-key` (else the PEM in `SCRATCHPACK_SIGN_KEY`) and `--provenance`.
+fn sign_options(args: &ImageArgs) -> Result<SignOptions> {
+    use crate::sign::{key::KEY_ENV, KeySigner};
+    let signer = match &args.sign_key {
+        Some(path) => Some(KeySigner::from_file(path)?),
+        None => match std::env::var(KEY_ENV) {
+            Ok(pem) if !pem.trim().is_empty() => Some(KeySigner::from_pem(&pem, KEY_ENV)?),
+            _ => None,
+        },
+    };
+    let signer = signer.map(|s| std::sync::Arc::new(s) as std::sync::Arc<dyn crate::sign::Signer>);
+    let provenance = args.provenance;
+    let git_commit = if provenance { crate::pack::git_commit() } else { None };
+    Ok(SignOptions { signer, provenance, cargo: None, git_commit })
 }
 
 /// Everything a pack of `binaries` needs: the flags, `SOURCE_DATE_EPOCH` (the variable's value, if

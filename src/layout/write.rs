@@ -138,8 +138,13 @@ impl Update {
         for (tag, index) in referrer_indexes(&self.dir, attachments)? {
             entries.push((vec![tag], index));
         }
+        let indexes = entries.len();
+        // cosign's tags (`sha256-<hex>.sig`, `.att`) name the artifact manifests themselves.
+        for attachment in attachments.iter().filter(|a| !a.tags.is_empty()) {
+            entries.push((attachment.tags.clone(), attachment.manifest.clone()));
+        }
         let attached = attachments.iter().flat_map(|attachment| attachment.blobs.iter().chain([&attachment.manifest]));
-        let all = image.blobs_in_upload_order().into_iter().chain(attached).chain(entries[1..].iter().map(|(_, index)| index));
+        let all = image.blobs_in_upload_order().into_iter().chain(attached).chain(entries[1..indexes].iter().map(|(_, index)| index));
         self.add(all)?;
         update_index(&self.dir, &entries)?;
         self.commit();

@@ -353,7 +353,8 @@ impl Read for Counting {
     }
 }
 
-/// Pushes attached artifacts (SBOMs): their blobs, then each artifact manifest by digest. Where
+/// Pushes attached artifacts (SBOMs, signatures, attestations): their blobs, then each artifact
+/// manifest by digest, and under its own tags. Where
 /// the registry does not answer with `OCI-Subject` (no referrers API, as distribution 2.8), the
 /// referrers tag `sha256-<subject hex>` is updated with an index listing them, merged with what the
 /// tag already lists.
@@ -386,6 +387,10 @@ pub(crate) fn push_referrers(
         })?;
         if !supports_referrers {
             needs_fallback.push(attachment);
+        }
+        // cosign's tags (`sha256-<hex>.sig`, `.att`) point at the same manifest.
+        for tag in &attachment.tags {
+            put_manifest(client, repository, tag, &attachment.manifest)?;
         }
     }
     let mut subjects: Vec<&Digest> = needs_fallback.iter().map(|a| &a.subject.digest).collect();

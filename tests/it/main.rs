@@ -21,6 +21,7 @@ mod resolve;
 mod run;
 mod sbom;
 mod secrets;
+mod signing;
 mod size_budget;
 mod strip;
 mod support;

@@ -1,0 +1,201 @@
+//! Signed and attested images, checked by verifiers that are not scratchpack: pyca/cryptography
+//! checks the cosign signatures over the exact payload bytes a real registry serves, and
+//! securesystemslib checks the DSSE envelopes of the provenance and SBOM attestations.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::*;
+use crate::util::*;
+
+const OCI_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
+const SIG_ARTIFACT: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
+const SLSA: &str = "https://slsa.dev/provenance/v1";
+
+/// A fresh P-256 key pair, as `openssl genpkey` writes it: (private, public).
+fn key_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let private = dir.join(format!("{name}.pem"));
+    let public = dir.join(format!("{name}.pub"));
+    run_ok(Command::new("openssl").args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"]).arg(&private));
+    run_ok(Command::new("openssl").args(["pkey", "-pubout", "-in"]).arg(&private).arg("-out").arg(&public));
+    (private, public)
+}
+
+/// A manifest or index as the registry serves it: parsed, with its digest; None on 404.
+fn manifest(registry: &Registry, repo: &str, reference: &str) -> Option<(Value, String)> {
+    let response =
+        http_request(&registry.host, "GET", &format!("/v2/{repo}/manifests/{reference}"), &[("Accept", OCI_ACCEPT)], b"").unwrap();
+    match response.status {
+        404 => None,
+        200 => Some((response.json(), response.header("docker-content-digest").unwrap().to_string())),
+        status => panic!("GET {reference}: {status} {}", response.text()),
+    }
+}
+
+fn blob(registry: &Registry, repo: &str, digest: &str) -> Vec<u8> {
+    let response = http_request(&registry.host, "GET", &format!("/v2/{repo}/blobs/{digest}"), &[], b"").unwrap();
+    assert_eq!(response.status, 200, "GET blob {digest}");
+    response.body
+}
+
+fn hex(digest: &str) -> &str {
+    digest.trim_start_matches("sha256:")
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts").join(name)
+}
+
+/// pyca/cryptography's verdict on `signature` over `payload`: the digest the payload names.
+fn pyca_verify(public: &Path, payload: &[u8], signature: &str, work: &Path) -> Result<String, String> {
+    let file = work.join(format!("payload-{}", pki::sha256_digest(payload)));
+    std::fs::write(&file, payload).unwrap();
+    let output = Command::new("python3").arg(script("verify_cosign.py")).arg(public).arg(&file).arg(signature).output().unwrap();
+    match output.status.success() {
+        true => Ok(stdout(&output).trim().to_string()),
+        false => Err(stderr(&output)),
+    }
+}
+
+/// securesystemslib's verdict on a DSSE envelope: (predicate type, sorted subject digests).
+fn dsse_verify(public: &Path, envelope: &[u8], work: &Path) -> Result<(String, Vec<String>), String> {
+    let file = work.join(format!("envelope-{}", pki::sha256_digest(envelope)));
+    std::fs::write(&file, envelope).unwrap();
+    let output = Command::new("python3").arg(script("verify_dsse.py")).arg(public).arg(&file).output().unwrap();
+    if !output.status.success() {
+        return Err(stderr(&output));
+    }
+    let verdict: Value = serde_json::from_str(stdout(&output).trim()).unwrap();
+    let subjects = verdict["subjects"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
+    Ok((verdict["predicateType"].as_str().unwrap().to_string(), subjects))
+}
+
+/// The cosign signature of `subject` in `repo`: found under the `.sig` tag and, as the same
+/// manifest, through the referrers tag; checked by pyca/cryptography. Returns the payload's
+/// docker-reference.
+fn assert_signed(registry: &Registry, repo: &str, subject: &str, public: &Path, work: &Path) -> String {
+    let (sig, sig_digest) = manifest(registry, repo, &format!("sha256-{}.sig", hex(subject))).expect("a .sig tag");
+    let (referrers, _) = manifest(registry, repo, &format!("sha256-{}", hex(subject))).expect("a referrers tag");
+    let listed: Vec<&Value> = referrers["manifests"].as_array().unwrap().iter().filter(|m| m["artifactType"] == SIG_ARTIFACT).collect();
+    assert_eq!(listed.len(), 1, "{referrers}");
+    assert_eq!(listed[0]["digest"], sig_digest.as_str(), "the referrer is the .sig manifest");
+    assert_eq!(sig["subject"]["digest"], subject);
+    let layer = &sig["layers"][0];
+    assert_eq!(layer["mediaType"], "application/vnd.dev.cosign.simplesigning.v1+json");
+    let payload = blob(registry, repo, layer["digest"].as_str().unwrap());
+    let signature = layer["annotations"]["dev.cosignproject.cosign/signature"].as_str().unwrap();
+    assert_eq!(pyca_verify(public, &payload, signature, work).unwrap(), subject, "the payload names the pushed digest");
+    let payload: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(payload["critical"]["type"], "cosign container image signature");
+    payload["critical"]["identity"]["docker-reference"].as_str().unwrap().to_string()
+}
+
+/// The attestations of `subject` (under `.att`, listed as a referrer), each envelope checked by
+/// securesystemslib: (predicate type, subjects) of each.
+fn attestations(registry: &Registry, repo: &str, subject: &str, public: &Path, work: &Path) -> Vec<(String, Vec<String>)> {
+    let (att, att_digest) = manifest(registry, repo, &format!("sha256-{}.att", hex(subject))).expect("a .att tag");
+    let (referrers, _) = manifest(registry, repo, &format!("sha256-{}", hex(subject))).unwrap();
+    assert!(
+        referrers["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["digest"] == att_digest.as_str() && m["artifactType"] == "application/vnd.in-toto+json"),
+        "{referrers}"
+    );
+    assert_eq!(att["subject"]["digest"], subject);
+    att["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|layer| {
+            assert_eq!(layer["mediaType"], "application/vnd.dsse.envelope.v1+json");
+            let envelope = blob(registry, repo, layer["digest"].as_str().unwrap());
+            let verdict = dsse_verify(public, &envelope, work).unwrap();
+            assert_eq!(layer["annotations"]["predicateType"], verdict.0.as_str());
+            verdict
+        })
+        .collect()
+}
+
+/// Lines of `pem` that would show the key: its base64 body.
+fn key_lines(pem: &Path) -> Vec<String> {
+    std::fs::read_to_string(pem).unwrap().lines().filter(|l| !l.starts_with("-----")).map(str::to_string).collect()
+}
+
+fn assert_no_key_material(output: &std::process::Output, private: &Path) {
+    let all = format!("{}{}", stdout(output), stderr(output));
+    assert!(!all.contains("PRIVATE KEY"), "{all}");
+    for line in key_lines(private) {
+        assert!(!all.contains(&line), "key material in the output: {line}");
+        assert!(!all.contains(&line[..16]), "key material in the output: {line}");
+    }
+}
+
+#[test]
+fn a_pushed_image_is_signed_as_cosign_signs_and_its_provenance_verifies() {
+    let registry = Registry::plain();
+    let work = temp_dir();
+    let (private, public) = key_pair(work.path(), "release");
+    let output = run_ok(
+        scratchpack()
+            .arg("pack")
+            .arg(static_c_hello())
+            .args(["--output", &format!("docker://{}/team/app:1.0", registry.host), "--provenance", "-vv", "--sign-key"])
+            .arg(&private),
+    );
+    assert_no_key_material(&output, &private);
+    let digest = digest_of(stdout(&output).trim());
+    let reference = assert_signed(&registry, "team/app", &digest, &public, work.path());
+    assert_eq!(reference, format!("{}/team/app", registry.host));
+    let attested = attestations(&registry, "team/app", &digest, &public, work.path());
+    assert_eq!(attested, vec![(SLSA.to_string(), vec![digest.clone()])]);
+
+    // The same key given through the environment, at -vv: the same signature, and no key in sight.
+    let output = run_ok(
+        scratchpack()
+            .arg("pack")
+            .arg(static_c_hello())
+            .args(["--output", &format!("docker://{}/team/env:1.0", registry.host), "-vv"])
+            .env("SCRATCHPACK_SIGN_KEY", std::fs::read_to_string(&private).unwrap()),
+    );
+    assert_no_key_material(&output, &private);
+    assert_eq!(digest_of(stdout(&output).trim()), digest, "signing leaves the image as it is");
+    assert_eq!(assert_signed(&registry, "team/env", &digest, &public, work.path()), format!("{}/team/env", registry.host));
+    assert!(manifest(&registry, "team/env", &format!("sha256-{}.att", hex(&digest))).is_none(), "no provenance unless asked for");
+}
+
+#[test]
+fn every_platform_and_the_index_are_signed_and_attested_with_no_unknown_platform_entries() {
+    let registry = Registry::plain();
+    let work = temp_dir();
+    let (private, public) = key_pair(work.path(), "release");
+    let output = run_ok(
+        scratchpack()
+            .arg("pack")
+            .arg(static_c_hello())
+            .arg(static_c_hello_arm64())
+            .args(["--output", &format!("docker://{}/multi:1", registry.host), "--provenance", "--sbom", "spdx", "-q", "--sign-key"])
+            .arg(&private),
+    );
+    let index_digest = digest_of(stdout(&output).trim());
+    let (index, _) = manifest(&registry, "multi", "1").unwrap();
+    let children: Vec<String> = index["manifests"].as_array().unwrap().iter().map(|m| m["digest"].as_str().unwrap().to_string()).collect();
+    assert_eq!(children.len(), 2);
+    for entry in index["manifests"].as_array().unwrap() {
+        assert_ne!(entry["platform"]["os"], "unknown", "{index}");
+        assert_ne!(entry["platform"]["architecture"], "unknown", "{index}");
+    }
+    assert_signed(&registry, "multi", &index_digest, &public, work.path());
+    let mut everything: Vec<String> = children.iter().cloned().chain([index_digest.clone()]).collect();
+    everything.sort();
+    assert_eq!(attestations(&registry, "multi", &index_digest, &public, work.path()), vec![(SLSA.to_string(), everything)]);
+    for child in &children {
+        assert_signed(&registry, "multi", child, &public, work.path());
+        let mut attested = attestations(&registry, "multi", child, &public, work.path());
+        attested.sort();
+        assert_eq!(attested, vec![(SLSA.to_string(), vec![child.clone()]), ("https://spdx.dev/Document".to_string(), vec![child.clone()])]);
+    }
+}
