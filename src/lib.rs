@@ -37,3 +37,4 @@ pub mod registry;
 pub mod rootfs;
 pub(crate) mod sbom;
 pub(crate) mod sign;
+pub(crate) mod verify;

@@ -18,6 +18,7 @@ use crate::rootfs::add::AddError;
 use crate::rootfs::base::BaseError;
 use crate::sbom::SbomError;
 use crate::sign::SignError;
+use crate::verify::VerifyError;
 
 /// What a command's result means for the user: printed on stderr, and the exit code.
 pub fn report(result: anyhow::Result<()>) -> ExitCode {
@@ -65,7 +66,8 @@ fn hint(error: &anyhow::Error) -> Option<String> {
             SizeError,
             RegistryError,
             ReferenceError,
-            SignError
+            SignError,
+            VerifyError
         )
     })
 }

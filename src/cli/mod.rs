@@ -58,6 +58,9 @@ pub enum Command {
     Pack(Box<PackArgs>),
     /// Push an image already packed (oci:DIR[:TAG] or oci-archive:FILE[:TAG]) to a registry.
     Push(Box<PushArgs>),
+    /// Check the signatures of an image (oci:DIR[:TAG], oci-archive:FILE[:TAG],
+    /// docker://HOST/REPO[:TAG|@DIGEST]) and of each platform's manifest, and its attestations.
+    Verify(Box<VerifyArgs>),
     /// Show what a binary is: platform, linkage, interpreter, needed libraries, size.
     Inspect(InspectArgs),
     /// Print a shell completion script: `scratchpack completions bash > /etc/bash_completion.d/scratchpack`.
@@ -105,6 +108,17 @@ pub struct PushArgs {
     /// Print a JSON summary on stdout.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The image: oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker://HOST/REPO[:TAG|@DIGEST].
+    pub(crate) image: String,
+    /// The public key (PEM) the signatures must be made with: `openssl pkey -in key.pem -pubout`.
+    #[arg(long, value_name = "PUB.pem")]
+    pub(crate) key: PathBuf,
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
 }
 
 /// `90`, `90s`, `5m`, `1h`.

@@ -19,6 +19,16 @@ pub fn run(command: Command, printer: &Printer) -> Result<()> {
             clap_mangen::Man::new(command).render(&mut std::io::stdout())?;
         }
         Command::Inspect(args) => inspect(&args, printer)?,
+        Command::Verify(args) => {
+            let options = crate::verify::VerifyOptions {
+                image: args.image.clone(),
+                key: args.key.clone(),
+                registry: super::options::registry_context(&args.registry, printer),
+            };
+            for line in crate::verify::verify(&options)? {
+                printer.result(&line);
+            }
+        }
         Command::Push(args) => {
             let published = push::push(&args.options(printer)?)?;
             print_published(printer, &published, None, args.json)?;

@@ -263,7 +263,8 @@ fn publish(options: &PackOptions, packed: &Packed, outputs: &mut Outputs, printe
             match signatures::docker_reference(spec, &options.tags) {
                 Some(reference) => {
                     let signed = signatures::signatures(signer, &packed.image, &reference)?;
-                    printer.verbose(format_args!("{text}: {} signatures for {reference}", signed.len()));
+                    let key = signer.public_key().fingerprint();
+                    printer.verbose(format_args!("{text}: {} signatures for {reference}, by the key {key}", signed.len()));
                     attachments.extend(signed);
                 }
                 None => printer

@@ -144,7 +144,7 @@ mod tests {
         assert_eq!(manifest["layers"][0]["mediaType"], SIMPLE_SIGNING_MEDIA_TYPE);
         let signature = manifest["layers"][0]["annotations"][SIGNATURE_ANNOTATION].as_str().unwrap();
         let signature = base64::engine::general_purpose::STANDARD.decode(signature).unwrap();
-        let public = crate::sign::PublicKey::from_pem_text(&signer.public_key_pem()).unwrap();
+        let public = signer.public_key();
         assert!(public.verifies(attachment.blobs[1].bytes().unwrap(), &signature));
     }
 }

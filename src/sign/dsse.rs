@@ -85,7 +85,7 @@ mod tests {
         let signer = KeySigner::from_pem(TEST_KEY, "test").unwrap();
         let digest = Digest::of(b"m");
         let statement = statement(&[("app".into(), digest)], "https://slsa.dev/provenance/v1", json!({}));
-        let key = PublicKey::from_pem_text(&signer.public_key_pem()).unwrap();
+        let key = signer.public_key();
         let opened = open(&envelope(&statement, Some(&signer)).unwrap(), &key).unwrap();
         assert!(opened.signed);
         assert_eq!(subject_digests(&opened.statement), vec![digest.to_string()]);

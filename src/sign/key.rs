@@ -6,7 +6,7 @@ use std::path::Path;
 
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
 use p256::ecdsa::{DerSignature, Signature, SigningKey, VerifyingKey};
-use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey, LineEnding};
+use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
 
 use super::Signer;
 
@@ -101,8 +101,8 @@ impl Signer for KeySigner {
         Ok(der.as_bytes().to_vec())
     }
 
-    fn public_key_pem(&self) -> String {
-        PublicKey { key: *self.key.verifying_key() }.pem()
+    fn public_key(&self) -> PublicKey {
+        PublicKey { key: *self.key.verifying_key() }
     }
 
     /// The hex SHA-256 of the public key (DER), so that a verifier holding several keys knows
@@ -131,19 +131,15 @@ impl PublicKey {
             .map_err(|_| SignError::BadKey { what, reason: "not a PEM ECDSA P-256 public key" })
     }
 
-    #[cfg(test)]
-    pub(crate) fn from_pem_text(text: &str) -> Option<Self> {
-        VerifyingKey::from_public_key_pem(text).ok().map(|key| PublicKey { key })
-    }
-
     /// Whether `signature` (DER, or the 64 raw bytes r‖s) signs `payload` with this key.
     pub(crate) fn verifies(&self, payload: &[u8], signature: &[u8]) -> bool {
         let parsed = Signature::from_der(signature).or_else(|_| Signature::from_slice(signature));
         parsed.is_ok_and(|signature| self.key.verify(payload, &signature).is_ok())
     }
 
+    #[cfg(test)]
     pub(crate) fn pem(&self) -> String {
-        self.key.to_public_key_pem(LineEnding::LF).expect("a P-256 public key encodes")
+        self.key.to_public_key_pem(p256::pkcs8::LineEnding::LF).expect("a P-256 public key encodes")
     }
 
     pub(crate) fn fingerprint(&self) -> String {
@@ -169,7 +165,7 @@ krrYjfiP/NGT6sDa3wCqMiIgbmFijYrQLRpbS/m+pNLZm8tomVOP+PNn
         let signer = KeySigner::from_pem(TEST_KEY, "test").unwrap();
         let signature = signer.sign(b"payload").unwrap();
         assert_eq!(signature, signer.sign(b"payload").unwrap(), "RFC 6979: deterministic");
-        let public = PublicKey { key: VerifyingKey::from_public_key_pem(&signer.public_key_pem()).unwrap() };
+        let public = PublicKey { key: VerifyingKey::from_public_key_pem(&signer.public_key().pem()).unwrap() };
         assert!(public.verifies(b"payload", &signature));
         assert!(!public.verifies(b"other", &signature));
         let debug = format!("{signer:?}");

@@ -17,8 +17,8 @@ pub(crate) use key::{KeySigner, PublicKey, SignError};
 pub(crate) trait Signer: Send + Sync + std::fmt::Debug {
     /// The DER signature (ECDSA over SHA-256 of `payload`).
     fn sign(&self, payload: &[u8]) -> Result<Vec<u8>, SignError>;
-    /// The public key, PEM (SubjectPublicKeyInfo).
-    fn public_key_pem(&self) -> String;
+    /// The public key its signatures verify with.
+    fn public_key(&self) -> PublicKey;
     /// The `keyid` DSSE signatures carry; empty, as cosign writes it, when the key has no name.
     fn key_id(&self) -> String {
         String::new()

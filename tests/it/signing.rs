@@ -199,3 +199,148 @@ fn every_platform_and_the_index_are_signed_and_attested_with_no_unknown_platform
         assert_eq!(attested, vec![(SLSA.to_string(), vec![child.clone()]), ("https://spdx.dev/Document".to_string(), vec![child.clone()])]);
     }
 }
+
+fn verify(image: &str, public: &Path) -> std::process::Output {
+    scratchpack().args(["verify", image, "--key"]).arg(public).output().unwrap()
+}
+
+/// Copies a blob from one repository of `registry` to another (a cross-repository mount).
+fn mount(registry: &Registry, digest: &str, from: &str, to: &str) {
+    let path = format!("/v2/{to}/blobs/uploads/?mount={digest}&from={from}");
+    let response = http_request(&registry.host, "POST", &path, &[], b"").unwrap();
+    assert_eq!(response.status, 201, "mount {digest}: {}", response.text());
+}
+
+fn put_manifest(registry: &Registry, repo: &str, reference: &str, manifest: &Value) -> String {
+    let body = serde_json::to_vec(manifest).unwrap();
+    let media_type = manifest["mediaType"].as_str().unwrap();
+    let response =
+        http_request(&registry.host, "PUT", &format!("/v2/{repo}/manifests/{reference}"), &[("Content-Type", media_type)], &body).unwrap();
+    assert_eq!(response.status, 201, "PUT {reference}: {}", response.text());
+    response.header("docker-content-digest").unwrap().to_string()
+}
+
+#[test]
+fn verify_passes_on_a_signed_image_and_names_the_digest_when_the_tag_or_the_signature_is_replaced() {
+    let registry = Registry::plain();
+    let work = temp_dir();
+    let (private, public) = key_pair(work.path(), "release");
+    let (other_private, _) = key_pair(work.path(), "intruder");
+    let signed = |repo: &str, key: &Path| {
+        let lines = pack(
+            &[
+                static_c_hello().to_str().unwrap(),
+                "--output",
+                &format!("docker://{}/{repo}:1", registry.host),
+                "--provenance",
+                "-q",
+                "--sign-key",
+                key.to_str().unwrap(),
+            ],
+            |_| {},
+        );
+        digest_of(&lines[0])
+    };
+    let digest = signed("app", &private);
+    let image = format!("docker://{}/app:1", registry.host);
+    let output = verify(&image, &public);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        format!(
+            "{digest} manifest: signature verified (docker-reference {}/app)\n{digest} manifest: {SLSA} attestation verified\n",
+            registry.host
+        )
+    );
+
+    // The tag moved to an image nobody signed.
+    let moved = pack(&[static_c_hello().to_str().unwrap(), "--output", &image, "--env", "MOVED=1", "-q"], |_| {});
+    let unsigned = digest_of(&moved[0]);
+    let output = verify(&image, &public);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).is_empty(), "{}", stdout(&output));
+    assert!(
+        stderr(&output).contains(&format!(
+            "{unsigned} (manifest): no signature (none among its referrers, nor under the tag sha256-{}.sig)",
+            hex(&unsigned)
+        )),
+        "{}",
+        stderr(&output)
+    );
+
+    // The signature replaced by one another key made for the same image, in both places cosign
+    // and scratchpack look.
+    let real = signed("real", &private);
+    assert_eq!(signed("forged", &other_private), real, "the same image");
+    let sig_tag = format!("sha256-{}.sig", hex(&real));
+    let (forged_sig, _) = manifest(&registry, "forged", &sig_tag).unwrap();
+    for blob in forged_sig["layers"].as_array().unwrap().iter().chain([&forged_sig["config"]]) {
+        mount(&registry, blob["digest"].as_str().unwrap(), "forged", "real");
+    }
+    let forged_digest = put_manifest(&registry, "real", &sig_tag, &forged_sig);
+    let (mut referrers, _) = manifest(&registry, "real", &format!("sha256-{}", hex(&real))).unwrap();
+    for entry in referrers["manifests"].as_array_mut().unwrap() {
+        if entry["artifactType"] == SIG_ARTIFACT {
+            entry["digest"] = forged_digest.clone().into();
+            entry["size"] = serde_json::to_vec(&forged_sig).unwrap().len().into();
+        }
+    }
+    put_manifest(&registry, "real", &format!("sha256-{}", hex(&real)), &referrers);
+    let output = verify(&format!("docker://{}/real:1", registry.host), &public);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains(&format!("{real} (manifest): 1 signature(s), none made by the key sha256:")), "{}", stderr(&output));
+}
+
+#[test]
+fn verify_reads_oci_layouts_and_archives_written_with_a_key() {
+    let work = temp_dir();
+    let (private, public) = key_pair(work.path(), "release");
+    let layout = work.path().join("layout");
+    let archive = work.path().join("image.tar");
+    let lines = pack(
+        &[
+            static_c_hello().to_str().unwrap(),
+            static_c_hello_arm64().to_str().unwrap(),
+            "--output",
+            &format!("oci:{}:1.0", layout.display()),
+            "--output",
+            &format!("oci-archive:{}:1.0", archive.display()),
+            "--provenance",
+            "-q",
+            "--sign-key",
+            private.to_str().unwrap(),
+        ],
+        |_| {},
+    );
+    let index = digest_of(&lines[0]);
+    // The signatures' own tags leave the image readable (oci-image-tool's `--ref name=` filter
+    // skips entries after one it drops, so it cannot pick a tag among several: skopeo reads it).
+    assert_eq!(skopeo_inspect(&format!("oci:{}:1.0", layout.display()), &["--raw"])["manifests"].as_array().unwrap().len(), 2);
+    let output = verify(&format!("oci:{}", layout.display()), &public);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let first: Vec<&str> = text.lines().take(2).collect();
+    assert_eq!(
+        first,
+        [
+            format!("{index} index: signature verified (docker-reference oci:{}:1.0)", layout.display()),
+            format!("{index} index: {SLSA} attestation verified"),
+        ]
+    );
+    assert_eq!(text.lines().filter(|l| l.contains(": signature verified")).count(), 3, "{text}");
+    assert!(text.contains("linux/amd64: signature verified") && text.contains("linux/arm64/v8: signature verified"), "{text}");
+    let output = verify(&format!("oci-archive:{}:1.0", archive.display()), &public);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains(&format!("{index} index: signature verified (docker-reference oci-archive:{}:1.0)", archive.display()))
+    );
+
+    // Verifying with a private key, or a key that is not one, says so without quoting it.
+    let output = verify(&format!("oci:{}", layout.display()), &private);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output).lines().next().unwrap(),
+        format!("error: --key {}: a private key: verify takes the public key", private.display())
+    );
+    assert_no_key_material(&output, &private);
+}
