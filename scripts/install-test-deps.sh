@@ -40,3 +40,8 @@ if ! command -v pyspdxtools >/dev/null 2>&1; then
   if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
   command -v pyspdxtools >/dev/null 2>&1 || { echo "pyspdxtools not on PATH after pip install spdx-tools" >&2; exit 1; }
 fi
+
+# Independent verifiers of signatures and DSSE envelopes, for the signing tests (PyPI).
+if ! python3 -c "import cryptography, securesystemslib" >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check cryptography securesystemslib
+fi

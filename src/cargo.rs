@@ -646,6 +646,19 @@ mod tests {
     }
 
     #[test]
+    fn a_sign_key_in_the_metadata_turns_provenance_on_unless_the_metadata_says_no() {
+        let parse = |value: serde_json::Value| parse_config(Some(&serde_json::json!({"scratchpack": value})), "Cargo.toml").unwrap();
+        let keyed = parse(serde_json::json!({"sign-key": "keys/release.pem"}));
+        let merged = merge(&ImageArgs::default(), &keyed, Path::new("/pkg")).unwrap();
+        assert_eq!(merged.sign_key, Some(PathBuf::from("/pkg/keys/release.pem")));
+        assert!(merged.provenance);
+        let without = parse(serde_json::json!({"sign-key": "k.pem", "provenance": false}));
+        assert!(!merge(&ImageArgs::default(), &without, Path::new("/pkg")).unwrap().provenance);
+        let flag = ImageArgs { provenance: true, ..Default::default() };
+        assert!(merge(&flag, &without, Path::new("/pkg")).unwrap().provenance, "the flag wins");
+    }
+
+    #[test]
     fn max_size_comes_from_metadata_as_text_or_bytes_and_the_flag_wins() {
         let parse = |value: serde_json::Value| parse_config(Some(&serde_json::json!({"scratchpack": {"max-size": value}})), "Cargo.toml");
         let merged =

@@ -344,3 +344,51 @@ fn verify_reads_oci_layouts_and_archives_written_with_a_key() {
     );
     assert_no_key_material(&output, &private);
 }
+
+#[test]
+fn with_a_key_a_cyclonedx_sbom_is_also_a_signed_attestation_of_its_predicate_type() {
+    let work = temp_dir();
+    let (private, public) = key_pair(work.path(), "release");
+    let layout = work.path().join("layout");
+    let lines = pack(
+        &[
+            static_c_hello().to_str().unwrap(),
+            "--output",
+            &format!("oci:{}", layout.display()),
+            "--sbom",
+            "cyclonedx",
+            "-q",
+            "--sign-key",
+            private.to_str().unwrap(),
+        ],
+        |_| {},
+    );
+    let digest = digest_of(&lines[0]);
+    let output = verify(&format!("oci:{}", layout.display()), &public);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        format!(
+            "{digest} manifest: signature verified (docker-reference oci:{}:latest)\n{digest} manifest: https://cyclonedx.org/bom attestation verified\n",
+            layout.display()
+        )
+    );
+    // The plain SBOM referrer stays beside the attestation, and securesystemslib checks the envelope.
+    let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let tagged = |tag: String| {
+        let entry =
+            index["manifests"].as_array().unwrap().iter().find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag.as_str());
+        let digest = entry.unwrap_or_else(|| panic!("no tag {tag}"))["digest"].as_str().unwrap().to_string();
+        serde_json::from_slice::<Value>(&std::fs::read(blob_file(&layout, &digest)).unwrap()).unwrap()
+    };
+    let referrers = tagged(format!("sha256-{}", hex(&digest)));
+    let mut types: Vec<&str> = referrers["manifests"].as_array().unwrap().iter().map(|m| m["artifactType"].as_str().unwrap()).collect();
+    types.sort();
+    assert_eq!(
+        types,
+        ["application/vnd.cyclonedx+json", "application/vnd.dev.cosign.artifact.sig.v1+json", "application/vnd.in-toto+json"]
+    );
+    let att = tagged(format!("sha256-{}.att", hex(&digest)));
+    let envelope = std::fs::read(blob_file(&layout, att["layers"][0]["digest"].as_str().unwrap())).unwrap();
+    assert_eq!(dsse_verify(&public, &envelope, work.path()).unwrap(), ("https://cyclonedx.org/bom".to_string(), vec![digest.clone()]));
+}
