@@ -1,6 +1,7 @@
 //! `scratchpack push`: an image already packed, read from an OCI layout or archive, sent to
-//! registries. Reading is the layout module's, sending the registry destination's; this only
-//! joins them.
+//! registries, and with `--sign-key` signed there as `pack` signs (each manifest and the index,
+//! naming the repository pushed to). Reading is the layout module's, sending the registry
+//! destination's, signing `sign`'s; this only joins them.
 
 use anyhow::{bail, Context, Result};
 
@@ -20,6 +21,7 @@ pub(crate) struct PushOptions {
     /// Tags for destinations that name none.
     pub(crate) tags: Vec<Tag>,
     pub(crate) registry: RegistryContext,
+    pub(crate) signer: Option<std::sync::Arc<dyn crate::sign::Signer>>,
 }
 
 /// Reads `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`.
@@ -43,7 +45,15 @@ pub(crate) fn push(options: &PushOptions) -> Result<Vec<(String, Published)>> {
     for (text, reference) in &options.destinations {
         let tags = tags_or(&reference.tag, &options.tags);
         let destination = RegistryDestination::new(reference.clone(), tags, options.registry.clone());
-        let written = destination.push_set(&push_set(&image)).with_context(|| format!("writing {text}"))?;
+        let set = push_set(&image);
+        let signatures = match &options.signer {
+            Some(signer) => {
+                let subjects: Vec<&crate::image::Blob> = image.manifests.iter().chain([&image.root]).collect();
+                crate::sign::cosign::sign_all(signer.as_ref(), &subjects, &reference.repository.to_string())?
+            }
+            None => Vec::new(),
+        };
+        let written = destination.push_set_with(&set, &signatures).with_context(|| format!("writing {text}"))?;
         published.push((text.clone(), written));
     }
     Ok(published)

@@ -105,6 +105,10 @@ pub struct PushArgs {
     pub(crate) tags: Vec<String>,
     #[command(flatten)]
     pub(crate) registry: RegistryArgs,
+    /// Sign each manifest and the index pushed, as `pack --sign-key` does. Without it, the PEM in
+    /// SCRATCHPACK_SIGN_KEY, if set.
+    #[arg(long, value_name = "KEY.pem")]
+    pub(crate) sign_key: Option<PathBuf>,
     /// Print a JSON summary on stdout.
     #[arg(long)]
     pub(crate) json: bool,

@@ -169,20 +169,24 @@ impl TryFrom<&ImageArgs> for PackOptions {
     }
 }
 
-/// `--sign-key` (else the PEM in `SCRATCHPACK_SIGN_KEY`) and `--provenance`.
-fn sign_options(args: &ImageArgs) -> Result<SignOptions> {
+/// The signer of `--sign-key PATH`, else of the PEM in `SCRATCHPACK_SIGN_KEY`; none without either.
+fn signer(path: Option<&std::path::Path>) -> Result<Option<std::sync::Arc<dyn crate::sign::Signer>>> {
     use crate::sign::{key::KEY_ENV, KeySigner};
-    let signer = match &args.sign_key {
+    let signer = match path {
         Some(path) => Some(KeySigner::from_file(path)?),
         None => match std::env::var(KEY_ENV) {
             Ok(pem) if !pem.trim().is_empty() => Some(KeySigner::from_pem(&pem, KEY_ENV)?),
             _ => None,
         },
     };
-    let signer = signer.map(|s| std::sync::Arc::new(s) as std::sync::Arc<dyn crate::sign::Signer>);
+    Ok(signer.map(|s| std::sync::Arc::new(s) as std::sync::Arc<dyn crate::sign::Signer>))
+}
+
+/// `--sign-key` (else the PEM in `SCRATCHPACK_SIGN_KEY`) and `--provenance`.
+fn sign_options(args: &ImageArgs) -> Result<SignOptions> {
     let provenance = args.provenance;
     let git_commit = if provenance { crate::pack::git_commit() } else { None };
-    Ok(SignOptions { signer, provenance, cargo: None, git_commit })
+    Ok(SignOptions { signer: signer(args.sign_key.as_deref())?, provenance, cargo: None, git_commit })
 }
 
 /// Everything a pack of `binaries` needs: the flags, `SOURCE_DATE_EPOCH` (the variable's value, if
@@ -224,6 +228,12 @@ impl PushArgs {
                 _ => bail!("{text:?}: push sends to registries: docker://HOST/REPO[:TAG]"),
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(PushOptions { source: self.source.clone(), destinations, tags, registry: registry_context(&self.registry, printer) })
+        Ok(PushOptions {
+            source: self.source.clone(),
+            destinations,
+            tags,
+            registry: registry_context(&self.registry, printer),
+            signer: signer(self.sign_key.as_deref())?,
+        })
     }
 }

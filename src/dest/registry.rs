@@ -61,13 +61,8 @@ impl RegistryDestination {
         RegistryDestination { reference, tags, context }
     }
 
-    /// Pushes a set of blobs and manifests; names it `HOST/REPO@DIGEST`.
-    pub(crate) fn push_set(&self, set: &PushSet) -> Result<Published, DestError> {
-        self.push_set_with(set, &[])
-    }
-
-    /// Pushes the set, then its attachments as referrers (the tag schema where the registry has no
-    /// referrers API).
+    /// Pushes a set of blobs and manifests, then its attachments as referrers (the tag schema
+    /// where the registry has no referrers API); names it `HOST/REPO@DIGEST`.
     pub(crate) fn push_set_with(&self, set: &PushSet, attachments: &[crate::image::referrers::Attachment]) -> Result<Published, DestError> {
         let repository = &self.reference.repository;
         let wrap = |source| DestError::Registry { reference: self.reference.to_string(), source: Box::new(source) };

@@ -38,10 +38,7 @@ pub(crate) fn signatures(signer: &dyn Signer, image: &ImageOrIndex, docker_refer
     if let ImageOrIndex::Index { index, .. } = image {
         subjects.push(index);
     }
-    subjects
-        .into_iter()
-        .map(|subject| cosign::sign(signer, subject, docker_reference).with_context(|| format!("signing {}", subject.digest)))
-        .collect()
+    cosign::sign_all(signer, &subjects, docker_reference).with_context(|| format!("signing for {docker_reference}"))
 }
 
 /// When the pack began and ended, for the provenance.

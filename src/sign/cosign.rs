@@ -92,6 +92,11 @@ pub(crate) fn sign(signer: &dyn Signer, subject: &Blob, docker_reference: &str) 
     Ok(referrers::attach_payloads(subject, SIGNATURE_ARTIFACT_TYPE, config, vec![Payload { blob, annotations }], tags))
 }
 
+/// A signature of each of `subjects`, naming `docker_reference`.
+pub(crate) fn sign_all(signer: &dyn Signer, subjects: &[&Blob], docker_reference: &str) -> Result<Vec<Attachment>, SignError> {
+    subjects.iter().map(|subject| sign(signer, subject, docker_reference)).collect()
+}
+
 /// The attestations of `subject`: each `(predicate type, DSSE envelope)` a layer, as `cosign
 /// attest` writes them.
 pub(crate) fn attestations(subject: &Blob, envelopes: Vec<(String, Vec<u8>)>) -> Attachment {

@@ -392,3 +392,31 @@ fn with_a_key_a_cyclonedx_sbom_is_also_a_signed_attestation_of_its_predicate_typ
     let envelope = std::fs::read(blob_file(&layout, att["layers"][0]["digest"].as_str().unwrap())).unwrap();
     assert_eq!(dsse_verify(&public, &envelope, work.path()).unwrap(), ("https://cyclonedx.org/bom".to_string(), vec![digest.clone()]));
 }
+
+#[test]
+fn push_signs_each_manifest_and_the_index_it_pushes() {
+    let registry = Registry::plain();
+    let work = temp_dir();
+    let (private, public) = key_pair(work.path(), "release");
+    let layout = work.path().join("layout");
+    let lines = pack(
+        &[
+            static_c_hello().to_str().unwrap(),
+            static_c_hello_arm64().to_str().unwrap(),
+            "--output",
+            &format!("oci:{}:1", layout.display()),
+            "-q",
+        ],
+        |_| {},
+    );
+    let index = digest_of(&lines[0]);
+    let image = format!("docker://{}/pushed:1", registry.host);
+    let output = run_ok(scratchpack().args(["push", &format!("oci:{}:1", layout.display()), &image, "-q", "--sign-key"]).arg(&private));
+    assert_eq!(digest_of(stdout(&output).trim()), index);
+    let output = verify(&image, &public);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(text.starts_with(&format!("{index} index: signature verified (docker-reference {}/pushed)\n", registry.host)), "{text}");
+    assert_signed(&registry, "pushed", &index, &public, work.path());
+}
