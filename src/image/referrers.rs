@@ -23,6 +23,21 @@ pub(crate) struct Attachment {
     pub(crate) blobs: Vec<Blob>,
     /// Tags that also point at the manifest (cosign's `sha256-<hex>.sig` and `.att`).
     pub(crate) tags: Vec<String>,
+    /// How to combine the manifest with one a tag already names (another signer's signatures),
+    /// rather than replace it.
+    pub(crate) merge: Option<Merge>,
+}
+
+/// Combines `existing` (a manifest a tag of the attachment names now) with the attachment:
+/// `None` when the attachment's own manifest should simply replace it.
+pub(crate) type Merge = fn(existing: &[u8], attachment: &Attachment) -> Option<Merged>;
+
+/// A manifest that combines another with an attachment's, and the blobs it needs that neither had
+/// (its config).
+#[derive(Clone, Debug)]
+pub(crate) struct Merged {
+    pub(crate) manifest: Blob,
+    pub(crate) blobs: Vec<Blob>,
 }
 
 /// One payload of an artifact with the annotations of its descriptor.
@@ -54,7 +69,7 @@ pub(crate) fn attach_payloads(subject: &Blob, artifact_type: &str, config: Blob,
     });
     let manifest = Blob::from_bytes(MANIFEST_MEDIA_TYPE, canonical_json(&manifest));
     let blobs = std::iter::once(config).chain(payloads.into_iter().map(|p| p.blob)).collect();
-    Attachment { subject: subject.clone(), artifact_type: artifact_type.to_string(), manifest, blobs, tags }
+    Attachment { subject: subject.clone(), artifact_type: artifact_type.to_string(), manifest, blobs, tags, merge: None }
 }
 
 /// Attaches `payload` (media type = artifact type, e.g. `application/spdx+json`) to `subject`.
@@ -76,7 +91,7 @@ pub(crate) fn attach(subject: &Blob, payload: Blob, file_name: &str, created: &s
         "annotations": {"org.opencontainers.image.created": created},
     });
     let manifest = Blob::from_bytes(MANIFEST_MEDIA_TYPE, canonical_json(&manifest));
-    Attachment { subject: subject.clone(), artifact_type, manifest, blobs: vec![empty, payload], tags: Vec::new() }
+    Attachment { subject: subject.clone(), artifact_type, manifest, blobs: vec![empty, payload], tags: Vec::new(), merge: None }
 }
 
 /// `sha256-<hex>`: the tag under which referrers of `subject` are listed.

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::{SignError, Signer};
 use crate::image::config::canonical_json;
-use crate::image::referrers::{self, Attachment, Payload};
+use crate::image::referrers::{self, Attachment, Merged, Payload};
 use crate::image::{Blob, Digest};
 
 pub(crate) const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -69,14 +69,18 @@ pub(crate) fn attestation_tag(subject: &Digest) -> String {
 /// The config of a cosign artifact image, as go-containerregistry writes it for an empty image
 /// with these layers appended.
 fn config(layers: &[&Blob]) -> Blob {
+    config_of(&layers.iter().map(|b| b.digest.to_string()).collect::<Vec<_>>())
+}
+
+fn config_of(digests: &[String]) -> Blob {
     let created = "0001-01-01T00:00:00Z";
     let config = json!({
         "architecture": "",
         "config": {},
         "created": created,
-        "history": layers.iter().map(|_| json!({"created": created})).collect::<Vec<_>>(),
+        "history": digests.iter().map(|_| json!({"created": created})).collect::<Vec<_>>(),
         "os": "",
-        "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|b| b.digest.to_string()).collect::<Vec<_>>()},
+        "rootfs": {"type": "layers", "diff_ids": digests},
     });
     Blob::from_bytes(CONFIG_MEDIA_TYPE, canonical_json(&config))
 }
@@ -89,7 +93,57 @@ pub(crate) fn sign(signer: &dyn Signer, subject: &Blob, docker_reference: &str) 
     let config = config(&[&blob]);
     let annotations = BTreeMap::from([(SIGNATURE_ANNOTATION.to_string(), signature)]);
     let tags = vec![signature_tag(&subject.digest)];
-    Ok(referrers::attach_payloads(subject, SIGNATURE_ARTIFACT_TYPE, config, vec![Payload { blob, annotations }], tags))
+    let mut attachment = referrers::attach_payloads(subject, SIGNATURE_ARTIFACT_TYPE, config, vec![Payload { blob, annotations }], tags);
+    attachment.merge = Some(keep_other_signatures);
+    Ok(attachment)
+}
+
+/// The `.sig` image with the signatures already there (other keys', other places') and ours, as
+/// `cosign sign` appends to it; `None` when it holds only ours.
+fn keep_other_signatures(existing: &[u8], ours: &Attachment) -> Option<Merged> {
+    merge_layers(existing, ours, |_| true)
+}
+
+/// The `.att` image with the attestations already there whose predicate types ours do not
+/// replace (another tool's vulnerability scan stays; an older provenance goes).
+fn keep_other_attestations(existing: &[u8], ours: &Attachment) -> Option<Merged> {
+    let our_types: Vec<Value> =
+        manifest_layers(&ours.manifest)?.iter().map(|l| l["annotations"][PREDICATE_TYPE_ANNOTATION].clone()).collect();
+    merge_layers(existing, ours, |layer| !our_types.contains(&layer["annotations"][PREDICATE_TYPE_ANNOTATION]))
+}
+
+fn manifest_layers(manifest: &Blob) -> Option<Vec<Value>> {
+    let bytes = crate::image::blob::read_all(manifest).ok()?;
+    serde_json::from_slice::<Value>(&bytes).ok()?["layers"].as_array().cloned()
+}
+
+/// The layers of `existing` that `keep` keeps and ours lacks, then ours, in a cosign image (no
+/// `subject`: the attachment's own manifest is the referrer).
+fn merge_layers(existing: &[u8], ours: &Attachment, keep: impl Fn(&Value) -> bool) -> Option<Merged> {
+    let existing_bytes = existing;
+    let existing: Value = serde_json::from_slice(existing).ok()?;
+    let our_layers = manifest_layers(&ours.manifest)?;
+    let held = existing["layers"].as_array()?;
+    if our_layers.iter().all(|l| held.contains(l)) && held.iter().all(|l| keep(l) || our_layers.contains(l)) {
+        // Ours are there already, and nothing is to go: the tag stays as it is.
+        let manifest = Blob::from_bytes(crate::image::config::MANIFEST_MEDIA_TYPE, existing_bytes.to_vec());
+        return Some(Merged { manifest, blobs: Vec::new() });
+    }
+    let mut layers: Vec<Value> = existing["layers"].as_array()?.iter().filter(|l| keep(l) && !our_layers.contains(l)).cloned().collect();
+    if layers.is_empty() {
+        return None;
+    }
+    layers.extend(our_layers);
+    let digests: Vec<String> = layers.iter().filter_map(|l| l["digest"].as_str().map(str::to_string)).collect();
+    let config = config_of(&digests);
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": crate::image::config::MANIFEST_MEDIA_TYPE,
+        "config": {"mediaType": config.media_type, "digest": config.digest.to_string(), "size": config.size},
+        "layers": layers,
+    });
+    let manifest = Blob::from_bytes(crate::image::config::MANIFEST_MEDIA_TYPE, canonical_json(&manifest));
+    Some(Merged { manifest, blobs: vec![config] })
 }
 
 /// A signature of each of `subjects`, naming `docker_reference`.
@@ -114,7 +168,9 @@ pub(crate) fn attestations(subject: &Blob, envelopes: Vec<(String, Vec<u8>)>) ->
         .collect();
     let config = config(&payloads.iter().map(|p| &p.blob).collect::<Vec<_>>());
     let tags = vec![attestation_tag(&subject.digest)];
-    referrers::attach_payloads(subject, ATTESTATION_ARTIFACT_TYPE, config, payloads, tags)
+    let mut attachment = referrers::attach_payloads(subject, ATTESTATION_ARTIFACT_TYPE, config, payloads, tags);
+    attachment.merge = Some(keep_other_attestations);
+    attachment
 }
 
 #[cfg(test)]
@@ -123,6 +179,29 @@ mod tests {
     use crate::image::config::MANIFEST_MEDIA_TYPE;
     use crate::sign::key::tests::TEST_KEY;
     use crate::sign::KeySigner;
+
+    #[test]
+    fn a_second_key_adds_its_signature_to_the_sig_image_and_a_repeat_changes_nothing() {
+        let first = KeySigner::from_pem(TEST_KEY, "test").unwrap();
+        let second = KeySigner::from_pem(SECOND_KEY, "test").unwrap();
+        let subject = Blob::from_bytes(MANIFEST_MEDIA_TYPE, b"{}".to_vec());
+        let by_first = sign(&first, &subject, "r/app").unwrap();
+        let by_second = sign(&second, &subject, "r/app").unwrap();
+        let existing = by_first.manifest.bytes().unwrap();
+        let merged = (by_second.merge.unwrap())(existing, &by_second).unwrap();
+        let layers = |blob: &Blob| serde_json::from_slice::<Value>(blob.bytes().unwrap()).unwrap()["layers"].as_array().unwrap().len();
+        assert_eq!(layers(&merged.manifest), 2);
+        let again = (by_first.merge.unwrap())(merged.manifest.bytes().unwrap(), &by_first).unwrap();
+        assert_eq!(again.manifest.digest, merged.manifest.digest, "nothing new: the tag stays as it is");
+        assert!((by_first.merge.unwrap())(existing, &by_first).is_some_and(|m| m.manifest.digest == by_first.manifest.digest));
+    }
+
+    /// Another throwaway P-256 key.
+    const SECOND_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg9TJTG4VrcdbVMuNi
+8kfsLR8SB6FSUTjRxFHDMoHxg9qhRANCAARZujVhPKVBPRcM2piQo8X9gE+THTEg
+1H2njgfFOOtK2UCVzIxNVJ6p0BO8yP3+naNMW4a62U51eD9jv9m1/zYm
+-----END PRIVATE KEY-----\n";
 
     #[test]
     fn the_payload_is_cosigns_byte_for_byte() {

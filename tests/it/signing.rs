@@ -420,3 +420,25 @@ fn push_signs_each_manifest_and_the_index_it_pushes() {
     assert!(text.starts_with(&format!("{index} index: signature verified (docker-reference {}/pushed)\n", registry.host)), "{text}");
     assert_signed(&registry, "pushed", &index, &public, work.path());
 }
+
+#[test]
+fn a_second_signer_adds_to_the_sig_image_and_a_repeat_changes_nothing() {
+    let registry = Registry::plain();
+    let work = temp_dir();
+    let (first, first_public) = key_pair(work.path(), "first");
+    let (second, second_public) = key_pair(work.path(), "second");
+    let image = format!("docker://{}/app:1", registry.host);
+    let sign = |key: &Path| {
+        digest_of(&pack(&[static_c_hello().to_str().unwrap(), "--output", &image, "-q", "--sign-key", key.to_str().unwrap()], |_| {})[0])
+    };
+    let digest = sign(&first);
+    sign(&second);
+    let (sig, sig_digest) = manifest(&registry, "app", &format!("sha256-{}.sig", hex(&digest))).unwrap();
+    assert_eq!(sig["layers"].as_array().unwrap().len(), 2, "{sig}");
+    for public in [&first_public, &second_public] {
+        let output = verify(&image, public);
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    sign(&first);
+    assert_eq!(manifest(&registry, "app", &format!("sha256-{}.sig", hex(&digest))).unwrap().1, sig_digest, "nothing new to add");
+}
