@@ -162,6 +162,11 @@ pub(crate) fn verify(options: &VerifyOptions) -> Result<Vec<String>> {
     let mut subjects = vec![(root_digest, if is_index { "index".to_string() } else { "manifest".to_string() })];
     if is_index {
         for child in root["manifests"].as_array().cloned().unwrap_or_default() {
+            // An attestation listed in the index (as buildx lists them, `unknown/unknown`) is no
+            // platform's image, and nobody signs it as one: it is passed over.
+            if child["annotations"]["vnd.docker.reference.type"] == "attestation-manifest" {
+                continue;
+            }
             let digest = Digest::parse(child["digest"].as_str().unwrap_or_default())?;
             let platform = &child["platform"];
             let label = match (platform["os"].as_str(), platform["architecture"].as_str()) {
@@ -258,8 +263,14 @@ fn signature(store: &dyn Store, key: &PublicKey, subject: &Digest) -> Result<Res
 fn attestations(store: &dyn Store, key: &PublicKey, subject: &Digest) -> Result<Vec<Result<String, String>>> {
     let manifests = attached(store, subject, ATTESTATION_ARTIFACT_TYPE, &cosign::attestation_tag(subject))?;
     let mut outcomes = Vec::new();
+    let mut seen = Vec::new();
     for manifest in &manifests {
         for layer in layers_of(manifest, DSSE_MEDIA_TYPE) {
+            // The same envelope under the tag and in a referrer (or in an older one) counts once.
+            if seen.contains(&layer["digest"]) {
+                continue;
+            }
+            seen.push(layer["digest"].clone());
             let envelope = store.blob(&Digest::parse(layer["digest"].as_str().unwrap_or_default())?)?;
             let Some(opened) = dsse::open(&envelope, key) else {
                 outcomes.push(Err(format!("attestation {} is not a DSSE envelope of an in-toto statement", layer["digest"])));
