@@ -581,7 +581,8 @@ pub fn run(args: CargoArgs) -> Result<()> {
         if options.sign.provenance {
             let profile = args.profile.clone().unwrap_or_else(|| "release".into());
             options.sign.cargo = Some(crate::pack::CargoBuild { package: package.name.to_string(), version: version.clone(), profile });
-            options.sign.git_commit = options.sign.git_commit.take().or_else(|| git_sha.clone());
+            // The package's own commit, over what CI says it builds.
+            options.sign.git_commit = git_sha.clone().or(options.sign.git_commit.take());
         }
         let (packed, published) = crate::pack::pack(&options, &printer).with_context(|| format!("packing {bin}"))?;
         let results = if options.writes_to_stdout() { printer.with_results_on_stderr() } else { printer };

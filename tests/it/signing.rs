@@ -442,3 +442,66 @@ fn a_second_signer_adds_to_the_sig_image_and_a_repeat_changes_nothing() {
     sign(&first);
     assert_eq!(manifest(&registry, "app", &format!("sha256-{}.sig", hex(&digest))).unwrap().1, sig_digest, "nothing new to add");
 }
+
+#[test]
+fn cargo_scratchpack_with_a_key_attaches_signed_provenance_naming_the_package_profile_and_commit() {
+    let work = temp_dir();
+    let (private, public) = key_pair(work.path(), "release");
+    let (_dir, ws) = cargo_fixture("cargo-ws");
+    run_ok(Command::new("git").args(["init", "-q"]).current_dir(&ws));
+    run_ok(Command::new("git").args(["add", "-A"]).current_dir(&ws));
+    run_ok(
+        Command::new("git").args(["-c", "user.email=ci@example.com", "-c", "user.name=ci", "commit", "-qm", "fixture"]).current_dir(&ws),
+    );
+    let head = stdout(&run_ok(Command::new("git").args(["rev-parse", "HEAD"]).current_dir(&ws))).trim().to_string();
+    let layout = work.path().join("images");
+    let output = cargo_scratchpack(
+        &ws,
+        &[
+            "--bin",
+            "greeter-cli",
+            "--target",
+            "x86_64-unknown-linux-musl",
+            "--sbom",
+            "none",
+            "--output",
+            &format!("oci:{}", layout.display()),
+            "-vv",
+        ],
+        &[
+            ("SCRATCHPACK_SIGN_KEY", std::fs::read_to_string(&private).unwrap()),
+            // A CI run of this suite must not name its own run and commit here.
+            ("GITHUB_ACTIONS", String::new()),
+            ("GITLAB_CI", String::new()),
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_no_key_material(&output, &private);
+    let digest = digest_of(stdout(&output).trim());
+    let verified = verify(&format!("oci:{}:1.4.2", layout.display()), &public);
+    assert!(verified.status.success(), "{}", stderr(&verified));
+    assert!(stdout(&verified).contains(&format!("{digest} manifest: {SLSA} attestation verified")), "provenance is on with a key");
+
+    let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let att_tag = format!("sha256-{}.att", hex(&digest));
+    let att = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == att_tag.as_str())
+        .unwrap();
+    let att: Value = serde_json::from_slice(&std::fs::read(blob_file(&layout, att["digest"].as_str().unwrap())).unwrap()).unwrap();
+    let envelope: Value =
+        serde_json::from_slice(&std::fs::read(blob_file(&layout, att["layers"][0]["digest"].as_str().unwrap())).unwrap()).unwrap();
+    let statement: Value = serde_json::from_slice(&base64_decode(envelope["payload"].as_str().unwrap()).unwrap()).unwrap();
+    let definition = &statement["predicate"]["buildDefinition"];
+    assert_eq!(
+        definition["externalParameters"]["cargo"],
+        serde_json::json!({"package": "greeter", "version": "1.4.2", "profile": "release"})
+    );
+    assert_eq!(definition["externalParameters"]["env"]["GREETING"], "hello");
+    let dependencies = definition["resolvedDependencies"].as_array().unwrap();
+    assert!(dependencies.iter().any(|d| d["digest"]["gitCommit"] == head.as_str()), "{dependencies:?}");
+    assert!(dependencies.iter().any(|d| d["name"] == "greeter-cli" && d["annotations"]["platform"] == "linux/amd64"), "{dependencies:?}");
+    assert_eq!(statement["predicate"]["runDetails"]["builder"]["id"], "urn:scratchpack:builder:local");
+}
