@@ -5,8 +5,9 @@
 //! cosign's `sha256-<hex>.sig` / `.att` tags.
 //!
 //! Reading is the registry's `fetch` and the layout's `LayoutFiles`; the checks are `sign`'s. This
-//! only walks the image and says what it found: one line per verified item on stdout, and an error
-//! naming each digest whose signature is missing, made by another key, or made for another digest.
+//! only walks the image and says what it found: one line per verified item on stdout (also when
+//! something else fails), and an error naming each digest whose signature is missing, made by
+//! another key, or made for another digest.
 
 use std::path::PathBuf;
 
@@ -149,9 +150,9 @@ fn open(options: &VerifyOptions) -> Result<(Box<dyn Store>, String)> {
     Ok((Box::new(LayoutStore { files }), tag))
 }
 
-/// Verifies the image; returns the lines that say what was verified, in order. Fails, naming each
-/// digest, when anything is missing or does not verify.
-pub(crate) fn verify(options: &VerifyOptions) -> Result<Vec<String>> {
+/// Verifies the image, handing `verified` one line per signature or attestation that verifies, as
+/// it goes. Fails, naming each digest, when anything is missing or does not verify.
+pub(crate) fn verify(options: &VerifyOptions, verified: &mut dyn FnMut(&str)) -> Result<()> {
     let key = PublicKey::from_file(&options.key)?;
     let (store, target) = open(options)?;
     let (root_bytes, root_digest) = store.manifest(&target)?.ok_or_else(|| anyhow!("{}: no image tagged {target}", options.image))?;
@@ -179,16 +180,15 @@ pub(crate) fn verify(options: &VerifyOptions) -> Result<Vec<String>> {
             subjects.push((digest, label));
         }
     }
-    let mut lines = Vec::new();
     let mut problems = Vec::new();
     for (digest, label) in &subjects {
         match signature(store.as_ref(), &key, digest)? {
-            Ok(reference) => lines.push(format!("{digest} {label}: signature verified (docker-reference {reference})")),
+            Ok(reference) => verified(&format!("{digest} {label}: signature verified (docker-reference {reference})")),
             Err(problem) => problems.push(format!("{digest} ({label}): {problem}")),
         }
         for outcome in attestations(store.as_ref(), &key, digest)? {
             match outcome {
-                Ok(predicate) => lines.push(format!("{digest} {label}: {predicate} attestation verified")),
+                Ok(predicate) => verified(&format!("{digest} {label}: {predicate} attestation verified")),
                 Err(problem) => problems.push(format!("{digest} ({label}): {problem}")),
             }
         }
@@ -196,7 +196,7 @@ pub(crate) fn verify(options: &VerifyOptions) -> Result<Vec<String>> {
     if !problems.is_empty() {
         return Err(VerifyError { image: options.image.clone(), problems }.into());
     }
-    Ok(lines)
+    Ok(())
 }
 
 /// The manifests attached to `subject` as `artifact_type` (through its referrers), and the one

@@ -25,9 +25,7 @@ pub fn run(command: Command, printer: &Printer) -> Result<()> {
                 key: args.key.clone(),
                 registry: super::options::registry_context(&args.registry, printer),
             };
-            for line in crate::verify::verify(&options)? {
-                printer.result(&line);
-            }
+            crate::verify::verify(&options, &mut |line| printer.result(line))?;
         }
         Command::Push(args) => {
             let published = push::push(&args.options(printer)?)?;

@@ -288,6 +288,8 @@ fn verify_passes_on_a_signed_image_and_names_the_digest_when_the_tag_or_the_sign
     put_manifest(&registry, "real", &format!("sha256-{}", hex(&real)), &referrers);
     let output = verify(&format!("docker://{}/real:1", registry.host), &public);
     assert_eq!(output.status.code(), Some(1));
+    // What still verifies is said: the provenance, which nobody replaced.
+    assert_eq!(stdout(&output), format!("{real} manifest: {SLSA} attestation verified\n"));
     assert!(stderr(&output).contains(&format!("{real} (manifest): 1 signature(s), none made by the key sha256:")), "{}", stderr(&output));
 }
 
