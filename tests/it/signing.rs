@@ -507,3 +507,57 @@ fn cargo_scratchpack_with_a_key_attaches_signed_provenance_naming_the_package_pr
     assert!(dependencies.iter().any(|d| d["name"] == "greeter-cli" && d["annotations"]["platform"] == "linux/amd64"), "{dependencies:?}");
     assert_eq!(statement["predicate"]["runDetails"]["builder"]["id"], "urn:scratchpack:builder:local");
 }
+
+#[test]
+fn without_a_key_provenance_is_still_attached_unsigned_and_a_docker_archive_says_it_holds_no_signature() {
+    let work = temp_dir();
+    let (private, public) = key_pair(work.path(), "release");
+    let layout = work.path().join("layout");
+    let lines = pack(&[static_c_hello().to_str().unwrap(), "--output", &format!("oci:{}", layout.display()), "--provenance", "-q"], |_| {});
+    let digest = digest_of(&lines[0]);
+    let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let tags: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str().unwrap())
+        .collect();
+    let att_tag = format!("sha256-{}.att", hex(&digest));
+    assert!(tags.contains(&att_tag.as_str()) && !tags.iter().any(|t| t.ends_with(".sig")), "{tags:?}");
+    let att = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == att_tag.as_str())
+        .unwrap();
+    let att: Value = serde_json::from_slice(&std::fs::read(blob_file(&layout, att["digest"].as_str().unwrap())).unwrap()).unwrap();
+    let envelope: Value =
+        serde_json::from_slice(&std::fs::read(blob_file(&layout, att["layers"][0]["digest"].as_str().unwrap())).unwrap()).unwrap();
+    assert_eq!(envelope["signatures"], serde_json::json!([]));
+    assert_eq!(envelope["payloadType"], "application/vnd.in-toto+json");
+
+    let output = verify(&format!("oci:{}", layout.display()), &public);
+    assert_eq!(output.status.code(), Some(1));
+    let error = stderr(&output);
+    assert!(error.contains(&format!("{digest} (manifest): no signature")), "{error}");
+    assert!(error.contains(&format!("{digest} (manifest): the {SLSA} attestation is not signed")), "{error}");
+
+    let archive = work.path().join("image.tar");
+    let output = run_ok(
+        scratchpack()
+            .arg("pack")
+            .arg(static_c_hello())
+            .arg("--output")
+            .arg(format!("docker-archive:{}", archive.display()))
+            .arg("--sign-key")
+            .arg(&private),
+    );
+    assert!(
+        stderr(&output).contains(&format!(
+            "docker-archive:{}: a docker archive holds no signatures; sign an oci:, oci-archive: or docker:// output",
+            archive.display()
+        )),
+        "{}",
+        stderr(&output)
+    );
+}
