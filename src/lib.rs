@@ -3,7 +3,8 @@
 //! The pipeline, one module per step: `elf` (what the binary is) → `needs` (what it needs at run
 //! time) → `rootfs` (which files the image holds) → `image` (layers, config, manifests) → `dest`
 //! (where the image goes, through `layout` and `registry`). `pack` runs the pipeline, `push` sends
-//! an image already packed; `cli` and `cargo` are the front ends, and only they know clap.
+//! an image already packed; `sign` makes and checks signatures and attestations, which `pack` and
+//! `push` attach and `verify` checks; `cli` and `cargo` are the front ends, and only they know clap.
 //!
 //! Everything is `pub(crate)` but the API the two binaries, the fuzz targets and the tests use:
 //! - the front ends: [`cli::Cli`] and [`cli::run`], [`cargo::CargoCli`] and [`cargo::run`],
