@@ -45,3 +45,8 @@ fi
 if ! python3 -c "import debian.deb822" >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check python-debian
 fi
+
+# Independent verifiers of signatures and DSSE envelopes, for the signing tests (PyPI).
+if ! python3 -c "import cryptography, securesystemslib" >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check cryptography securesystemslib
+fi

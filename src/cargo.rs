@@ -111,6 +111,8 @@ pub(crate) struct MetadataConfig {
     pub(crate) sbom_dir: Option<String>,
     pub(crate) max_size: Option<MetadataSize>,
     pub(crate) created: Option<String>,
+    pub(crate) sign_key: Option<String>,
+    pub(crate) provenance: Option<bool>,
 }
 
 /// `max-size`: a size as `--max-size` takes it (`"10MB"`), or a number of bytes.
@@ -160,7 +162,9 @@ impl MetadataConfig {
             sbom,
             sbom_dir,
             max_size,
-            created
+            created,
+            sign_key,
+            provenance
         )
     }
 }
@@ -395,6 +399,12 @@ fn merge(cli: &ImageArgs, config: &MetadataConfig, base_dir: &Path) -> Result<Im
     if merged.sbom_dir.is_none() {
         merged.sbom_dir = config.sbom_dir.as_deref().map(|p| PathBuf::from(relative(p)));
     }
+    if merged.sign_key.is_none() {
+        merged.sign_key = config.sign_key.as_deref().map(|p| PathBuf::from(relative(p)));
+    }
+    // With a key, a release gets its provenance too, unless the metadata says `provenance = false`.
+    let has_key = merged.sign_key.is_some() || std::env::var(crate::sign::key::KEY_ENV).is_ok_and(|k| !k.trim().is_empty());
+    merged.provenance = merged.provenance || config.provenance.unwrap_or(has_key);
     if merged.max_size.is_none() {
         merged.max_size = match &config.max_size {
             None => None,
@@ -670,6 +680,12 @@ pub fn run(args: CargoArgs) -> Result<()> {
             options.sbom.version = Some(version.clone());
             options.sbom.cargo_sources = Some(sources.clone());
         }
+        if options.sign.provenance {
+            let profile = args.profile.clone().unwrap_or_else(|| "release".into());
+            options.sign.cargo = Some(crate::pack::CargoBuild { package: package.name.to_string(), version: version.clone(), profile });
+            // The package's own commit, over what CI says it builds.
+            options.sign.git_commit = git_sha.clone().or(options.sign.git_commit.take());
+        }
         let (packed, published) = crate::pack::pack(&options, &printer).with_context(|| format!("packing {bin}"))?;
         let results = if options.writes_to_stdout() { printer.with_results_on_stderr() } else { printer };
         cli::print_published(&results, &published, Some(&packed), per_bin.json)?;
@@ -733,6 +749,19 @@ mod tests {
         assert_eq!(merged.env, ["A=2", "RUST_LOG=info"]);
         assert_eq!(merged.compression, Some(crate::image::Compression::Zstd));
         assert_eq!(merged.tags, ["{version}"]);
+    }
+
+    #[test]
+    fn a_sign_key_in_the_metadata_turns_provenance_on_unless_the_metadata_says_no() {
+        let parse = |value: serde_json::Value| parse_config(Some(&serde_json::json!({"scratchpack": value})), "Cargo.toml").unwrap();
+        let keyed = parse(serde_json::json!({"sign-key": "keys/release.pem"}));
+        let merged = merge(&ImageArgs::default(), &keyed, Path::new("/pkg")).unwrap();
+        assert_eq!(merged.sign_key, Some(PathBuf::from("/pkg/keys/release.pem")));
+        assert!(merged.provenance);
+        let without = parse(serde_json::json!({"sign-key": "k.pem", "provenance": false}));
+        assert!(!merge(&ImageArgs::default(), &without, Path::new("/pkg")).unwrap().provenance);
+        let flag = ImageArgs { provenance: true, ..Default::default() };
+        assert!(merge(&flag, &without, Path::new("/pkg")).unwrap().provenance, "the flag wins");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! time) → `rootfs` (which files the image holds) → `image` (layers, config, manifests) → `dest`
 //! (where the image goes, through `layout`, `registry` and `engine`). `pack` runs the pipeline, `push` sends
 //! an image already packed, `copy` reads an image from anywhere (a layout, an archive, a registry)
-//! and writes it elsewhere; `cli` and `cargo` are the front ends, and only they know clap.
+//! and writes it elsewhere; `sign` makes and checks signatures and attestations, which `pack` and
+//! `push` attach and `verify` checks; `cli` and `cargo` are the front ends, and only they know clap.
 //!
 //! Everything is `pub(crate)` but the API the two binaries, the fuzz targets and the tests use:
 //! - the front ends: [`cli::Cli`] and [`cli::run`], [`cargo::CargoCli`] and [`cargo::run`],
@@ -40,3 +41,5 @@ pub(crate) mod push;
 pub mod registry;
 pub mod rootfs;
 pub(crate) mod sbom;
+pub(crate) mod sign;
+pub(crate) mod verify;

@@ -1,6 +1,7 @@
 //! `scratchpack push`: an image already packed, read from an OCI layout or archive, sent to
-//! registries with its referrers (SBOMs). Reading is the layout module's, sending the registry destination's; this only
-//! joins them.
+//! registries with its referrers (SBOMs), and with `--sign-key` signed there as `pack` signs (each
+//! manifest and the index, naming the repository pushed to). Reading is the layout module's,
+//! sending the registry destination's, signing `sign`'s; this only joins them.
 
 use anyhow::{bail, Context, Result};
 
@@ -20,6 +21,7 @@ pub(crate) struct PushOptions {
     /// Tags for destinations that name none.
     pub(crate) tags: Vec<Tag>,
     pub(crate) registry: RegistryContext,
+    pub(crate) signer: Option<std::sync::Arc<dyn crate::sign::Signer>>,
 }
 
 /// Reads `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`.
@@ -43,7 +45,13 @@ pub(crate) fn push(options: &PushOptions) -> Result<Vec<(String, Published)>> {
     for (text, reference) in &options.destinations {
         let tags = tags_or(&reference.tag, &options.tags);
         let mut destination = RegistryDestination::new(reference.clone(), tags, options.registry.clone());
-        let written = destination.push_set_with(&push_set(&image), &image.referrers).with_context(|| format!("writing {text}"))?;
+        let set = push_set(&image);
+        let mut attachments = image.referrers.clone();
+        if let Some(signer) = &options.signer {
+            let subjects: Vec<&crate::image::Blob> = image.manifests.iter().chain([&image.root]).collect();
+            attachments.extend(crate::sign::cosign::sign_all(signer.as_ref(), &subjects, &reference.repository.to_string())?);
+        }
+        let written = destination.push_set_with(&set, &attachments).with_context(|| format!("writing {text}"))?;
         published.push((text.clone(), written));
     }
     Ok(published)

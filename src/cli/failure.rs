@@ -19,6 +19,8 @@ use crate::rootfs::add::AddError;
 use crate::rootfs::base::BaseError;
 use crate::rootfs::extra::ExtraError;
 use crate::sbom::SbomError;
+use crate::sign::SignError;
+use crate::verify::VerifyError;
 
 /// What a command's result means for the user: printed on stderr, and the exit code.
 pub fn report(result: anyhow::Result<()>) -> ExitCode {
@@ -80,7 +82,9 @@ fn hint(error: &anyhow::Error) -> Option<String> {
             SizeError,
             PlacementError,
             RegistryError,
-            ReferenceError
+            ReferenceError,
+            SignError,
+            VerifyError
         )
     })
 }

@@ -62,6 +62,9 @@ pub enum Command {
     /// Copy an image (oci:, oci-archive:, docker://) to any destination, with its platforms and
     /// referrers, every digest kept.
     Copy(Box<CopyArgs>),
+    /// Check the signatures of an image (oci:DIR[:TAG], oci-archive:FILE[:TAG],
+    /// docker://HOST/REPO[:TAG|@DIGEST]) and of each platform's manifest, and its attestations.
+    Verify(Box<VerifyArgs>),
     /// Show what a binary is (platform, linkage, libraries), or what an image holds (oci:DIR,
     /// oci-archive:FILE, docker://REF: platforms, layers, config, referrers).
     Inspect(InspectArgs),
@@ -107,6 +110,10 @@ pub struct PushArgs {
     pub(crate) tags: Vec<String>,
     #[command(flatten)]
     pub(crate) registry: RegistryArgs,
+    /// Sign each manifest and the index pushed, as `pack --sign-key` does. Without it, the PEM in
+    /// SCRATCHPACK_SIGN_KEY, if set.
+    #[arg(long, value_name = "KEY.pem")]
+    pub(crate) sign_key: Option<PathBuf>,
     /// Print a JSON summary on stdout.
     #[arg(long)]
     pub(crate) json: bool,
@@ -125,6 +132,17 @@ pub struct CopyArgs {
     /// Print a JSON summary on stdout.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The image: oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker://HOST/REPO[:TAG|@DIGEST].
+    pub(crate) image: String,
+    /// The public key (PEM) the signatures must be made with: `openssl pkey -in key.pem -pubout`.
+    #[arg(long, value_name = "PUB.pem")]
+    pub(crate) key: PathBuf,
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
 }
 
 /// `90`, `90s`, `5m`, `1h`.
@@ -293,6 +311,15 @@ pub(crate) struct ImageArgs {
     /// wins. Layer times do not change [default: epoch; commit for cargo scratchpack].
     #[arg(long, value_name = "now|commit|epoch|TIME")]
     pub(crate) created: Option<String>,
+    /// Sign every manifest and index written, as cosign does (a referrer and the `sha256-<hex>.sig`
+    /// tag), with this ECDSA P-256 private key (PKCS#8 PEM). Without it, the PEM in
+    /// SCRATCHPACK_SIGN_KEY, if set.
+    #[arg(long, value_name = "KEY.pem")]
+    pub(crate) sign_key: Option<PathBuf>,
+    /// Attach SLSA v1 provenance to each image and the index (DSSE, signed with --sign-key)
+    /// [default: off; on for cargo scratchpack when a key is given].
+    #[arg(long)]
+    pub(crate) provenance: bool,
     /// Print a JSON summary on stdout instead of one line per destination.
     #[arg(long)]
     pub(crate) json: bool,

@@ -13,7 +13,7 @@ use crate::dest::registry::RegistryContext;
 use crate::dest::DestSpec;
 use crate::image::config::{RuntimeSettings, DEFAULT_PATH};
 use crate::needs::NeedsOptions;
-use crate::pack::{PackOptions, SbomOptions};
+use crate::pack::{PackOptions, SbomOptions, SignOptions};
 use crate::printer::Printer;
 use crate::push::PushOptions;
 use crate::registry::Tag;
@@ -188,8 +188,29 @@ impl TryFrom<&ImageArgs> for PackOptions {
             needs: needs_options(args),
             sbom: SbomOptions { format: args.sbom.unwrap_or(SbomFormat::None), dir: args.sbom_dir.clone(), ..Default::default() },
             max_size: args.max_size.clone(),
+            sign: sign_options(args)?,
         })
     }
+}
+
+/// The signer of `--sign-key PATH`, else of the PEM in `SCRATCHPACK_SIGN_KEY`; none without either.
+fn signer(path: Option<&std::path::Path>) -> Result<Option<std::sync::Arc<dyn crate::sign::Signer>>> {
+    use crate::sign::{key::KEY_ENV, KeySigner};
+    let signer = match path {
+        Some(path) => Some(KeySigner::from_file(path)?),
+        None => match std::env::var(KEY_ENV) {
+            Ok(pem) if !pem.trim().is_empty() => Some(KeySigner::from_pem(&pem, KEY_ENV)?),
+            _ => None,
+        },
+    };
+    Ok(signer.map(|s| std::sync::Arc::new(s) as std::sync::Arc<dyn crate::sign::Signer>))
+}
+
+/// `--sign-key` (else the PEM in `SCRATCHPACK_SIGN_KEY`) and `--provenance`.
+fn sign_options(args: &ImageArgs) -> Result<SignOptions> {
+    let provenance = args.provenance;
+    let git_commit = if provenance { crate::pack::git_commit() } else { None };
+    Ok(SignOptions { signer: signer(args.sign_key.as_deref())?, provenance, cargo: None, git_commit })
 }
 
 /// The times of a pack, besides `--created`: what the environment and the front end say.
@@ -268,7 +289,13 @@ impl PushArgs {
                 _ => bail!("{text:?}: push sends to registries: docker://HOST/REPO[:TAG]"),
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(PushOptions { source: self.source.clone(), destinations, tags, registry: registry_context(&self.registry, printer) })
+        Ok(PushOptions {
+            source: self.source.clone(),
+            destinations,
+            tags,
+            registry: registry_context(&self.registry, printer),
+            signer: signer(self.sign_key.as_deref())?,
+        })
     }
 }
 

@@ -27,6 +27,14 @@ pub fn run(command: Command, printer: &Printer) -> Result<()> {
             let written = crate::copy::copy(&options)?;
             print_published(printer, &[(args.destination.clone(), written)], None, args.json)?;
         }
+        Command::Verify(args) => {
+            let options = crate::verify::VerifyOptions {
+                image: args.image.clone(),
+                key: args.key.clone(),
+                registry: super::options::registry_context(&args.registry, printer),
+            };
+            crate::verify::verify(&options, &mut |line| printer.result(line))?;
+        }
         Command::Push(args) => {
             let published = push::push(&args.options(printer)?)?;
             print_published(printer, &published, None, args.json)?;

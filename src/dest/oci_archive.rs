@@ -51,6 +51,10 @@ impl OciArchive {
             manifests.push(index_entry(&index, &tag));
             extra_blobs.push(index);
         }
+        // cosign's tags (`sha256-<hex>.sig`, `.att`) name the artifact manifests themselves.
+        for attachment in attachments {
+            manifests.extend(attachment.tags.iter().map(|tag| index_entry(&attachment.manifest, tag)));
+        }
         let index = serde_json::to_vec(&index_document(manifests)).expect("JSON");
         let mut blobs: Vec<&Blob> = image_blobs;
         blobs.push(root);

@@ -1,6 +1,8 @@
-//! OCI 1.1 referrers: an artifact (an SBOM) attached to an image through the manifest's `subject`,
-//! and the referrers tag schema (`sha256-<hex>` → an index of the referrers) that registries
-//! without the referrers API, and OCI layouts, use to find them.
+//! OCI 1.1 referrers: an artifact (an SBOM, a signature, attestations) attached to an image
+//! through the manifest's `subject`, and the referrers tag schema (`sha256-<hex>` → an index of
+//! the referrers) that registries without the referrers API, and OCI layouts, use to find them.
+
+use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
@@ -17,8 +19,57 @@ pub(crate) struct Attachment {
     pub(crate) subject: Blob,
     pub(crate) artifact_type: String,
     pub(crate) manifest: Blob,
-    /// The empty config and the payload: uploaded before the manifest.
+    /// The config and the payloads: uploaded before the manifest.
     pub(crate) blobs: Vec<Blob>,
+    /// Tags that also point at the manifest (cosign's `sha256-<hex>.sig` and `.att`).
+    pub(crate) tags: Vec<String>,
+    /// How to combine the manifest with one a tag already names (another signer's signatures),
+    /// rather than replace it.
+    pub(crate) merge: Option<Merge>,
+}
+
+/// Combines `existing` (a manifest a tag of the attachment names now) with the attachment:
+/// `None` when the attachment's own manifest should simply replace it.
+pub(crate) type Merge = fn(existing: &[u8], attachment: &Attachment) -> Option<Merged>;
+
+/// A manifest that combines another with an attachment's, and the blobs it needs that neither had
+/// (its config).
+#[derive(Clone, Debug)]
+pub(crate) struct Merged {
+    pub(crate) manifest: Blob,
+    pub(crate) blobs: Vec<Blob>,
+}
+
+/// One payload of an artifact with the annotations of its descriptor.
+pub(crate) struct Payload {
+    pub(crate) blob: Blob,
+    pub(crate) annotations: BTreeMap<String, String>,
+}
+
+/// Attaches `payloads` (layers) with `config` to `subject` as an artifact of `artifact_type`,
+/// also tagged with `tags`.
+pub(crate) fn attach_payloads(subject: &Blob, artifact_type: &str, config: Blob, payloads: Vec<Payload>, tags: Vec<String>) -> Attachment {
+    let layers: Vec<Value> = payloads
+        .iter()
+        .map(|p| {
+            let mut layer = json!({"mediaType": p.blob.media_type, "digest": p.blob.digest.to_string(), "size": p.blob.size});
+            if !p.annotations.is_empty() {
+                layer["annotations"] = json!(p.annotations);
+            }
+            layer
+        })
+        .collect();
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_MEDIA_TYPE,
+        "artifactType": artifact_type,
+        "config": {"mediaType": config.media_type, "digest": config.digest.to_string(), "size": config.size},
+        "layers": layers,
+        "subject": {"mediaType": subject.media_type, "digest": subject.digest.to_string(), "size": subject.size},
+    });
+    let manifest = Blob::from_bytes(MANIFEST_MEDIA_TYPE, canonical_json(&manifest));
+    let blobs = std::iter::once(config).chain(payloads.into_iter().map(|p| p.blob)).collect();
+    Attachment { subject: subject.clone(), artifact_type: artifact_type.to_string(), manifest, blobs, tags, merge: None }
 }
 
 /// Attaches `payload` (media type = artifact type, e.g. `application/spdx+json`) to `subject`.
@@ -40,7 +91,7 @@ pub(crate) fn attach(subject: &Blob, payload: Blob, file_name: &str, created: &s
         "annotations": {"org.opencontainers.image.created": created},
     });
     let manifest = Blob::from_bytes(MANIFEST_MEDIA_TYPE, canonical_json(&manifest));
-    Attachment { subject: subject.clone(), artifact_type, manifest, blobs: vec![empty, payload] }
+    Attachment { subject: subject.clone(), artifact_type, manifest, blobs: vec![empty, payload], tags: Vec::new(), merge: None }
 }
 
 /// `sha256-<hex>`: the tag under which referrers of `subject` are listed.

@@ -35,6 +35,55 @@ impl StoredImage {
     }
 }
 
+/// A layout opened to read its tags and single documents by digest (what `verify` needs), from a
+/// folder or an archive (unpacked to a temporary folder that lives as long as this).
+pub(crate) struct LayoutFiles {
+    dir: std::path::PathBuf,
+    _extracted: Option<(crate::cleanup::Guard, tempfile::TempDir)>,
+}
+
+impl LayoutFiles {
+    pub(crate) fn open(dir: &Path) -> Result<LayoutFiles> {
+        check_no_links(dir)?;
+        Ok(LayoutFiles { dir: dir.to_path_buf(), _extracted: None })
+    }
+
+    pub(crate) fn open_archive(file: &Path) -> Result<LayoutFiles> {
+        let extracted = extract(file)?;
+        let dir = extracted.path().to_path_buf();
+        Ok(LayoutFiles { _extracted: Some((crate::cleanup::register(&dir), extracted)), dir })
+    }
+
+    /// Each tagged entry of `index.json`: (tag, digest, media type).
+    pub(crate) fn tags(&self) -> Result<Vec<(String, Digest, String)>> {
+        let index = read_json(&self.dir.join(INDEX_FILE))?;
+        let entries = index["manifests"].as_array().ok_or_else(|| anyhow!("{}: index.json has no manifests", self.dir.display()))?;
+        let mut tags = Vec::new();
+        for entry in entries {
+            if let (Some(tag), Ok(d)) = (entry_tag(entry), descriptor(entry)) {
+                tags.push((tag.to_string(), d.digest, d.media_type));
+            }
+        }
+        Ok(tags)
+    }
+
+    /// A document (manifest, index, payload) of at most [`super::MAX_DOCUMENT`] bytes, checked
+    /// against its digest; `None` when the layout does not hold it.
+    pub(crate) fn document(&self, digest: &Digest) -> Result<Option<Vec<u8>>> {
+        let d = Descriptor { media_type: String::new(), digest: *digest, size: 0 };
+        let path = blob_path(&self.dir, digest);
+        let bytes = match read_document(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(unreadable(&self.dir, &d, e).into()),
+        };
+        if Digest::of(&bytes) != *digest {
+            return Err(damaged(&self.dir, &d, "does not match its digest").into());
+        }
+        Ok(Some(bytes))
+    }
+}
+
 fn extract(file: &Path) -> Result<tempfile::TempDir> {
     let temp = tempfile::Builder::new().prefix("scratchpack-archive-").tempdir().context("cannot create a temporary folder")?;
     let reader = std::fs::File::open(file).with_context(|| format!("{}: cannot open", file.display()))?;
@@ -202,7 +251,7 @@ fn read_referrers(dir: &Path, entries: &[Value], image: &StoredImage) -> Result<
                 .or(value["config"]["mediaType"].as_str())
                 .unwrap_or_default()
                 .to_string();
-            attachments.push(Attachment { subject: subject.clone(), artifact_type, manifest, blobs });
+            attachments.push(Attachment { subject: subject.clone(), artifact_type, manifest, blobs, tags: Vec::new(), merge: None });
         }
     }
     Ok(attachments)

@@ -149,8 +149,31 @@ impl Update {
         for (tag, index) in referrer_indexes(&self.dir, attachments)? {
             entries.push((vec![tag], index));
         }
+        // cosign's tags (`sha256-<hex>.sig`, `.att`) name the artifact manifests themselves, or
+        // ones that keep what the tag already held beside them.
+        let mut merged_blobs = Vec::new();
+        for attachment in attachments {
+            for tag in &attachment.tags {
+                let merged = match (attachment.merge, tagged_document(&self.dir, tag)) {
+                    (Some(merge), Some(existing)) => merge(&existing, attachment),
+                    _ => None,
+                };
+                match merged {
+                    Some(merged) => {
+                        merged_blobs.extend(merged.blobs);
+                        entries.push((vec![tag.clone()], merged.manifest));
+                    }
+                    None => entries.push((vec![tag.clone()], attachment.manifest.clone())),
+                }
+            }
+        }
         let attached = attachments.iter().flat_map(|attachment| attachment.blobs.iter().chain([&attachment.manifest]));
-        let all = blobs.into_iter().chain([root]).chain(attached).chain(entries[1..].iter().map(|(_, index)| index));
+        let all = blobs
+            .into_iter()
+            .chain([root])
+            .chain(attached)
+            .chain(merged_blobs.iter())
+            .chain(entries[1..].iter().map(|(_, document)| document));
         self.add(all)?;
         update_index(&self.dir, &entries)?;
         self.commit();
@@ -212,6 +235,15 @@ fn referrer_indexes(dir: &Path, attachments: &[Attachment]) -> Result<Vec<(Strin
         out.push((tag, referrers::referrers_index(existing.as_deref(), &for_subject)));
     }
     Ok(out)
+}
+
+/// The document a tag of the layout names now, if any.
+fn tagged_document(dir: &Path, tag: &str) -> Option<Vec<u8>> {
+    let index: Value = serde_json::from_slice(&read_document(&dir.join(INDEX_FILE)).ok()?).ok()?;
+    let entry = index["manifests"].as_array()?.iter().find(|e| entry_tag(e) == Some(tag))?;
+    let digest = Digest::parse(entry["digest"].as_str()?).ok()?;
+    let bytes = read_document(&blob_path(dir, &digest)).ok()?;
+    (Digest::of(&bytes) == digest).then_some(bytes)
 }
 
 fn update_index(dir: &Path, entries: &[(Vec<String>, Blob)]) -> Result<(), LayoutError> {

@@ -15,6 +15,7 @@ mod budget;
 mod layers;
 mod options;
 mod plan;
+mod signatures;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,8 +25,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 pub(crate) use budget::{ByteSize, SizeError};
-pub(crate) use options::{AlsoSpec, PackOptions, SbomOptions};
+pub(crate) use options::{AlsoSpec, CargoBuild, PackOptions, SbomOptions, SignOptions};
 pub(crate) use plan::PlacementError;
+pub(crate) use signatures::git_commit;
 
 use crate::dest::{self, Destination, Published};
 use crate::elf;
@@ -47,7 +49,8 @@ pub(crate) const TZDATA_ANNOTATION: &str = "dev.scratchpack.tzdata.version";
 /// A packed image, with the staging folder that holds its layers until it is published.
 pub(crate) struct Packed {
     pub(crate) image: ImageOrIndex,
-    /// Artifacts attached to the image or its platform images: SBOMs.
+    /// Artifacts attached to the image or its platform images: SBOMs, attestations. Signatures,
+    /// which name the destination, are made as each destination is published.
     pub(crate) attachments: Vec<Attachment>,
     /// Per platform image, in the images' order: the absolute path of each program it holds, the
     /// entrypoint first.
@@ -65,7 +68,7 @@ pub(crate) fn pack(options: &PackOptions, printer: &Printer) -> Result<(Packed, 
     let mut outputs: Outputs =
         options.outputs.iter().map(|(text, spec)| (text.clone(), dest::open(spec, &options.tags, &name, &options.registry))).collect();
     let packed = build(options, printer, &mut outputs)?;
-    let published = publish(&packed, &mut outputs, printer)?;
+    let published = publish(options, &packed, &mut outputs, printer)?;
     Ok((packed, published))
 }
 
@@ -73,6 +76,7 @@ pub(crate) fn pack(options: &PackOptions, printer: &Printer) -> Result<(Packed, 
 /// `outputs` as soon as they are written.
 fn build(options: &PackOptions, printer: &Printer, outputs: &mut Outputs) -> Result<Packed> {
     let started = Instant::now();
+    let started_on = now_rfc3339();
     let step = |what: &str| printer.debug(format_args!("{what} after {:.1} ms", started.elapsed().as_secs_f64() * 1000.0));
     let targets = options.binaries.iter().map(|file| plan::binary_path(options.path.as_deref(), file)).collect::<Result<Vec<_>>>()?;
     let staging = Staging::near(options.local_output_folder().as_deref()).context("cannot create a staging folder for layers")?;
@@ -125,7 +129,7 @@ fn build(options: &PackOptions, printer: &Printer, outputs: &mut Outputs) -> Res
             strip_hint(options, file, target, image, &staging, printer);
         }
     }
-    let attachments = attach::sboms(options, printer, &plans, &programs, &shared.base_plan, &images, &created)?;
+    let mut attachments = attach::sboms(options, printer, &plans, &programs, &shared.base_plan, &images, &created)?;
     let image = match images.len() {
         1 => ImageOrIndex::Image(images.pop().expect("one image")),
         _ => {
@@ -133,6 +137,19 @@ fn build(options: &PackOptions, printer: &Printer, outputs: &mut Outputs) -> Res
             ImageOrIndex::Index { index: config::index_blob(&entries, &options.annotations)?, images }
         }
     };
+    let attestations = signatures::Attestations {
+        options,
+        plans: &plans,
+        programs: &programs,
+        ca_version: shared.base_plan.ca_version.as_deref(),
+        times: signatures::Times { started: started_on, finished: now_rfc3339() },
+    };
+    let attested = attestations.attach(&image, &attachments, options.sign.signer.as_deref())?;
+    if !attested.is_empty() {
+        let signed = if options.sign.signer.is_some() { "signed" } else { "unsigned" };
+        printer.verbose(format_args!("{} {signed} attestation artifacts (provenance, SBOM)", attested.len()));
+    }
+    attachments.extend(attested);
     step("image documents made");
     Ok(Packed { image, attachments, programs: plans.iter().map(BinaryPlan::program_paths).collect(), _staging: staging })
 }
@@ -250,12 +267,31 @@ fn assemble(
     Ok(Image { platform: plan.info.platform.clone(), manifest, config: config_blob, layers })
 }
 
-/// Publishes to every destination in order.
-fn publish(packed: &Packed, outputs: &mut Outputs, printer: &Printer) -> Result<Vec<(String, Published)>> {
+/// The wall clock now, RFC 3339 in UTC.
+fn now_rfc3339() -> String {
+    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    config::rfc3339(seconds)
+}
+
+/// Publishes to every destination in order, each with the signatures that name it.
+fn publish(options: &PackOptions, packed: &Packed, outputs: &mut Outputs, printer: &Printer) -> Result<Vec<(String, Published)>> {
     let mut published = Vec::new();
-    for (text, destination) in outputs.iter_mut() {
+    for ((text, destination), (_, spec)) in outputs.iter_mut().zip(&options.outputs) {
         let started = Instant::now();
-        let written = destination.publish(&packed.image, &packed.attachments).with_context(|| format!("writing {text}"))?;
+        let mut attachments = packed.attachments.clone();
+        if let Some(signer) = options.sign.signer.as_deref() {
+            match signatures::docker_reference(spec, &options.tags) {
+                Some(reference) => {
+                    let signed = signatures::signatures(signer, &packed.image, &reference)?;
+                    let key = signer.public_key().fingerprint();
+                    printer.verbose(format_args!("{text}: {} signatures for {reference}, by the key {key}", signed.len()));
+                    attachments.extend(signed);
+                }
+                None => printer
+                    .warn(format_args!("{text}: a docker archive holds no signatures; sign an oci:, oci-archive: or docker:// output")),
+            }
+        }
+        let written = destination.publish(&packed.image, &attachments).with_context(|| format!("writing {text}"))?;
         printer.debug(format_args!("{text} written in {:.1} ms", started.elapsed().as_secs_f64() * 1000.0));
         printer.verbose(format_args!("wrote {text}"));
         published.push((text.clone(), written));

@@ -45,6 +45,25 @@ pub(crate) struct PackOptions {
     pub(crate) sbom: SbomOptions,
     /// `--max-size`: the largest each platform's image may be, compressed.
     pub(crate) max_size: Option<super::ByteSize>,
+    pub(crate) sign: SignOptions,
+}
+
+/// `--sign-key` and `--provenance`, and what the provenance says about the build.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SignOptions {
+    pub(crate) signer: Option<std::sync::Arc<dyn crate::sign::Signer>>,
+    pub(crate) provenance: bool,
+    /// The cargo package, version and profile, under `cargo scratchpack`.
+    pub(crate) cargo: Option<CargoBuild>,
+    /// The commit built, when the sources are in git.
+    pub(crate) git_commit: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct CargoBuild {
+    pub(crate) package: String,
+    pub(crate) version: String,
+    pub(crate) profile: String,
 }
 
 /// One `--also PROGRAM[:DEST]`: a further program, inspected and resolved like the main one. DEST

@@ -1,5 +1,6 @@
-//! The registry client: pushes images to, and pulls them from, any OCI distribution registry over HTTP(S), with no
-//! daemon and no other tool.
+//! The registry client: pushes images to, and pulls them from, any OCI distribution registry over
+//! HTTP(S), with no daemon and no other tool; `fetch` reads back the manifests and small blobs that
+//! checking signatures needs.
 //!
 //! Owns references, credentials, authentication, TLS, retries the upload protocol and the download protocol. It knows
 //! blobs and manifests as bytes with digests; it never knows what an ELF is or how layers are made.
@@ -8,6 +9,7 @@ pub mod answers;
 pub mod auth;
 pub(crate) mod client;
 pub(crate) mod error;
+pub(crate) mod fetch;
 pub(crate) mod progress;
 pub(crate) mod pull;
 pub(crate) mod push;

@@ -372,7 +372,7 @@ pub(crate) fn pull(
         .into_iter()
         .map(|(subject, artifact_type, manifest)| {
             let parts = content_of(&manifest.value).into_iter().filter_map(|(_, digest, _)| by_digest(&digest)).collect();
-            Attachment { subject, artifact_type, manifest: manifest.blob, blobs: parts }
+            Attachment { subject, artifact_type, manifest: manifest.blob, blobs: parts, tags: Vec::new(), merge: None }
         })
         .collect();
     let image_blobs = blobs[..image_blob_count].to_vec();

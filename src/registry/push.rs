@@ -410,7 +410,8 @@ impl Read for Counting {
     }
 }
 
-/// Pushes attached artifacts (SBOMs): their blobs, then each artifact manifest by digest. Where
+/// Pushes attached artifacts (SBOMs, signatures, attestations): their blobs, then each artifact
+/// manifest by digest, and under its own tags. Where
 /// the registry does not answer with `OCI-Subject` (no referrers API, as distribution 2.8), the
 /// referrers tag `sha256-<subject hex>` is updated with an index listing them, merged with what the
 /// tag already lists.
@@ -447,6 +448,24 @@ pub(crate) fn push_referrers(
         })?;
         if !supports_referrers {
             needs_fallback.push(attachment);
+        }
+        // cosign's tags (`sha256-<hex>.sig`, `.att`) point at the same manifest, or at one that
+        // keeps what the tag already held beside it.
+        for tag in &attachment.tags {
+            let existing = super::fetch::manifest(client, repository, tag)?;
+            let merged = match (attachment.merge, existing) {
+                (Some(merge), Some(existing)) if existing.digest != attachment.manifest.digest => merge(&existing.bytes, attachment),
+                _ => None,
+            };
+            match merged {
+                Some(merged) => {
+                    for blob in &merged.blobs {
+                        upload_blob(client, repository, blob, None, progress)?;
+                    }
+                    put_manifest(client, repository, tag, &merged.manifest)?;
+                }
+                None => put_manifest(client, repository, tag, &attachment.manifest)?,
+            }
         }
     }
     let mut subjects: Vec<&Digest> = needs_fallback.iter().map(|a| &a.subject.digest).collect();

@@ -31,6 +31,7 @@ mod run;
 mod sbom;
 mod scanner_records;
 mod secrets;
+mod signing;
 mod size_budget;
 mod strip;
 mod support;
