@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use super::OptionError;
 use crate::atomic::FileError;
+use crate::base_image::BaseImageError;
 use crate::dest::DestError;
 use crate::elf::strip::StripError;
 use crate::elf::ElfError;
@@ -56,6 +57,7 @@ fn hint(error: &anyhow::Error) -> Option<String> {
             StripError,
             AddError,
             BaseError,
+            BaseImageError,
             DestError,
             LayoutError,
             OptionError,

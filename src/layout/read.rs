@@ -15,6 +15,9 @@ use crate::image::blob::{digest_of_open_file, open_file};
 use crate::image::config::{INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 use crate::image::{Blob, BlobData, Digest};
 
+/// A Docker manifest list: the Docker schema2 form of an index.
+pub(crate) const DOCKER_LIST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
 /// An image read from a layout: its blobs (layers and configs), its manifests (for an index) and
 /// the manifest or index the tag points to.
 pub(crate) struct StoredImage {
@@ -27,17 +30,36 @@ pub(crate) struct StoredImage {
 impl StoredImage {
     /// Reads the image tagged `tag` (or the only one) in the layout `dir`.
     pub(crate) fn from_layout(dir: &Path, tag: Option<&str>) -> Result<StoredImage> {
-        read_layout(dir, tag, None)
+        read_layout(dir, Select { tag, digest: None }, None)
     }
 
     /// Reads the image tagged `tag` (or the only one) in the archive `file`, unpacked into a
     /// temporary folder that lives as long as the image.
     pub(crate) fn from_archive(file: &Path, tag: Option<&str>) -> Result<StoredImage> {
+        Self::select_from_archive(file, Select { tag, digest: None })
+    }
+
+    /// Reads the image `select` names in the layout `dir`.
+    pub(crate) fn select_from_layout(dir: &Path, select: Select) -> Result<StoredImage> {
+        read_layout(dir, select, None)
+    }
+
+    /// Reads the image `select` names in the archive `file` (see [`StoredImage::from_archive`]).
+    pub(crate) fn select_from_archive(file: &Path, select: Select) -> Result<StoredImage> {
         let extracted = extract(file)?;
         let dir = extracted.path().to_path_buf();
         let extracted = (crate::cleanup::register(&dir), extracted);
-        read_layout(&dir, tag, Some(extracted)).with_context(|| format!("reading {}", file.display()))
+        read_layout(&dir, select, Some(extracted)).with_context(|| format!("reading {}", file.display()))
     }
+}
+
+/// Which image of a layout to read: the one tagged `tag` (or the only one), or the manifest or
+/// index of digest `digest`: an entry of `index.json`, or a platform's manifest inside one of its
+/// indexes. With both, the tag must point to that digest.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Select<'a> {
+    pub(crate) tag: Option<&'a str>,
+    pub(crate) digest: Option<Digest>,
 }
 
 fn extract(file: &Path) -> Result<tempfile::TempDir> {
@@ -124,24 +146,63 @@ fn document_blob(dir: &Path, d: &Descriptor) -> Result<(Blob, Value)> {
     Ok((Blob::from_bytes(&d.media_type, bytes), value))
 }
 
-fn read_layout(dir: &Path, tag: Option<&str>, extracted: Option<(crate::cleanup::Guard, tempfile::TempDir)>) -> Result<StoredImage> {
+fn read_layout(dir: &Path, select: Select, extracted: Option<(crate::cleanup::Guard, tempfile::TempDir)>) -> Result<StoredImage> {
     check_no_links(dir)?;
     let index = read_json(&dir.join(INDEX_FILE))?;
     let entries = index["manifests"].as_array().ok_or_else(|| anyhow!("{}: index.json has no manifests", dir.display()))?;
     let names: Vec<&str> = entries.iter().filter_map(entry_tag).collect();
+    let tags = || if names.is_empty() { "none".to_string() } else { names.join(", ") };
+    let tag = select.tag;
+    if let (None, Some(digest)) = (tag, select.digest) {
+        let root_descriptor = find_digest(dir, entries, digest)?
+            .ok_or_else(|| anyhow!("{}: holds no manifest or index {digest} (tags: {})", dir.display(), tags()))?;
+        return read_image(dir, &root_descriptor, extracted);
+    }
     let entry = match tag {
-        Some(tag) => entries.iter().find(|e| entry_tag(e) == Some(tag)).ok_or_else(|| {
-            anyhow!(
-                "{}: no image tagged {tag:?} (tags: {})",
-                dir.display(),
-                if names.is_empty() { "none".into() } else { names.join(", ") }
-            )
-        })?,
+        Some(tag) => entries
+            .iter()
+            .find(|e| entry_tag(e) == Some(tag))
+            .ok_or_else(|| anyhow!("{}: no image tagged {tag:?} (tags: {})", dir.display(), tags()))?,
         None if entries.len() == 1 => &entries[0],
         None => bail!("{}: holds {} images; name one with :TAG (tags: {})", dir.display(), entries.len(), names.join(", ")),
     };
     let root_descriptor = descriptor(entry)?;
-    let (root, root_value) = document_blob(dir, &root_descriptor)?;
+    if let Some(digest) = select.digest.filter(|digest| *digest != root_descriptor.digest) {
+        bail!("{}: tag {:?} points to {}, not to {digest}", dir.display(), tag.unwrap_or_default(), root_descriptor.digest);
+    }
+    read_image(dir, &root_descriptor, extracted)
+}
+
+/// The descriptor of the manifest or index `digest`: an entry of `index.json`, else a manifest an
+/// index entry lists.
+fn find_digest(dir: &Path, entries: &[Value], digest: Digest) -> Result<Option<Descriptor>> {
+    for entry in entries {
+        let d = descriptor(entry)?;
+        if d.digest == digest {
+            return Ok(Some(d));
+        }
+    }
+    for entry in entries {
+        let d = descriptor(entry)?;
+        if matches!(d.media_type.as_str(), INDEX_MEDIA_TYPE | DOCKER_LIST_MEDIA_TYPE) {
+            let (_, value) = document_blob(dir, &d)?;
+            for child in value["manifests"].as_array().into_iter().flatten() {
+                let child = descriptor(child)?;
+                if child.digest == digest {
+                    return Ok(Some(child));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn read_image(
+    dir: &Path,
+    root_descriptor: &Descriptor,
+    extracted: Option<(crate::cleanup::Guard, tempfile::TempDir)>,
+) -> Result<StoredImage> {
+    let (root, root_value) = document_blob(dir, root_descriptor)?;
     let mut manifests = Vec::new();
     let mut blobs: Vec<Blob> = Vec::new();
     let add_image = |manifest: &Value, blobs: &mut Vec<Blob>| -> Result<()> {
@@ -156,7 +217,7 @@ fn read_layout(dir: &Path, tag: Option<&str>, extracted: Option<(crate::cleanup:
         Ok(())
     };
     match root.media_type.as_str() {
-        INDEX_MEDIA_TYPE | "application/vnd.docker.distribution.manifest.list.v2+json" => {
+        INDEX_MEDIA_TYPE | DOCKER_LIST_MEDIA_TYPE => {
             for child in root_value["manifests"].as_array().cloned().unwrap_or_default() {
                 let d = descriptor(&child)?;
                 let (blob, value) = document_blob(dir, &d)?;

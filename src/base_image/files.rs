@@ -1,0 +1,181 @@
+//! Which paths a stack of layers leaves in the image: each layer's tar entries listed as it streams
+//! by (gzip or zstd), with the overlay rules of the image-spec (`layer.md`) applied in order: a
+//! `.wh.NAME` entry hides NAME (and what lies below it) in the layers beneath, `.wh..wh..opq`
+//! hides everything the layers beneath put into its folder, and a file over a folder hides that
+//! folder's content. While streaming, each layer's uncompressed bytes are hashed and counted: the
+//! hash must be the diff ID the config records.
+
+use std::collections::BTreeSet;
+use std::io::{self, Read};
+
+use crate::image::{Compression, Digest};
+
+const WHITEOUT: &str = ".wh.";
+const OPAQUE: &str = ".wh..wh..opq";
+
+/// The paths present in an image, without a leading `/` or `./` and without a trailing `/`.
+#[derive(Debug, Default)]
+pub(crate) struct PresentPaths {
+    paths: BTreeSet<String>,
+}
+
+/// One layer as listed: its diff ID and uncompressed size, measured.
+pub(crate) struct Listed {
+    pub(crate) diff_id: Digest,
+    pub(crate) uncompressed_size: u64,
+}
+
+impl PresentPaths {
+    pub(crate) fn contains(&self, path: &str) -> bool {
+        self.paths.contains(path.trim_start_matches('/'))
+    }
+
+    /// Puts the layer `compressed` (gzip or zstd) over the paths so far.
+    pub(crate) fn apply(&mut self, compressed: impl Read, compression: Compression) -> io::Result<Listed> {
+        let compressed = io::BufReader::new(compressed);
+        let decoder: Box<dyn Read> = match compression {
+            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(compressed)),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(compressed)?),
+        };
+        let mut hashed = Hashing { inner: decoder, hasher: sha2::Digest::new(), count: 0 };
+        let (added, hidden) = {
+            let mut archive = tar::Archive::new(&mut hashed);
+            let mut added = Vec::new();
+            let mut hidden = Vec::new();
+            for entry in archive.entries()? {
+                let entry = entry?;
+                let path = entry.path()?.to_string_lossy().into_owned();
+                let path = normal(&path);
+                if path.is_empty() {
+                    continue;
+                }
+                let (parent, name) = match path.rsplit_once('/') {
+                    Some((parent, name)) => (parent.to_string(), name),
+                    None => (String::new(), path.as_str()),
+                };
+                if name == OPAQUE {
+                    hidden.push((parent, false));
+                } else if let Some(hidden_name) = name.strip_prefix(WHITEOUT) {
+                    hidden.push((join(&parent, hidden_name), true));
+                } else {
+                    if !entry.header().entry_type().is_dir() {
+                        // A file over a folder of a layer beneath hides its content.
+                        hidden.push((path.clone(), false));
+                    }
+                    added.push(path);
+                }
+            }
+            (added, hidden)
+        };
+        // What the archive did not read (the end-of-archive blocks, padding) is part of the diff ID.
+        io::copy(&mut hashed, &mut io::sink())?;
+        for (path, itself) in hidden {
+            self.hide(&path, itself);
+        }
+        for path in added {
+            self.add(path);
+        }
+        Ok(Listed { diff_id: Digest::from_hasher(hashed.hasher), uncompressed_size: hashed.count })
+    }
+
+    /// Removes what lies under `path`, and with `itself` the path too.
+    fn hide(&mut self, path: &str, itself: bool) {
+        if itself {
+            self.paths.remove(path);
+        }
+        let prefix = if path.is_empty() { String::new() } else { format!("{path}/") };
+        let under: Vec<String> = self.paths.range(prefix.clone()..).take_while(|p| p.starts_with(&prefix)).cloned().collect();
+        for p in under {
+            self.paths.remove(&p);
+        }
+    }
+
+    /// Adds `path` and the folders that hold it.
+    fn add(&mut self, path: String) {
+        let mut end = path.len();
+        while let Some(slash) = path[..end].rfind('/') {
+            self.paths.insert(path[..slash].to_string());
+            end = slash;
+        }
+        self.paths.insert(path);
+    }
+}
+
+fn normal(path: &str) -> String {
+    let path = path.trim_start_matches("./").trim_start_matches('/');
+    path.trim_end_matches('/').to_string()
+}
+
+fn join(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_string()
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
+/// Hashes and counts what is read through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+    count: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        sha2::Digest::update(&mut self.hasher, &buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A gzip layer of `entries`: (path, is a folder).
+    fn layer(entries: &[(&str, bool)]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+        for (path, dir) in entries {
+            let mut header = tar::Header::new_ustar();
+            header.set_entry_type(if *dir { tar::EntryType::Directory } else { tar::EntryType::Regular });
+            header.set_size(if *dir { 0 } else { 1 });
+            header.set_mode(0o644);
+            header.set_cksum();
+            let data: &[u8] = if *dir { b"" } else { b"x" };
+            builder.append_data(&mut header, path, data).unwrap();
+        }
+        builder.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn whiteouts_hide_what_the_layers_beneath_put() {
+        let mut present = PresentPaths::default();
+        present
+            .apply(
+                &layer(&[("etc/", true), ("etc/passwd", false), ("etc/ssl/certs/ca.crt", false), ("./var/lib/x", false)])[..],
+                Compression::Gzip,
+            )
+            .unwrap();
+        assert!(present.contains("/etc/passwd") && present.contains("etc/ssl/certs") && present.contains("var/lib/x"));
+        present
+            .apply(&layer(&[("etc/.wh.passwd", false), ("etc/ssl/.wh..wh..opq", false), ("etc/ssl/new", false)])[..], Compression::Gzip)
+            .unwrap();
+        assert!(!present.contains("etc/passwd"));
+        assert!(!present.contains("etc/ssl/certs/ca.crt") && !present.contains("etc/ssl/certs"));
+        assert!(present.contains("etc/ssl/new") && present.contains("etc"));
+        present.apply(&layer(&[("var/lib", false), ("etc/passwd", false)])[..], Compression::Gzip).unwrap();
+        assert!(!present.contains("var/lib/x") && present.contains("var/lib") && present.contains("etc/passwd"));
+    }
+
+    #[test]
+    fn the_diff_id_is_the_hash_of_the_whole_tar() {
+        let bytes = layer(&[("a", false)]);
+        let mut tar = Vec::new();
+        flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut tar).unwrap();
+        let listed = PresentPaths::default().apply(&bytes[..], Compression::Gzip).unwrap();
+        assert_eq!(listed.diff_id, Digest::of(&tar));
+        assert_eq!(listed.uncompressed_size, tar.len() as u64);
+    }
+}

@@ -1,0 +1,318 @@
+//! `--base IMAGE`: the image a pack builds on. Reads it (`oci:DIR[:TAG][@sha256:…]`,
+//! `oci-archive:FILE[:TAG][@sha256:…]`), picks each binary's platform out of it, and tells the
+//! pipeline what that platform's image holds: its layers (reused byte for byte), its config (env,
+//! user, history) and which paths its layers leave in place.
+//!
+//! Owns reading a base into [`BaseImage`] and [`BasePlatform`]; it never writes anything. The base
+//! is read through [`StoredImage`], the view of an image as files on disk (root manifest or index,
+//! child manifests, configs and layer blobs), so a base from a registry plugs in by turning the
+//! pull's files into a [`StoredImage`]; the pack pipeline sees only [`BasePlatform`].
+//!
+//! Media types: the image written is OCI. A base in Docker schema2 media types keeps its layers'
+//! bytes and digests; their descriptors say `application/vnd.oci.image.layer.v1.tar+gzip`, since a
+//! Docker `rootfs.diff.tar.gzip` blob is exactly a gzip-compressed tar, which is what that OCI
+//! media type names (go-containerregistry's `mutate` converts the same way when a Docker base
+//! becomes an OCI image). Uncompressed and non-distributable (foreign) layers are refused.
+
+mod files;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use oci_spec::image::History;
+use serde_json::Value;
+
+pub(crate) use files::PresentPaths;
+
+use crate::dest::DestSpec;
+use crate::image::blob::read_all;
+use crate::image::{Blob, Compression, Digest, Layer};
+use crate::layout::read::{Select, StoredImage, DOCKER_LIST_MEDIA_TYPE};
+use crate::platform::Platform;
+
+/// The annotations a packed image carries about its base (image-spec `annotations.md`).
+pub(crate) const BASE_NAME_ANNOTATION: &str = "org.opencontainers.image.base.name";
+pub(crate) const BASE_DIGEST_ANNOTATION: &str = "org.opencontainers.image.base.digest";
+
+/// A parsed `--base`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct BaseSpec {
+    /// As the user wrote it.
+    pub(crate) text: String,
+    pub(crate) source: BaseSource,
+    pub(crate) tag: Option<String>,
+    /// `@sha256:…`: the manifest or index the base must be.
+    pub(crate) digest: Option<Digest>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum BaseSource {
+    Layout(PathBuf),
+    Archive(PathBuf),
+    /// `docker://REF`: read through the registry client.
+    Registry(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BaseImageError {
+    #[error("--base {0:?}: expected oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker://REF, each with an optional @sha256:DIGEST")]
+    Spec(String),
+    #[error("--base {0:?}: a base from a registry is not yet supported")]
+    Registry(String),
+    #[error("--base {base}: has no {wanted} image (it has {})", has.join(", "))]
+    NoPlatform { base: String, wanted: String, has: Vec<String> },
+    #[error("--base {base}: layer {digest} has media type {media_type}, which a base may not have")]
+    LayerType { base: String, digest: Digest, media_type: String },
+    #[error(
+        "--base {base}: layer {digest} does not hold what its config says (its content hashes to {actual}, the config says {expected})"
+    )]
+    DiffId { base: String, digest: Digest, actual: Digest, expected: String },
+    #[error("--base {base}: {reason}")]
+    Malformed { base: String, reason: String },
+}
+
+impl BaseImageError {
+    pub(crate) fn hint(&self) -> Option<String> {
+        Some(match self {
+            BaseImageError::Spec(_) => "for example --base oci:./base:1.0 or --base oci-archive:base.tar@sha256:…".into(),
+            BaseImageError::Registry(_) => {
+                "copy it to an oci: layout first with skopeo or crane (skopeo copy docker://REF oci:base:TAG), then --base oci:base:TAG"
+                    .into()
+            }
+            BaseImageError::NoPlatform { wanted, .. } => {
+                format!("use a base that has a {wanted} image, or build the program for a platform the base has")
+            }
+            BaseImageError::LayerType { .. } => {
+                "copy the base with gzip layers first: skopeo copy --dest-compress-format gzip --dest-compress oci:SRC oci:DEST".into()
+            }
+            BaseImageError::DiffId { .. } | BaseImageError::Malformed { .. } => return None,
+        })
+    }
+}
+
+impl std::str::FromStr for BaseSpec {
+    type Err = BaseImageError;
+
+    fn from_str(text: &str) -> Result<Self, BaseImageError> {
+        let spec_err = || BaseImageError::Spec(text.to_string());
+        if let Some(reference) = text.strip_prefix("docker://") {
+            return Ok(BaseSpec { text: text.to_string(), source: BaseSource::Registry(reference.to_string()), tag: None, digest: None });
+        }
+        let (rest, digest) = match text.rsplit_once('@') {
+            Some((rest, digest)) if digest.starts_with("sha256:") => (rest, Some(Digest::parse(digest).map_err(|_| spec_err())?)),
+            _ => (text, None),
+        };
+        // `oci:DIR@sha256:…` has no tag; `oci:DIR:TAG@sha256:…` has both.
+        let (source, tag) = match rest.parse::<DestSpec>().map_err(|_| spec_err())? {
+            DestSpec::OciLayout { dir, tag } => (BaseSource::Layout(dir), tag),
+            DestSpec::OciArchive { file, tag } => (BaseSource::Archive(file), tag),
+            _ => return Err(spec_err()),
+        };
+        Ok(BaseSpec { text: text.to_string(), source, tag: tag.map(|t| t.to_string()), digest })
+    }
+}
+
+impl BaseSpec {
+    /// The `org.opencontainers.image.base.name` of images built on it: a registry reference as
+    /// given; for a local layout or archive, the transport and the last component of its path with
+    /// the tag and digest as given (`oci:busybox:1.36`), so that the annotation, and the image's
+    /// digest, do not depend on where the base sits on this machine.
+    pub(crate) fn annotation_name(&self) -> String {
+        let local = |transport: &str, path: &Path| {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
+            let tag = self.tag.as_ref().map(|t| format!(":{t}")).unwrap_or_default();
+            let digest = self.digest.map(|d| format!("@{d}")).unwrap_or_default();
+            format!("{transport}:{name}{tag}{digest}")
+        };
+        match &self.source {
+            BaseSource::Layout(dir) => local("oci", dir),
+            BaseSource::Archive(file) => local("oci-archive", file),
+            BaseSource::Registry(reference) => reference.clone(),
+        }
+    }
+}
+
+/// A base image, read and checked: every blob the chosen manifest or index references matches its
+/// digest. Its layers stay in its files (or in the archive's unpacked folder, which lives as long
+/// as this does).
+pub(crate) struct BaseImage {
+    pub(crate) spec: BaseSpec,
+    stored: StoredImage,
+    /// Each platform's image: its platform and manifest.
+    children: Vec<(Platform, Blob)>,
+}
+
+impl BaseImage {
+    pub(crate) fn open(spec: &BaseSpec) -> Result<BaseImage> {
+        let select = Select { tag: spec.tag.as_deref(), digest: spec.digest };
+        let stored = match &spec.source {
+            BaseSource::Layout(dir) => StoredImage::select_from_layout(dir, select),
+            BaseSource::Archive(file) => StoredImage::select_from_archive(file, select),
+            BaseSource::Registry(_) => return Err(BaseImageError::Registry(spec.text.clone()).into()),
+        }
+        .with_context(|| format!("reading the base {}", spec.text))?;
+        BaseImage::from_stored(spec.clone(), stored)
+    }
+
+    /// The base held by `stored`, as read from a layout, an archive or a registry.
+    pub(crate) fn from_stored(spec: BaseSpec, stored: StoredImage) -> Result<BaseImage> {
+        let malformed = |reason: String| BaseImageError::Malformed { base: spec.text.clone(), reason };
+        let root: Value =
+            serde_json::from_slice(&read_all(&stored.root)?).map_err(|e| malformed(format!("its manifest is not JSON: {e}")))?;
+        let mut children = Vec::new();
+        let is_index = root["manifests"].is_array()
+            || matches!(stored.root.media_type.as_str(), crate::image::config::INDEX_MEDIA_TYPE | DOCKER_LIST_MEDIA_TYPE);
+        if is_index {
+            for entry in root["manifests"].as_array().into_iter().flatten() {
+                let digest = Digest::parse(entry["digest"].as_str().unwrap_or_default()).map_err(|e| malformed(e.to_string()))?;
+                let manifest = stored
+                    .manifests
+                    .iter()
+                    .find(|m| m.digest == digest)
+                    .cloned()
+                    .ok_or_else(|| malformed(format!("{digest} is missing")))?;
+                let platform = match platform_of(&entry["platform"]) {
+                    Some(platform) => platform,
+                    None => platform_of(&config_of(&stored, &manifest).map_err(|e| malformed(format!("{e:#}")))?)
+                        .ok_or_else(|| malformed(format!("{digest}: no platform")))?,
+                };
+                children.push((platform, manifest));
+            }
+        } else {
+            let config = config_of(&stored, &stored.root).map_err(|e| malformed(format!("{e:#}")))?;
+            let platform = platform_of(&config).ok_or_else(|| malformed("its config names no os and architecture".into()))?;
+            children.push((platform, stored.root.clone()));
+        }
+        Ok(BaseImage { spec, stored, children })
+    }
+
+    /// The image of `platform` in the base: its layers listed and checked against the config's
+    /// diff IDs.
+    pub(crate) fn for_platform(&self, platform: &Platform) -> Result<BasePlatform> {
+        let base = self.spec.text.clone();
+        let Some((_, manifest_blob)) = self.children.iter().find(|(p, _)| same_platform(p, platform)) else {
+            let has = self.children.iter().map(|(p, _)| p.to_string()).collect();
+            return Err(BaseImageError::NoPlatform { base, wanted: platform.to_string(), has }.into());
+        };
+        let malformed = |reason: String| BaseImageError::Malformed { base: base.clone(), reason };
+        let manifest: Value = serde_json::from_slice(&read_all(manifest_blob)?).map_err(|e| malformed(e.to_string()))?;
+        let config = config_of(&self.stored, manifest_blob)?;
+        let diff_ids: Vec<&str> = config["rootfs"]["diff_ids"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let descriptors = manifest["layers"].as_array().cloned().unwrap_or_default();
+        if diff_ids.len() != descriptors.len() {
+            return Err(malformed(format!("its config lists {} layers, its manifest {}", diff_ids.len(), descriptors.len())).into());
+        }
+        let mut present = PresentPaths::default();
+        let mut layers = Vec::new();
+        for (descriptor, expected) in descriptors.iter().zip(diff_ids) {
+            let digest = Digest::parse(descriptor["digest"].as_str().unwrap_or_default()).map_err(|e| malformed(e.to_string()))?;
+            let media_type = descriptor["mediaType"].as_str().unwrap_or_default();
+            let compression = match media_type {
+                "application/vnd.oci.image.layer.v1.tar+gzip" | "application/vnd.docker.image.rootfs.diff.tar.gzip" => Compression::Gzip,
+                "application/vnd.oci.image.layer.v1.tar+zstd" => Compression::Zstd,
+                _ => return Err(BaseImageError::LayerType { base, digest, media_type: media_type.to_string() }.into()),
+            };
+            let mut blob = self.blob(&digest)?;
+            blob.media_type = compression.media_type().to_string();
+            let listed = present
+                .apply(blob.open()?, compression)
+                .with_context(|| format!("--base {base}: layer {digest} is not a {compression} tar archive"))?;
+            if listed.diff_id.to_string() != expected {
+                return Err(BaseImageError::DiffId { base, digest, actual: listed.diff_id, expected: expected.to_string() }.into());
+            }
+            layers.push(Layer { blob, diff_id: listed.diff_id, uncompressed_size: listed.uncompressed_size, compression });
+        }
+        let history = match config.get("history") {
+            Some(Value::Array(entries)) => {
+                serde_json::from_value::<Vec<History>>(Value::Array(entries.clone())).map_err(|e| malformed(format!("its history: {e}")))?
+            }
+            _ => Vec::new(),
+        };
+        Ok(BasePlatform {
+            name: self.spec.annotation_name(),
+            manifest_digest: manifest_blob.digest,
+            layers,
+            history,
+            config: config.get("config").cloned().unwrap_or(Value::Null),
+            present,
+        })
+    }
+
+    fn blob(&self, digest: &Digest) -> Result<Blob> {
+        self.stored
+            .blobs
+            .iter()
+            .find(|b| b.digest == *digest)
+            .cloned()
+            .ok_or_else(|| BaseImageError::Malformed { base: self.spec.text.clone(), reason: format!("blob {digest} is missing") }.into())
+    }
+}
+
+/// The config of the image whose manifest is `manifest`.
+fn config_of(stored: &StoredImage, manifest: &Blob) -> Result<Value> {
+    let value: Value = serde_json::from_slice(&read_all(manifest)?).context("a manifest is not JSON")?;
+    let digest = Digest::parse(value["config"]["digest"].as_str().unwrap_or_default())?;
+    let blob = stored.blobs.iter().find(|b| b.digest == digest).with_context(|| format!("config {digest} is missing"))?;
+    serde_json::from_slice(&read_all(blob)?).with_context(|| format!("config {digest} is not JSON"))
+}
+
+/// The platform of an index entry's `platform`, or of a config.
+fn platform_of(value: &Value) -> Option<Platform> {
+    let os = value["os"].as_str()?;
+    let architecture = value["architecture"].as_str()?;
+    Some(Platform { os: os.to_string(), architecture: architecture.to_string(), variant: value["variant"].as_str().map(str::to_string) })
+}
+
+/// The same os, architecture and variant; arm64 without a variant is v8, as containerd's matcher
+/// says.
+fn same_platform(a: &Platform, b: &Platform) -> bool {
+    let variant = |p: &Platform| match (p.architecture.as_str(), p.variant.as_deref()) {
+        ("arm64", None) => Some("v8".to_string()),
+        (_, variant) => variant.map(str::to_string),
+    };
+    a.os == b.os && a.architecture == b.architecture && variant(a) == variant(b)
+}
+
+/// One platform's image of the base, as a pack builds on it.
+pub(crate) struct BasePlatform {
+    /// `org.opencontainers.image.base.name`.
+    pub(crate) name: String,
+    /// `org.opencontainers.image.base.digest`: this platform's manifest.
+    pub(crate) manifest_digest: Digest,
+    /// Bottom first, their blobs as the base has them.
+    pub(crate) layers: Vec<Layer>,
+    pub(crate) history: Vec<History>,
+    /// The config's `config` object: Env, User, WorkingDir, ExposedPorts, Labels, ...
+    pub(crate) config: Value,
+    /// The paths its layers leave in place.
+    pub(crate) present: PresentPaths,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_base_is_a_layout_or_archive_with_an_optional_tag_and_digest() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let spec: BaseSpec = format!("oci:/tmp/base:1.0@{digest}").parse().unwrap();
+        assert_eq!(spec.source, BaseSource::Layout("/tmp/base".into()));
+        assert_eq!(spec.tag.as_deref(), Some("1.0"));
+        assert_eq!(spec.digest, Some(Digest::parse(&digest).unwrap()));
+        assert_eq!(spec.annotation_name(), format!("oci:base:1.0@{digest}"));
+        let spec: BaseSpec = format!("oci-archive:dir/base.tar@{digest}").parse().unwrap();
+        assert_eq!((spec.source.clone(), spec.tag.clone()), (BaseSource::Archive("dir/base.tar".into()), None));
+        assert_eq!(spec.annotation_name(), format!("oci-archive:base.tar@{digest}"));
+        let spec: BaseSpec = "docker://ghcr.io/me/base:1".parse().unwrap();
+        assert_eq!(spec.annotation_name(), "ghcr.io/me/base:1");
+        assert!("docker-archive:x.tar".parse::<BaseSpec>().is_err());
+        assert!("oci:x@sha256:abc".parse::<BaseSpec>().is_err());
+    }
+
+    #[test]
+    fn arm64_without_a_variant_is_v8() {
+        assert!(same_platform(&Platform::linux("arm64", None), &Platform::linux("arm64", Some("v8"))));
+        assert!(!same_platform(&Platform::linux("arm", Some("v7")), &Platform::linux("arm", Some("v6"))));
+        assert!(!same_platform(&Platform::linux("amd64", None), &Platform::linux("arm64", None)));
+    }
+}

@@ -1,0 +1,148 @@
+//! Packing on a `--base` image: each binary's platform image of the base, the scratchpack files it
+//! lacks, and the config carried on from the base's.
+//!
+//! The base's files stand. scratchpack adds the program, its libraries, zoneinfo and `--add`, and
+//! its own passwd, group, nsswitch.conf and CA bundle only where the base's layers leave none; those
+//! go into a small layer of their own, over the base's. The config keeps the base's Env (PATH
+//! merged: the base's entries first, then scratchpack's that it lacks; `--env` replaces), User
+//! (unless `--user`, or the base has none: then 65532), WorkingDir and ExposedPorts; the entrypoint
+//! is the program and Cmd is `--arg` alone, as Docker drops a base's Cmd when the entrypoint
+//! changes. The base's labels are dropped unless `--inherit-labels` (ko issue 1395).
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use serde_json::Value;
+
+use super::plan::BinaryPlan;
+use super::PackOptions;
+use crate::base_image::{BaseImage, BasePlatform, PresentPaths};
+use crate::image::config::{Inherited, RuntimeSettings};
+use crate::printer::Printer;
+use crate::rootfs::base::{Base, CA_BUNDLE_PATH};
+use crate::rootfs::{EntryKind, FileTree};
+
+/// The base files scratchpack adds where a base lacks them, as the message names them.
+const ADDED_WHERE_MISSING: &[(&str, &str)] = &[
+    ("etc/passwd", "/etc/passwd"),
+    ("etc/group", "/etc/group"),
+    ("etc/nsswitch.conf", "/etc/nsswitch.conf"),
+    (CA_BUNDLE_PATH, "CA bundle"),
+];
+
+/// The base of each plan, in the plans' order, and the base image they come from (which must live
+/// until the image is published: its files are the layers' blobs).
+pub(crate) fn open(options: &PackOptions, plans: &[BinaryPlan]) -> Result<(Option<BaseImage>, Vec<Option<BasePlatform>>)> {
+    let Some(spec) = &options.base_image else {
+        return Ok((None, plans.iter().map(|_| None).collect()));
+    };
+    let image = BaseImage::open(spec)?;
+    let bases = plans.iter().map(|plan| image.for_platform(&plan.info.platform).map(Some)).collect::<Result<Vec<_>>>()?;
+    Ok((Some(image), bases))
+}
+
+/// The files of `base_plan` (scratchpack's base files) that `present` lacks: passwd, group,
+/// nsswitch.conf, and the CA bundle with the links to it that are missing too.
+pub(crate) fn missing_files(base_plan: &Base, present: &PresentPaths) -> (FileTree, Vec<&'static str>) {
+    let mut tree = FileTree::new();
+    let mut said = Vec::new();
+    let copy = |path: &str, tree: &mut FileTree| {
+        let Some(entry) = base_plan.tree.get(path) else { return false };
+        let added = match &entry.kind {
+            EntryKind::File(content) => tree.add_file(path, content.clone(), entry.mode, entry.uid, entry.gid),
+            EntryKind::Symlink(target) => tree.add_symlink(path, target),
+            EntryKind::Dir => tree.add_dir(path, entry.mode, entry.uid, entry.gid),
+        };
+        added.expect("scratchpack's base paths do not conflict");
+        true
+    };
+    for (path, name) in ADDED_WHERE_MISSING {
+        if !present.contains(path) && copy(path, &mut tree) {
+            said.push(*name);
+        }
+    }
+    if said.contains(&"CA bundle") {
+        let links: Vec<String> = base_plan
+            .tree
+            .iter()
+            .filter(|(_, entry)| matches!(entry.kind, EntryKind::Symlink(_)))
+            .map(|(path, _)| path.to_string())
+            .collect();
+        for link in links.iter().filter(|link| !present.contains(link)) {
+            copy(link, &mut tree);
+        }
+    }
+    (tree, said)
+}
+
+/// Says, in one line, which base files scratchpack adds to the base of the `platform` image.
+pub(crate) fn say_added(printer: &Printer, base: &BasePlatform, platform: &str, added: &[&str]) {
+    if !added.is_empty() {
+        printer.info(format_args!("base {} ({platform}) lacks {}: scratchpack adds its own", base.name, added.join(", ")));
+    }
+}
+
+/// What the image's config carries on from the base's: its diff IDs and history.
+pub(crate) fn inherited(base: &BasePlatform) -> Inherited {
+    Inherited { diff_ids: base.layers.iter().map(|l| l.diff_id).collect(), history: base.history.clone() }
+}
+
+/// The runtime settings of an image on `base`: the flags' over the base config's.
+pub(crate) fn settings(options: &PackOptions, base: &BasePlatform) -> RuntimeSettings {
+    let mut settings = options.settings.clone();
+    let config = &base.config;
+    let text = |key: &str| config[key].as_str().filter(|v| !v.is_empty()).map(str::to_string);
+    for pair in config["Env"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        let Some((key, value)) = pair.split_once('=') else { continue };
+        if settings.env_given.contains(key) {
+            continue;
+        }
+        let value = match (key, settings.env.get(key)) {
+            ("PATH", Some(ours)) => merge_path(value, ours),
+            _ => value.to_string(),
+        };
+        settings.env.insert(key.to_string(), value);
+    }
+    if let (false, Some(user)) = (settings.user_given, text("User")) {
+        settings.user = user;
+    }
+    if settings.workdir.is_none() {
+        settings.workdir = text("WorkingDir");
+    }
+    let mut ports: Vec<String> = config["ExposedPorts"].as_object().map(|ports| ports.keys().cloned().collect()).unwrap_or_default();
+    ports.extend(settings.exposed_ports.iter().cloned());
+    ports.sort();
+    ports.dedup();
+    settings.exposed_ports = ports;
+    if options.inherit_labels {
+        let mut labels: BTreeMap<String, String> = config["Labels"]
+            .as_object()
+            .map(|labels| labels.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+            .unwrap_or_default();
+        labels.extend(settings.labels);
+        settings.labels = labels;
+    }
+    settings
+}
+
+/// The base's PATH, then each of `ours` entries it lacks.
+fn merge_path(base: &str, ours: &str) -> String {
+    let mut entries: Vec<&str> = base.split(':').filter(|e| !e.is_empty()).collect();
+    for entry in ours.split(':') {
+        if !entry.is_empty() && !entries.contains(&entry) {
+            entries.push(entry);
+        }
+    }
+    entries.join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_base_path_comes_first_and_ours_fills_in() {
+        assert_eq!(merge_path("/opt/bin:/usr/bin:/bin", "/usr/local/bin:/usr/bin:/bin"), "/opt/bin:/usr/bin:/bin:/usr/local/bin");
+        assert_eq!(merge_path("", "/usr/bin"), "/usr/bin");
+    }
+}
