@@ -39,7 +39,9 @@ impl PresentPaths {
         };
         let mut hashed = Hashing { inner: decoder, hasher: sha2::Digest::new(), count: 0 };
         let (added, hidden) = {
-            let mut archive = tar::Archive::new(&mut hashed);
+            // Some writers (umoci 0.4) end a layer without the last entry's padding and the
+            // end-of-archive blocks, which runtimes accept: zeros stand in for them, unhashed.
+            let mut archive = tar::Archive::new(Padded { inner: &mut hashed, zeros: END_BLOCKS });
             let mut added = Vec::new();
             let mut hidden = Vec::new();
             for entry in archive.entries()? {
@@ -114,6 +116,29 @@ fn join(parent: &str, name: &str) -> String {
     }
 }
 
+/// Enough zeros to end any tar archive: the last entry's padding and two end blocks.
+const END_BLOCKS: usize = 3 * 512;
+
+/// `inner`, then at most `zeros` zero bytes.
+struct Padded<R> {
+    inner: R,
+    zeros: usize,
+}
+
+impl<R: Read> Read for Padded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf)? {
+            0 => {
+                let n = buf.len().min(self.zeros);
+                buf[..n].fill(0);
+                self.zeros -= n;
+                Ok(n)
+            }
+            n => Ok(n),
+        }
+    }
+}
+
 /// Hashes and counts what is read through it.
 struct Hashing<R> {
     inner: R,
@@ -167,6 +192,20 @@ mod tests {
         assert!(present.contains("etc/ssl/new") && present.contains("etc"));
         present.apply(&layer(&[("var/lib", false), ("etc/passwd", false)])[..], Compression::Gzip).unwrap();
         assert!(!present.contains("var/lib/x") && present.contains("var/lib") && present.contains("etc/passwd"));
+    }
+
+    #[test]
+    fn a_tar_without_its_end_blocks_is_read_to_its_last_entry() {
+        let bytes = layer(&[("usr/bin/tool", false)]);
+        let mut tar = Vec::new();
+        flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut tar).unwrap();
+        tar.truncate(512 + 1);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        let mut present = PresentPaths::default();
+        let listed = present.apply(&gz.finish().unwrap()[..], Compression::Gzip).unwrap();
+        assert!(present.contains("usr/bin/tool"));
+        assert_eq!((listed.diff_id, listed.uncompressed_size), (Digest::of(&tar), 513));
     }
 
     #[test]

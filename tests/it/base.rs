@@ -1,0 +1,320 @@
+//! `--base IMAGE`: a program packed on a base image of the user's choice. The base's layers come
+//! first, byte for byte; scratchpack adds only what the base lacks, and says so; the config carries
+//! on from the base's; each platform's image is on the base's image of that platform; the images
+//! run under runc (and qemu for arm64) and validate.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::util::*;
+
+const BUSYBOX: &str = "/bin/busybox";
+
+/// The manifest (or index) tagged `tag` in `layout`, whatever its media type.
+fn manifest(layout: &Path, tag: &str) -> Value {
+    blob_json(layout, &tagged(layout, tag))
+}
+
+/// The digest `tag` points to in `layout`.
+fn tagged(layout: &Path, tag: &str) -> String {
+    let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let entry = index["manifests"].as_array().unwrap().iter().find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag);
+    entry.unwrap_or_else(|| panic!("no {tag} in {}", layout.display()))["digest"].as_str().unwrap().to_string()
+}
+
+fn blob_json(layout: &Path, digest: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(blob_file(layout, digest)).unwrap()).unwrap()
+}
+
+fn config_of(layout: &Path, manifest: &Value) -> Value {
+    blob_json(layout, manifest["config"]["digest"].as_str().unwrap())
+}
+
+fn layer_digests(manifest: &Value) -> Vec<String> {
+    manifest["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap().to_string()).collect()
+}
+
+/// Packs `args` and returns (the printed digest, stderr).
+fn pack_ok(args: &[&str]) -> (String, String) {
+    let output = run_ok(scratchpack().arg("pack").args(args));
+    (digest_of(stdout(&output).trim()), stderr(&output))
+}
+
+/// Busybox packed by scratchpack into `layout:1`, with `extra` flags: a base with a shell.
+fn busybox_base(layout: &Path, extra: &[&str]) -> String {
+    let output = format!("oci:{}:1", layout.display());
+    pack_ok(&[&[BUSYBOX, "--output", &output], extra].concat()).0
+}
+
+/// Runs `layout:tag` under runc with `args` as the process; returns stdout.
+fn run_as(layout: &Path, tag: &str, args: &[&str]) -> String {
+    let work = temp_dir();
+    let bundle = unpack(layout, tag, work.path());
+    let config_path = bundle.join("config.json");
+    let mut config: Value = serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    config["process"]["args"] = serde_json::json!(args);
+    std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    let output = runc_run(&bundle);
+    assert!(output.status.success(), "{args:?} failed: {}\n{}", output.status, stderr(&output));
+    stdout(&output)
+}
+
+const SHELL: &[&str] = &["/usr/local/bin/busybox", "sh", "-c", "id -u; /usr/local/bin/hello-c"];
+
+#[test]
+fn a_program_runs_on_a_busybox_base_whose_layers_come_first() {
+    let work = temp_dir();
+    let base = work.path().join("base");
+    let base_digest = busybox_base(&base, &[]);
+    let app = work.path().join("app");
+    let hello = static_c_hello();
+    let (_, said) = pack_ok(&[
+        hello.to_str().unwrap(),
+        "--base",
+        &format!("oci:{}@{base_digest}", base.display()),
+        "--output",
+        &format!("oci:{}:t", app.display()),
+    ]);
+    // The base is scratchpack's own: it has passwd, group, nsswitch.conf and the CA bundle.
+    assert_eq!(said, "");
+    let base_manifest = manifest(&base, "1");
+    let app_manifest = manifest(&app, "t");
+    let base_layers = layer_digests(&base_manifest);
+    let app_layers = layer_digests(&app_manifest);
+    assert_eq!(app_layers[..base_layers.len()], base_layers[..]);
+    assert_eq!(app_layers.len(), base_layers.len() + 1, "only the program's layer is added");
+    assert_eq!(app_manifest["annotations"]["org.opencontainers.image.base.name"], format!("oci:base@{base_digest}"));
+    assert_eq!(app_manifest["annotations"]["org.opencontainers.image.base.digest"], base_digest);
+    let (base_config, app_config) = (config_of(&base, &base_manifest), config_of(&app, &app_manifest));
+    let base_history = base_config["history"].as_array().unwrap();
+    let app_history = app_config["history"].as_array().unwrap();
+    assert_eq!(app_history.len(), base_history.len() + 1);
+    assert_eq!(app_history[..base_history.len()], base_history[..]);
+    assert_eq!(app_history.last().unwrap()["created_by"], "scratchpack: /usr/local/bin/hello-c");
+    let diff_ids = app_config["rootfs"]["diff_ids"].as_array().unwrap();
+    assert_eq!(diff_ids[..base_history.len()], base_config["rootfs"]["diff_ids"].as_array().unwrap()[..]);
+    assert_eq!(app_config["config"]["Entrypoint"], serde_json::json!(["/usr/local/bin/hello-c"]));
+    assert_eq!(run_as(&app, "t", SHELL), "65532\nhello from C, uid 65532\n");
+    oci_validate(&app, "t");
+}
+
+#[test]
+fn a_base_without_passwd_or_certificates_gets_scratchpacks_own_in_a_layer_of_their_own() {
+    let work = temp_dir();
+    let base = work.path().join("umoci");
+    let image = format!("{}:1", base.display());
+    run_ok(Command::new("umoci").args(["init", "--layout"]).arg(&base));
+    run_ok(Command::new("umoci").args(["new", "--image", &image]));
+    run_ok(Command::new("umoci").args(["insert", "--image", &image, BUSYBOX, "/usr/local/bin/busybox"]));
+    let app = work.path().join("app");
+    let hello = static_c_hello();
+    let (_, said) = pack_ok(&[hello.to_str().unwrap(), "--base", &format!("oci:{image}"), "--output", &format!("oci:{}:t", app.display())]);
+    assert_eq!(
+        said,
+        "base oci:umoci:1 (linux/amd64) lacks /etc/passwd, /etc/group, /etc/nsswitch.conf, CA bundle: scratchpack adds its own\n"
+    );
+    let base_layers = layer_digests(&manifest(&base, "1"));
+    let app_manifest = manifest(&app, "t");
+    let app_layers = layer_digests(&app_manifest);
+    assert_eq!(app_layers.len(), base_layers.len() + 2);
+    assert_eq!(app_layers[..base_layers.len()], base_layers[..]);
+    let added = run_ok(Command::new("tar").arg("-tzf").arg(blob_file(&app, &app_layers[base_layers.len()])));
+    assert_eq!(
+        stdout(&added),
+        "etc/\netc/group\netc/nsswitch.conf\netc/passwd\netc/pki/\netc/pki/tls/\netc/pki/tls/certs/\netc/pki/tls/certs/ca-bundle.crt\n\
+         etc/ssl/\netc/ssl/cert.pem\netc/ssl/certs/\netc/ssl/certs/ca-certificates.crt\n"
+    );
+    let config = config_of(&app, &app_manifest);
+    assert_eq!(config["config"]["User"], "65532:65532", "the base names no user");
+    assert_eq!(
+        run_as(&app, "t", &["/usr/local/bin/busybox", "sh", "-c", "id; test -s /etc/ssl/certs/ca-certificates.crt && echo certs"]),
+        "uid=65532(nonroot) gid=65532(nonroot)\ncerts\n"
+    );
+    oci_validate(&app, "t");
+}
+
+#[test]
+fn each_platform_is_packed_on_the_bases_image_of_that_platform() {
+    ensure_arm64_binfmt();
+    let work = temp_dir();
+    let base = work.path().join("base");
+    let (amd64, arm64) = (static_c_hello(), static_c_hello_arm64());
+    let (base_digest, _) =
+        pack_ok(&[amd64.to_str().unwrap(), arm64.to_str().unwrap(), "--output", &format!("oci:{}:multi", base.display())]);
+    let base_index = blob_json(&base, &base_digest);
+    let base_child = |arch: &str| {
+        let child = base_index["manifests"].as_array().unwrap().iter().find(|m| m["platform"]["architecture"] == arch).unwrap();
+        child["digest"].as_str().unwrap().to_string()
+    };
+    let app = work.path().join("app");
+    let (index_digest, _) = pack_ok(&[
+        amd64.to_str().unwrap(),
+        arm64.to_str().unwrap(),
+        "--path",
+        "/app/hello",
+        "--base",
+        &format!("oci:{}:multi@{base_digest}", base.display()),
+        "--output",
+        &format!("oci:{}:t", app.display()),
+    ]);
+    let index = blob_json(&app, &index_digest);
+    for child in index["manifests"].as_array().unwrap() {
+        let arch = child["platform"]["architecture"].as_str().unwrap();
+        let manifest = blob_json(&app, child["digest"].as_str().unwrap());
+        assert_eq!(manifest["annotations"]["org.opencontainers.image.base.digest"], base_child(arch), "{arch}");
+        let base_layers = layer_digests(&blob_json(&base, &base_child(arch)));
+        assert_eq!(layer_digests(&manifest)[..base_layers.len()], base_layers[..], "{arch}");
+    }
+    // umoci cannot pick a platform from an index: skopeo copies each child out first.
+    for (arch, base_program) in [("arm64", "/usr/local/bin/hello-c-arm64"), ("amd64", "/usr/local/bin/hello-c")] {
+        let single = work.path().join(arch);
+        run_ok(Command::new("skopeo").args([
+            "copy",
+            "--override-arch",
+            arch,
+            &format!("oci:{}:t", app.display()),
+            &format!("oci:{}:t", single.display()),
+        ]));
+        assert_eq!(run_as(&single, "t", &[base_program]), "hello from C, uid 65532\n", "{arch}: the base's program");
+        assert_eq!(run_as(&single, "t", &["/app/hello"]), "hello from C, uid 65532\n", "{arch}: the packed program");
+    }
+    oci_validate(&app, "t");
+}
+
+#[test]
+fn a_base_in_docker_schema2_media_types_keeps_its_layer_bytes() {
+    let work = temp_dir();
+    let base = work.path().join("base");
+    busybox_base(&base, &[]);
+    let v2s2 = work.path().join("v2s2");
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        "--format",
+        "v2s2",
+        &format!("oci:{}:1", base.display()),
+        &format!("oci:{}:1", v2s2.display()),
+    ]));
+    let docker_manifest = manifest(&v2s2, "1");
+    assert_eq!(docker_manifest["mediaType"], "application/vnd.docker.distribution.manifest.v2+json");
+    assert_eq!(docker_manifest["layers"][0]["mediaType"], "application/vnd.docker.image.rootfs.diff.tar.gzip");
+    let app = work.path().join("app");
+    let hello = static_c_hello();
+    pack_ok(&[hello.to_str().unwrap(), "--base", &format!("oci:{}:1", v2s2.display()), "--output", &format!("oci:{}:t", app.display())]);
+    let app_manifest = manifest(&app, "t");
+    let base_layers = layer_digests(&docker_manifest);
+    assert_eq!(layer_digests(&app_manifest)[..base_layers.len()], base_layers[..]);
+    for layer in app_manifest["layers"].as_array().unwrap() {
+        assert_eq!(layer["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
+    }
+    assert_eq!(app_manifest["annotations"]["org.opencontainers.image.base.digest"], tagged(&v2s2, "1"));
+    assert_eq!(run_as(&app, "t", SHELL), "65532\nhello from C, uid 65532\n");
+    oci_validate(&app, "t");
+}
+
+#[test]
+fn a_base_without_the_programs_platform_is_refused_and_nothing_is_written() {
+    let work = temp_dir();
+    let base = work.path().join("base");
+    busybox_base(&base, &[]);
+    let before = tree_listing(work.path());
+    let app = work.path().join("app");
+    let output = scratchpack()
+        .arg("pack")
+        .arg(static_c_hello_arm64())
+        .args(["--base", &format!("oci:{}:1", base.display()), "--output", &format!("oci:{}:t", app.display())])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "error: --base oci:{}:1: has no linux/arm64/v8 image (it has linux/amd64)\n\
+             hint: use a base that has a linux/arm64/v8 image, or build the program for a platform the base has\n",
+            base.display()
+        )
+    );
+    assert!(!app.exists(), "nothing written");
+    assert_eq!(tree_listing(work.path()), before);
+}
+
+#[test]
+fn a_base_from_a_registry_is_not_yet_read() {
+    let work = temp_dir();
+    let output = scratchpack()
+        .arg("pack")
+        .arg(static_c_hello())
+        .args(["--base", "docker://127.0.0.1:1/base:1", "--output", &format!("oci:{}", work.path().join("app").display())])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "error: --base \"docker://127.0.0.1:1/base:1\": a base from a registry is not yet supported\n\
+         hint: copy it to an oci: layout first with skopeo or crane (skopeo copy docker://REF oci:base:TAG), then --base oci:base:TAG\n"
+    );
+    assert!(tree_listing(work.path()).is_empty());
+}
+
+#[test]
+fn the_bases_env_and_user_stand_and_its_labels_only_when_asked() {
+    let work = temp_dir();
+    let base = work.path().join("base");
+    busybox_base(&base, &["--env", "FOO=bar", "--env", "PATH=/opt/bin:/usr/bin", "--user", "1000", "--label", "a=b", "--expose", "80"]);
+    let hello = static_c_hello();
+    let pack_config = |name: &str, extra: &[&str]| {
+        let app = work.path().join(name);
+        let base = format!("oci:{}:1", base.display());
+        pack_ok(&[&[hello.to_str().unwrap(), "--base", &base, "--output", &format!("oci:{}:t", app.display())], extra].concat());
+        config_of(&app, &manifest(&app, "t"))["config"].clone()
+    };
+    let plain = pack_config("plain", &["--label", "c=d"]);
+    assert_eq!(
+        plain["Env"],
+        serde_json::json!([
+            "FOO=bar",
+            "PATH=/opt/bin:/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin:/bin",
+            "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"
+        ])
+    );
+    assert_eq!(plain["User"], "1000");
+    assert_eq!(plain["Labels"], serde_json::json!({"c": "d"}));
+    assert_eq!(plain["ExposedPorts"], serde_json::json!({"80/tcp": {}}));
+    assert!(plain.get("Cmd").is_none());
+    let inherited = pack_config("inherited", &["--inherit-labels", "--label", "c=d", "--env", "FOO=mine", "--user", "0", "--arg", "x"]);
+    assert_eq!(inherited["Labels"], serde_json::json!({"a": "b", "c": "d"}));
+    assert_eq!(inherited["Env"][0], "FOO=mine");
+    assert_eq!(inherited["User"], "0");
+    assert_eq!(inherited["Cmd"], serde_json::json!(["x"]));
+    assert_eq!(run_as(&work.path().join("plain"), "t", SHELL), "1000\nhello from C, uid 1000\n");
+}
+
+#[test]
+fn a_base_pinned_by_digest_gives_the_same_image_in_every_format() {
+    let work = temp_dir();
+    let archive = work.path().join("base.tar");
+    let (base_digest, _) = pack_ok(&[BUSYBOX, "--output", &format!("oci-archive:{}:1", archive.display())]);
+    let hello = static_c_hello();
+    let base = format!("oci-archive:{}@{base_digest}", archive.display());
+    let pack_to = |name: &str| {
+        let (layout, docker) = (work.path().join(name), work.path().join(format!("{name}-docker.tar")));
+        let output = run_ok(scratchpack().arg("pack").arg(&hello).args([
+            "--base",
+            &base,
+            "--output",
+            &format!("oci:{}:t", layout.display()),
+            "--output",
+            &format!("docker-archive:{}:app:t", docker.display()),
+        ]));
+        (digest_of(stdout(&output).lines().next().unwrap()), layout, docker)
+    };
+    let (first, layout, docker) = pack_to("one");
+    let (second, _, _) = pack_to("two");
+    assert_eq!(first, second);
+    assert_eq!(manifest(&layout, "t")["annotations"]["org.opencontainers.image.base.name"], format!("oci-archive:base.tar@{base_digest}"));
+    // The docker archive holds the base's layers too, uncompressed.
+    let docker_layers = skopeo_inspect(&format!("docker-archive:{}", docker.display()), &[])["Layers"].as_array().unwrap().len();
+    assert_eq!(docker_layers, layer_digests(&manifest(&layout, "t")).len());
+    assert_eq!(run_as(&layout, "t", SHELL), "65532\nhello from C, uid 65532\n");
+}
