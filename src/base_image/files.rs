@@ -30,12 +30,13 @@ impl PresentPaths {
         self.paths.contains(path.trim_start_matches('/'))
     }
 
-    /// Puts the layer `compressed` (gzip or zstd) over the paths so far.
-    pub(crate) fn apply(&mut self, compressed: impl Read, compression: Compression) -> io::Result<Listed> {
-        let compressed = io::BufReader::new(compressed);
+    /// Puts the layer `blob` (gzip, zstd, or with `None` a plain tar) over the paths so far.
+    pub(crate) fn apply(&mut self, blob: impl Read, compression: Option<Compression>) -> io::Result<Listed> {
+        let compressed = io::BufReader::new(blob);
         let decoder: Box<dyn Read> = match compression {
-            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(compressed)),
-            Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(compressed)?),
+            Some(Compression::Gzip) => Box::new(flate2::bufread::MultiGzDecoder::new(compressed)),
+            Some(Compression::Zstd) => Box::new(zstd::stream::read::Decoder::with_buffer(compressed)?),
+            None => Box::new(compressed),
         };
         let mut hashed = Hashing { inner: decoder, hasher: sha2::Digest::new(), count: 0 };
         let (added, hidden) = {
@@ -180,17 +181,20 @@ mod tests {
         present
             .apply(
                 &layer(&[("etc/", true), ("etc/passwd", false), ("etc/ssl/certs/ca.crt", false), ("./var/lib/x", false)])[..],
-                Compression::Gzip,
+                Some(Compression::Gzip),
             )
             .unwrap();
         assert!(present.contains("/etc/passwd") && present.contains("etc/ssl/certs") && present.contains("var/lib/x"));
         present
-            .apply(&layer(&[("etc/.wh.passwd", false), ("etc/ssl/.wh..wh..opq", false), ("etc/ssl/new", false)])[..], Compression::Gzip)
+            .apply(
+                &layer(&[("etc/.wh.passwd", false), ("etc/ssl/.wh..wh..opq", false), ("etc/ssl/new", false)])[..],
+                Some(Compression::Gzip),
+            )
             .unwrap();
         assert!(!present.contains("etc/passwd"));
         assert!(!present.contains("etc/ssl/certs/ca.crt") && !present.contains("etc/ssl/certs"));
         assert!(present.contains("etc/ssl/new") && present.contains("etc"));
-        present.apply(&layer(&[("var/lib", false), ("etc/passwd", false)])[..], Compression::Gzip).unwrap();
+        present.apply(&layer(&[("var/lib", false), ("etc/passwd", false)])[..], Some(Compression::Gzip)).unwrap();
         assert!(!present.contains("var/lib/x") && present.contains("var/lib") && present.contains("etc/passwd"));
     }
 
@@ -203,7 +207,7 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut gz, &tar).unwrap();
         let mut present = PresentPaths::default();
-        let listed = present.apply(&gz.finish().unwrap()[..], Compression::Gzip).unwrap();
+        let listed = present.apply(&gz.finish().unwrap()[..], Some(Compression::Gzip)).unwrap();
         assert!(present.contains("usr/bin/tool"));
         assert_eq!((listed.diff_id, listed.uncompressed_size), (Digest::of(&tar), 513));
     }
@@ -213,7 +217,7 @@ mod tests {
         let bytes = layer(&[("a", false)]);
         let mut tar = Vec::new();
         flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut tar).unwrap();
-        let listed = PresentPaths::default().apply(&bytes[..], Compression::Gzip).unwrap();
+        let listed = PresentPaths::default().apply(&bytes[..], Some(Compression::Gzip)).unwrap();
         assert_eq!(listed.diff_id, Digest::of(&tar));
         assert_eq!(listed.uncompressed_size, tar.len() as u64);
     }

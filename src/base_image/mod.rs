@@ -12,7 +12,8 @@
 //! bytes and digests; their descriptors say `application/vnd.oci.image.layer.v1.tar+gzip`, since a
 //! Docker `rootfs.diff.tar.gzip` blob is exactly a gzip-compressed tar, which is what that OCI
 //! media type names (go-containerregistry's `mutate` converts the same way when a Docker base
-//! becomes an OCI image). Uncompressed and non-distributable (foreign) layers are refused.
+//! becomes an OCI image); an uncompressed one becomes `application/vnd.oci.image.layer.v1.tar`.
+//! Non-distributable (foreign) layers are refused: their blobs are not in the layout.
 
 mod files;
 
@@ -29,6 +30,9 @@ use crate::image::blob::read_all;
 use crate::image::{Blob, Compression, Digest, Layer};
 use crate::layout::read::{Select, StoredImage, DOCKER_LIST_MEDIA_TYPE};
 use crate::platform::Platform;
+
+/// An uncompressed layer.
+const OCI_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 
 /// The annotations a packed image carries about its base (image-spec `annotations.md`).
 pub(crate) const BASE_NAME_ANNOTATION: &str = "org.opencontainers.image.base.name";
@@ -208,15 +212,18 @@ impl BaseImage {
             let digest = Digest::parse(descriptor["digest"].as_str().unwrap_or_default()).map_err(|e| malformed(e.to_string()))?;
             let media_type = descriptor["mediaType"].as_str().unwrap_or_default();
             let compression = match media_type {
-                "application/vnd.oci.image.layer.v1.tar+gzip" | "application/vnd.docker.image.rootfs.diff.tar.gzip" => Compression::Gzip,
-                "application/vnd.oci.image.layer.v1.tar+zstd" => Compression::Zstd,
+                "application/vnd.oci.image.layer.v1.tar+gzip" | "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
+                    Some(Compression::Gzip)
+                }
+                "application/vnd.oci.image.layer.v1.tar+zstd" => Some(Compression::Zstd),
+                OCI_TAR | "application/vnd.docker.image.rootfs.diff.tar" => None,
                 _ => return Err(BaseImageError::LayerType { base, digest, media_type: media_type.to_string() }.into()),
             };
             let mut blob = self.blob(&digest)?;
-            blob.media_type = compression.media_type().to_string();
-            let listed = present
-                .apply(blob.open()?, compression)
-                .with_context(|| format!("--base {base}: layer {digest} is not a {compression} tar archive"))?;
+            blob.media_type = compression.map_or(OCI_TAR, Compression::media_type).to_string();
+            let listed = present.apply(blob.open()?, compression).with_context(|| {
+                format!("--base {base}: layer {digest} is not a {} tar archive", compression.map_or("plain".to_string(), |c| c.to_string()))
+            })?;
             if listed.diff_id.to_string() != expected {
                 return Err(BaseImageError::DiffId { base, digest, actual: listed.diff_id, expected: expected.to_string() }.into());
             }

@@ -28,8 +28,9 @@ impl DockerArchive {
 fn uncompressed(layer: &Layer) -> io::Result<Box<dyn Read + Send>> {
     let compressed = io::BufReader::new(layer.blob.open()?);
     Ok(match layer.compression {
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(compressed)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(compressed)?),
+        Some(Compression::Gzip) => Box::new(flate2::bufread::MultiGzDecoder::new(compressed)),
+        Some(Compression::Zstd) => Box::new(zstd::stream::read::Decoder::with_buffer(compressed)?),
+        None => Box::new(compressed),
     })
 }
 

@@ -318,3 +318,54 @@ fn a_base_pinned_by_digest_gives_the_same_image_in_every_format() {
     assert_eq!(docker_layers, layer_digests(&manifest(&layout, "t")).len());
     assert_eq!(run_as(&layout, "t", SHELL), "65532\nhello from C, uid 65532\n");
 }
+
+/// Writes `bytes` as a blob of `layout`; returns its digest.
+fn put_blob(layout: &Path, bytes: &[u8]) -> String {
+    let file = layout.join("blobs/sha256/new");
+    std::fs::write(&file, bytes).unwrap();
+    let hex = stdout(&run_ok(Command::new("sha256sum").arg(&file))).split_whitespace().next().unwrap().to_string();
+    std::fs::rename(&file, layout.join("blobs/sha256").join(&hex)).unwrap();
+    format!("sha256:{hex}")
+}
+
+#[test]
+fn an_uncompressed_base_layer_is_reused_as_a_plain_tar() {
+    use std::io::Read;
+    let work = temp_dir();
+    let base = work.path().join("base");
+    busybox_base(&base, &[]);
+    // The same image with every layer stored as a plain tar, as a `docker save` yields them.
+    let mut base_manifest = manifest(&base, "1");
+    for layer in base_manifest["layers"].as_array_mut().unwrap() {
+        let mut tar = Vec::new();
+        let gz = std::fs::read(blob_file(&base, layer["digest"].as_str().unwrap())).unwrap();
+        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut tar).unwrap();
+        *layer =
+            serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": put_blob(&base, &tar), "size": tar.len()});
+    }
+    let bytes = serde_json::to_vec(&base_manifest).unwrap();
+    let plain_digest = put_blob(&base, &bytes);
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": plain_digest, "size": bytes.len(),
+        "annotations": {"org.opencontainers.image.ref.name": "plain"}}]});
+    std::fs::write(base.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    let (app, docker) = (work.path().join("app"), work.path().join("app.tar"));
+    let hello = static_c_hello();
+    let output = run_ok(scratchpack().arg("pack").arg(&hello).args([
+        "--base",
+        &format!("oci:{}:plain", base.display()),
+        "--output",
+        &format!("oci:{}:t", app.display()),
+        "--output",
+        &format!("docker-archive:{}:app:t", docker.display()),
+    ]));
+    assert_eq!(stderr(&output), "");
+    let app_manifest = manifest(&app, "t");
+    let base_layers = layer_digests(&base_manifest);
+    assert_eq!(app_manifest["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar");
+    assert_eq!(layer_digests(&app_manifest)[..base_layers.len()], base_layers[..]);
+    let docker_layers = skopeo_inspect(&format!("docker-archive:{}", docker.display()), &[])["Layers"].clone();
+    assert_eq!(docker_layers, config_of(&app, &app_manifest)["rootfs"]["diff_ids"]);
+    assert_eq!(run_as(&app, "t", SHELL), "65532\nhello from C, uid 65532\n");
+    oci_validate(&app, "t");
+}
