@@ -265,6 +265,13 @@ pub(crate) struct OnBase {
     pub(crate) said: Vec<&'static str>,
 }
 
+impl OnBase {
+    /// Whether scratchpack's CA bundle is added: the base has none of its own.
+    pub(crate) fn adds_bundle(&self) -> bool {
+        self.said.contains(&on_base::CA_BUNDLE)
+    }
+}
+
 /// Writes shared layers through the cache when there is one.
 struct Writer<'a> {
     cache: Option<LayerCache>,

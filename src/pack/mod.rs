@@ -38,7 +38,7 @@ use crate::needs::Zoneinfo;
 use crate::printer::Printer;
 use crate::rootfs::zoneinfo;
 use budget::{ImageCost, LayerCost};
-use layers::{SharedLayers, Step};
+use layers::{OnBase, SharedLayers, Step};
 use plan::BinaryPlan;
 
 /// The annotation that records which CA bundle an image carries.
@@ -103,7 +103,7 @@ fn build(options: &PackOptions, printer: &Printer, outputs: &mut Outputs) -> Res
         let on_base = shared.on_base[index].as_ref();
         // The CA bundle annotation says which bundle the image carries: on a base that has its
         // own, it is the base's.
-        let carries_ours = on_base.is_none_or(|on_base| on_base.said.contains(&"CA bundle"));
+        let carries_ours = on_base.is_none_or(OnBase::adds_bundle);
         if let (Some(version), true) = (&shared.base_plan.ca_version, carries_ours) {
             annotations.entry(CA_BUNDLE_ANNOTATION.to_string()).or_insert_with(|| version.clone());
         }
@@ -136,7 +136,8 @@ fn build(options: &PackOptions, printer: &Printer, outputs: &mut Outputs) -> Res
             strip_hint(options, file, target, image, &staging, printer);
         }
     }
-    let attachments = attach::sboms(options, printer, &plans, &programs, &shared.base_plan, &images, &created)?;
+    let carries_bundle: Vec<bool> = shared.on_base.iter().map(|on_base| on_base.as_ref().is_none_or(OnBase::adds_bundle)).collect();
+    let attachments = attach::sboms(options, printer, &plans, &programs, (&shared.base_plan, &carries_bundle), &images, &created)?;
     let image = match images.len() {
         1 => ImageOrIndex::Image(images.pop().expect("one image")),
         _ => {

@@ -22,13 +22,12 @@ use crate::printer::Printer;
 use crate::rootfs::base::{Base, CA_BUNDLE_PATH};
 use crate::rootfs::{EntryKind, FileTree};
 
+/// The CA bundle, as the message names it.
+pub(crate) const CA_BUNDLE: &str = "CA bundle";
+
 /// The base files scratchpack adds where a base lacks them, as the message names them.
-const ADDED_WHERE_MISSING: &[(&str, &str)] = &[
-    ("etc/passwd", "/etc/passwd"),
-    ("etc/group", "/etc/group"),
-    ("etc/nsswitch.conf", "/etc/nsswitch.conf"),
-    (CA_BUNDLE_PATH, "CA bundle"),
-];
+const ADDED_WHERE_MISSING: &[(&str, &str)] =
+    &[("etc/passwd", "/etc/passwd"), ("etc/group", "/etc/group"), ("etc/nsswitch.conf", "/etc/nsswitch.conf"), (CA_BUNDLE_PATH, CA_BUNDLE)];
 
 /// The base of each plan, in the plans' order, and the base image they come from (which must live
 /// until the image is published: its files are the layers' blobs).
@@ -61,7 +60,7 @@ pub(crate) fn missing_files(base_plan: &Base, present: &PresentPaths) -> (FileTr
             said.push(*name);
         }
     }
-    if said.contains(&"CA bundle") {
+    if said.contains(&CA_BUNDLE) {
         let links: Vec<String> = base_plan
             .tree
             .iter()

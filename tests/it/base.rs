@@ -61,6 +61,20 @@ fn run_as(layout: &Path, tag: &str, args: &[&str]) -> String {
     stdout(&output)
 }
 
+/// What stderr says about the base (the SBOM's note about the fixture's missing cargo-auditable
+/// data left out).
+fn base_lines(stderr: &str) -> String {
+    stderr.lines().filter(|line| line.starts_with("base ")).map(|line| format!("{line}\n")).collect()
+}
+
+/// The files an SPDX document lists, sorted.
+fn sbom_files(file: &Path) -> Vec<String> {
+    let sbom: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    let mut files: Vec<String> = sbom["files"].as_array().unwrap().iter().map(|f| f["fileName"].as_str().unwrap().to_string()).collect();
+    files.sort();
+    files
+}
+
 const SHELL: &[&str] = &["/usr/local/bin/busybox", "sh", "-c", "id -u; /usr/local/bin/hello-c"];
 
 #[test]
@@ -70,15 +84,21 @@ fn a_program_runs_on_a_busybox_base_whose_layers_come_first() {
     let base_digest = busybox_base(&base, &[]);
     let app = work.path().join("app");
     let hello = static_c_hello();
+    let sboms = work.path().join("sboms");
     let (_, said) = pack_ok(&[
         hello.to_str().unwrap(),
         "--base",
         &format!("oci:{}@{base_digest}", base.display()),
         "--output",
         &format!("oci:{}:t", app.display()),
+        "--sbom",
+        "spdx",
+        "--sbom-dir",
+        sboms.to_str().unwrap(),
     ]);
     // The base is scratchpack's own: it has passwd, group, nsswitch.conf and the CA bundle.
-    assert_eq!(said, "");
+    assert_eq!(base_lines(&said), "");
+    assert_eq!(sbom_files(&sboms.join("hello-c-linux-amd64.spdx.json")), ["./usr/local/bin/hello-c"], "the base's bundle is not ours");
     let base_manifest = manifest(&base, "1");
     let app_manifest = manifest(&app, "t");
     let base_layers = layer_digests(&base_manifest);
@@ -110,9 +130,24 @@ fn a_base_without_passwd_or_certificates_gets_scratchpacks_own_in_a_layer_of_the
     run_ok(Command::new("umoci").args(["insert", "--image", &image, BUSYBOX, "/usr/local/bin/busybox"]));
     let app = work.path().join("app");
     let hello = static_c_hello();
-    let (_, said) = pack_ok(&[hello.to_str().unwrap(), "--base", &format!("oci:{image}"), "--output", &format!("oci:{}:t", app.display())]);
+    let sboms = work.path().join("sboms");
+    let (_, said) = pack_ok(&[
+        hello.to_str().unwrap(),
+        "--base",
+        &format!("oci:{image}"),
+        "--output",
+        &format!("oci:{}:t", app.display()),
+        "--sbom",
+        "spdx",
+        "--sbom-dir",
+        sboms.to_str().unwrap(),
+    ]);
     assert_eq!(
-        said,
+        sbom_files(&sboms.join("hello-c-linux-amd64.spdx.json")),
+        ["./etc/ssl/certs/ca-certificates.crt", "./usr/local/bin/hello-c"]
+    );
+    assert_eq!(
+        base_lines(&said),
         "base oci:umoci:1 (linux/amd64) lacks /etc/passwd, /etc/group, /etc/nsswitch.conf, CA bundle: scratchpack adds its own\n"
     );
     let base_layers = layer_digests(&manifest(&base, "1"));
