@@ -8,6 +8,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use crate::support::*;
 use crate::util::*;
 
 const BUSYBOX: &str = "/bin/busybox";
@@ -236,8 +237,24 @@ fn a_base_in_docker_schema2_media_types_keeps_its_layer_bytes() {
     assert_eq!(docker_manifest["layers"][0]["mediaType"], "application/vnd.docker.image.rootfs.diff.tar.gzip");
     let app = work.path().join("app");
     let hello = static_c_hello();
-    pack_ok(&[hello.to_str().unwrap(), "--base", &format!("oci:{}:1", v2s2.display()), "--output", &format!("oci:{}:t", app.display())]);
+    let registry = Registry::plain();
+    let pushed = format!("docker://{}/team/app:t", registry.host);
+    let (digest, _) = pack_ok(&[
+        hello.to_str().unwrap(),
+        "--base",
+        &format!("oci:{}:1", v2s2.display()),
+        "--output",
+        &format!("oci:{}:t", app.display()),
+        "--output",
+        &pushed,
+    ]);
     let app_manifest = manifest(&app, "t");
+    // The registry holds the base's layers too: the image pulls back whole, and runs.
+    assert_eq!(skopeo_inspect(&pushed, &["--tls-verify=false", "--raw"]), app_manifest);
+    let pulled = work.path().join("pulled");
+    run_ok(Command::new("skopeo").args(["copy", "--src-tls-verify=false", &pushed, &format!("oci:{}:t", pulled.display())]));
+    assert_eq!(tagged(&pulled, "t"), digest);
+    assert_eq!(run_as(&pulled, "t", SHELL), "65532\nhello from C, uid 65532\n");
     let base_layers = layer_digests(&docker_manifest);
     assert_eq!(layer_digests(&app_manifest)[..base_layers.len()], base_layers[..]);
     for layer in app_manifest["layers"].as_array().unwrap() {
@@ -403,4 +420,41 @@ fn an_uncompressed_base_layer_is_reused_as_a_plain_tar() {
     assert_eq!(docker_layers, config_of(&app, &app_manifest)["rootfs"]["diff_ids"]);
     assert_eq!(run_as(&app, "t", SHELL), "65532\nhello from C, uid 65532\n");
     oci_validate(&app, "t");
+}
+
+#[test]
+fn cargo_metadata_names_the_base_and_a_base_per_binary() {
+    let (_dir, ws) = cargo_fixture("cargo-ws");
+    busybox_base(&ws.join("debug"), &[]);
+    let hello = static_c_hello();
+    pack_ok(&[hello.to_str().unwrap(), "--output", &format!("oci:{}:1", ws.join("base").display()), "--label", "from=base"]);
+    let toml = std::fs::read_to_string(ws.join("Cargo.toml")).unwrap().replace(
+        "[package.metadata.scratchpack]\n",
+        "[package.metadata.scratchpack]\nbase = \"oci:base:1\"\nbase-overrides = { greeter-cli = \"oci:debug:1\" }\ninherit-labels = true\n",
+    );
+    std::fs::write(ws.join("Cargo.toml"), toml).unwrap();
+    let out = ws.join("images");
+    let output = cargo_scratchpack(
+        &ws,
+        &["--target", "x86_64-unknown-linux-musl", "--sbom", "none", "--output", &format!("oci:{}", out.display())],
+        &[],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    for (bin, base) in [("greeter-server", "base"), ("greeter-cli", "debug")] {
+        let layout = out.join(bin);
+        let app_manifest = manifest(&layout, "1.4.2");
+        assert_eq!(app_manifest["annotations"]["org.opencontainers.image.base.name"], format!("oci:{base}:1"), "{bin}");
+        assert_eq!(app_manifest["annotations"]["org.opencontainers.image.base.digest"], tagged(&ws.join(base), "1"), "{bin}");
+        let labels = &config_of(&layout, &app_manifest)["config"]["Labels"];
+        assert_eq!(labels["team"], "payments", "{bin}");
+        assert_eq!(labels["from"], if base == "base" { Value::from("base") } else { Value::Null }, "{bin}: inherit-labels");
+    }
+    assert_eq!(
+        run_as(
+            &out.join("greeter-cli"),
+            "1.4.2",
+            &["/usr/local/bin/busybox", "sh", "-c", "id -u; test -x /usr/local/bin/greeter-cli && echo cli"]
+        ),
+        "65532\ncli\n"
+    );
 }
