@@ -458,3 +458,61 @@ fn cargo_metadata_names_the_base_and_a_base_per_binary() {
         "65532\ncli\n"
     );
 }
+
+#[test]
+fn a_base_whose_layer_is_not_what_its_config_or_digest_says_is_refused() {
+    let work = temp_dir();
+    let base = work.path().join("base");
+    busybox_base(&base, &[]);
+    let hello = static_c_hello();
+    let pack_on = |tag: &str| {
+        let app = work.path().join(format!("app-{tag}"));
+        let output = scratchpack()
+            .arg("pack")
+            .arg(&hello)
+            .args(["--base", &format!("oci:{}:{tag}", base.display()), "--output", &format!("oci:{}:t", app.display())])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        assert!(!app.exists(), "nothing written");
+        stderr(&output)
+    };
+    // A config whose first diff ID is not its first layer's.
+    let mut base_manifest = manifest(&base, "1");
+    let mut config = config_of(&base, &base_manifest);
+    let claimed = format!("sha256:{}", "0".repeat(64));
+    let actual = config["rootfs"]["diff_ids"][0].as_str().unwrap().to_string();
+    config["rootfs"]["diff_ids"][0] = claimed.clone().into();
+    let config_bytes = serde_json::to_vec(&config).unwrap();
+    base_manifest["config"] = serde_json::json!({"mediaType": "application/vnd.oci.image.config.v1+json", "digest": put_blob(&base, &config_bytes), "size": config_bytes.len()});
+    let bytes = serde_json::to_vec(&base_manifest).unwrap();
+    let lying = put_blob(&base, &bytes);
+    let mut index: Value = serde_json::from_slice(&std::fs::read(base.join("index.json")).unwrap()).unwrap();
+    index["manifests"].as_array_mut().unwrap().push(serde_json::json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": lying, "size": bytes.len(),
+        "annotations": {"org.opencontainers.image.ref.name": "lying"}}));
+    std::fs::write(base.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    let first_layer = base_manifest["layers"][0]["digest"].as_str().unwrap().to_string();
+    assert_eq!(
+        pack_on("lying"),
+        format!(
+            "error: --base oci:{}:lying: layer {first_layer} does not hold what its config says (its content hashes to {actual}, the config says {claimed})\n",
+            base.display()
+        )
+    );
+    // A layer file whose bytes are not its digest's.
+    let file = blob_file(&base, &first_layer);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&file, bytes).unwrap();
+    let said = pack_on("1");
+    assert!(
+        said.starts_with(&format!(
+            "error: reading the base oci:{}:1: {}: blob {first_layer} does not match its digest",
+            base.display(),
+            base.display()
+        )),
+        "{said}"
+    );
+}
