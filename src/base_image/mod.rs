@@ -180,7 +180,10 @@ impl BaseImage {
                     None => platform_of(&config_of(&stored, &manifest).map_err(|e| malformed(format!("{e:#}")))?)
                         .ok_or_else(|| malformed(format!("{digest}: no platform")))?,
                 };
-                children.push((platform, manifest));
+                // Attestations (buildkit's `unknown/unknown`) are no platform's image.
+                if platform.os != "unknown" {
+                    children.push((platform, manifest));
+                }
             }
         } else {
             let config = config_of(&stored, &stored.root).map_err(|e| malformed(format!("{e:#}")))?;

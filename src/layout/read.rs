@@ -226,7 +226,12 @@ fn read_image(
             }
         }
         MANIFEST_MEDIA_TYPE | "application/vnd.docker.distribution.manifest.v2+json" => add_image(&root_value, &mut blobs)?,
-        other => bail!("{}: the tagged image has media type {other}, which push does not know", dir.display()),
+        other if other.starts_with("application/vnd.docker.distribution.manifest.v1") => bail!(
+            "{}: image {} is a Docker schema1 manifest, which scratchpack does not read; convert it first: skopeo copy --format v2s2",
+            dir.display(),
+            root.digest
+        ),
+        other => bail!("{}: image {} has media type {other}, which is no image manifest or index", dir.display(), root.digest),
     }
     Ok(StoredImage { blobs, manifests, root, _extracted: extracted })
 }

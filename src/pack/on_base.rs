@@ -81,9 +81,14 @@ pub(crate) fn say_added(printer: &Printer, base: &BasePlatform, platform: &str, 
     }
 }
 
-/// What the image's config carries on from the base's: its diff IDs and history.
+/// What the image's config carries on from the base's: its diff IDs and history. A base whose
+/// history records fewer layers than it has gets empty entries for the rest, so that the image's
+/// own entries stay beside its own layers.
 pub(crate) fn inherited(base: &BasePlatform) -> Inherited {
-    Inherited { diff_ids: base.layers.iter().map(|l| l.diff_id).collect(), history: base.history.clone() }
+    let mut history = base.history.clone();
+    let recorded = history.iter().filter(|entry| entry.empty_layer() != Some(true)).count();
+    history.extend((recorded..base.layers.len()).map(|_| oci_spec::image::History::default()));
+    Inherited { diff_ids: base.layers.iter().map(|l| l.diff_id).collect(), history }
 }
 
 /// The runtime settings of an image on `base`: the flags' over the base config's.
@@ -138,6 +143,34 @@ fn merge_path(base: &str, ours: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_base_history_short_of_its_layers_is_filled_with_empty_entries() {
+        let layer = |n: u8| crate::image::Layer {
+            blob: crate::image::Blob::from_bytes("application/vnd.oci.image.layer.v1.tar", vec![n]),
+            diff_id: crate::image::Digest::of(&[n]),
+            uncompressed_size: 1,
+            compression: None,
+        };
+        let history: Vec<oci_spec::image::History> = serde_json::from_value(serde_json::json!([
+            {"created_by": "ADD rootfs"}, {"created_by": "ENV A=1", "empty_layer": true}
+        ]))
+        .unwrap();
+        let base = BasePlatform {
+            name: "oci:base".into(),
+            manifest_digest: crate::image::Digest::of(b"m"),
+            layers: vec![layer(1), layer(2)],
+            history,
+            config: Value::Null,
+            present: PresentPaths::default(),
+        };
+        let inherited = inherited(&base);
+        assert_eq!(
+            serde_json::to_value(&inherited.history).unwrap(),
+            serde_json::json!([{"created_by": "ADD rootfs"}, {"created_by": "ENV A=1", "empty_layer": true}, {}])
+        );
+        assert_eq!(inherited.diff_ids, [crate::image::Digest::of(&[1]), crate::image::Digest::of(&[2])]);
+    }
 
     #[test]
     fn the_base_path_comes_first_and_ours_fills_in() {
