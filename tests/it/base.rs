@@ -516,3 +516,33 @@ fn a_base_whose_layer_is_not_what_its_config_or_digest_says_is_refused() {
         "{said}"
     );
 }
+
+#[test]
+fn a_docker_schema1_base_is_refused_with_the_conversion_to_use() {
+    let work = temp_dir();
+    let base = work.path().join("base");
+    std::fs::create_dir_all(base.join("blobs/sha256")).unwrap();
+    std::fs::write(base.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let schema1 =
+        br#"{"schemaVersion":1,"name":"library/busybox","tag":"1","architecture":"amd64","fsLayers":[],"history":[],"signatures":[]}"#;
+    let digest = put_blob(&base, schema1);
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.docker.distribution.manifest.v1+prettyjws", "digest": digest, "size": schema1.len(),
+        "annotations": {"org.opencontainers.image.ref.name": "1"}}]});
+    std::fs::write(base.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    let output = scratchpack()
+        .arg("pack")
+        .arg(static_c_hello())
+        .args(["--base", &format!("oci:{}:1", base.display()), "--output", &format!("oci:{}", work.path().join("app").display())])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "error: reading the base oci:{dir}:1: {dir}: image {digest} is a Docker schema1 manifest, which scratchpack does not read; convert it first: skopeo copy --format v2s2\n",
+            dir = base.display()
+        )
+    );
+    assert!(!work.path().join("app").exists());
+}
