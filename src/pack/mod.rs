@@ -239,7 +239,16 @@ fn plan_and_prepare(
     let shared = SharedLayers::write(options, &plans, bases, staging, step)?;
     for (plan, on_base) in plans.iter().zip(&shared.on_base) {
         if let Some(on_base) = on_base {
-            on_base::say_added(printer, &on_base.base, &plan.info.platform.to_string(), &on_base.said);
+            let base = &on_base.base;
+            printer.verbose(format_args!(
+                "{} image: on {} ({}, {} layer{})",
+                plan.info.platform,
+                base.name,
+                base.manifest_digest,
+                base.layers.len(),
+                if base.layers.len() == 1 { "" } else { "s" }
+            ));
+            on_base::say_added(printer, base, &plan.info.platform.to_string(), &on_base.said);
         }
     }
     let ready = shared.blobs();
