@@ -26,8 +26,13 @@ use crate::rootfs::{EntryKind, FileTree};
 pub(crate) const CA_BUNDLE: &str = "CA bundle";
 
 /// The base files scratchpack adds where a base lacks them, as the message names them.
-const ADDED_WHERE_MISSING: &[(&str, &str)] =
-    &[("etc/passwd", "/etc/passwd"), ("etc/group", "/etc/group"), ("etc/nsswitch.conf", "/etc/nsswitch.conf"), (CA_BUNDLE_PATH, CA_BUNDLE)];
+const ADDED_WHERE_MISSING: &[(&str, &str)] = &[
+    ("etc/passwd", "/etc/passwd"),
+    ("etc/group", "/etc/group"),
+    ("etc/nsswitch.conf", "/etc/nsswitch.conf"),
+    (CA_BUNDLE_PATH, CA_BUNDLE),
+    ("tmp", "/tmp"),
+];
 
 /// The base of each plan, in the plans' order, and the base image they come from (which must live
 /// until the image is published: its files are the layers' blobs).
@@ -41,7 +46,8 @@ pub(crate) fn open(options: &PackOptions, plans: &[BinaryPlan]) -> Result<(Optio
 }
 
 /// The files of `base_plan` (scratchpack's base files) that `present` lacks: passwd, group,
-/// nsswitch.conf, and the CA bundle with the links to it that are missing too.
+/// nsswitch.conf, the CA bundle with the links to it that are missing too, and `/tmp`. With
+/// scratchpack's passwd comes the home of its `nonroot` user, which that passwd names.
 pub(crate) fn missing_files(base_plan: &Base, present: &PresentPaths) -> (FileTree, Vec<&'static str>) {
     let mut tree = FileTree::new();
     let mut said = Vec::new();
@@ -59,6 +65,9 @@ pub(crate) fn missing_files(base_plan: &Base, present: &PresentPaths) -> (FileTr
         if !present.contains(path) && copy(path, &mut tree) {
             said.push(*name);
         }
+    }
+    if said.contains(&"/etc/passwd") && !present.contains("home/nonroot") && copy("home/nonroot", &mut tree) {
+        said.push("/home/nonroot");
     }
     if said.contains(&CA_BUNDLE) {
         let links: Vec<String> = base_plan

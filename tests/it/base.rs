@@ -149,7 +149,8 @@ fn a_base_without_passwd_or_certificates_gets_scratchpacks_own_in_a_layer_of_the
     );
     assert_eq!(
         base_lines(&said),
-        "base oci:umoci:1 (linux/amd64) lacks /etc/passwd, /etc/group, /etc/nsswitch.conf, CA bundle: scratchpack adds its own\n"
+        "base oci:umoci:1 (linux/amd64) lacks /etc/passwd, /etc/group, /etc/nsswitch.conf, CA bundle, /tmp, /home/nonroot: scratchpack adds \
+         its own\n"
     );
     let base_layers = layer_digests(&manifest(&base, "1"));
     let app_manifest = manifest(&app, "t");
@@ -160,13 +161,17 @@ fn a_base_without_passwd_or_certificates_gets_scratchpacks_own_in_a_layer_of_the
     assert_eq!(
         stdout(&added),
         "etc/\netc/group\netc/nsswitch.conf\netc/passwd\netc/pki/\netc/pki/tls/\netc/pki/tls/certs/\netc/pki/tls/certs/ca-bundle.crt\n\
-         etc/ssl/\netc/ssl/cert.pem\netc/ssl/certs/\netc/ssl/certs/ca-certificates.crt\n"
+         etc/ssl/\netc/ssl/cert.pem\netc/ssl/certs/\netc/ssl/certs/ca-certificates.crt\nhome/\nhome/nonroot/\ntmp/\n"
     );
     let config = config_of(&app, &app_manifest);
     assert_eq!(config["config"]["User"], "65532:65532", "the base names no user");
     assert_eq!(
-        run_as(&app, "t", &["/usr/local/bin/busybox", "sh", "-c", "id; test -s /etc/ssl/certs/ca-certificates.crt && echo certs"]),
-        "uid=65532(nonroot) gid=65532(nonroot)\ncerts\n"
+        run_as(
+            &app,
+            "t",
+            &["/usr/local/bin/busybox", "sh", "-c", "id; test -s /etc/ssl/certs/ca-certificates.crt && echo certs; stat -c '%a %u' /tmp ~"]
+        ),
+        "uid=65532(nonroot) gid=65532(nonroot)\ncerts\n1777 0\n700 65532\n"
     );
     oci_validate(&app, "t");
 }
