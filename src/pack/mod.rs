@@ -9,6 +9,11 @@
 //!
 //! `--also` programs go into the image of the main binary of their platform, in a layer of their
 //! own below the main program's; the main program stays the entrypoint.
+//!
+//! With `--base`, each image is on the base's image of its platform (`on_base`): the base's
+//! layers come first instead of scratchpack's base layer, and the config carries on from the
+//! base's. The base is read once the binaries' platforms are known, before any destination is
+//! offered a layer.
 
 mod attach;
 mod budget;
