@@ -5,7 +5,7 @@
 //! folder's content. While streaming, each layer's uncompressed bytes are hashed and counted: the
 //! hash must be the diff ID the config records.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read};
 
 use crate::image::{Compression, Digest};
@@ -13,10 +13,16 @@ use crate::image::{Compression, Digest};
 const WHITEOUT: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
 
-/// The paths present in an image, without a leading `/` or `./` and without a trailing `/`.
+/// The most a kept file may hold.
+const MAX_KEPT: u64 = 4 << 20;
+
+/// The paths present in an image, without a leading `/` or `./` and without a trailing `/`; and
+/// the content of the few regular files asked for ([`PresentPaths::keeping`]).
 #[derive(Debug, Default)]
 pub(crate) struct PresentPaths {
     paths: BTreeSet<String>,
+    keep: Vec<String>,
+    kept: BTreeMap<String, Vec<u8>>,
 }
 
 /// One layer as listed: its diff ID and uncompressed size, measured.
@@ -26,8 +32,19 @@ pub(crate) struct Listed {
 }
 
 impl PresentPaths {
+    /// Paths that also keep the content of `files` (image paths without the leading `/`), when
+    /// the top layer that has one holds it as a regular file of at most 4 MiB.
+    pub(crate) fn keeping(files: &[&str]) -> PresentPaths {
+        PresentPaths { keep: files.iter().map(|f| f.to_string()).collect(), ..Default::default() }
+    }
+
     pub(crate) fn contains(&self, path: &str) -> bool {
         self.paths.contains(path.trim_start_matches('/'))
+    }
+
+    /// The content of a kept file, if the image has it as a regular file.
+    pub(crate) fn kept(&self, path: &str) -> Option<&[u8]> {
+        self.kept.get(path.trim_start_matches('/')).map(Vec::as_slice)
     }
 
     /// Puts the layer `blob` (gzip, zstd, or with `None` a plain tar) over the paths so far.
@@ -39,14 +56,15 @@ impl PresentPaths {
             None => Box::new(compressed),
         };
         let mut hashed = Hashing { inner: decoder, hasher: sha2::Digest::new(), count: 0 };
-        let (added, hidden) = {
+        let (added, hidden, kept) = {
             // Some writers (umoci 0.4) end a layer without the last entry's padding and the
             // end-of-archive blocks, which runtimes accept: zeros stand in for them, unhashed.
             let mut archive = tar::Archive::new(Padded { inner: &mut hashed, zeros: END_BLOCKS });
             let mut added = Vec::new();
             let mut hidden = Vec::new();
+            let mut kept = Vec::new();
             for entry in archive.entries()? {
-                let entry = entry?;
+                let mut entry = entry?;
                 let path = entry.path()?.to_string_lossy().into_owned();
                 let path = normal(&path);
                 if path.is_empty() {
@@ -65,10 +83,22 @@ impl PresentPaths {
                         // A file over a folder of a layer beneath hides its content.
                         hidden.push((path.clone(), false));
                     }
+                    if self.keep.contains(&path) {
+                        let size = entry.header().size()?;
+                        let content = match entry.header().entry_type().is_file() && size <= MAX_KEPT {
+                            true => {
+                                let mut content = Vec::with_capacity(size as usize);
+                                entry.read_to_end(&mut content)?;
+                                Some(content)
+                            }
+                            false => None,
+                        };
+                        kept.push((path.clone(), content));
+                    }
                     added.push(path);
                 }
             }
-            (added, hidden)
+            (added, hidden, kept)
         };
         // What the archive did not read (the end-of-archive blocks, padding) is part of the diff ID.
         io::copy(&mut hashed, &mut io::sink())?;
@@ -78,6 +108,12 @@ impl PresentPaths {
         for path in added {
             self.add(path);
         }
+        for (path, content) in kept {
+            match content {
+                Some(content) => self.kept.insert(path, content),
+                None => self.kept.remove(&path),
+            };
+        }
         Ok(Listed { diff_id: Digest::from_hasher(hashed.hasher), uncompressed_size: hashed.count })
     }
 
@@ -85,11 +121,13 @@ impl PresentPaths {
     fn hide(&mut self, path: &str, itself: bool) {
         if itself {
             self.paths.remove(path);
+            self.kept.remove(path);
         }
         let prefix = if path.is_empty() { String::new() } else { format!("{path}/") };
         let under: Vec<String> = self.paths.range(prefix.clone()..).take_while(|p| p.starts_with(&prefix)).cloned().collect();
         for p in under {
             self.paths.remove(&p);
+            self.kept.remove(&p);
         }
     }
 
@@ -196,6 +234,19 @@ mod tests {
         assert!(present.contains("etc/ssl/new") && present.contains("etc"));
         present.apply(&layer(&[("var/lib", false), ("etc/passwd", false)])[..], Some(Compression::Gzip)).unwrap();
         assert!(!present.contains("var/lib/x") && present.contains("var/lib") && present.contains("etc/passwd"));
+    }
+
+    #[test]
+    fn a_kept_file_is_the_top_layers_and_goes_with_a_whiteout() {
+        let mut present = PresentPaths::keeping(&["etc/ca.crt"]);
+        present.apply(&layer(&[("etc/ca.crt", false), ("etc/other", false)])[..], Some(Compression::Gzip)).unwrap();
+        assert_eq!(present.kept("/etc/ca.crt"), Some(&b"x"[..]));
+        assert_eq!(present.kept("etc/other"), None, "not asked for");
+        present.apply(&layer(&[("etc/.wh.ca.crt", false)])[..], Some(Compression::Gzip)).unwrap();
+        assert_eq!(present.kept("etc/ca.crt"), None);
+        present.apply(&layer(&[("etc/ca.crt", true)])[..], Some(Compression::Gzip)).unwrap();
+        assert!(present.contains("etc/ca.crt"));
+        assert_eq!(present.kept("etc/ca.crt"), None, "a folder has no content");
     }
 
     #[test]

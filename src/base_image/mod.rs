@@ -209,7 +209,8 @@ impl BaseImage {
         if diff_ids.len() != descriptors.len() {
             return Err(malformed(format!("its config lists {} layers, its manifest {}", diff_ids.len(), descriptors.len())).into());
         }
-        let mut present = PresentPaths::default();
+        // The base's own CA bundle is kept, for --extra-ca to be appended to.
+        let mut present = PresentPaths::keeping(&[crate::rootfs::base::CA_BUNDLE_PATH]);
         let mut layers = Vec::new();
         for (descriptor, expected) in descriptors.iter().zip(diff_ids) {
             let digest = Digest::parse(descriptor["digest"].as_str().unwrap_or_default()).map_err(|e| malformed(e.to_string()))?;

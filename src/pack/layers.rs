@@ -128,11 +128,15 @@ impl SharedLayers {
             false => Some(writer.tree("base layer", &base_plan.tree, 0).context("writing the base layer")?),
         };
         let mut on_base = Vec::new();
+        let extra_ca = match bases.iter().any(Option::is_some) {
+            true => base::extra_pem(&options.base)?,
+            false => Vec::new(),
+        };
         for base in bases {
             on_base.push(match base {
                 None => None,
                 Some(base) => {
-                    let (tree, added) = on_base::missing_files(&base_plan, &base.present);
+                    let (tree, added) = on_base::missing_files(&base_plan, &base, &extra_ca)?;
                     let layer = match tree.is_empty() {
                         true => None,
                         false => Some((writer.tree("base files layer", &tree, 0).context("writing the base files layer")?, tree)),

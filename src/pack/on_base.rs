@@ -16,14 +16,17 @@ use serde_json::Value;
 
 use super::plan::BinaryPlan;
 use super::PackOptions;
-use crate::base_image::{BaseImage, BasePlatform, PresentPaths};
+use crate::base_image::{BaseImage, BaseImageError, BasePlatform};
 use crate::image::config::{Inherited, RuntimeSettings};
 use crate::printer::Printer;
 use crate::rootfs::base::{Base, CA_BUNDLE_PATH};
-use crate::rootfs::{EntryKind, FileTree};
+use crate::rootfs::{Content, EntryKind, FileTree};
 
 /// The CA bundle, as the message names it.
 pub(crate) const CA_BUNDLE: &str = "CA bundle";
+
+/// The base's CA bundle with `--extra-ca` appended, as the message names it.
+const EXTENDED_BUNDLE: &str = "--extra-ca (appended to its CA bundle)";
 
 /// The base files scratchpack adds where a base lacks them, as the message names them.
 const ADDED_WHERE_MISSING: &[(&str, &str)] = &[
@@ -47,8 +50,14 @@ pub(crate) fn open(options: &PackOptions, plans: &[BinaryPlan]) -> Result<(Optio
 
 /// The files of `base_plan` (scratchpack's base files) that `present` lacks: passwd, group,
 /// nsswitch.conf, the CA bundle with the links to it that are missing too, and `/tmp`. With
-/// scratchpack's passwd comes the home of its `nonroot` user, which that passwd names.
-pub(crate) fn missing_files(base_plan: &Base, present: &PresentPaths) -> (FileTree, Vec<&'static str>) {
+/// scratchpack's passwd comes the home of its `nonroot` user, which that passwd names. A base
+/// with its own CA bundle keeps it; `extra_ca` (the `--extra-ca` certificates) is appended to it.
+pub(crate) fn missing_files(
+    base_plan: &Base,
+    base: &BasePlatform,
+    extra_ca: &[u8],
+) -> Result<(FileTree, Vec<&'static str>), BaseImageError> {
+    let present = &base.present;
     let mut tree = FileTree::new();
     let mut said = Vec::new();
     let copy = |path: &str, tree: &mut FileTree| {
@@ -66,6 +75,21 @@ pub(crate) fn missing_files(base_plan: &Base, present: &PresentPaths) -> (FileTr
             said.push(*name);
         }
     }
+    if present.contains(CA_BUNDLE_PATH) && !extra_ca.is_empty() {
+        let Some(bundle) = present.kept(CA_BUNDLE_PATH) else {
+            return Err(BaseImageError::Malformed {
+                base: base.name.clone(),
+                reason: format!("/{CA_BUNDLE_PATH} is not a regular file of at most 4 MiB, so --extra-ca cannot be appended to it"),
+            });
+        };
+        let mut pem = bundle.to_vec();
+        if !pem.is_empty() && !pem.ends_with(b"\n") {
+            pem.push(b'\n');
+        }
+        pem.extend_from_slice(extra_ca);
+        tree.add_file(CA_BUNDLE_PATH, Content::Bytes(pem.into()), 0o644, 0, 0).expect("a fixed path");
+        said.push(EXTENDED_BUNDLE);
+    }
     if said.contains(&"/etc/passwd") && !present.contains("home/nonroot") && copy("home/nonroot", &mut tree) {
         said.push("/home/nonroot");
     }
@@ -80,13 +104,21 @@ pub(crate) fn missing_files(base_plan: &Base, present: &PresentPaths) -> (FileTr
             copy(link, &mut tree);
         }
     }
-    (tree, said)
+    Ok((tree, said))
 }
 
 /// Says, in one line, which base files scratchpack adds to the base of the `platform` image.
 pub(crate) fn say_added(printer: &Printer, base: &BasePlatform, platform: &str, added: &[&str]) {
     if !added.is_empty() {
-        printer.info(format_args!("base {} ({platform}) lacks {}: scratchpack adds its own", base.name, added.join(", ")));
+        let (lacks, extended): (Vec<&str>, Vec<&str>) = added.iter().partition(|what| **what != EXTENDED_BUNDLE);
+        let mut said = Vec::new();
+        if !lacks.is_empty() {
+            said.push(format!("lacks {}: scratchpack adds its own", lacks.join(", ")));
+        }
+        if !extended.is_empty() {
+            said.push("keeps its CA bundle, with --extra-ca appended".to_string());
+        }
+        printer.info(format_args!("base {} ({platform}) {}", base.name, said.join("; ")));
     }
 }
 
@@ -171,7 +203,7 @@ mod tests {
             layers: vec![layer(1), layer(2)],
             history,
             config: Value::Null,
-            present: PresentPaths::default(),
+            present: crate::base_image::PresentPaths::default(),
         };
         let inherited = inherited(&base);
         assert_eq!(

@@ -551,3 +551,42 @@ fn a_docker_schema1_base_is_refused_with_the_conversion_to_use() {
     );
     assert!(!work.path().join("app").exists());
 }
+
+/// A self-signed P-256 CA certificate named `name`, as openssl writes it.
+fn make_ca(dir: &Path, name: &str) -> std::path::PathBuf {
+    let (cert, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+    run_ok(
+        Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
+            .args(["-subj", &format!("/CN={name}"), "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+    );
+    cert
+}
+
+#[test]
+fn extra_ca_is_appended_to_the_bases_own_bundle() {
+    let work = temp_dir();
+    let (company, private) = (make_ca(work.path(), "company-root"), make_ca(work.path(), "team-ca"));
+    let base = work.path().join("base");
+    busybox_base(&base, &["--ca-bundle", company.to_str().unwrap()]);
+    let app = work.path().join("app");
+    let hello = static_c_hello();
+    let (_, said) = pack_ok(&[
+        hello.to_str().unwrap(),
+        "--base",
+        &format!("oci:{}:1", base.display()),
+        "--extra-ca",
+        private.to_str().unwrap(),
+        "--output",
+        &format!("oci:{}:t", app.display()),
+    ]);
+    assert_eq!(base_lines(&said), "base oci:base:1 (linux/amd64) keeps its CA bundle, with --extra-ca appended\n");
+    let bundle = std::fs::read_to_string(work.path().join("company-root.crt")).unwrap()
+        + &std::fs::read_to_string(work.path().join("team-ca.crt")).unwrap();
+    let listed = run_as(&app, "t", &["/usr/local/bin/busybox", "cat", "/etc/ssl/certs/ca-certificates.crt"]);
+    assert_eq!(listed, bundle);
+    assert!(manifest(&app, "t")["annotations"].get("dev.scratchpack.ca-bundle.version").is_none(), "the bundle is the base's");
+}
