@@ -159,7 +159,8 @@ impl TryFrom<&ImageArgs> for PackOptions {
             settings,
             annotations: args.annotations.iter().map(|t| key_value("annotation", t)).collect::<Result<BTreeMap<_, _>, _>>()?,
             add: args.add.clone(),
-            base: BaseOptions { ca_bundle: Some(ca_bundle), extra_ca: args.extra_ca.clone() },
+            // Unset when not given: on a --base image, only a given bundle replaces the base's.
+            base: BaseOptions { ca_bundle: args.ca_bundle.clone(), extra_ca: args.extra_ca.clone() },
             base_image: args.base.as_deref().map(str::parse).transpose()?,
             inherit_labels: args.inherit_labels,
             compression: args.compression.unwrap_or_default(),

@@ -132,16 +132,17 @@ impl SharedLayers {
             true => base::extra_pem(&options.base)?,
             false => Vec::new(),
         };
+        let bundle_given = options.base.ca_bundle.as_ref().is_some_and(|bundle| *bundle != base::CaBundle::None);
         for base in bases {
             on_base.push(match base {
                 None => None,
                 Some(base) => {
-                    let (tree, added) = on_base::missing_files(&base_plan, &base, &extra_ca)?;
+                    let (tree, what) = on_base::missing_files(&base_plan, &base, (bundle_given, &extra_ca))?;
                     let layer = match tree.is_empty() {
                         true => None,
                         false => Some((writer.tree("base files layer", &tree, 0).context("writing the base files layer")?, tree)),
                     };
-                    Some(OnBase { base, added: layer, said: added })
+                    Some(OnBase { base, added: layer, what })
                 }
             });
         }
@@ -213,7 +214,7 @@ impl SharedLayers {
                     layers.push(ImageLayer { inherited: true, ..layer(base_layer, "", "base image layer", Vec::new()) });
                 }
                 if let Some((added, tree)) = &on_base.added {
-                    let by = format!("scratchpack: {} the base lacks", on_base.said.join(", "));
+                    let by = format!("scratchpack: the base {}", on_base.what.describe());
                     layers.push(layer(added, &by, "base files layer", largest_files(tree)));
                 }
             }
@@ -262,17 +263,17 @@ pub(crate) struct ImageLayer {
 }
 
 /// An image's `--base` image, and the layer of scratchpack's base files it lacks, if any, with
-/// their names for the message.
+/// what they are.
 pub(crate) struct OnBase {
     pub(crate) base: BasePlatform,
     pub(crate) added: Option<(Layer, FileTree)>,
-    pub(crate) said: Vec<&'static str>,
+    pub(crate) what: on_base::Added,
 }
 
 impl OnBase {
-    /// Whether scratchpack's CA bundle is added: the base has none of its own.
+    /// Whether the image's CA bundle is scratchpack's.
     pub(crate) fn adds_bundle(&self) -> bool {
-        self.said.contains(&on_base::CA_BUNDLE)
+        self.what.bundle_is_ours()
     }
 }
 

@@ -253,7 +253,7 @@ fn plan_and_prepare(
                 base.layers.len(),
                 if base.layers.len() == 1 { "" } else { "s" }
             ));
-            on_base::say_added(printer, base, &plan.info.platform.to_string(), &on_base.said);
+            on_base::say_added(printer, base, &plan.info.platform.to_string(), &on_base.what);
         }
     }
     let ready = shared.blobs();

@@ -23,10 +23,7 @@ use crate::rootfs::base::{Base, CA_BUNDLE_PATH};
 use crate::rootfs::{Content, EntryKind, FileTree};
 
 /// The CA bundle, as the message names it.
-pub(crate) const CA_BUNDLE: &str = "CA bundle";
-
-/// The base's CA bundle with `--extra-ca` appended, as the message names it.
-const EXTENDED_BUNDLE: &str = "--extra-ca (appended to its CA bundle)";
+const CA_BUNDLE: &str = "CA bundle";
 
 /// The base files scratchpack adds where a base lacks them, as the message names them.
 const ADDED_WHERE_MISSING: &[(&str, &str)] = &[
@@ -36,6 +33,50 @@ const ADDED_WHERE_MISSING: &[(&str, &str)] = &[
     (CA_BUNDLE_PATH, CA_BUNDLE),
     ("tmp", "/tmp"),
 ];
+
+/// What scratchpack puts over a base image, besides the programs: for the message, the history and
+/// the image's CA bundle annotation.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Added {
+    /// The base files the base lacks, as the message names them.
+    pub(crate) missing: Vec<&'static str>,
+    /// What became of the base's own CA bundle.
+    pub(crate) bundle: Option<BundleChange>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum BundleChange {
+    /// `--ca-bundle` was given: its bundle replaces the base's.
+    Replaced,
+    /// `--extra-ca` is appended to the base's bundle.
+    Extended,
+}
+
+impl Added {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.missing.is_empty() && self.bundle.is_none()
+    }
+
+    /// Whether the image's CA bundle is scratchpack's (`--ca-bundle`'s).
+    pub(crate) fn bundle_is_ours(&self) -> bool {
+        self.missing.contains(&CA_BUNDLE) || self.bundle == Some(BundleChange::Replaced)
+    }
+
+    /// `lacks /etc/passwd, CA bundle, which scratchpack adds; its CA bundle is kept, with
+    /// --extra-ca appended`.
+    pub(crate) fn describe(&self) -> String {
+        let mut said = Vec::new();
+        if !self.missing.is_empty() {
+            said.push(format!("lacks {}, which scratchpack adds", self.missing.join(", ")));
+        }
+        match self.bundle {
+            Some(BundleChange::Replaced) => said.push("its CA bundle is replaced by --ca-bundle's".to_string()),
+            Some(BundleChange::Extended) => said.push("its CA bundle is kept, with --extra-ca appended".to_string()),
+            None => {}
+        }
+        said.join("; ")
+    }
+}
 
 /// The base of each plan, in the plans' order, and the base image they come from (which must live
 /// until the image is published: its files are the layers' blobs).
@@ -48,34 +89,37 @@ pub(crate) fn open(options: &PackOptions, plans: &[BinaryPlan]) -> Result<(Optio
     Ok((Some(image), bases))
 }
 
-/// The files of `base_plan` (scratchpack's base files) that `present` lacks: passwd, group,
+/// The files of `base_plan` (scratchpack's base files) that `base` lacks: passwd, group,
 /// nsswitch.conf, the CA bundle with the links to it that are missing too, and `/tmp`. With
 /// scratchpack's passwd comes the home of its `nonroot` user, which that passwd names. A base
-/// with its own CA bundle keeps it; `extra_ca` (the `--extra-ca` certificates) is appended to it.
+/// with its own CA bundle keeps it, but for an explicit `--ca-bundle` (`bundle_given`), whose
+/// bundle replaces it; `extra_ca` (the `--extra-ca` certificates) is appended to a bundle kept.
 pub(crate) fn missing_files(
     base_plan: &Base,
     base: &BasePlatform,
-    extra_ca: &[u8],
-) -> Result<(FileTree, Vec<&'static str>), BaseImageError> {
+    (bundle_given, extra_ca): (bool, &[u8]),
+) -> Result<(FileTree, Added), BaseImageError> {
     let present = &base.present;
     let mut tree = FileTree::new();
-    let mut said = Vec::new();
+    let mut added = Added::default();
     let copy = |path: &str, tree: &mut FileTree| {
         let Some(entry) = base_plan.tree.get(path) else { return false };
-        let added = match &entry.kind {
+        let placed = match &entry.kind {
             EntryKind::File(content) => tree.add_file(path, content.clone(), entry.mode, entry.uid, entry.gid),
             EntryKind::Symlink(target) => tree.add_symlink(path, target),
             EntryKind::Dir => tree.add_dir(path, entry.mode, entry.uid, entry.gid),
         };
-        added.expect("scratchpack's base paths do not conflict");
+        placed.expect("scratchpack's base paths do not conflict");
         true
     };
     for (path, name) in ADDED_WHERE_MISSING {
         if !present.contains(path) && copy(path, &mut tree) {
-            said.push(*name);
+            added.missing.push(*name);
         }
     }
-    if present.contains(CA_BUNDLE_PATH) && !extra_ca.is_empty() {
+    if present.contains(CA_BUNDLE_PATH) && bundle_given && copy(CA_BUNDLE_PATH, &mut tree) {
+        added.bundle = Some(BundleChange::Replaced);
+    } else if present.contains(CA_BUNDLE_PATH) && !extra_ca.is_empty() {
         let Some(bundle) = present.kept(CA_BUNDLE_PATH) else {
             return Err(BaseImageError::Malformed {
                 base: base.name.clone(),
@@ -88,12 +132,12 @@ pub(crate) fn missing_files(
         }
         pem.extend_from_slice(extra_ca);
         tree.add_file(CA_BUNDLE_PATH, Content::Bytes(pem.into()), 0o644, 0, 0).expect("a fixed path");
-        said.push(EXTENDED_BUNDLE);
+        added.bundle = Some(BundleChange::Extended);
     }
-    if said.contains(&"/etc/passwd") && !present.contains("home/nonroot") && copy("home/nonroot", &mut tree) {
-        said.push("/home/nonroot");
+    if added.missing.contains(&"/etc/passwd") && !present.contains("home/nonroot") && copy("home/nonroot", &mut tree) {
+        added.missing.push("/home/nonroot");
     }
-    if said.contains(&CA_BUNDLE) {
+    if added.bundle_is_ours() {
         let links: Vec<String> = base_plan
             .tree
             .iter()
@@ -104,21 +148,13 @@ pub(crate) fn missing_files(
             copy(link, &mut tree);
         }
     }
-    Ok((tree, said))
+    Ok((tree, added))
 }
 
-/// Says, in one line, which base files scratchpack adds to the base of the `platform` image.
-pub(crate) fn say_added(printer: &Printer, base: &BasePlatform, platform: &str, added: &[&str]) {
+/// Says, in one line, what scratchpack adds to the base of the `platform` image.
+pub(crate) fn say_added(printer: &Printer, base: &BasePlatform, platform: &str, added: &Added) {
     if !added.is_empty() {
-        let (lacks, extended): (Vec<&str>, Vec<&str>) = added.iter().partition(|what| **what != EXTENDED_BUNDLE);
-        let mut said = Vec::new();
-        if !lacks.is_empty() {
-            said.push(format!("lacks {}: scratchpack adds its own", lacks.join(", ")));
-        }
-        if !extended.is_empty() {
-            said.push("keeps its CA bundle, with --extra-ca appended".to_string());
-        }
-        printer.info(format_args!("base {} ({platform}) {}", base.name, said.join("; ")));
+        printer.info(format_args!("base {} ({platform}): {}", base.name, added.describe()));
     }
 }
 

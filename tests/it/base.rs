@@ -149,8 +149,8 @@ fn a_base_without_passwd_or_certificates_gets_scratchpacks_own_in_a_layer_of_the
     );
     assert_eq!(
         base_lines(&said),
-        "base oci:umoci:1 (linux/amd64) lacks /etc/passwd, /etc/group, /etc/nsswitch.conf, CA bundle, /tmp, /home/nonroot: scratchpack adds \
-         its own\n"
+        "base oci:umoci:1 (linux/amd64): lacks /etc/passwd, /etc/group, /etc/nsswitch.conf, CA bundle, /tmp, /home/nonroot, which \
+         scratchpack adds\n"
     );
     let base_layers = layer_digests(&manifest(&base, "1"));
     let app_manifest = manifest(&app, "t");
@@ -583,10 +583,33 @@ fn extra_ca_is_appended_to_the_bases_own_bundle() {
         "--output",
         &format!("oci:{}:t", app.display()),
     ]);
-    assert_eq!(base_lines(&said), "base oci:base:1 (linux/amd64) keeps its CA bundle, with --extra-ca appended\n");
+    assert_eq!(base_lines(&said), "base oci:base:1 (linux/amd64): its CA bundle is kept, with --extra-ca appended\n");
     let bundle = std::fs::read_to_string(work.path().join("company-root.crt")).unwrap()
         + &std::fs::read_to_string(work.path().join("team-ca.crt")).unwrap();
     let listed = run_as(&app, "t", &["/usr/local/bin/busybox", "cat", "/etc/ssl/certs/ca-certificates.crt"]);
     assert_eq!(listed, bundle);
     assert!(manifest(&app, "t")["annotations"].get("dev.scratchpack.ca-bundle.version").is_none(), "the bundle is the base's");
+}
+
+#[test]
+fn a_given_ca_bundle_replaces_the_bases_own() {
+    let work = temp_dir();
+    let (company, team) = (make_ca(work.path(), "company-root"), make_ca(work.path(), "team-ca"));
+    let base = work.path().join("base");
+    busybox_base(&base, &["--ca-bundle", company.to_str().unwrap()]);
+    let app = work.path().join("app");
+    let hello = static_c_hello();
+    let (_, said) = pack_ok(&[
+        hello.to_str().unwrap(),
+        "--base",
+        &format!("oci:{}:1", base.display()),
+        "--ca-bundle",
+        team.to_str().unwrap(),
+        "--output",
+        &format!("oci:{}:t", app.display()),
+    ]);
+    assert_eq!(base_lines(&said), "base oci:base:1 (linux/amd64): its CA bundle is replaced by --ca-bundle's\n");
+    let listed = run_as(&app, "t", &["/usr/local/bin/busybox", "cat", "/etc/ssl/certs/ca-certificates.crt"]);
+    assert_eq!(listed, std::fs::read_to_string(&team).unwrap());
+    assert_eq!(manifest(&app, "t")["annotations"]["dev.scratchpack.ca-bundle.version"], "file team-ca.crt");
 }
