@@ -123,7 +123,10 @@ impl BaseSpec {
     /// digest, do not depend on where the base sits on this machine.
     pub(crate) fn annotation_name(&self) -> String {
         let local = |transport: &str, path: &Path| {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
+            // `oci:.` and `oci:..` are named after the folder they are.
+            let real = path.file_name().is_none().then(|| std::fs::canonicalize(path).ok()).flatten();
+            let name = real.as_deref().unwrap_or(path).file_name().map(|n| n.to_string_lossy().into_owned());
+            let name = name.unwrap_or_else(|| path.display().to_string());
             let tag = self.tag.as_ref().map(|t| format!(":{t}")).unwrap_or_default();
             let digest = self.digest.map(|d| format!("@{d}")).unwrap_or_default();
             format!("{transport}:{name}{tag}{digest}")
