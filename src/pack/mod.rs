@@ -278,10 +278,15 @@ fn assemble(
         None => options.settings.clone(),
     };
     settings.entrypoint = vec![format!("/{}", plan.target)];
-    if !plan.ld_library_path.is_empty() && !settings.env.contains_key("LD_LIBRARY_PATH") {
+    if !plan.ld_library_path.is_empty() && !settings.env_given.contains("LD_LIBRARY_PATH") {
         // The libraries sit where --library-path or ld.so.conf found them; the image has no
-        // ld.so.cache, so ld.so there must be told where to look.
-        settings.env.insert("LD_LIBRARY_PATH".to_string(), plan.ld_library_path.join(":"));
+        // ld.so.cache, so ld.so there must be told where to look (after where a base looks).
+        let ours = plan.ld_library_path.join(":");
+        let path = match settings.env.get("LD_LIBRARY_PATH") {
+            Some(base) => on_base::merge_path(base, &ours),
+            None => ours,
+        };
+        settings.env.insert("LD_LIBRARY_PATH".to_string(), path);
     }
     let history: Vec<LayerHistory> =
         layers.iter().filter(|l| !l.2).map(|(layer, by, _)| LayerHistory { layer, created_by: by.clone() }).collect();

@@ -206,8 +206,8 @@ pub(crate) fn settings(options: &PackOptions, base: &BasePlatform) -> RuntimeSet
     settings
 }
 
-/// The base's PATH, then each of `ours` entries it lacks.
-fn merge_path(base: &str, ours: &str) -> String {
+/// The base's PATH (or LD_LIBRARY_PATH), then each of `ours` entries it lacks.
+pub(crate) fn merge_path(base: &str, ours: &str) -> String {
     let mut entries: Vec<&str> = base.split(':').filter(|e| !e.is_empty()).collect();
     for entry in ours.split(':') {
         if !entry.is_empty() && !entries.contains(&entry) {

@@ -613,3 +613,24 @@ fn a_given_ca_bundle_replaces_the_bases_own() {
     assert_eq!(listed, std::fs::read_to_string(&team).unwrap());
     assert_eq!(manifest(&app, "t")["annotations"]["dev.scratchpack.ca-bundle.version"], "file team-ca.crt");
 }
+
+#[test]
+fn a_dynamic_program_on_a_base_finds_its_libraries_after_the_bases() {
+    let work = temp_dir();
+    let base = work.path().join("base");
+    busybox_base(&base, &["--env", "LD_LIBRARY_PATH=/opt/lib"]);
+    let app = work.path().join("app");
+    let hello = dynamic_c_hello();
+    pack_ok(&[
+        hello.to_str().unwrap(),
+        "--library-path",
+        "/lib/x86_64-linux-gnu",
+        "--base",
+        &format!("oci:{}:1", base.display()),
+        "--output",
+        &format!("oci:{}:t", app.display()),
+    ]);
+    let config = config_of(&app, &manifest(&app, "t"));
+    assert_eq!(config["config"]["Env"][0], "LD_LIBRARY_PATH=/opt/lib:/lib/x86_64-linux-gnu");
+    assert_eq!(run_image(&app, "t"), "hello from C, uid 65532\n");
+}
