@@ -277,11 +277,12 @@ fn platform_of(value: &Value) -> Option<Platform> {
     Some(Platform { os: os.to_string(), architecture: architecture.to_string(), variant: value["variant"].as_str().map(str::to_string) })
 }
 
-/// The same os, architecture and variant; arm64 without a variant is v8, as containerd's matcher
-/// says.
+/// The same os, architecture and variant; arm64 without a variant is v8 and arm is v7, as
+/// containerd's platform normaliser says.
 fn same_platform(a: &Platform, b: &Platform) -> bool {
     let variant = |p: &Platform| match (p.architecture.as_str(), p.variant.as_deref()) {
         ("arm64", None) => Some("v8".to_string()),
+        ("arm", None) => Some("v7".to_string()),
         (_, variant) => variant.map(str::to_string),
     };
     a.os == b.os && a.architecture == b.architecture && variant(a) == variant(b)
@@ -327,6 +328,7 @@ mod tests {
     fn arm64_without_a_variant_is_v8() {
         assert!(same_platform(&Platform::linux("arm64", None), &Platform::linux("arm64", Some("v8"))));
         assert!(!same_platform(&Platform::linux("arm", Some("v7")), &Platform::linux("arm", Some("v6"))));
+        assert!(same_platform(&Platform::linux("arm", None), &Platform::linux("arm", Some("v7"))));
         assert!(!same_platform(&Platform::linux("amd64", None), &Platform::linux("arm64", None)));
     }
 }
