@@ -38,7 +38,7 @@ use crate::dest::{self, Destination, Published};
 use crate::elf;
 use crate::image::config::{self, LayerHistory};
 use crate::image::referrers::Attachment;
-use crate::image::{Image, ImageOrIndex, Layer, Staging};
+use crate::image::{Digest, Image, ImageOrIndex, Layer, Staging};
 use crate::needs::Zoneinfo;
 use crate::printer::Printer;
 use crate::rootfs::zoneinfo;
@@ -59,6 +59,9 @@ pub(crate) struct Packed {
     /// Per platform image, in the images' order: the absolute path of each program it holds, the
     /// entrypoint first.
     pub(crate) programs: Vec<Vec<String>>,
+    /// Per platform image, in the images' order: the `--base` image it is on (its
+    /// `org.opencontainers.image.base.name` and the digest of its manifest).
+    pub(crate) bases: Vec<Option<(String, Digest)>>,
     _staging: Staging,
     /// The `--base` image, whose files hold its layers until they are published.
     _base: Option<BaseImage>,
@@ -151,7 +154,15 @@ fn build(options: &PackOptions, printer: &Printer, outputs: &mut Outputs) -> Res
         }
     };
     step("image documents made");
-    Ok(Packed { image, attachments, programs: plans.iter().map(BinaryPlan::program_paths).collect(), _staging: staging, _base: base_image })
+    let bases = shared.on_base.iter().map(|on_base| on_base.as_ref().map(|b| (b.base.name.clone(), b.base.manifest_digest))).collect();
+    Ok(Packed {
+        image,
+        attachments,
+        programs: plans.iter().map(BinaryPlan::program_paths).collect(),
+        bases,
+        _staging: staging,
+        _base: base_image,
+    })
 }
 
 /// The files packed as the programs `files`, in their order: each program itself, or with

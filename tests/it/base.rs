@@ -200,6 +200,23 @@ fn each_platform_is_packed_on_the_bases_image_of_that_platform() {
         "--output",
         &format!("oci:{}:t", app.display()),
     ]);
+    // --json names each image's base; the same pinned base gives the same index.
+    let again = run_ok(scratchpack().arg("pack").arg(&amd64).arg(&arm64).args([
+        "--path",
+        "/app/hello",
+        "--base",
+        &format!("oci:{}:multi@{base_digest}", base.display()),
+        "--output",
+        &format!("oci:{}:t", work.path().join("again").display()),
+        "--json",
+    ]));
+    let summary: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(summary["digest"], index_digest);
+    for image in summary["images"].as_array().unwrap() {
+        let arch = if image["platform"] == "linux/amd64" { "amd64" } else { "arm64" };
+        let name = format!("oci:base:multi@{base_digest}");
+        assert_eq!(image["base"], serde_json::json!({"name": name, "digest": base_child(arch)}), "{arch}");
+    }
     let index = blob_json(&app, &index_digest);
     for child in index["manifests"].as_array().unwrap() {
         let arch = child["platform"]["architecture"].as_str().unwrap();
