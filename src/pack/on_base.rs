@@ -2,12 +2,15 @@
 //! lacks, and the config carried on from the base's.
 //!
 //! The base's files stand. scratchpack adds the program, its libraries, zoneinfo and `--add`, and
-//! its own passwd, group, nsswitch.conf and CA bundle only where the base's layers leave none; those
-//! go into a small layer of their own, over the base's. The config keeps the base's Env (PATH
-//! merged: the base's entries first, then scratchpack's that it lacks; `--env` replaces), User
-//! (unless `--user`, or the base has none: then 65532), WorkingDir and ExposedPorts; the entrypoint
-//! is the program and Cmd is `--arg` alone, as Docker drops a base's Cmd when the entrypoint
-//! changes. The base's labels are dropped unless `--inherit-labels` (ko issue 1395).
+//! its own passwd (with its nonroot user's home), group, nsswitch.conf, CA bundle and `/tmp` only
+//! where the base's layers leave none; those go into a small layer of their own, over the base's.
+//! The base's own CA bundle is replaced only by an explicit `--ca-bundle`; `--extra-ca` is
+//! appended to it. The config keeps the base's Env (PATH and LD_LIBRARY_PATH merged: the base's
+//! entries first, then scratchpack's that it lacks; `--env` replaces), User (unless `--user`, or
+//! the base has none: then 65532), WorkingDir (unless `--workdir`) and ExposedPorts (`--expose`
+//! adds to them); the entrypoint is the program and Cmd is `--arg` alone, as Docker drops a base's
+//! Cmd when the entrypoint changes. The base's labels are dropped unless `--inherit-labels` (ko
+//! issue 1395).
 
 use std::collections::BTreeMap;
 
