@@ -4,9 +4,11 @@
 //! user, history) and which paths its layers leave in place.
 //!
 //! Owns reading a base into [`BaseImage`] and [`BasePlatform`]; it never writes anything. The base
-//! is read through [`StoredImage`], the view of an image as files on disk (root manifest or index,
-//! child manifests, configs and layer blobs), so a base from a registry plugs in by turning the
-//! pull's files into a [`StoredImage`]; the pack pipeline sees only [`BasePlatform`].
+//! is read through [`BaseSource`]: its root manifest or index, then each document and blob when a
+//! platform's image needs it, checked against its digest and size and handed out as a file. A
+//! layout or archive is one ([`LayoutImage`]); a base from a registry plugs in as another, backed
+//! by the pull and the layer cache, and the pack pipeline, which sees only [`BasePlatform`], does
+//! not change. Only the platforms packed are read (or, from a registry, fetched).
 //!
 //! Media types: the image written is OCI. A base in Docker schema2 media types keeps its layers'
 //! bytes and digests; their descriptors say `application/vnd.oci.image.layer.v1.tar+gzip`, since a
@@ -28,7 +30,7 @@ pub(crate) use files::PresentPaths;
 use crate::dest::DestSpec;
 use crate::image::blob::read_all;
 use crate::image::{Blob, Compression, Digest, Layer};
-use crate::layout::read::{Select, StoredImage, DOCKER_LIST_MEDIA_TYPE};
+use crate::layout::read::{LayoutImage, Select, DOCKER_LIST_MEDIA_TYPE};
 use crate::platform::Platform;
 
 /// An uncompressed layer.
@@ -43,14 +45,14 @@ pub(crate) const BASE_DIGEST_ANNOTATION: &str = "org.opencontainers.image.base.d
 pub(crate) struct BaseSpec {
     /// As the user wrote it.
     pub(crate) text: String,
-    pub(crate) source: BaseSource,
+    pub(crate) source: BaseTransport,
     pub(crate) tag: Option<String>,
     /// `@sha256:…`: the manifest or index the base must be.
     pub(crate) digest: Option<Digest>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum BaseSource {
+pub(crate) enum BaseTransport {
     Layout(PathBuf),
     Archive(PathBuf),
     /// `docker://REF`: read through the registry client.
@@ -100,7 +102,12 @@ impl std::str::FromStr for BaseSpec {
     fn from_str(text: &str) -> Result<Self, BaseImageError> {
         let spec_err = || BaseImageError::Spec(text.to_string());
         if let Some(reference) = text.strip_prefix("docker://") {
-            return Ok(BaseSpec { text: text.to_string(), source: BaseSource::Registry(reference.to_string()), tag: None, digest: None });
+            return Ok(BaseSpec {
+                text: text.to_string(),
+                source: BaseTransport::Registry(reference.to_string()),
+                tag: None,
+                digest: None,
+            });
         }
         let (rest, digest) = match text.rsplit_once('@') {
             Some((rest, digest)) if digest.starts_with("sha256:") => (rest, Some(Digest::parse(digest).map_err(|_| spec_err())?)),
@@ -108,8 +115,8 @@ impl std::str::FromStr for BaseSpec {
         };
         // `oci:DIR@sha256:…` has no tag; `oci:DIR:TAG@sha256:…` has both.
         let (source, tag) = match rest.parse::<DestSpec>().map_err(|_| spec_err())? {
-            DestSpec::OciLayout { dir, tag } => (BaseSource::Layout(dir), tag),
-            DestSpec::OciArchive { file, tag } => (BaseSource::Archive(file), tag),
+            DestSpec::OciLayout { dir, tag } => (BaseTransport::Layout(dir), tag),
+            DestSpec::OciArchive { file, tag } => (BaseTransport::Archive(file), tag),
             _ => return Err(spec_err()),
         };
         Ok(BaseSpec { text: text.to_string(), source, tag: tag.map(|t| t.to_string()), digest })
@@ -132,81 +139,122 @@ impl BaseSpec {
             format!("{transport}:{name}{tag}{digest}")
         };
         match &self.source {
-            BaseSource::Layout(dir) => local("oci", dir),
-            BaseSource::Archive(file) => local("oci-archive", file),
-            BaseSource::Registry(reference) => reference.clone(),
+            BaseTransport::Layout(dir) => local("oci", dir),
+            BaseTransport::Archive(file) => local("oci-archive", file),
+            BaseTransport::Registry(reference) => reference.clone(),
         }
     }
 }
 
-/// A base image, read and checked: every blob the chosen manifest or index references matches its
-/// digest. Its layers stay in its files (or in the archive's unpacked folder, which lives as long
-/// as this does).
+/// Where a base image's documents and blobs come from. Everything it hands out has been checked
+/// against the digest and size asked for.
+pub(crate) trait BaseSource: Send + Sync {
+    /// The manifest or index the base names.
+    fn root(&self) -> &Blob;
+    /// A manifest of the base, in memory.
+    fn document(&self, media_type: &str, digest: Digest, size: u64) -> Result<Blob>;
+    /// A config or layer of the base, as a file.
+    fn blob(&self, media_type: &str, digest: Digest, size: u64) -> Result<Blob>;
+}
+
+impl BaseSource for LayoutImage {
+    fn root(&self) -> &Blob {
+        LayoutImage::root(self)
+    }
+
+    fn document(&self, media_type: &str, digest: Digest, size: u64) -> Result<Blob> {
+        LayoutImage::document(self, media_type, digest, size)
+    }
+
+    fn blob(&self, media_type: &str, digest: Digest, size: u64) -> Result<Blob> {
+        LayoutImage::blob(self, media_type, digest, size)
+    }
+}
+
+/// A base image: its platforms' manifests, read and checked; each platform's config and layers are
+/// read when that platform is packed. Its layers stay in its files (or in the archive's unpacked
+/// folder, which lives as long as this does).
 pub(crate) struct BaseImage {
     pub(crate) spec: BaseSpec,
-    stored: StoredImage,
+    source: Box<dyn BaseSource>,
     /// Each platform's image: its platform and manifest.
-    children: Vec<(Platform, Blob)>,
+    children: Vec<(Platform, Child)>,
+}
+
+/// A platform's manifest: an index's entry, read when that platform is packed; or the root itself.
+enum Child {
+    Entry { media_type: String, digest: Digest, size: u64 },
+    Root,
+}
+
+/// A descriptor's media type, digest and size.
+fn descriptor(value: &Value) -> Result<(String, Digest, u64), String> {
+    let media_type = value["mediaType"].as_str().ok_or("a descriptor has no mediaType")?.to_string();
+    let digest = Digest::parse(value["digest"].as_str().unwrap_or_default()).map_err(|e| e.to_string())?;
+    let size = value["size"].as_u64().ok_or_else(|| format!("descriptor {digest} has no size"))?;
+    Ok((media_type, digest, size))
 }
 
 impl BaseImage {
     pub(crate) fn open(spec: &BaseSpec) -> Result<BaseImage> {
         let select = Select { tag: spec.tag.as_deref(), digest: spec.digest };
-        let stored = match &spec.source {
-            BaseSource::Layout(dir) => StoredImage::select_from_layout(dir, select),
-            BaseSource::Archive(file) => StoredImage::select_from_archive(file, select),
-            BaseSource::Registry(_) => return Err(BaseImageError::Registry(spec.text.clone()).into()),
+        let source = match &spec.source {
+            BaseTransport::Layout(dir) => LayoutImage::from_layout(dir, select),
+            BaseTransport::Archive(file) => LayoutImage::from_archive(file, select),
+            BaseTransport::Registry(_) => return Err(BaseImageError::Registry(spec.text.clone()).into()),
         }
         .with_context(|| format!("reading the base {}", spec.text))?;
-        BaseImage::from_stored(spec.clone(), stored)
+        BaseImage::from_source(spec.clone(), Box::new(source)).with_context(|| format!("reading the base {}", spec.text))
     }
 
-    /// The base held by `stored`, as read from a layout, an archive or a registry.
-    pub(crate) fn from_stored(spec: BaseSpec, stored: StoredImage) -> Result<BaseImage> {
+    /// The base `source` holds: its root, and each platform's manifest.
+    pub(crate) fn from_source(spec: BaseSpec, source: Box<dyn BaseSource>) -> Result<BaseImage> {
         let malformed = |reason: String| BaseImageError::Malformed { base: spec.text.clone(), reason };
+        let root_blob = source.root().clone();
         let root: Value =
-            serde_json::from_slice(&read_all(&stored.root)?).map_err(|e| malformed(format!("its manifest is not JSON: {e}")))?;
+            serde_json::from_slice(&read_all(&root_blob)?).map_err(|e| malformed(format!("its manifest is not JSON: {e}")))?;
         let mut children = Vec::new();
         let is_index = root["manifests"].is_array()
-            || matches!(stored.root.media_type.as_str(), crate::image::config::INDEX_MEDIA_TYPE | DOCKER_LIST_MEDIA_TYPE);
+            || matches!(root_blob.media_type.as_str(), crate::image::config::INDEX_MEDIA_TYPE | DOCKER_LIST_MEDIA_TYPE);
         if is_index {
             for entry in root["manifests"].as_array().into_iter().flatten() {
-                let digest = Digest::parse(entry["digest"].as_str().unwrap_or_default()).map_err(|e| malformed(e.to_string()))?;
-                let manifest = stored
-                    .manifests
-                    .iter()
-                    .find(|m| m.digest == digest)
-                    .cloned()
-                    .ok_or_else(|| malformed(format!("{digest} is missing")))?;
+                let (media_type, digest, size) = descriptor(entry).map_err(&malformed)?;
                 let platform = match platform_of(&entry["platform"]) {
                     Some(platform) => platform,
-                    None => platform_of(&config_of(&stored, &manifest).map_err(|e| malformed(format!("{e:#}")))?)
-                        .ok_or_else(|| malformed(format!("{digest}: no platform")))?,
+                    None => {
+                        let manifest = source.document(&media_type, digest, size)?;
+                        platform_of(&config_of(source.as_ref(), &manifest)?).ok_or_else(|| malformed(format!("{digest}: no platform")))?
+                    }
                 };
                 // Attestations (buildkit's `unknown/unknown`) are no platform's image.
                 if platform.os != "unknown" {
-                    children.push((platform, manifest));
+                    children.push((platform, Child::Entry { media_type, digest, size }));
                 }
             }
         } else {
-            let config = config_of(&stored, &stored.root).map_err(|e| malformed(format!("{e:#}")))?;
+            let config = config_of(source.as_ref(), &root_blob)?;
             let platform = platform_of(&config).ok_or_else(|| malformed("its config names no os and architecture".into()))?;
-            children.push((platform, stored.root.clone()));
+            children.push((platform, Child::Root));
         }
-        Ok(BaseImage { spec, stored, children })
+        Ok(BaseImage { spec, source, children })
     }
 
-    /// The image of `platform` in the base: its layers listed and checked against the config's
-    /// diff IDs.
+    /// The image of `platform` in the base: its manifest and config read, its layers listed and
+    /// checked against the config's diff IDs.
     pub(crate) fn for_platform(&self, platform: &Platform) -> Result<BasePlatform> {
         let base = self.spec.text.clone();
-        let Some((_, manifest_blob)) = self.children.iter().find(|(p, _)| same_platform(p, platform)) else {
+        let Some((_, entry)) = self.children.iter().find(|(p, _)| same_platform(p, platform)) else {
             let has = self.children.iter().map(|(p, _)| p.to_string()).collect();
             return Err(BaseImageError::NoPlatform { base, wanted: platform.to_string(), has }.into());
         };
         let malformed = |reason: String| BaseImageError::Malformed { base: base.clone(), reason };
-        let manifest: Value = serde_json::from_slice(&read_all(manifest_blob)?).map_err(|e| malformed(e.to_string()))?;
-        let config = config_of(&self.stored, manifest_blob)?;
+        let reading = || format!("reading the base {base}");
+        let manifest_blob = match entry {
+            Child::Entry { media_type, digest, size } => self.source.document(media_type, *digest, *size).with_context(reading)?,
+            Child::Root => self.source.root().clone(),
+        };
+        let manifest: Value = serde_json::from_slice(&read_all(&manifest_blob)?).map_err(|e| malformed(e.to_string()))?;
+        let config = config_of(self.source.as_ref(), &manifest_blob).with_context(reading)?;
         let diff_ids: Vec<&str> = config["rootfs"]["diff_ids"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
         let descriptors = manifest["layers"].as_array().cloned().unwrap_or_default();
         if diff_ids.len() != descriptors.len() {
@@ -215,19 +263,18 @@ impl BaseImage {
         // The base's own CA bundle is kept, for --extra-ca to be appended to.
         let mut present = PresentPaths::keeping(&[crate::rootfs::base::CA_BUNDLE_PATH]);
         let mut layers = Vec::new();
-        for (descriptor, expected) in descriptors.iter().zip(diff_ids) {
-            let digest = Digest::parse(descriptor["digest"].as_str().unwrap_or_default()).map_err(|e| malformed(e.to_string()))?;
-            let media_type = descriptor["mediaType"].as_str().unwrap_or_default();
-            let compression = match media_type {
+        for (descriptor_value, expected) in descriptors.iter().zip(diff_ids) {
+            let (media_type, digest, size) = descriptor(descriptor_value).map_err(&malformed)?;
+            let compression = match media_type.as_str() {
                 "application/vnd.oci.image.layer.v1.tar+gzip" | "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
                     Some(Compression::Gzip)
                 }
                 "application/vnd.oci.image.layer.v1.tar+zstd" => Some(Compression::Zstd),
                 OCI_TAR | "application/vnd.docker.image.rootfs.diff.tar" => None,
-                _ => return Err(BaseImageError::LayerType { base, digest, media_type: media_type.to_string() }.into()),
+                _ => return Err(BaseImageError::LayerType { base, digest, media_type }.into()),
             };
-            let mut blob = self.blob(&digest)?;
-            blob.media_type = compression.map_or(OCI_TAR, Compression::media_type).to_string();
+            let oci_type = compression.map_or(OCI_TAR, Compression::media_type);
+            let blob = self.source.blob(oci_type, digest, size).with_context(reading)?;
             let listed = present.apply(blob.open()?, compression).with_context(|| {
                 format!("--base {base}: layer {digest} is not a {} tar archive", compression.map_or("plain".to_string(), |c| c.to_string()))
             })?;
@@ -251,23 +298,14 @@ impl BaseImage {
             present,
         })
     }
-
-    fn blob(&self, digest: &Digest) -> Result<Blob> {
-        self.stored
-            .blobs
-            .iter()
-            .find(|b| b.digest == *digest)
-            .cloned()
-            .ok_or_else(|| BaseImageError::Malformed { base: self.spec.text.clone(), reason: format!("blob {digest} is missing") }.into())
-    }
 }
 
 /// The config of the image whose manifest is `manifest`.
-fn config_of(stored: &StoredImage, manifest: &Blob) -> Result<Value> {
-    let value: Value = serde_json::from_slice(&read_all(manifest)?).context("a manifest is not JSON")?;
-    let digest = Digest::parse(value["config"]["digest"].as_str().unwrap_or_default())?;
-    let blob = stored.blobs.iter().find(|b| b.digest == digest).with_context(|| format!("config {digest} is missing"))?;
-    serde_json::from_slice(&read_all(blob)?).with_context(|| format!("config {digest} is not JSON"))
+fn config_of(source: &dyn BaseSource, manifest: &Blob) -> Result<Value> {
+    let value: Value = serde_json::from_slice(&read_all(manifest)?).with_context(|| format!("manifest {} is not JSON", manifest.digest))?;
+    let (media_type, digest, size) = descriptor(&value["config"]).map_err(|e| anyhow::anyhow!("manifest {}: {e}", manifest.digest))?;
+    let blob = source.blob(&media_type, digest, size)?;
+    serde_json::from_slice(&read_all(&blob)?).with_context(|| format!("config {digest} is not JSON"))
 }
 
 /// The platform of an index entry's `platform`, or of a config.
@@ -311,12 +349,12 @@ mod tests {
     fn a_base_is_a_layout_or_archive_with_an_optional_tag_and_digest() {
         let digest = format!("sha256:{}", "a".repeat(64));
         let spec: BaseSpec = format!("oci:/tmp/base:1.0@{digest}").parse().unwrap();
-        assert_eq!(spec.source, BaseSource::Layout("/tmp/base".into()));
+        assert_eq!(spec.source, BaseTransport::Layout("/tmp/base".into()));
         assert_eq!(spec.tag.as_deref(), Some("1.0"));
         assert_eq!(spec.digest, Some(Digest::parse(&digest).unwrap()));
         assert_eq!(spec.annotation_name(), format!("oci:base:1.0@{digest}"));
         let spec: BaseSpec = format!("oci-archive:dir/base.tar@{digest}").parse().unwrap();
-        assert_eq!((spec.source.clone(), spec.tag.clone()), (BaseSource::Archive("dir/base.tar".into()), None));
+        assert_eq!((spec.source.clone(), spec.tag.clone()), (BaseTransport::Archive("dir/base.tar".into()), None));
         assert_eq!(spec.annotation_name(), format!("oci-archive:base.tar@{digest}"));
         let spec: BaseSpec = "docker://ghcr.io/me/base:1".parse().unwrap();
         assert_eq!(spec.annotation_name(), "ghcr.io/me/base:1");

@@ -5,7 +5,7 @@
 //! against its size and digest before anything uses it, as containerd does. Never follows a link:
 //! `blobs`, `blobs/sha256`, `index.json` and every blob must be real folders and regular files.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
@@ -36,21 +36,62 @@ impl StoredImage {
     /// Reads the image tagged `tag` (or the only one) in the archive `file`, unpacked into a
     /// temporary folder that lives as long as the image.
     pub(crate) fn from_archive(file: &Path, tag: Option<&str>) -> Result<StoredImage> {
-        Self::select_from_archive(file, Select { tag, digest: None })
+        let extracted = extract_registered(file)?;
+        let dir = extracted.1.path().to_path_buf();
+        read_layout(&dir, Select { tag, digest: None }, Some(extracted)).with_context(|| format!("reading {}", file.display()))
+    }
+}
+
+/// An image of a layout read on demand, as a base image is: the manifest or index `select` names
+/// at once, each manifest, config and layer only when asked for, each checked against its digest
+/// and size then. A platform's image of a base is read without reading the others'.
+pub(crate) struct LayoutImage {
+    dir: PathBuf,
+    root: Blob,
+    _extracted: Option<(crate::cleanup::Guard, tempfile::TempDir)>,
+}
+
+impl LayoutImage {
+    pub(crate) fn from_layout(dir: &Path, select: Select) -> Result<LayoutImage> {
+        LayoutImage::open(dir, select, None)
     }
 
-    /// Reads the image `select` names in the layout `dir`.
-    pub(crate) fn select_from_layout(dir: &Path, select: Select) -> Result<StoredImage> {
-        read_layout(dir, select, None)
+    /// The image of the archive `file`, unpacked into a temporary folder that lives as long as
+    /// the image.
+    pub(crate) fn from_archive(file: &Path, select: Select) -> Result<LayoutImage> {
+        let extracted = extract_registered(file)?;
+        let dir = extracted.1.path().to_path_buf();
+        LayoutImage::open(&dir, select, Some(extracted)).with_context(|| format!("reading {}", file.display()))
     }
 
-    /// Reads the image `select` names in the archive `file` (see [`StoredImage::from_archive`]).
-    pub(crate) fn select_from_archive(file: &Path, select: Select) -> Result<StoredImage> {
-        let extracted = extract(file)?;
-        let dir = extracted.path().to_path_buf();
-        let extracted = (crate::cleanup::register(&dir), extracted);
-        read_layout(&dir, select, Some(extracted)).with_context(|| format!("reading {}", file.display()))
+    fn open(dir: &Path, select: Select, extracted: Option<(crate::cleanup::Guard, tempfile::TempDir)>) -> Result<LayoutImage> {
+        check_no_links(dir)?;
+        let root_descriptor = select_root(dir, select)?;
+        let (root, _) = document_blob(dir, &root_descriptor)?;
+        check_image_type(dir, &root)?;
+        Ok(LayoutImage { dir: dir.to_path_buf(), root, _extracted: extracted })
     }
+
+    /// The manifest or index the selection names.
+    pub(crate) fn root(&self) -> &Blob {
+        &self.root
+    }
+
+    /// A manifest or index of the layout, read into memory and checked.
+    pub(crate) fn document(&self, media_type: &str, digest: Digest, size: u64) -> Result<Blob> {
+        Ok(document_blob(&self.dir, &Descriptor { media_type: media_type.to_string(), digest, size })?.0)
+    }
+
+    /// A config or layer of the layout: its file, checked.
+    pub(crate) fn blob(&self, media_type: &str, digest: Digest, size: u64) -> Result<Blob> {
+        file_blob(&self.dir, &Descriptor { media_type: media_type.to_string(), digest, size })
+    }
+}
+
+/// The archive `file` unpacked into a temporary folder, removed on an interrupt too.
+fn extract_registered(file: &Path) -> Result<(crate::cleanup::Guard, tempfile::TempDir)> {
+    let extracted = extract(file)?;
+    Ok((crate::cleanup::register(extracted.path()), extracted))
 }
 
 /// Which image of a layout to read: the one tagged `tag` (or the only one), or the manifest or
@@ -148,15 +189,20 @@ fn document_blob(dir: &Path, d: &Descriptor) -> Result<(Blob, Value)> {
 
 fn read_layout(dir: &Path, select: Select, extracted: Option<(crate::cleanup::Guard, tempfile::TempDir)>) -> Result<StoredImage> {
     check_no_links(dir)?;
+    let root_descriptor = select_root(dir, select)?;
+    read_image(dir, &root_descriptor, extracted)
+}
+
+/// The descriptor of the manifest or index `select` names in the layout `dir`.
+fn select_root(dir: &Path, select: Select) -> Result<Descriptor> {
     let index = read_json(&dir.join(INDEX_FILE))?;
     let entries = index["manifests"].as_array().ok_or_else(|| anyhow!("{}: index.json has no manifests", dir.display()))?;
     let names: Vec<&str> = entries.iter().filter_map(entry_tag).collect();
     let tags = || if names.is_empty() { "none".to_string() } else { names.join(", ") };
     let tag = select.tag;
     if let (None, Some(digest)) = (tag, select.digest) {
-        let root_descriptor = find_digest(dir, entries, digest)?
-            .ok_or_else(|| anyhow!("{}: holds no manifest or index {digest} (tags: {})", dir.display(), tags()))?;
-        return read_image(dir, &root_descriptor, extracted);
+        return find_digest(dir, entries, digest)?
+            .ok_or_else(|| anyhow!("{}: holds no manifest or index {digest} (tags: {})", dir.display(), tags()));
     }
     let entry = match tag {
         Some(tag) => entries
@@ -170,7 +216,7 @@ fn read_layout(dir: &Path, select: Select, extracted: Option<(crate::cleanup::Gu
     if let Some(digest) = select.digest.filter(|digest| *digest != root_descriptor.digest) {
         bail!("{}: tag {:?} points to {}, not to {digest}", dir.display(), tag.unwrap_or_default(), root_descriptor.digest);
     }
-    read_image(dir, &root_descriptor, extracted)
+    Ok(root_descriptor)
 }
 
 /// The descriptor of the manifest or index `digest`: an entry of `index.json`, else a manifest an
@@ -203,6 +249,7 @@ fn read_image(
     extracted: Option<(crate::cleanup::Guard, tempfile::TempDir)>,
 ) -> Result<StoredImage> {
     let (root, root_value) = document_blob(dir, root_descriptor)?;
+    check_image_type(dir, &root)?;
     let mut manifests = Vec::new();
     let mut blobs: Vec<Blob> = Vec::new();
     let add_image = |manifest: &Value, blobs: &mut Vec<Blob>| -> Result<()> {
@@ -225,7 +272,18 @@ fn read_image(
                 manifests.push(blob);
             }
         }
-        MANIFEST_MEDIA_TYPE | "application/vnd.docker.distribution.manifest.v2+json" => add_image(&root_value, &mut blobs)?,
+        _ => add_image(&root_value, &mut blobs)?,
+    }
+    Ok(StoredImage { blobs, manifests, root, _extracted: extracted })
+}
+
+/// A Docker schema2 image manifest.
+pub(crate) const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
+/// Refuses a root that is no image manifest or index (of OCI or Docker schema2).
+fn check_image_type(dir: &Path, root: &Blob) -> Result<()> {
+    match root.media_type.as_str() {
+        INDEX_MEDIA_TYPE | DOCKER_LIST_MEDIA_TYPE | MANIFEST_MEDIA_TYPE | DOCKER_MANIFEST_MEDIA_TYPE => Ok(()),
         other if other.starts_with("application/vnd.docker.distribution.manifest.v1") => bail!(
             "{}: image {} is a Docker schema1 manifest, which scratchpack does not read; convert it first: skopeo copy --format v2s2",
             dir.display(),
@@ -233,5 +291,4 @@ fn read_image(
         ),
         other => bail!("{}: image {} has media type {other}, which is no image manifest or index", dir.display(), root.digest),
     }
-    Ok(StoredImage { blobs, manifests, root, _extracted: extracted })
 }

@@ -651,3 +651,27 @@ fn a_dynamic_program_on_a_base_finds_its_libraries_after_the_bases() {
     assert_eq!(config["config"]["Env"][0], "LD_LIBRARY_PATH=/opt/lib:/lib/x86_64-linux-gnu");
     assert_eq!(run_image(&app, "t"), "hello from C, uid 65532\n");
 }
+
+#[test]
+fn only_the_platforms_packed_are_read_from_the_base() {
+    let work = temp_dir();
+    let base = work.path().join("base");
+    let (amd64, arm64) = (static_c_hello(), static_c_hello_arm64());
+    let (base_digest, _) = pack_ok(&[amd64.to_str().unwrap(), arm64.to_str().unwrap(), "--output", &format!("oci:{}:1", base.display())]);
+    // The arm64 image's own layer is gone: a pack for amd64 alone never needs it.
+    let arm64_manifest = blob_json(&base, blob_json(&base, &base_digest)["manifests"][1]["digest"].as_str().unwrap());
+    assert_eq!(blob_json(&base, &base_digest)["manifests"][1]["platform"]["architecture"], "arm64");
+    std::fs::remove_file(blob_file(&base, arm64_manifest["layers"].as_array().unwrap().last().unwrap()["digest"].as_str().unwrap()))
+        .unwrap();
+    let app = work.path().join("app");
+    pack_ok(&[
+        amd64.to_str().unwrap(),
+        "--path",
+        "/app/hello",
+        "--base",
+        &format!("oci:{}:1", base.display()),
+        "--output",
+        &format!("oci:{}:t", app.display()),
+    ]);
+    assert_eq!(run_as(&app, "t", &["/app/hello"]), "hello from C, uid 65532\n");
+}
