@@ -117,6 +117,8 @@ fn runtime_settings(args: &ImageArgs, ca_bundle: &CaBundle) -> Result<RuntimeSet
         workdir: args.workdir.clone(),
         exposed_ports: args.expose.iter().map(|t| expose_port(t)).collect::<Result<Vec<_>, _>>()?,
         labels: args.labels.iter().map(|t| key_value("label", t)).collect::<Result<BTreeMap<_, _>, _>>()?,
+        stop_signal: None,
+        volumes: Vec::new(),
         user_given: args.user.is_some(),
         env_given: args.env.iter().filter_map(|t| Some(t.split_once('=')?.0.to_string())).collect(),
     })

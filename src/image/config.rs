@@ -35,6 +35,9 @@ pub(crate) struct RuntimeSettings {
     pub(crate) workdir: Option<String>,
     pub(crate) exposed_ports: Vec<String>,
     pub(crate) labels: BTreeMap<String, String>,
+    /// A base image's StopSignal and Volumes, carried on (no flag sets them).
+    pub(crate) stop_signal: Option<String>,
+    pub(crate) volumes: Vec<String>,
     /// Whether the user was named (`--user`, metadata `user`): on a base, the base's User stands
     /// otherwise.
     pub(crate) user_given: bool,
@@ -114,6 +117,12 @@ pub(crate) fn config_blob(
     }
     if !settings.labels.is_empty() {
         config = config.labels(settings.labels.clone().into_iter().collect::<HashMap<_, _>>());
+    }
+    if let Some(signal) = &settings.stop_signal {
+        config = config.stop_signal(signal.clone());
+    }
+    if !settings.volumes.is_empty() {
+        config = config.volumes(settings.volumes.clone());
     }
     let rootfs = RootFsBuilder::default()
         .typ("layers")

@@ -7,8 +7,8 @@
 //! The base's own CA bundle is replaced only by an explicit `--ca-bundle`; `--extra-ca` is
 //! appended to it. The config keeps the base's Env (PATH and LD_LIBRARY_PATH merged: the base's
 //! entries first, then scratchpack's that it lacks; `--env` replaces), User (unless `--user`, or
-//! the base has none: then 65532), WorkingDir (unless `--workdir`) and ExposedPorts (`--expose`
-//! adds to them); the entrypoint is the program and Cmd is `--arg` alone, as Docker drops a base's
+//! the base has none: then 65532), WorkingDir (unless `--workdir`), ExposedPorts (`--expose`
+//! adds to them), StopSignal and Volumes; the entrypoint is the program and Cmd is `--arg` alone, as Docker drops a base's
 //! Cmd when the entrypoint changes. The base's labels are dropped unless `--inherit-labels` (ko
 //! issue 1395).
 
@@ -193,6 +193,10 @@ pub(crate) fn settings(options: &PackOptions, base: &BasePlatform) -> RuntimeSet
     if settings.workdir.is_none() {
         settings.workdir = text("WorkingDir");
     }
+    settings.stop_signal = text("StopSignal");
+    let mut volumes: Vec<String> = config["Volumes"].as_object().map(|volumes| volumes.keys().cloned().collect()).unwrap_or_default();
+    volumes.sort();
+    settings.volumes = volumes;
     let mut ports: Vec<String> = config["ExposedPorts"].as_object().map(|ports| ports.keys().cloned().collect()).unwrap_or_default();
     ports.extend(settings.exposed_ports.iter().cloned());
     ports.sort();

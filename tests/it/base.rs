@@ -129,6 +129,8 @@ fn a_base_without_passwd_or_certificates_gets_scratchpacks_own_in_a_layer_of_the
     run_ok(Command::new("umoci").args(["init", "--layout"]).arg(&base));
     run_ok(Command::new("umoci").args(["new", "--image", &image]));
     run_ok(Command::new("umoci").args(["insert", "--image", &image, BUSYBOX, "/usr/local/bin/busybox"]));
+    run_ok(Command::new("umoci").args(["config", "--image", &image, "--config.stopsignal", "SIGQUIT", "--config.volume", "/data"]));
+    run_ok(Command::new("umoci").args(["config", "--image", &image, "--config.workingdir", "/data", "--config.cmd", "sh"]));
     let app = work.path().join("app");
     let hello = static_c_hello();
     let sboms = work.path().join("sboms");
@@ -165,6 +167,10 @@ fn a_base_without_passwd_or_certificates_gets_scratchpacks_own_in_a_layer_of_the
     );
     let config = config_of(&app, &app_manifest);
     assert_eq!(config["config"]["User"], "65532:65532", "the base names no user");
+    assert_eq!(config["config"]["StopSignal"], "SIGQUIT");
+    assert_eq!(config["config"]["Volumes"], serde_json::json!({"/data": {}}));
+    assert_eq!(config["config"]["WorkingDir"], "/data");
+    assert!(config["config"].get("Cmd").is_none(), "the base's Cmd goes with its entrypoint");
     assert_eq!(
         run_as(
             &app,
