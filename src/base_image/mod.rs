@@ -13,8 +13,9 @@
 //! Media types: the image written is OCI. A base in Docker schema2 media types keeps its layers'
 //! bytes and digests; their descriptors say `application/vnd.oci.image.layer.v1.tar+gzip`, since a
 //! Docker `rootfs.diff.tar.gzip` blob is exactly a gzip-compressed tar, which is what that OCI
-//! media type names (go-containerregistry's `mutate` converts the same way when a Docker base
-//! becomes an OCI image); an uncompressed one becomes `application/vnd.oci.image.layer.v1.tar`.
+//! media type names, and an OCI manifest lists OCI layer types. Every image of a pack is then of
+//! one family, whatever its base; an uncompressed layer becomes
+//! `application/vnd.oci.image.layer.v1.tar`.
 //! Non-distributable (foreign) layers are refused: their blobs are not in the layout.
 
 mod files;
