@@ -8,7 +8,7 @@ APT_PACKAGES=(
   docker-registry skopeo umoci runc containerd podman oci-image-tool apache2-utils pax-utils python3-pyelftools
   gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static binfmt-support musl-tools
   ca-certificates curl git python3 tzdata zstd openssl hyperfine
-  time golang-go
+  time golang-go busybox-static
 )
 RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 

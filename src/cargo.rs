@@ -113,6 +113,10 @@ pub(crate) struct MetadataConfig {
     pub(crate) created: Option<String>,
     pub(crate) sign_key: Option<String>,
     pub(crate) provenance: Option<bool>,
+    pub(crate) base: Option<String>,
+    /// Per binary name, the base image of its image instead of `base` (ko's `baseImageOverrides`).
+    pub(crate) base_overrides: Option<BTreeMap<String, String>>,
+    pub(crate) inherit_labels: Option<bool>,
 }
 
 /// `max-size`: a size as `--max-size` takes it (`"10MB"`), or a number of bytes.
@@ -164,7 +168,10 @@ impl MetadataConfig {
             max_size,
             created,
             sign_key,
-            provenance
+            provenance,
+            base,
+            base_overrides,
+            inherit_labels
         )
     }
 }
@@ -378,6 +385,10 @@ fn merge(cli: &ImageArgs, config: &MetadataConfig, base_dir: &Path) -> Result<Im
             path => relative(path).parse().expect("infallible"),
         });
     }
+    if merged.base.is_none() {
+        merged.base = config.base.as_deref().map(|text| package_base(text, base_dir));
+    }
+    merged.inherit_labels |= config.inherit_labels.unwrap_or(false);
     merged.static_only |= config.static_only.unwrap_or(false);
     merged.allow_missing |= config.allow_missing.unwrap_or(false);
     merged.strip |= config.strip.unwrap_or(false);
@@ -415,6 +426,25 @@ fn merge(cli: &ImageArgs, config: &MetadataConfig, base_dir: &Path) -> Result<Im
         .transpose()?;
     }
     Ok(merged)
+}
+
+/// A base image named in the metadata: a relative layout or archive path is the package's.
+fn package_base(text: &str, package_dir: &Path) -> String {
+    for transport in ["oci:", "oci-archive:"] {
+        if let Some(path) = text.strip_prefix(transport).filter(|path| !path.starts_with('/')) {
+            return format!("{transport}{}", package_dir.join(path).display());
+        }
+    }
+    text.to_string()
+}
+
+/// The base of `bin`'s image: `--base`, else its `base-overrides` entry, else `base`.
+fn base_of(flag: Option<&str>, merged: Option<&str>, config: &MetadataConfig, bin: &str, package_dir: &Path) -> Option<String> {
+    if flag.is_some() {
+        return flag.map(str::to_string);
+    }
+    let overridden = config.base_overrides.as_ref().and_then(|overrides| overrides.get(bin));
+    overridden.map(|text| package_base(text, package_dir)).or_else(|| merged.map(str::to_string))
 }
 
 /// Where images go when `--output` names none, and what a bare `--output NAME` means.
@@ -671,6 +701,7 @@ pub fn run(args: CargoArgs) -> Result<()> {
             per_bin.annotations.retain(|a| !a.starts_with("org.opencontainers.image.title="));
             per_bin.annotations.push(format!("org.opencontainers.image.title={bin}"));
         }
+        per_bin.base = base_of(args.image.base.as_deref(), image.base.as_deref(), &config, bin, &package_dir);
         per_bin.outputs = resolve_outputs(&image.outputs, &config, repo_env.as_deref(), bin, several)?
             .iter()
             .map(|o| expand_template(o, &version, git_sha.as_deref()))
@@ -696,6 +727,21 @@ pub fn run(args: CargoArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_binary_gets_the_flag_base_else_its_override_else_the_base() {
+        let config = MetadataConfig {
+            base: Some("oci:base".into()),
+            base_overrides: Some([("tool".to_string(), "oci-archive:debug.tar:1".to_string())].into_iter().collect()),
+            ..Default::default()
+        };
+        let merged = merge(&ImageArgs::default(), &config, Path::new("/pkg")).unwrap();
+        assert_eq!(merged.base.as_deref(), Some("oci:/pkg/base"));
+        let base = |flag: Option<&str>, bin| base_of(flag, merged.base.as_deref(), &config, bin, Path::new("/pkg"));
+        assert_eq!(base(None, "server").as_deref(), Some("oci:/pkg/base"));
+        assert_eq!(base(None, "tool").as_deref(), Some("oci-archive:/pkg/debug.tar:1"));
+        assert_eq!(base(Some("oci:/b"), "tool").as_deref(), Some("oci:/b"));
+    }
 
     #[test]
     fn templates_expand_or_say_why_not() {

@@ -22,6 +22,7 @@
 mod spelled;
 
 pub(crate) mod atomic;
+pub(crate) mod base_image;
 pub mod cargo;
 pub mod cleanup;
 pub mod cli;

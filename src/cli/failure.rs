@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use super::OptionError;
 use crate::atomic::FileError;
+use crate::base_image::BaseImageError;
 use crate::created::CreatedError;
 use crate::dest::DestError;
 use crate::elf::strip::StripError;
@@ -74,6 +75,7 @@ fn hint(error: &anyhow::Error) -> Option<String> {
             AddError,
             ExtraError,
             BaseError,
+            BaseImageError,
             DestError,
             LayoutError,
             OptionError,

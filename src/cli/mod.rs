@@ -226,7 +226,14 @@ pub(crate) struct ImageArgs {
     /// keeps the name], with its libraries and needs (repeatable). The binary stays the entrypoint.
     #[arg(long = "also", value_name = "PROGRAM[:DEST]")]
     pub(crate) also: Vec<AlsoSpec>,
-    /// User the program runs as: UID[:GID] or NAME[:GROUP] [default: 65532:65532].
+    /// Image to build on: oci:DIR[:TAG] or oci-archive:FILE[:TAG], with an optional @sha256:DIGEST.
+    /// Its files and config stand; scratchpack adds the program and what the base lacks.
+    #[arg(long, value_name = "IMAGE")]
+    pub(crate) base: Option<String>,
+    /// Keep the --base image's labels (dropped by default: they describe the base, not the program).
+    #[arg(long)]
+    pub(crate) inherit_labels: bool,
+    /// User the program runs as: UID[:GID] or NAME[:GROUP] [default: 65532:65532, or the base's].
     #[arg(long)]
     pub(crate) user: Option<String>,
     /// Environment variable K=V (repeatable).

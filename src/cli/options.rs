@@ -123,6 +123,10 @@ fn runtime_settings(args: &ImageArgs, ca_bundle: &CaBundle) -> Result<RuntimeSet
         workdir: args.workdir.clone(),
         exposed_ports: args.expose.iter().map(|t| expose_port(t)).collect::<Result<Vec<_>, _>>()?,
         labels: args.labels.iter().map(|t| key_value("label", t)).collect::<Result<BTreeMap<_, _>, _>>()?,
+        stop_signal: None,
+        volumes: Vec::new(),
+        user_given: args.user.is_some(),
+        env_given: args.env.iter().filter_map(|t| Some(t.split_once('=')?.0.to_string())).collect(),
     })
 }
 
@@ -179,7 +183,10 @@ impl TryFrom<&ImageArgs> for PackOptions {
             annotations: args.annotations.iter().map(|t| key_value("annotation", t)).collect::<Result<BTreeMap<_, _>, _>>()?,
             extra,
             caps: Capabilities::parse(&args.caps)?,
-            base: BaseOptions { ca_bundle: Some(ca_bundle), extra_ca: args.extra_ca.clone() },
+            // Unset when not given: on a --base image, only a given bundle replaces the base's.
+            base: BaseOptions { ca_bundle: args.ca_bundle.clone(), extra_ca: args.extra_ca.clone() },
+            base_image: args.base.as_deref().map(str::parse).transpose()?,
+            inherit_labels: args.inherit_labels,
             compression: args.compression.unwrap_or_default(),
             strip: args.strip,
             source_date_epoch: 0,

@@ -163,8 +163,9 @@ pub(crate) fn summary_json(packed: &Packed, published: &[(String, Published)]) -
         .images()
         .iter()
         .zip(&packed.programs)
-        .map(|(image, programs)| {
-            json!({
+        .zip(&packed.bases)
+        .map(|((image, programs), base)| {
+            let mut entry = json!({
                 "platform": image.platform.to_string(),
                 "programs": programs,
                 "digest": image.manifest.digest.to_string(),
@@ -176,7 +177,11 @@ pub(crate) fn summary_json(packed: &Packed, published: &[(String, Published)]) -
                     "diffId": l.diff_id.to_string(),
                     "uncompressedSize": l.uncompressed_size,
                 })).collect::<Vec<_>>(),
-            })
+            });
+            if let Some((name, digest)) = base {
+                entry["base"] = json!({ "name": name, "digest": digest.to_string() });
+            }
+            entry
         })
         .collect();
     json!({

@@ -29,8 +29,9 @@ impl DockerArchive {
 fn uncompressed(layer: &Layer) -> io::Result<Box<dyn Read + Send>> {
     let compressed = io::BufReader::new(layer.blob.open()?);
     Ok(match layer.compression {
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(compressed)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(compressed)?),
+        Some(Compression::Gzip) => Box::new(flate2::bufread::MultiGzDecoder::new(compressed)),
+        Some(Compression::Zstd) => Box::new(zstd::stream::read::Decoder::with_buffer(compressed)?),
+        None => Box::new(compressed),
     })
 }
 
@@ -40,9 +41,10 @@ fn uncompressed(layer: &Layer) -> io::Result<Box<dyn Read + Send>> {
 fn stored_layer(blob: &Blob, diff_id: &str) -> Result<Layer, DestError> {
     let bad = |reason: String| DestError::Unsupported { what: format!("layer {}", blob.digest), reason };
     let compression = match blob.media_type.as_str() {
-        t if t.ends_with("gzip") => Compression::Gzip,
-        t if t.ends_with("zstd") => Compression::Zstd,
-        other => return Err(bad(format!("media type {other} is not a gzip or zstd layer"))),
+        t if t.ends_with("gzip") => Some(Compression::Gzip),
+        t if t.ends_with("zstd") => Some(Compression::Zstd),
+        t if t.ends_with(".tar") || t.ends_with("layer.v1.tar") => None,
+        other => return Err(bad(format!("media type {other} is not a tar, gzip or zstd layer"))),
     };
     let diff_id = Digest::parse(diff_id).map_err(|e| bad(e.to_string()))?;
     let mut layer = Layer { blob: blob.clone(), diff_id, uncompressed_size: 0, compression };

@@ -5,7 +5,7 @@
 //! order, so the bytes (and the digest) do not depend on hash-map order; those exact bytes are what
 //! destinations write and registries receive.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
 
 use oci_spec::image::{
@@ -35,6 +35,22 @@ pub(crate) struct RuntimeSettings {
     pub(crate) workdir: Option<String>,
     pub(crate) exposed_ports: Vec<String>,
     pub(crate) labels: BTreeMap<String, String>,
+    /// A base image's StopSignal and Volumes, carried on (no flag sets them).
+    pub(crate) stop_signal: Option<String>,
+    pub(crate) volumes: Vec<String>,
+    /// Whether the user was named (`--user`, metadata `user`): on a base, the base's User stands
+    /// otherwise.
+    pub(crate) user_given: bool,
+    /// The variables named by `--env` (or metadata `env`): on a base, they replace the base's.
+    pub(crate) env_given: BTreeSet<String>,
+}
+
+/// What an image built on a base carries on from the base's config: its layers' diff IDs and its
+/// history, entries without a layer included, both before the image's own.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Inherited {
+    pub(crate) diff_ids: Vec<super::Digest>,
+    pub(crate) history: Vec<oci_spec::image::History>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,9 +96,11 @@ pub(crate) struct LayerHistory<'a> {
 pub(crate) fn config_blob(
     platform: &Platform,
     settings: &RuntimeSettings,
+    inherited: Option<&Inherited>,
     layers: &[LayerHistory],
     created: &str,
 ) -> Result<Blob, DocumentError> {
+    let inherited = inherited.cloned().unwrap_or_default();
     let err = doc_err("image config");
     let mut config = ConfigBuilder::default()
         .user(settings.user.clone())
@@ -100,16 +118,23 @@ pub(crate) fn config_blob(
     if !settings.labels.is_empty() {
         config = config.labels(settings.labels.clone().into_iter().collect::<HashMap<_, _>>());
     }
+    if let Some(signal) = &settings.stop_signal {
+        config = config.stop_signal(signal.clone());
+    }
+    if !settings.volumes.is_empty() {
+        config = config.volumes(settings.volumes.clone());
+    }
     let rootfs = RootFsBuilder::default()
         .typ("layers")
-        .diff_ids(layers.iter().map(|l| l.layer.diff_id.to_string()).collect::<Vec<_>>())
+        .diff_ids(inherited.diff_ids.iter().chain(layers.iter().map(|l| &l.layer.diff_id)).map(|d| d.to_string()).collect::<Vec<_>>())
         .build()
         .map_err(&err)?;
-    let history = layers
+    let own = layers
         .iter()
         .map(|l| HistoryBuilder::default().created(created.to_string()).created_by(l.created_by.clone()).build())
         .collect::<Result<Vec<_>, _>>()
         .map_err(&err)?;
+    let history: Vec<_> = inherited.history.into_iter().chain(own).collect();
     let mut image = ImageConfigurationBuilder::default()
         .created(created.to_string())
         .architecture(Arch::from(platform.architecture.as_str()))
@@ -196,7 +221,7 @@ mod tests {
             exposed_ports: vec!["8080/tcp".into()],
             ..Default::default()
         };
-        let blob = config_blob(&Platform::linux("arm64", Some("v8")), &settings, &[], "1970-01-01T00:00:00Z").unwrap();
+        let blob = config_blob(&Platform::linux("arm64", Some("v8")), &settings, None, &[], "1970-01-01T00:00:00Z").unwrap();
         let json: serde_json::Value = serde_json::from_slice(blob.bytes().unwrap()).unwrap();
         assert_eq!(json["architecture"], "arm64");
         assert_eq!(json["variant"], "v8");

@@ -73,13 +73,15 @@ impl Compression {
     }
 }
 
-/// One written layer: the compressed blob and what the config needs about it.
+/// One layer: the blob (compressed, as scratchpack writes them; a `--base` image's may be a plain
+/// tar) and what the config needs about it.
 #[derive(Clone, Debug)]
 pub(crate) struct Layer {
     pub(crate) blob: Blob,
     pub(crate) diff_id: Digest,
     pub(crate) uncompressed_size: u64,
-    pub(crate) compression: Compression,
+    /// `None`: the blob is the tar itself.
+    pub(crate) compression: Option<Compression>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -327,7 +329,7 @@ pub(crate) fn write_layer_until(
         blob: Blob { media_type: compression.media_type().to_string(), digest, size, data: BlobData::File(staging_file.to_path_buf()) },
         diff_id: Digest::from_hasher(sink.diff),
         uncompressed_size: sink.uncompressed,
-        compression,
+        compression: Some(compression),
     })
 }
 
@@ -528,7 +530,7 @@ mod tests {
     fn tar_bytes(layer: &Layer) -> Vec<u8> {
         let BlobData::File(path) = &layer.blob.data else { panic!("layers are files") };
         let compressed = std::fs::read(path).unwrap();
-        match layer.compression {
+        match layer.compression.expect("layers written here are compressed") {
             Compression::Gzip => {
                 let mut out = Vec::new();
                 flate2::read::GzDecoder::new(&compressed[..]).read_to_end(&mut out).unwrap();

@@ -52,7 +52,7 @@ pub(crate) fn layer(tree: &FileTree, compression: Compression, mtime: u64, stagi
         },
         diff_id,
         uncompressed_size: shipped.uncompressed_size,
-        compression,
+        compression: Some(compression),
     }))
 }
 

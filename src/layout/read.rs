@@ -5,7 +5,7 @@
 //! against its size and digest before anything uses it, as containerd does. Never follows a link:
 //! `blobs`, `blobs/sha256`, `index.json` and every blob must be real folders and regular files.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
@@ -18,21 +18,83 @@ use crate::image::stored::{DOCKER_LIST, DOCKER_MANIFEST};
 use crate::image::{Blob, BlobData, Digest};
 
 pub(crate) use crate::image::stored::StoredImage;
+/// A Docker manifest list: the Docker schema2 form of an index.
+pub(crate) use crate::image::stored::DOCKER_LIST as DOCKER_LIST_MEDIA_TYPE;
 
 impl StoredImage {
     /// Reads the image tagged `tag` (or the only one) in the layout `dir`.
     pub(crate) fn from_layout(dir: &Path, tag: Option<&str>) -> Result<StoredImage> {
-        read_layout(dir, tag, None)
+        read_layout(dir, Select { tag, digest: None }, None)
     }
 
     /// Reads the image tagged `tag` (or the only one) in the archive `file`, unpacked into a
     /// temporary folder that lives as long as the image.
     pub(crate) fn from_archive(file: &Path, tag: Option<&str>) -> Result<StoredImage> {
-        let extracted = extract(file)?;
-        let dir = extracted.path().to_path_buf();
-        let extracted = (crate::cleanup::register(&dir), extracted);
-        read_layout(&dir, tag, Some(Box::new(extracted))).with_context(|| format!("reading {}", file.display()))
+        let extracted = extract_registered(file)?;
+        let dir = extracted.1.path().to_path_buf();
+        read_layout(&dir, Select { tag, digest: None }, Some(Box::new(extracted))).with_context(|| format!("reading {}", file.display()))
     }
+}
+
+/// An image of a layout read on demand, as a base image is: the manifest or index `select` names
+/// at once, each manifest, config and layer only when asked for, each checked against its digest
+/// and size then. A platform's image of a base is read without reading the others'.
+pub(crate) struct LayoutImage {
+    dir: PathBuf,
+    root: Blob,
+    _extracted: Option<(crate::cleanup::Guard, tempfile::TempDir)>,
+}
+
+impl LayoutImage {
+    pub(crate) fn from_layout(dir: &Path, select: Select) -> Result<LayoutImage> {
+        LayoutImage::open(dir, select, None)
+    }
+
+    /// The image of the archive `file`, unpacked into a temporary folder that lives as long as
+    /// the image.
+    pub(crate) fn from_archive(file: &Path, select: Select) -> Result<LayoutImage> {
+        let extracted = extract_registered(file)?;
+        let dir = extracted.1.path().to_path_buf();
+        LayoutImage::open(&dir, select, Some(extracted)).with_context(|| format!("reading {}", file.display()))
+    }
+
+    fn open(dir: &Path, select: Select, extracted: Option<(crate::cleanup::Guard, tempfile::TempDir)>) -> Result<LayoutImage> {
+        check_no_links(dir)?;
+        let root_descriptor = select_root(dir, select)?;
+        let (root, _) = document_blob(dir, &root_descriptor)?;
+        check_image_type(dir, &root)?;
+        Ok(LayoutImage { dir: dir.to_path_buf(), root, _extracted: extracted })
+    }
+
+    /// The manifest or index the selection names.
+    pub(crate) fn root(&self) -> &Blob {
+        &self.root
+    }
+
+    /// A manifest or index of the layout, read into memory and checked.
+    pub(crate) fn document(&self, media_type: &str, digest: Digest, size: u64) -> Result<Blob> {
+        Ok(document_blob(&self.dir, &Descriptor { media_type: media_type.to_string(), digest, size })?.0)
+    }
+
+    /// A config or layer of the layout: its file, checked.
+    pub(crate) fn blob(&self, media_type: &str, digest: Digest, size: u64) -> Result<Blob> {
+        file_blob(&self.dir, &Descriptor { media_type: media_type.to_string(), digest, size })
+    }
+}
+
+/// The archive `file` unpacked into a temporary folder, removed on an interrupt too.
+fn extract_registered(file: &Path) -> Result<(crate::cleanup::Guard, tempfile::TempDir)> {
+    let extracted = extract(file)?;
+    Ok((crate::cleanup::register(extracted.path()), extracted))
+}
+
+/// Which image of a layout to read: the one tagged `tag` (or the only one), or the manifest or
+/// index of digest `digest`: an entry of `index.json`, or a platform's manifest inside one of its
+/// indexes. With both, the tag must point to that digest.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Select<'a> {
+    pub(crate) tag: Option<&'a str>,
+    pub(crate) digest: Option<Digest>,
 }
 
 /// A layout opened to read its tags and single documents by digest (what `verify` needs), from a
@@ -49,9 +111,9 @@ impl LayoutFiles {
     }
 
     pub(crate) fn open_archive(file: &Path) -> Result<LayoutFiles> {
-        let extracted = extract(file)?;
-        let dir = extracted.path().to_path_buf();
-        Ok(LayoutFiles { _extracted: Some((crate::cleanup::register(&dir), extracted)), dir })
+        let extracted = extract_registered(file)?;
+        let dir = extracted.1.path().to_path_buf();
+        Ok(LayoutFiles { _extracted: Some(extracted), dir })
     }
 
     /// Each tagged entry of `index.json`: (tag, digest, media type).
@@ -168,30 +230,13 @@ fn document_blob(dir: &Path, d: &Descriptor) -> Result<(Blob, Value)> {
     Ok((Blob::from_bytes(&d.media_type, bytes), value))
 }
 
-fn read_layout(dir: &Path, tag: Option<&str>, extracted: Option<Box<dyn std::any::Any + Send>>) -> Result<StoredImage> {
+fn read_layout(dir: &Path, select: Select, extracted: Option<Box<dyn std::any::Any + Send>>) -> Result<StoredImage> {
     check_no_links(dir)?;
+    let root_descriptor = select_root(dir, select)?;
     let index = read_json(&dir.join(INDEX_FILE))?;
     let entries = index["manifests"].as_array().ok_or_else(|| anyhow!("{}: index.json has no manifests", dir.display()))?;
-    let names: Vec<&str> = entries.iter().filter_map(entry_tag).collect();
-    let entry = match tag {
-        Some(tag) => entries.iter().find(|e| entry_tag(e) == Some(tag)).ok_or_else(|| {
-            anyhow!(
-                "{}: no image tagged {tag:?} (tags: {})",
-                dir.display(),
-                if names.is_empty() { "none".into() } else { names.join(", ") }
-            )
-        })?,
-        None => {
-            // Referrers indexes (`sha256-<hex>`) are not images of their own.
-            let images: Vec<&Value> = entries.iter().filter(|e| !entry_tag(e).is_some_and(is_referrers_tag)).collect();
-            match images[..] {
-                [only] => only,
-                _ => bail!("{}: holds {} images; name one with :TAG (tags: {})", dir.display(), images.len(), names.join(", ")),
-            }
-        }
-    };
-    let root_descriptor = descriptor(entry)?;
     let (root, root_value) = document_blob(dir, &root_descriptor)?;
+    check_image_type(dir, &root)?;
     let mut manifests = Vec::new();
     let mut blobs: Vec<Blob> = Vec::new();
     let add_image = |manifest: &Value, blobs: &mut Vec<Blob>| -> Result<()> {
@@ -214,12 +259,80 @@ fn read_layout(dir: &Path, tag: Option<&str>, extracted: Option<Box<dyn std::any
                 manifests.push(blob);
             }
         }
-        MANIFEST_MEDIA_TYPE | DOCKER_MANIFEST => add_image(&root_value, &mut blobs)?,
-        other => bail!("{}: the tagged image has media type {other}, which push does not know", dir.display()),
+        _ => add_image(&root_value, &mut blobs)?,
     }
     let mut image = StoredImage { blobs, manifests, root, referrers: Vec::new(), keep: extracted.into_iter().collect() };
     image.referrers = read_referrers(dir, &entries[..], &image)?;
     Ok(image)
+}
+
+/// The descriptor of the manifest or index `select` names in the layout `dir`.
+fn select_root(dir: &Path, select: Select) -> Result<Descriptor> {
+    let index = read_json(&dir.join(INDEX_FILE))?;
+    let entries = index["manifests"].as_array().ok_or_else(|| anyhow!("{}: index.json has no manifests", dir.display()))?;
+    let names: Vec<&str> = entries.iter().filter_map(entry_tag).collect();
+    let tags = || if names.is_empty() { "none".to_string() } else { names.join(", ") };
+    let tag = select.tag;
+    if let (None, Some(digest)) = (tag, select.digest) {
+        return find_digest(dir, entries, digest)?
+            .ok_or_else(|| anyhow!("{}: holds no manifest or index {digest} (tags: {})", dir.display(), tags()));
+    }
+    let entry = match tag {
+        Some(tag) => entries
+            .iter()
+            .find(|e| entry_tag(e) == Some(tag))
+            .ok_or_else(|| anyhow!("{}: no image tagged {tag:?} (tags: {})", dir.display(), tags()))?,
+        None => {
+            // Referrers indexes (`sha256-<hex>`) are not images of their own.
+            let images: Vec<&Value> = entries.iter().filter(|e| !entry_tag(e).is_some_and(is_referrers_tag)).collect();
+            match images[..] {
+                [only] => only,
+                _ => bail!("{}: holds {} images; name one with :TAG (tags: {})", dir.display(), images.len(), names.join(", ")),
+            }
+        }
+    };
+    let root_descriptor = descriptor(entry)?;
+    if let Some(digest) = select.digest.filter(|digest| *digest != root_descriptor.digest) {
+        bail!("{}: tag {:?} points to {}, not to {digest}", dir.display(), tag.unwrap_or_default(), root_descriptor.digest);
+    }
+    Ok(root_descriptor)
+}
+
+/// The descriptor of the manifest or index `digest`: an entry of `index.json`, else a manifest an
+/// index entry lists.
+fn find_digest(dir: &Path, entries: &[Value], digest: Digest) -> Result<Option<Descriptor>> {
+    for entry in entries {
+        let d = descriptor(entry)?;
+        if d.digest == digest {
+            return Ok(Some(d));
+        }
+    }
+    for entry in entries {
+        let d = descriptor(entry)?;
+        if matches!(d.media_type.as_str(), INDEX_MEDIA_TYPE | DOCKER_LIST) {
+            let (_, value) = document_blob(dir, &d)?;
+            for child in value["manifests"].as_array().into_iter().flatten() {
+                let child = descriptor(child)?;
+                if child.digest == digest {
+                    return Ok(Some(child));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Refuses a root that is no image manifest or index (of OCI or Docker schema2).
+fn check_image_type(dir: &Path, root: &Blob) -> Result<()> {
+    match root.media_type.as_str() {
+        INDEX_MEDIA_TYPE | DOCKER_LIST | MANIFEST_MEDIA_TYPE | DOCKER_MANIFEST => Ok(()),
+        other if other.starts_with("application/vnd.docker.distribution.manifest.v1") => bail!(
+            "{}: image {} is a Docker schema1 manifest, which scratchpack does not read; convert it first: skopeo copy --format v2s2",
+            dir.display(),
+            root.digest
+        ),
+        other => bail!("{}: image {} has media type {other}, which is no image manifest or index", dir.display(), root.digest),
+    }
 }
 
 /// Whether `tag` is a referrers tag, `sha256-<64 hex digits>`.

@@ -15,13 +15,15 @@ use crate::rootfs::base::{self, Base};
 use crate::rootfs::{Content, Entry, EntryKind};
 use crate::sbom::{self, AuditedCrate, DpkgDb, SbomFile, SbomFormat, SbomInput};
 
-/// One SBOM per image (`images` in the plans' order); none without `--sbom`.
+/// One SBOM per image (`images` in the plans' order); none without `--sbom`. `carries_bundle`
+/// says, per image, whether it holds scratchpack's CA bundle (an image on a `--base` that has its
+/// own does not).
 pub(crate) fn sboms(
     options: &PackOptions,
     printer: &Printer,
     plans: &[BinaryPlan],
     programs: &[PathBuf],
-    base_plan: &Base,
+    (base_plan, carries_bundle): (&Base, &[bool]),
     images: &[Image],
     created: &str,
 ) -> Result<Vec<Attachment>> {
@@ -31,8 +33,9 @@ pub(crate) fn sboms(
     let dpkg = DpkgDb::load(&options.needs.resolve_options().root);
     let common = ca_bundle_file(base_plan);
     let mut attachments = Vec::new();
-    for ((plan, program), image) in plans.iter().zip(programs).zip(images) {
-        if let Some(attachment) = sbom_of(options, printer, (plan, program), image, &dpkg, &common, created)? {
+    for (((plan, program), image), carries) in plans.iter().zip(programs).zip(images).zip(carries_bundle) {
+        let common = if *carries { &common[..] } else { &[] };
+        if let Some(attachment) = sbom_of(options, printer, (plan, program), image, &dpkg, common, created)? {
             attachments.push(attachment);
         }
     }

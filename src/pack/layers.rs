@@ -8,8 +8,10 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{bail, Context, Result};
 
 use super::budget::largest_files;
+use super::on_base;
 use super::plan::BinaryPlan;
 use super::PackOptions;
+use crate::base_image::BasePlatform;
 use crate::image::cache::{LayerCache, Origin};
 use crate::image::layer::{self, Layer};
 use crate::image::shipped;
@@ -98,7 +100,10 @@ fn also_layer(options: &PackOptions, plan: &BinaryPlan, staging: &Staging) -> Re
 /// The layers every image of the pack may share, and the base files they were made from.
 pub(crate) struct SharedLayers {
     pub(crate) base_plan: Base,
-    pub(crate) base: Layer,
+    /// scratchpack's base layer: `None` when every image is on a `--base` image.
+    pub(crate) base: Option<Layer>,
+    /// Per plan, in the plans' order: the `--base` image it is on.
+    pub(crate) on_base: Vec<Option<OnBase>>,
     /// One layer per distinct zoneinfo (the built-in zones, a host folder).
     pub(crate) zoneinfo: Vec<(Zoneinfo, Layer)>,
     pub(crate) extra: Option<Layer>,
@@ -111,15 +116,44 @@ pub(crate) struct SharedLayers {
 }
 
 impl SharedLayers {
-    /// Writes the base, zoneinfo, `--add` and library layers the plans need.
-    pub(crate) fn write(options: &PackOptions, plans: &[BinaryPlan], staging: &Staging, step: Step) -> Result<SharedLayers> {
+    /// Writes the base, zoneinfo, `--add` and library layers the plans need; `bases` is each plan's
+    /// `--base` image, if any.
+    pub(crate) fn write(
+        options: &PackOptions,
+        plans: &[BinaryPlan],
+        bases: Vec<Option<BasePlatform>>,
+        staging: &Staging,
+        step: Step,
+    ) -> Result<SharedLayers> {
         let base_plan = base::plan(&options.base)?;
         let targets: Vec<String> = plans.iter().map(|plan| plan.target.clone()).collect();
         let extra_tree = extra::plan(&options.extra, &base_plan.tree, &targets)?;
         let writer = Writer { cache: LayerCache::from_env(), staging, compression: options.compression, step };
         // The shared layers (base, each distinct zoneinfo) have mtime 0, so they are the same in
         // every image.
-        let base = writer.tree("base layer", &base_plan.tree, 0).context("writing the base layer")?;
+        let base = match bases.iter().all(Option::is_some) {
+            true => None,
+            false => Some(writer.tree("base layer", &base_plan.tree, 0).context("writing the base layer")?),
+        };
+        let mut on_base = Vec::new();
+        let extra_ca = match bases.iter().any(Option::is_some) {
+            true => base::extra_pem(&options.base)?,
+            false => Vec::new(),
+        };
+        let bundle_given = options.base.ca_bundle.as_ref().is_some_and(|bundle| *bundle != base::CaBundle::None);
+        for base in bases {
+            on_base.push(match base {
+                None => None,
+                Some(base) => {
+                    let (tree, what) = on_base::missing_files(&base_plan, &base, (bundle_given, &extra_ca))?;
+                    let layer = match tree.is_empty() {
+                        true => None,
+                        false => Some((writer.tree("base files layer", &tree, 0).context("writing the base files layer")?, tree)),
+                    };
+                    Some(OnBase { base, added: layer, what })
+                }
+            });
+        }
         let mut zoneinfo: Vec<(Zoneinfo, Layer)> = Vec::new();
         for zones in plans.iter().filter_map(|plan| plan.zoneinfo.as_ref()) {
             if !zoneinfo.iter().any(|(done, _)| *done == *zones) {
@@ -152,12 +186,16 @@ impl SharedLayers {
             libraries.push(layer);
         }
         let also = plans.iter().map(|plan| also_layer(options, plan, staging)).collect::<Result<Vec<_>>>()?;
-        Ok(SharedLayers { base_plan, base, zoneinfo, extra, extra_tree, libraries, also })
+        Ok(SharedLayers { base_plan, base, on_base, zoneinfo, extra, extra_tree, libraries, also })
     }
 
     /// The blobs of these layers, each once: what a destination may put in place early.
     pub(crate) fn blobs(&self) -> Vec<&Blob> {
-        let mut blobs = vec![&self.base.blob];
+        let mut blobs: Vec<&Blob> = self.base.iter().map(|layer| &layer.blob).collect();
+        for on_base in self.on_base.iter().flatten() {
+            blobs.extend(on_base.base.layers.iter().map(|layer| &layer.blob));
+            blobs.extend(on_base.added.iter().map(|(layer, _)| &layer.blob));
+        }
         blobs.extend(self.zoneinfo.iter().map(|(_, layer)| &layer.blob));
         blobs.extend(self.extra.iter().map(|layer| &layer.blob));
         blobs.extend(self.libraries.iter().flatten().map(|layer| &layer.blob));
@@ -175,9 +213,25 @@ impl SharedLayers {
             created_by: created_by.to_string(),
             what,
             files,
+            inherited: false,
         };
-        let mut layers =
-            vec![layer(&self.base, "scratchpack: base files and CA bundle", "base layer", largest_files(&self.base_plan.tree))];
+        let mut layers = Vec::new();
+        match (&self.on_base[index], &self.base) {
+            (Some(on_base), _) => {
+                for base_layer in &on_base.base.layers {
+                    layers.push(ImageLayer { inherited: true, ..layer(base_layer, "", "base image layer", Vec::new()) });
+                }
+                if let Some((added, tree)) = &on_base.added {
+                    let by = format!("scratchpack: the base {}", on_base.what.describe());
+                    layers.push(layer(added, &by, "base files layer", largest_files(tree)));
+                }
+            }
+            (None, Some(base)) => {
+                layers.push(layer(base, "scratchpack: base files and CA bundle", "base layer", largest_files(&self.base_plan.tree)))
+            }
+            // Not made: every image is on a --base image.
+            (None, None) => {}
+        }
         let zoneinfo = plan.zoneinfo.as_ref().and_then(|zones| self.zoneinfo.iter().find(|(done, _)| *done == *zones));
         if let Some((_, zoneinfo)) = zoneinfo {
             // No files listed: the layer may come from the cache without its folder being walked.
@@ -199,6 +253,7 @@ impl SharedLayers {
             created_by: format!("scratchpack: /{}", plan.target),
             what: "program layer",
             files: program,
+            inherited: false,
         });
         layers
     }
@@ -211,6 +266,23 @@ pub(crate) struct ImageLayer {
     pub(crate) created_by: String,
     pub(crate) what: &'static str,
     pub(crate) files: Vec<(String, u64)>,
+    /// A layer of the `--base` image: its history is the base's.
+    pub(crate) inherited: bool,
+}
+
+/// An image's `--base` image, and the layer of scratchpack's base files it lacks, if any, with
+/// what they are.
+pub(crate) struct OnBase {
+    pub(crate) base: BasePlatform,
+    pub(crate) added: Option<(Layer, FileTree)>,
+    pub(crate) what: on_base::Added,
+}
+
+impl OnBase {
+    /// Whether the image's CA bundle is scratchpack's.
+    pub(crate) fn adds_bundle(&self) -> bool {
+        self.what.bundle_is_ours()
+    }
 }
 
 /// Writes shared layers through the cache when there is one.

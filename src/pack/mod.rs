@@ -9,10 +9,16 @@
 //!
 //! `--also` programs go into the image of the main binary of their platform, in a layer of their
 //! own below the main program's; the main program stays the entrypoint.
+//!
+//! With `--base`, each image is on the base's image of its platform (`on_base`): the base's
+//! layers come first instead of scratchpack's base layer, and the config carries on from the
+//! base's. The base is read once the binaries' platforms are known, before any destination is
+//! offered a layer.
 
 mod attach;
 mod budget;
 mod layers;
+mod on_base;
 mod options;
 mod plan;
 mod signatures;
@@ -29,16 +35,17 @@ pub(crate) use options::{AlsoSpec, CargoBuild, PackOptions, SbomOptions, SignOpt
 pub(crate) use plan::PlacementError;
 pub(crate) use signatures::git_commit;
 
+use crate::base_image::{BaseImage, BasePlatform, BASE_DIGEST_ANNOTATION, BASE_NAME_ANNOTATION};
 use crate::dest::{self, Destination, Published};
 use crate::elf;
 use crate::image::config::{self, LayerHistory};
 use crate::image::referrers::Attachment;
-use crate::image::{Image, ImageOrIndex, Layer, Staging};
+use crate::image::{Digest, Image, ImageOrIndex, Layer, Staging};
 use crate::needs::Zoneinfo;
 use crate::printer::Printer;
 use crate::rootfs::zoneinfo;
 use budget::{ImageCost, LayerCost};
-use layers::{SharedLayers, Step};
+use layers::{OnBase, SharedLayers, Step};
 use plan::BinaryPlan;
 
 /// The annotation that records which CA bundle an image carries.
@@ -55,7 +62,12 @@ pub(crate) struct Packed {
     /// Per platform image, in the images' order: the absolute path of each program it holds, the
     /// entrypoint first.
     pub(crate) programs: Vec<Vec<String>>,
+    /// Per platform image, in the images' order: the `--base` image it is on (its
+    /// `org.opencontainers.image.base.name` and the digest of its manifest).
+    pub(crate) bases: Vec<Option<(String, Digest)>>,
     _staging: Staging,
+    /// The `--base` image, whose files hold its layers until they are published.
+    _base: Option<BaseImage>,
 }
 
 /// The destinations of a pack, each with the `--output` text that named it.
@@ -83,7 +95,7 @@ fn build(options: &PackOptions, printer: &Printer, outputs: &mut Outputs) -> Res
     let programs = packed_files(options.binaries.iter(), options, &staging, &step)?;
     let also = packed_files(options.also.iter().map(|spec| &spec.file), options, &staging, &step)?;
     let cancel = AtomicBool::new(false);
-    let (app_layers, (plans, shared)) = std::thread::scope(|scope| {
+    let (app_layers, (plans, shared, base_image)) = std::thread::scope(|scope| {
         // The binaries' layers hold the files as they are (or stripped): they start at once. If
         // planning fails meanwhile (not an ELF, a missing library), they stop.
         let apps = scope.spawn(|| layers::write_app_layers(options, &programs, &targets, &staging, &cancel, &step));
@@ -96,14 +108,21 @@ fn build(options: &PackOptions, printer: &Printer, outputs: &mut Outputs) -> Res
         planned.and_then(|planned| Ok((apps?, planned)))
     })?;
     let created = config::rfc3339(options.created);
-    let mut annotations = options.annotations.clone();
-    if let Some(version) = &shared.base_plan.ca_version {
-        annotations.entry(CA_BUNDLE_ANNOTATION.to_string()).or_insert_with(|| version.clone());
-    }
     let mut images = Vec::new();
     let mut costs = Vec::new();
     for (index, (plan, app_layer)) in plans.iter().zip(app_layers).enumerate() {
-        let mut annotations = annotations.clone();
+        let mut annotations = options.annotations.clone();
+        let on_base = shared.on_base[index].as_ref();
+        // The CA bundle annotation says which bundle the image carries: on a base that has its
+        // own, it is the base's.
+        let carries_ours = on_base.is_none_or(OnBase::adds_bundle);
+        if let (Some(version), true) = (&shared.base_plan.ca_version, carries_ours) {
+            annotations.entry(CA_BUNDLE_ANNOTATION.to_string()).or_insert_with(|| version.clone());
+        }
+        if let Some(on_base) = on_base {
+            annotations.insert(BASE_NAME_ANNOTATION.to_string(), on_base.base.name.clone());
+            annotations.insert(BASE_DIGEST_ANNOTATION.to_string(), on_base.base.manifest_digest.to_string());
+        }
         if plan.zoneinfo == Some(Zoneinfo::Builtin) {
             annotations.entry(TZDATA_ANNOTATION.to_string()).or_insert_with(|| zoneinfo::builtin_version().to_string());
         }
@@ -112,10 +131,10 @@ fn build(options: &PackOptions, printer: &Printer, outputs: &mut Outputs) -> Res
             .into_iter()
             .map(|l| {
                 let cost = LayerCost { what: l.what.to_string(), compressed: l.layer.blob.size, files: l.files };
-                ((l.layer, l.created_by), cost)
+                ((l.layer, l.created_by, l.inherited), cost)
             })
             .unzip();
-        let image = assemble(options, plan, layers, &annotations, &created)?;
+        let image = assemble(options, plan, on_base.map(|on_base| &on_base.base), layers, &annotations, &created)?;
         costs.push(ImageCost::of(&image, layer_costs, plans.len() > 1));
         images.push(image);
     }
@@ -129,7 +148,8 @@ fn build(options: &PackOptions, printer: &Printer, outputs: &mut Outputs) -> Res
             strip_hint(options, file, target, image, &staging, printer);
         }
     }
-    let mut attachments = attach::sboms(options, printer, &plans, &programs, &shared.base_plan, &images, &created)?;
+    let carries_bundle: Vec<bool> = shared.on_base.iter().map(|on_base| on_base.as_ref().is_none_or(OnBase::adds_bundle)).collect();
+    let mut attachments = attach::sboms(options, printer, &plans, &programs, (&shared.base_plan, &carries_bundle), &images, &created)?;
     let image = match images.len() {
         1 => ImageOrIndex::Image(images.pop().expect("one image")),
         _ => {
@@ -151,7 +171,15 @@ fn build(options: &PackOptions, printer: &Printer, outputs: &mut Outputs) -> Res
     }
     attachments.extend(attested);
     step("image documents made");
-    Ok(Packed { image, attachments, programs: plans.iter().map(BinaryPlan::program_paths).collect(), _staging: staging })
+    let bases = shared.on_base.iter().map(|on_base| on_base.as_ref().map(|b| (b.base.name.clone(), b.base.manifest_digest))).collect();
+    Ok(Packed {
+        image,
+        attachments,
+        programs: plans.iter().map(BinaryPlan::program_paths).collect(),
+        bases,
+        _staging: staging,
+        _base: base_image,
+    })
 }
 
 /// The files packed as the programs `files`, in their order: each program itself, or with
@@ -221,7 +249,7 @@ fn plan_and_prepare(
     staging: &Staging,
     outputs: &mut Outputs,
     step: Step,
-) -> Result<(Vec<BinaryPlan>, SharedLayers)> {
+) -> Result<(Vec<BinaryPlan>, SharedLayers, Option<BaseImage>)> {
     let binaries = options.binaries.iter().map(|path| elf::inspect(path)).collect::<Result<Vec<_>, _>>()?;
     plan::check_platforms(&binaries)?;
     let also = plan::place_also(options, &binaries, targets, also)?;
@@ -237,32 +265,62 @@ fn plan_and_prepare(
         printer.verbose(format_args!("{} image: also {}", plan.info.platform, paths.join(", ")));
     }
     step("needs decided");
-    let shared = SharedLayers::write(options, &plans, staging, step)?;
+    let (base_image, bases) = on_base::open(options, &plans)?;
+    if base_image.is_some() {
+        step("base image read");
+    }
+    let shared = SharedLayers::write(options, &plans, bases, staging, step)?;
+    for (plan, on_base) in plans.iter().zip(&shared.on_base) {
+        if let Some(on_base) = on_base {
+            let base = &on_base.base;
+            printer.verbose(format_args!(
+                "{} image: on {} ({}, {} layer{})",
+                plan.info.platform,
+                base.name,
+                base.manifest_digest,
+                base.layers.len(),
+                if base.layers.len() == 1 { "" } else { "s" }
+            ));
+            on_base::say_added(printer, base, &plan.info.platform.to_string(), &on_base.what);
+        }
+    }
     let ready = shared.blobs();
     for (text, destination) in outputs.iter_mut() {
         destination.prepare(&ready).with_context(|| format!("writing {text}"))?;
     }
-    Ok((plans, shared))
+    Ok((plans, shared, base_image))
 }
 
-/// The config and manifest of `plan`'s image, over `layers` (bottom first, with their history).
+/// The config and manifest of `plan`'s image, over `layers` (bottom first, with their history, the
+/// `--base` image's first), on `base` if it has one.
 fn assemble(
     options: &PackOptions,
     plan: &BinaryPlan,
-    layers: Vec<(Layer, String)>,
+    base: Option<&BasePlatform>,
+    layers: Vec<(Layer, String, bool)>,
     annotations: &BTreeMap<String, String>,
     created: &str,
 ) -> Result<Image> {
-    let mut settings = options.settings.clone();
+    let mut settings = match base {
+        Some(base) => on_base::settings(options, base),
+        None => options.settings.clone(),
+    };
     settings.entrypoint = vec![format!("/{}", plan.target)];
-    if !plan.ld_library_path.is_empty() && !settings.env.contains_key("LD_LIBRARY_PATH") {
+    if !plan.ld_library_path.is_empty() && !settings.env_given.contains("LD_LIBRARY_PATH") {
         // The libraries sit where --library-path or ld.so.conf found them; the image has no
-        // ld.so.cache, so ld.so there must be told where to look.
-        settings.env.insert("LD_LIBRARY_PATH".to_string(), plan.ld_library_path.join(":"));
+        // ld.so.cache, so ld.so there must be told where to look (after where a base looks).
+        let ours = plan.ld_library_path.join(":");
+        let path = match settings.env.get("LD_LIBRARY_PATH") {
+            Some(base) => on_base::merge_path(base, &ours),
+            None => ours,
+        };
+        settings.env.insert("LD_LIBRARY_PATH".to_string(), path);
     }
-    let history: Vec<LayerHistory> = layers.iter().map(|(layer, by)| LayerHistory { layer, created_by: by.clone() }).collect();
-    let config_blob = config::config_blob(&plan.info.platform, &settings, &history, created)?;
-    let layers: Vec<Layer> = layers.into_iter().map(|(layer, _)| layer).collect();
+    let history: Vec<LayerHistory> =
+        layers.iter().filter(|l| !l.2).map(|(layer, by, _)| LayerHistory { layer, created_by: by.clone() }).collect();
+    let inherited = base.map(on_base::inherited);
+    let config_blob = config::config_blob(&plan.info.platform, &settings, inherited.as_ref(), &history, created)?;
+    let layers: Vec<Layer> = layers.into_iter().map(|(layer, _, _)| layer).collect();
     let manifest = config::manifest_blob(&config_blob, &layers, annotations)?;
     Ok(Image { platform: plan.info.platform.clone(), manifest, config: config_blob, layers })
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::base_image::BaseSpec;
 use crate::dest::registry::RegistryContext;
 use crate::dest::DestSpec;
 use crate::image::config::RuntimeSettings;
@@ -33,6 +34,10 @@ pub(crate) struct PackOptions {
     /// `--cap`: the file capabilities of each program.
     pub(crate) caps: Capabilities,
     pub(crate) base: BaseOptions,
+    /// `--base`: the image the binaries go on, instead of scratchpack's own base layer.
+    pub(crate) base_image: Option<BaseSpec>,
+    /// `--inherit-labels`: the base image's labels are kept (under the flags' own).
+    pub(crate) inherit_labels: bool,
     pub(crate) compression: Compression,
     /// `--strip`: pack each program without its debug sections and static symbol table.
     pub(crate) strip: bool,

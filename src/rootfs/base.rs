@@ -164,6 +164,18 @@ fn ca_bundle(options: &BaseOptions) -> Result<Option<(Vec<u8>, String)>, BaseErr
     Ok(Some((pem, version)))
 }
 
+/// The certificates of every `--extra-ca`, one after the other: what goes after the bundle's.
+pub(crate) fn extra_pem(options: &BaseOptions) -> Result<Vec<u8>, BaseError> {
+    let mut pem = Vec::new();
+    for extra in &options.extra_ca {
+        if !pem.is_empty() && !pem.ends_with(b"\n") {
+            pem.push(b'\n');
+        }
+        pem.extend_from_slice(&read_pem(extra)?);
+    }
+    Ok(pem)
+}
+
 fn file_name(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }

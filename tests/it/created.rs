@@ -69,8 +69,11 @@ fn created_commit_is_the_commit_time_and_reproducible() {
     let (second, _, _, _) = pack_created(&work.path().join("b"), &repo, &["--created", "commit"], &[]);
     assert_eq!(first, second, "two packs of one commit are the same image");
 
+    // Outside any repository, wherever the test's folder is (a CI checkout holds it in its own
+    // target folder, inside the project's repository): git may not look above it.
     let outside = scratchpack()
         .current_dir(work.path())
+        .env("GIT_CEILING_DIRECTORIES", work.path().parent().unwrap())
         .args(["pack", static_c_hello().to_str().unwrap(), "--created", "commit", "--output"])
         .arg(format!("oci:{}", work.path().join("c").display()))
         .output()

@@ -2,6 +2,7 @@
 
 mod also;
 mod bad_input;
+mod base;
 mod bounded_memory;
 mod capabilities;
 mod cargo;

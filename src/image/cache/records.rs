@@ -98,7 +98,7 @@ impl LayerCache {
             blob: Blob { media_type: compression.media_type().to_string(), digest, size, data: BlobData::File(staging_file.to_path_buf()) },
             diff_id,
             uncompressed_size,
-            compression,
+            compression: Some(compression),
         })
     }
 
