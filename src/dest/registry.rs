@@ -2,7 +2,9 @@
 //! so `IMAGE=$(scratchpack pack …)` works in CD.
 //!
 //! Blobs this run pushed are remembered per registry, so a second repository on the same registry
-//! mounts them instead of uploading them again.
+//! mounts them instead of uploading them again. Blobs read lazily from a repository of the same
+//! registry (`copy`, a base image: see `copy::read_lazily`) are mounted from it, with a token that
+//! may pull from it; a registry that refuses a mount (202) gets the blob fetched and uploaded.
 //!
 //! A push starts early, while the program's layer is still being compressed (`prepare`): it asks
 //! what the tags name and, on a first push (no tag there yet), uploads the shared layers (base,
@@ -114,11 +116,21 @@ impl RegistryDestination {
         scopes
     }
 
-    /// Which of `blobs` this run saw in another repository of the registry.
+    /// Which of `blobs` are in another repository of the registry: read from there lazily (a
+    /// copy, a base image), or seen there by this run.
     fn mount_sources<'a>(&self, blobs: impl IntoIterator<Item = &'a Blob>) -> HashMap<Digest, String> {
+        let registry = &self.reference.repository.registry;
+        let path = &self.reference.repository.path;
         let book = self.context.mounts.lock().expect("mount book");
-        let known = book.known.get(&self.reference.repository.registry);
-        blobs.into_iter().filter_map(|b| known.and_then(|k| k.get(&b.digest)).map(|repo| (b.digest, repo.clone()))).collect()
+        let known = book.known.get(registry);
+        blobs
+            .into_iter()
+            .filter_map(|b| {
+                let remote = b.remote().filter(|r| r.registry == registry.to_string() && r.repository != *path);
+                let from = remote.map(|r| &r.repository).or_else(|| known.and_then(|k| k.get(&b.digest)))?;
+                Some((b.digest, from.clone()))
+            })
+            .collect()
     }
 
     /// Pushes the set, then its attachments as referrers (the tag schema where the registry has no
@@ -130,7 +142,8 @@ impl RegistryDestination {
     ) -> Result<Published, DestError> {
         let repository = &self.reference.repository;
         let wrap = |source| DestError::Registry { reference: self.reference.to_string(), source: Box::new(source) };
-        let mount_from = self.mount_sources(set.blobs.iter().copied());
+        let referrer_blobs = attachments.iter().flat_map(|a| a.blobs.iter());
+        let mount_from = self.mount_sources(set.blobs.iter().copied().chain(referrer_blobs));
         let early = self.early.take().map(|started| started.join().expect("the early push does not panic")).transpose().map_err(wrap)?;
         let (client, prior) = match early {
             Some(Early { client, prior }) => (client, prior),
@@ -138,7 +151,7 @@ impl RegistryDestination {
         };
         let reporter = progress::for_stderr(self.context.quiet, &repository.to_string());
         push::push(&client, &repository.path, set, &self.tags, &mount_from, reporter.as_ref(), prior).map_err(wrap)?;
-        push::push_referrers(&client, &repository.path, attachments, reporter.as_ref()).map_err(wrap)?;
+        push::push_referrers(&client, &repository.path, attachments, &mount_from, reporter.as_ref()).map_err(wrap)?;
         let mut book = self.context.mounts.lock().expect("mount book");
         let known = book.known.entry(repository.registry.clone()).or_default();
         for blob in &set.blobs {

@@ -44,7 +44,8 @@ pub(crate) struct StoredImage {
     /// Artifacts whose `subject` is the root or one of its children.
     pub(crate) referrers: Vec<Attachment>,
     /// Folders the blob files live in (an unpacked archive, a download staging folder), kept as
-    /// long as the image.
+    /// long as the image. Owned, never read.
+    #[allow(dead_code)]
     pub(crate) keep: Vec<Box<dyn std::any::Any + Send>>,
 }
 
