@@ -80,7 +80,10 @@ pub(crate) fn read(source: &Source, registry: &RegistryContext) -> Result<Stored
 /// [`read`] reads them.
 ///
 /// This is what a base image is read with: `read_lazily(&"docker://HOST/REPO@sha256:…".parse()?,
-/// &context)`, then its layers go into the new image's manifest as they are.
+/// &context)`; pick the child ([`StoredImage::children`]), take its config and layers
+/// (`content_of(&child.value)`, each by [`StoredImage::blob`]) and put those `Blob`s, cloned (they share their fetch), into the new
+/// image as they are. A push to the base's registry mounts them; before writing anywhere else,
+/// [`lazy::fetch_blobs`] brings them here four at a time (else each is fetched when first read).
 pub(crate) fn read_lazily(source: &Source, registry: &RegistryContext) -> Result<StoredImage> {
     match source {
         Source::Layout { dir, tag } => StoredImage::from_layout(dir, tag.as_ref().map(|t| &**t)),
@@ -99,9 +102,6 @@ pub(crate) fn read_lazily(source: &Source, registry: &RegistryContext) -> Result
             let image =
                 lazy::pull_lazily(client, &repository.path, &name, reference.digest.as_ref(), staging, LayerCache::from_env(), reporter)
                     .map_err(wrap)?;
-            // A push to another repository of this registry mounts these instead of sending them.
-            let referrer_blobs = image.referrers.iter().flat_map(|a| a.blobs.iter().map(|b| b.digest));
-            registry.learn_blobs(repository, image.blobs.iter().map(|b| b.digest).chain(referrer_blobs).collect::<Vec<_>>());
             Ok(image)
         }
     }

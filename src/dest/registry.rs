@@ -72,16 +72,6 @@ impl RegistryContext {
         let credential = lookup.find(repository)?;
         Client::connect(repository.registry.clone(), credential, scopes, &self.connect)
     }
-
-    /// Remembers that `repository` holds these blobs, so that a push to another repository of
-    /// its registry mounts them instead of sending them.
-    pub(crate) fn learn_blobs(&self, repository: &Repository, digests: impl IntoIterator<Item = Digest>) {
-        let mut book = self.mounts.lock().expect("mount book");
-        let known = book.known.entry(repository.registry.clone()).or_default();
-        for digest in digests {
-            known.entry(digest).or_insert_with(|| repository.path.clone());
-        }
-    }
 }
 
 pub(crate) struct RegistryDestination {

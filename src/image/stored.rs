@@ -85,6 +85,12 @@ impl StoredImage {
         self.blobs.iter().chain(self.manifests.iter()).collect()
     }
 
+    /// The content blob with this digest (a config or a layer; [`content_of`] lists a manifest's),
+    /// as it is here: still in its registry, for an image read lazily.
+    pub(crate) fn blob(&self, digest: &str) -> Option<&Blob> {
+        self.blobs.iter().find(|b| b.digest.to_string() == digest)
+    }
+
     /// The digests of every manifest referrers may point at: the root and its children.
     pub(crate) fn subjects(&self) -> Vec<&Blob> {
         std::iter::once(&self.root).chain(self.manifests.iter()).collect()

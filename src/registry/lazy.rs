@@ -75,8 +75,14 @@ pub(crate) fn pull_lazily(
 /// for a destination that needs all their bytes.
 pub(crate) fn fetch_all(image: &StoredImage) -> Result<(), RegistryError> {
     let referrer_blobs = image.referrers.iter().flat_map(|a| a.blobs.iter());
+    fetch_blobs(image.blobs.iter().chain(referrer_blobs))
+}
+
+/// Fetches those of `blobs` still in their registry (each once), four at a time. Blobs in memory
+/// or in files are left as they are.
+pub(crate) fn fetch_blobs<'a>(blobs: impl IntoIterator<Item = &'a Blob>) -> Result<(), RegistryError> {
     let mut remote: Vec<&Blob> = Vec::new();
-    for blob in image.blobs.iter().chain(referrer_blobs) {
+    for blob in blobs {
         if blob.remote().is_some_and(|r| !r.is_fetched()) && !remote.iter().any(|b| b.digest == blob.digest) {
             remote.push(blob);
         }

@@ -144,3 +144,66 @@ fn a_refused_mount_falls_back_to_fetching_and_uploading_each_blob_once() {
     copy_ok(&format!("docker://{}/refuse/b:v1", registry.host), &format!("oci:{}", out.display()), &work.path().join("cache-3"));
     assert_eq!(blob_set(&out), blob_set(&layout));
 }
+
+#[test]
+fn a_copy_to_another_registry_fetches_each_blob_once_as_it_uploads() {
+    let (source, dest) = (Registry::plain(), Registry::plain());
+    let work = temp_dir();
+    let (layout, content) = packed(work.path());
+    let a = format!("{}/far/a", source.host);
+    copy_ok(&format!("oci:{}:v1", layout.display()), &format!("docker://{a}:v1"), &work.path().join("cache-1"));
+
+    let b = format!("{}/far/b", dest.host);
+    copy_ok(&format!("docker://{a}:v1"), &format!("docker://{b}:v1"), &work.path().join("cache-2"));
+    let mut fetched: Vec<String> = blob_gets(&source.requests()).iter().map(|p| p.rsplit('/').next().unwrap().to_string()).collect();
+    fetched.sort();
+    assert_eq!(fetched, content.iter().cloned().collect::<Vec<_>>(), "each blob fetched once");
+    assert!(dest.wait_for_request("PUT", "/v2/far/b/manifests/v1", 201));
+    assert_eq!(mounts(&dest.requests(), "far/b", "far/a", 201), BTreeSet::new(), "nothing to mount from on another registry");
+    assert!(blob_uploads(&dest.requests(), "far/b") >= content.len());
+    for blob in &content {
+        assert!(work.path().join("cache-2/blobs/sha256").join(blob.trim_start_matches("sha256:")).exists(), "{blob} kept in the cache");
+    }
+    assert_eq!(skopeo_raw(&format!("docker://{b}:v1")), skopeo_raw(&format!("docker://{a}:v1")));
+
+    // Again, into another repository: every blob comes from the layer cache.
+    let before = source.requests().len();
+    copy_ok(&format!("docker://{a}:v1"), &format!("docker://{}/far/c:v1", dest.host), &work.path().join("cache-2"));
+    assert_eq!(blob_gets(&source.requests()[before..]), Vec::<String>::new());
+    assert_eq!(skopeo_raw(&format!("docker://{}/far/c:v1", dest.host)), skopeo_raw(&format!("docker://{a}:v1")));
+}
+
+#[test]
+fn a_tampered_blob_copied_to_another_registry_is_refused_naming_it() {
+    let (source, dest) = (Registry::plain(), Registry::plain());
+    let work = temp_dir();
+    let layout = work.path().join("packed");
+    let lines = pack(&["--output", &format!("oci:{}:v1", layout.display())], |cmd| {
+        cmd.arg(static_c_hello());
+    });
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(blob_file(&layout, &digest_of(&lines[0]))).unwrap()).unwrap();
+    copy_ok(&format!("oci:{}:v1", layout.display()), &format!("docker://{}/bad/a:v1", source.host), &work.path().join("cache-1"));
+    let layer = manifest["layers"].as_array().unwrap().last().unwrap()["digest"].as_str().unwrap().to_string();
+    let hex = layer.trim_start_matches("sha256:");
+    let data = source.storage_dir().join("docker/registry/v2/blobs/sha256").join(&hex[..2]).join(hex).join("data");
+    let mut bytes = std::fs::read(&data).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&data, &bytes).unwrap();
+
+    let output = crate::copy::copy(
+        &format!("docker://{}/bad/a:v1", source.host),
+        &format!("docker://{}/bad/b:v1", dest.host),
+        &work.path().join("cache-2"),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!("blob {layer}: the registry sent bytes that do not match digest {layer} (they hash to sha256:")),
+        "{err}"
+    );
+    assert!(err.contains("hint: the registry's copy is damaged or was tampered with"), "{err}");
+    let head = http_request(&dest.host, "HEAD", "/v2/bad/b/manifests/v1", &[], b"").unwrap();
+    assert_eq!(head.status, 404, "no manifest written");
+    assert!(!work.path().join("cache-2/blobs/sha256").join(hex).exists(), "a wrong blob is never kept in the cache");
+}
