@@ -282,15 +282,28 @@ enum Started {
     Upload { location: Url, min_chunk: Option<u64> },
 }
 
-/// POST an upload session, or a mount from another repository (201 mounted, 202 upload instead).
+/// POST an upload session, or a mount from another repository (201 mounted, 202 upload instead;
+/// a refusal of the mount, an upload without it).
 fn start_upload(client: &Client, repository: &str, digest: &str, mount_from: Option<&str>) -> Result<Started, RegistryError> {
     let mut url = client.url(&format!("v2/{repository}/blobs/uploads/"));
     if let Some(from) = mount_from {
         url.query_pairs_mut().append_pair("mount", digest).append_pair("from", from);
     }
-    let response = client.send(Method::POST, &url, &|r| Ok(r.header(CONTENT_LENGTH, 0)))?;
+    // A mount the registry will not do (a token without pull on the source, no mounts at all) is
+    // an upload instead, as go-containerregistry does; 202 is that already.
+    let response = match client.send(Method::POST, &url, &|r| Ok(r.header(CONTENT_LENGTH, 0))) {
+        Err(RegistryError::Refused { .. } | RegistryError::NoCredentials { .. }) if mount_from.is_some() => {
+            return start_upload(client, repository, digest, None)
+        }
+        response => response?,
+    };
     match response.status() {
         StatusCode::CREATED if mount_from.is_some() => Ok(Started::Mounted),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+            if mount_from.is_some() =>
+        {
+            start_upload(client, repository, digest, None)
+        }
         StatusCode::ACCEPTED => {
             let location = location(client, &response, &url)?;
             let min_chunk = response.headers().get(CHUNK_MIN_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());

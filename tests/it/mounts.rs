@@ -117,18 +117,31 @@ fn a_mount_on_a_token_registry_asks_for_pull_on_the_source() {
 
 #[test]
 fn a_refused_mount_falls_back_to_fetching_and_uploading_each_blob_once() {
+    // The registry, seen through the proxy, ignores every mount and opens an upload instead (202).
+    refused_mount_falls_back(Fault::DropQuery { method: "POST", path_contains: "mount=", times: 1000 }, 202);
+}
+
+#[test]
+fn a_forbidden_mount_falls_back_to_an_upload() {
+    // A registry whose token does not cover the source for this push answers 403 to the mount.
+    let status = Fault::Status { method: "POST", path_contains: "mount=", status: 403, times: 1000, retry_after: None };
+    refused_mount_falls_back(status, 403);
+}
+
+/// Copies within one registry whose mounts `fault` turns into `status`: the copy fetches each blob
+/// once (into the layer cache), uploads it, and is the same image.
+fn refused_mount_falls_back(fault: Fault, status: u16) {
     let registry = Registry::plain();
     let work = temp_dir();
     let (layout, content) = packed(work.path());
     copy_ok(&format!("oci:{}:v1", layout.display()), &format!("docker://{}/refuse/a:v1", registry.host), &work.path().join("cache-1"));
-    // The registry, seen through the proxy, ignores every mount and opens an upload instead (202).
     let proxy = FaultProxy::start(&registry.host);
-    proxy.add(Fault::DropQuery { method: "POST", path_contains: "mount=", times: 1000 });
+    proxy.add(fault);
 
     let (a, b) = (format!("{}/refuse/a", proxy.host), format!("{}/refuse/b", proxy.host));
     copy_ok(&format!("docker://{a}:v1"), &format!("docker://{b}:v1"), &work.path().join("cache-2"));
     let requests = proxy.requests();
-    assert_eq!(mounts(&requests, "refuse/b", "refuse/a", 202), content, "each mount tried, and refused: {requests:?}");
+    assert_eq!(mounts(&requests, "refuse/b", "refuse/a", status), content, "each mount tried, and refused: {requests:?}");
     let mut fetched: Vec<String> = blob_gets(&requests).iter().map(|p| p.rsplit('/').next().unwrap().to_string()).collect();
     fetched.sort();
     assert_eq!(fetched, content.iter().cloned().collect::<Vec<_>>(), "each blob fetched once");
