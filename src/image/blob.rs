@@ -193,3 +193,50 @@ pub(crate) fn read_all(blob: &Blob) -> io::Result<Vec<u8>> {
     blob.open()?.read_to_end(&mut bytes)?;
     Ok(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Writes `bytes` into a new file of `dir` on each fetch, counting them.
+    struct Counting {
+        dir: PathBuf,
+        bytes: Vec<u8>,
+        fetches: AtomicUsize,
+    }
+
+    impl Fetch for Counting {
+        fn fetch(&self, _: &str, _: &Digest, _: u64) -> io::Result<PathBuf> {
+            let n = self.fetches.fetch_add(1, Ordering::SeqCst);
+            let path = self.dir.join(format!("fetched-{n}"));
+            std::fs::write(&path, &self.bytes)?;
+            Ok(path)
+        }
+    }
+
+    #[test]
+    fn a_remote_blob_is_fetched_once_on_first_use_and_placed_like_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = b"layer bytes".to_vec();
+        let fetch = Arc::new(Counting { dir: dir.path().to_path_buf(), bytes: bytes.clone(), fetches: AtomicUsize::new(0) });
+        let remote = Arc::new(RemoteBlob::new("h:5000".into(), "base/img".into(), fetch.clone()));
+        let blob = Blob { media_type: "m".into(), digest: Digest::of(&bytes), size: bytes.len() as u64, data: BlobData::Remote(remote) };
+        let twin = blob.clone();
+        assert!(!blob.remote().unwrap().is_fetched());
+        assert_eq!(blob.remote().unwrap().repository, "base/img");
+        assert_eq!(fetch.fetches.load(Ordering::SeqCst), 0, "nothing fetched before the bytes are needed");
+
+        assert_eq!(read_all(&blob).unwrap(), bytes);
+        let mut tail = String::new();
+        twin.open_at(6).unwrap().read_to_string(&mut tail).unwrap();
+        assert_eq!(tail, "bytes");
+        let placed = dir.path().join("out/blob");
+        std::fs::create_dir_all(placed.parent().unwrap()).unwrap();
+        crate::atomic::place_blobs_atomically(&[(placed.clone(), &twin)]).unwrap();
+        assert_eq!(std::fs::read(&placed).unwrap(), bytes);
+        assert_eq!(fetch.fetches.load(Ordering::SeqCst), 1, "fetched once, whichever clone asks");
+        assert!(twin.remote().unwrap().is_fetched());
+    }
+}
