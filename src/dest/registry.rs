@@ -85,6 +85,8 @@ pub(crate) struct RegistryDestination {
 /// What the early start leaves for the push: its connection, and what it did.
 struct Early {
     client: Client,
+    /// The token scopes the client asks for.
+    scopes: Vec<String>,
     prior: push::Prior,
 }
 
@@ -136,7 +138,10 @@ impl RegistryDestination {
         let mount_from = self.mount_sources(set.blobs.iter().copied().chain(referrer_blobs));
         let early = self.early.take().map(|started| started.join().expect("the early push does not panic")).transpose().map_err(wrap)?;
         let (client, prior) = match early {
-            Some(Early { client, prior }) => (client, prior),
+            // The early connection serves unless the image mounts from a repository its token
+            // does not cover (a layer of a base image the early start was not offered).
+            Some(Early { client, scopes, prior }) if self.scopes(&mount_from).iter().all(|s| scopes.contains(s)) => (client, prior),
+            Some(Early { prior, .. }) => (self.context.client(repository, self.scopes(&mount_from)).map_err(wrap)?, prior),
             None => (self.context.client(repository, self.scopes(&mount_from)).map_err(wrap)?, push::Prior::default()),
         };
         let reporter = progress::for_stderr(self.context.quiet, &repository.to_string());
@@ -168,7 +173,7 @@ impl Destination for RegistryDestination {
         let tags: Vec<String> = self.tags.iter().map(Tag::to_string).collect();
         let context = self.context.clone();
         self.early = Some(std::thread::spawn(move || {
-            let client = context.client(&repository, scopes)?;
+            let client = context.client(&repository, scopes.clone())?;
             let mut prior = push::Prior::default();
             // Without a tag (a push by digest alone) there is nothing to ask before the image is known.
             if !tags.is_empty() {
@@ -176,14 +181,14 @@ impl Destination for RegistryDestination {
                 let first_push = current.iter().all(Option::is_none);
                 prior.current = Some(current);
                 if !first_push {
-                    return Ok(Early { client, prior });
+                    return Ok(Early { client, scopes, prior });
                 }
             }
             let reporter = progress::for_stderr(context.quiet, &repository.to_string());
             let sent: Vec<&Blob> = blobs.iter().collect();
             prior.report = push::upload_blobs(&client, &repository.path, &sent, &mount_from, reporter.as_ref())?;
             prior.uploaded = blobs.iter().map(|b| b.digest).collect();
-            Ok(Early { client, prior })
+            Ok(Early { client, scopes, prior })
         }));
         Ok(())
     }
