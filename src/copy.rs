@@ -81,9 +81,10 @@ pub(crate) fn read(source: &Source, registry: &RegistryContext) -> Result<Stored
 ///
 /// This is what a base image is read with: `read_lazily(&"docker://HOST/REPO@sha256:…".parse()?,
 /// &context)`; pick the child ([`StoredImage::children`]), take its config and layers
-/// (`content_of(&child.value)`, each by [`StoredImage::blob`]) and put those `Blob`s, cloned (they share their fetch), into the new
-/// image as they are. A push to the base's registry mounts them; before writing anywhere else,
-/// [`lazy::fetch_blobs`] brings them here four at a time (else each is fetched when first read).
+/// (`content_of(&child.value)`, each by [`StoredImage::blob`]) and put those `Blob`s, cloned
+/// (clones share one fetch), into the new image as they are. A push to the base's registry
+/// mounts them; before writing anywhere else, [`lazy::fetch_blobs`] brings them here four at a
+/// time (else each is fetched when first read).
 pub(crate) fn read_lazily(source: &Source, registry: &RegistryContext) -> Result<StoredImage> {
     match source {
         Source::Layout { dir, tag } => StoredImage::from_layout(dir, tag.as_ref().map(|t| &**t)),
