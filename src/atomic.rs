@@ -139,6 +139,7 @@ pub(crate) fn place_blobs_atomically(blobs: &[(PathBuf, &Blob)]) -> Result<(), F
             .suffix(".tmp")
             .make_in(dir, |temp| match &blob.data {
                 BlobData::File(source) => crate::image::blob::link_or_copy(source, temp),
+                BlobData::Remote(_) => crate::image::blob::link_or_copy(&blob.local_file()?.expect("a file"), temp),
                 BlobData::Memory(bytes) => {
                     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(temp)?;
                     file.write_all(bytes)

@@ -3,9 +3,10 @@
 //! manifests and referrers, every byte and digest as it was.
 //!
 //! Reading is the layout module's and the registry client's, writing the destinations'; this only
-//! names the source and joins the two. A registry image is fetched into a staging folder (and the
-//! layer cache) first, so registry to registry every blob goes through a file, never whole
-//! through memory.
+//! names the source and joins the two. A registry image is read lazily ([`read_lazily`]): registry
+//! to a repository of the same registry, every blob is mounted, never downloaded or uploaded; to
+//! anywhere else, each blob is fetched once into a staging file (and the layer cache), never
+//! held whole in memory.
 
 use std::str::FromStr;
 
@@ -16,7 +17,7 @@ use crate::dest::{self, DestSpec, Published};
 use crate::image::cache::LayerCache;
 use crate::image::stored::StoredImage;
 use crate::image::Staging;
-use crate::registry::pull::{self, BlobStore};
+use crate::registry::lazy;
 use crate::registry::{progress, Reference, Tag};
 
 /// Where an image is read from.
@@ -65,6 +66,26 @@ impl Source {
 /// Reads the image `source` names. A registry image is fetched whole: manifests, blobs (from the
 /// layer cache where it holds them) and referrers.
 pub(crate) fn read(source: &Source, registry: &RegistryContext) -> Result<StoredImage> {
+    let image = read_lazily(source, registry)?;
+    lazy::fetch_all(&image).map_err(|e| anyhow::Error::new(e).context(format!("pulling {}", shown(source))))?;
+    Ok(image)
+}
+
+/// Reads the image `source` names, leaving a registry image's content blobs in the registry until
+/// a destination needs them: its manifests, index and referrers are read (and checked) now; each
+/// layer and config is a [`crate::image::blob::RemoteBlob`]. A registry destination on the same
+/// registry mounts them from the source repository, so nothing is downloaded or uploaded (see
+/// `dest::registry`); any other destination fetches each once, on first use, into the layer cache
+/// ([`lazy::fetch_all`] fetches them all, four at a time). Layouts and archives are read as
+/// [`read`] reads them.
+///
+/// This is what a base image is read with: `read_lazily(&"docker://HOST/REPO@sha256:…".parse()?,
+/// &context)`; pick the child ([`StoredImage::children`]), take its config and layers
+/// (`content_of(&child.value)`, each by [`StoredImage::blob`]) and put those `Blob`s, cloned
+/// (clones share one fetch), into the new image as they are. A push to the base's registry
+/// mounts them; before writing anywhere else, [`lazy::fetch_blobs`] brings them here four at a
+/// time (else each is fetched when first read).
+pub(crate) fn read_lazily(source: &Source, registry: &RegistryContext) -> Result<StoredImage> {
     match source {
         Source::Layout { dir, tag } => StoredImage::from_layout(dir, tag.as_ref().map(|t| &**t)),
         Source::Archive { file, tag } => StoredImage::from_archive(file, tag.as_ref().map(|t| &**t)),
@@ -73,22 +94,25 @@ pub(crate) fn read(source: &Source, registry: &RegistryContext) -> Result<Stored
             let wrap = |e| anyhow::Error::new(e).context(format!("pulling {reference}"));
             let client = registry.client(repository, vec![format!("repository:{}:pull", repository.path)]).map_err(wrap)?;
             let staging = Staging::near(None).context("cannot create a staging folder for the download")?;
-            let cache = LayerCache::from_env();
-            let store = BlobStore { staging: &staging, cache: cache.as_ref() };
             let name = match (&reference.digest, &reference.tag) {
                 (Some(digest), _) => digest.to_string(),
                 (None, Some(tag)) => tag.to_string(),
                 (None, None) => Tag::latest().to_string(),
             };
             let reporter = progress::for_stderr(registry.quiet, &repository.to_string());
-            let mut image =
-                pull::pull(&client, &repository.path, &name, reference.digest.as_ref(), &store, reporter.as_ref()).map_err(wrap)?;
-            // A push to another repository of this registry mounts these instead of sending them.
-            let referrer_blobs = image.referrers.iter().flat_map(|a| a.blobs.iter().map(|b| b.digest));
-            registry.learn_blobs(repository, image.blobs.iter().map(|b| b.digest).chain(referrer_blobs).collect::<Vec<_>>());
-            image.keep.push(Box::new(staging));
+            let image =
+                lazy::pull_lazily(client, &repository.path, &name, reference.digest.as_ref(), staging, LayerCache::from_env(), reporter)
+                    .map_err(wrap)?;
             Ok(image)
         }
+    }
+}
+
+/// The source as errors name it.
+fn shown(source: &Source) -> String {
+    match source {
+        Source::Registry { reference } => reference.to_string(),
+        Source::Layout { dir, .. } | Source::Archive { file: dir, .. } => dir.display().to_string(),
     }
 }
 
@@ -106,7 +130,13 @@ pub(crate) struct CopyOptions {
 pub(crate) fn copy(options: &CopyOptions) -> Result<Published> {
     let source: Source = options.source.parse()?;
     let spec: DestSpec = options.destination.parse()?;
-    let image = read(&source, &options.registry).with_context(|| format!("reading {}", options.source))?;
+    // Registry to registry, blobs stay lazy: mounted on the same registry, else fetched by the
+    // uploads as they go. Every other destination gets them all first, four at a time.
+    let image = match spec {
+        DestSpec::Registry { .. } => read_lazily(&source, &options.registry),
+        _ => read(&source, &options.registry),
+    }
+    .with_context(|| format!("reading {}", options.source))?;
     let by_digest_only = matches!(&source, Source::Registry { reference } if reference.digest.is_some() && reference.tag.is_none());
     let default_tags: Vec<Tag> = match source.tag() {
         Some(tag) => vec![tag.clone()],

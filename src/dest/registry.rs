@@ -2,7 +2,9 @@
 //! so `IMAGE=$(scratchpack pack …)` works in CD.
 //!
 //! Blobs this run pushed are remembered per registry, so a second repository on the same registry
-//! mounts them instead of uploading them again.
+//! mounts them instead of uploading them again. Blobs read lazily from a repository of the same
+//! registry (`copy`, a base image: see `copy::read_lazily`) are mounted from it, with a token that
+//! may pull from it; a registry that refuses a mount (202) gets the blob fetched and uploaded.
 //!
 //! A push starts early, while the program's layer is still being compressed (`prepare`): it asks
 //! what the tags name and, on a first push (no tag there yet), uploads the shared layers (base,
@@ -70,16 +72,6 @@ impl RegistryContext {
         let credential = lookup.find(repository)?;
         Client::connect(repository.registry.clone(), credential, scopes, &self.connect)
     }
-
-    /// Remembers that `repository` holds these blobs, so that a push to another repository of
-    /// its registry mounts them instead of sending them.
-    pub(crate) fn learn_blobs(&self, repository: &Repository, digests: impl IntoIterator<Item = Digest>) {
-        let mut book = self.mounts.lock().expect("mount book");
-        let known = book.known.entry(repository.registry.clone()).or_default();
-        for digest in digests {
-            known.entry(digest).or_insert_with(|| repository.path.clone());
-        }
-    }
 }
 
 pub(crate) struct RegistryDestination {
@@ -93,6 +85,8 @@ pub(crate) struct RegistryDestination {
 /// What the early start leaves for the push: its connection, and what it did.
 struct Early {
     client: Client,
+    /// The token scopes the client asks for.
+    scopes: Vec<String>,
     prior: push::Prior,
 }
 
@@ -114,11 +108,21 @@ impl RegistryDestination {
         scopes
     }
 
-    /// Which of `blobs` this run saw in another repository of the registry.
+    /// Which of `blobs` are in another repository of the registry: read from there lazily (a
+    /// copy, a base image), or seen there by this run.
     fn mount_sources<'a>(&self, blobs: impl IntoIterator<Item = &'a Blob>) -> HashMap<Digest, String> {
+        let registry = &self.reference.repository.registry;
+        let path = &self.reference.repository.path;
         let book = self.context.mounts.lock().expect("mount book");
-        let known = book.known.get(&self.reference.repository.registry);
-        blobs.into_iter().filter_map(|b| known.and_then(|k| k.get(&b.digest)).map(|repo| (b.digest, repo.clone()))).collect()
+        let known = book.known.get(registry);
+        blobs
+            .into_iter()
+            .filter_map(|b| {
+                let remote = b.remote().filter(|r| r.registry == registry.to_string() && r.repository != *path);
+                let from = remote.map(|r| &r.repository).or_else(|| known.and_then(|k| k.get(&b.digest)))?;
+                Some((b.digest, from.clone()))
+            })
+            .collect()
     }
 
     /// Pushes the set, then its attachments as referrers (the tag schema where the registry has no
@@ -130,15 +134,19 @@ impl RegistryDestination {
     ) -> Result<Published, DestError> {
         let repository = &self.reference.repository;
         let wrap = |source| DestError::Registry { reference: self.reference.to_string(), source: Box::new(source) };
-        let mount_from = self.mount_sources(set.blobs.iter().copied());
+        let referrer_blobs = attachments.iter().flat_map(|a| a.blobs.iter());
+        let mount_from = self.mount_sources(set.blobs.iter().copied().chain(referrer_blobs));
         let early = self.early.take().map(|started| started.join().expect("the early push does not panic")).transpose().map_err(wrap)?;
         let (client, prior) = match early {
-            Some(Early { client, prior }) => (client, prior),
+            // The early connection serves unless the image mounts from a repository its token
+            // does not cover (a layer of a base image the early start was not offered).
+            Some(Early { client, scopes, prior }) if self.scopes(&mount_from).iter().all(|s| scopes.contains(s)) => (client, prior),
+            Some(Early { prior, .. }) => (self.context.client(repository, self.scopes(&mount_from)).map_err(wrap)?, prior),
             None => (self.context.client(repository, self.scopes(&mount_from)).map_err(wrap)?, push::Prior::default()),
         };
         let reporter = progress::for_stderr(self.context.quiet, &repository.to_string());
         push::push(&client, &repository.path, set, &self.tags, &mount_from, reporter.as_ref(), prior).map_err(wrap)?;
-        push::push_referrers(&client, &repository.path, attachments, reporter.as_ref()).map_err(wrap)?;
+        push::push_referrers(&client, &repository.path, attachments, &mount_from, reporter.as_ref()).map_err(wrap)?;
         let mut book = self.context.mounts.lock().expect("mount book");
         let known = book.known.entry(repository.registry.clone()).or_default();
         for blob in &set.blobs {
@@ -165,7 +173,7 @@ impl Destination for RegistryDestination {
         let tags: Vec<String> = self.tags.iter().map(Tag::to_string).collect();
         let context = self.context.clone();
         self.early = Some(std::thread::spawn(move || {
-            let client = context.client(&repository, scopes)?;
+            let client = context.client(&repository, scopes.clone())?;
             let mut prior = push::Prior::default();
             // Without a tag (a push by digest alone) there is nothing to ask before the image is known.
             if !tags.is_empty() {
@@ -173,14 +181,14 @@ impl Destination for RegistryDestination {
                 let first_push = current.iter().all(Option::is_none);
                 prior.current = Some(current);
                 if !first_push {
-                    return Ok(Early { client, prior });
+                    return Ok(Early { client, scopes, prior });
                 }
             }
             let reporter = progress::for_stderr(context.quiet, &repository.to_string());
             let sent: Vec<&Blob> = blobs.iter().collect();
             prior.report = push::upload_blobs(&client, &repository.path, &sent, &mount_from, reporter.as_ref())?;
             prior.uploaded = blobs.iter().map(|b| b.digest).collect();
-            Ok(Early { client, prior })
+            Ok(Early { client, scopes, prior })
         }));
         Ok(())
     }

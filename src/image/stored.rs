@@ -44,7 +44,8 @@ pub(crate) struct StoredImage {
     /// Artifacts whose `subject` is the root or one of its children.
     pub(crate) referrers: Vec<Attachment>,
     /// Folders the blob files live in (an unpacked archive, a download staging folder), kept as
-    /// long as the image.
+    /// long as the image. Owned, never read.
+    #[allow(dead_code)]
     pub(crate) keep: Vec<Box<dyn std::any::Any + Send>>,
 }
 
@@ -82,6 +83,12 @@ impl StoredImage {
     /// a registry must receive them (the root itself excluded).
     pub(crate) fn all_blobs(&self) -> Vec<&Blob> {
         self.blobs.iter().chain(self.manifests.iter()).collect()
+    }
+
+    /// The content blob with this digest (a config or a layer; [`content_of`] lists a manifest's),
+    /// as it is here: still in its registry, for an image read lazily.
+    pub(crate) fn blob(&self, digest: &str) -> Option<&Blob> {
+        self.blobs.iter().find(|b| b.digest.to_string() == digest)
     }
 
     /// The digests of every manifest referrers may point at: the root and its children.

@@ -96,11 +96,7 @@ pub(crate) fn survey(image: &StoredImage) -> Result<ImageReport, SurveyError> {
     for child in image.children() {
         let content = content_of(&child.value);
         let blob_of = |digest: &str| {
-            image
-                .blobs
-                .iter()
-                .find(|b| b.digest.to_string() == digest)
-                .ok_or_else(|| SurveyError::Missing { digest: child.manifest.digest, blob: digest.to_string() })
+            image.blob(digest).ok_or_else(|| SurveyError::Missing { digest: child.manifest.digest, blob: digest.to_string() })
         };
         let (config, config_value) = match content.first() {
             Some((_, digest, _)) => {

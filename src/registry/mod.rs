@@ -10,6 +10,7 @@ pub mod auth;
 pub(crate) mod client;
 pub(crate) mod error;
 pub(crate) mod fetch;
+pub(crate) mod lazy;
 pub(crate) mod progress;
 pub(crate) mod pull;
 pub(crate) mod push;

@@ -118,7 +118,7 @@ impl BlobProgress for BarBlob {
 }
 
 /// The right reporter for stderr: bars on a terminal, lines elsewhere, nothing when quiet.
-pub(crate) fn for_stderr(quiet: bool, destination: &str) -> Box<dyn Progress> {
+pub(crate) fn for_stderr(quiet: bool, destination: &str) -> Box<dyn Progress + Send> {
     if quiet {
         Box::new(Quiet)
     } else if std::io::stderr().is_terminal() {

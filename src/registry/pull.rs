@@ -3,16 +3,15 @@
 //! bytes checked against the digest asked for (else the registry's `Docker-Content-Digest`) and
 //! kept exactly as they came; Docker schema 1 refused. Blobs are streamed to files, hashed on the
 //! way: a connection that drops is resumed with `Range` when the registry answers 206, or started
-//! over when it answers 200; a blob whose bytes or size do not match its digest is refused. Up to
-//! four blobs come in parallel, each retried on transient failures.
+//! over when it answers 200; a blob whose bytes or size do not match its digest is refused. Each
+//! is retried on transient failures; when and how many at once is [`super::lazy`]'s.
 //!
 //! Blobs already kept in the layer cache (`blobs/sha256/<hex>`, the folder is keyed by digest)
 //! are taken from there, checked, and never fetched; fetched ones are kept there for next time.
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use reqwest::header::{ACCEPT, CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use reqwest::{Method, StatusCode};
@@ -27,10 +26,9 @@ use crate::image::cache::LayerCache;
 use crate::image::config::{INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 use crate::image::referrers::{fallback_tag, Attachment};
 use crate::image::stored::{content_of, is_index, is_manifest, media_type_of, StoredImage, DOCKER_LIST, DOCKER_MANIFEST, SCHEMA1_TYPES};
-use crate::image::{Blob, BlobData, Digest, Staging};
+use crate::image::{Blob, Digest, Staging};
 
 const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
-const PARALLEL_DOWNLOADS: usize = 4;
 
 /// Every manifest kind scratchpack reads, in the `Accept` of a manifest GET.
 pub(crate) fn accept_manifests() -> String {
@@ -217,58 +215,27 @@ pub(crate) struct BlobStore<'a> {
     pub(crate) cache: Option<&'a LayerCache>,
 }
 
-/// Fetches every blob of `wanted` (each once), four at a time; the cache's are taken from it.
-pub(crate) fn get_blobs(
+/// Brings blob `w` into a new file of the store: from the layer cache when it holds it intact,
+/// else from the registry (then kept in the cache for next time).
+pub(crate) fn fetch_one(
     client: &Client,
     repository: &str,
-    wanted: &[Wanted],
+    w: &Wanted,
     store: &BlobStore,
     progress: &dyn Progress,
-) -> Result<Vec<Blob>, RegistryError> {
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let first_error: Mutex<Option<RegistryError>> = Mutex::new(None);
-    let done: Mutex<Vec<Option<Blob>>> = Mutex::new(vec![None; wanted.len()]);
-    std::thread::scope(|scope| {
-        for _ in 0..PARALLEL_DOWNLOADS.min(wanted.len()) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= wanted.len() || failed.load(Ordering::Relaxed) {
-                    return;
-                }
-                let w = &wanted[i];
-                let path = store.staging.next_file();
-                let cached = store.cache.is_some_and(|cache| cache.take_blob(&w.digest, w.size, &path));
-                let result = if cached {
-                    progress.start(&w.digest, w.size, "blob").finish("cached");
-                    Ok(())
-                } else {
-                    let handle = progress.start(&w.digest, w.size, "blob");
-                    get_blob(client, repository, w, &path, &handle).inspect(|()| {
-                        handle.finish("pulled");
-                        if let Some(cache) = store.cache {
-                            cache.keep_blob(&w.digest, &path);
-                        }
-                    })
-                };
-                match result {
-                    Ok(()) => {
-                        done.lock().expect("done lock")[i] =
-                            Some(Blob { media_type: w.media_type.clone(), digest: w.digest, size: w.size, data: BlobData::File(path) })
-                    }
-                    Err(error) => {
-                        failed.store(true, Ordering::Relaxed);
-                        first_error.lock().expect("error lock").get_or_insert(error);
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    if let Some(error) = first_error.into_inner().expect("error lock") {
-        return Err(error);
+) -> Result<std::path::PathBuf, RegistryError> {
+    let path = store.staging.next_file();
+    if store.cache.is_some_and(|cache| cache.take_blob(&w.digest, w.size, &path)) {
+        progress.start(&w.digest, w.size, "blob").finish("cached");
+        return Ok(path);
     }
-    Ok(done.into_inner().expect("done lock").into_iter().map(|b| b.expect("every blob fetched")).collect())
+    let handle = progress.start(&w.digest, w.size, "blob");
+    get_blob(client, repository, w, &path, &handle)?;
+    handle.finish("pulled");
+    if let Some(cache) = store.cache {
+        cache.keep_blob(&w.digest, &path);
+    }
+    Ok(path)
 }
 
 /// The descriptors of the referrers of `subject`: from the referrers API where the registry has
@@ -297,17 +264,46 @@ pub(crate) fn referrers(client: &Client, repository: &str, subject: &Digest) -> 
     Ok(index["manifests"].as_array().cloned().unwrap_or_default())
 }
 
-/// Pulls the image `reference` (a tag, or a digest also given as `expected`) of `repository`:
-/// its manifest or index, each child manifest, the referrers of each, and every blob, into
-/// `store`. What the registry lacks of a referrer's is an error, as a missing layer is.
-pub(crate) fn pull(
-    client: &Client,
-    repository: &str,
-    reference: &str,
-    expected: Option<&Digest>,
-    store: &BlobStore,
-    progress: &dyn Progress,
-) -> Result<StoredImage, RegistryError> {
+/// What a pull reads before any blob: the root, the child manifests, the referrers' manifests,
+/// and the content blobs they all name (the image's first, then the referrers').
+pub(crate) struct Listing {
+    root: Manifest,
+    manifests: Vec<Manifest>,
+    /// Each content blob once.
+    pub(crate) wanted: Vec<Wanted>,
+    image_blob_count: usize,
+    /// `(subject, artifact type, manifest)` of each referrer.
+    found: Vec<(Blob, String, Manifest)>,
+}
+
+impl Listing {
+    /// The image, given the blobs of [`Listing::wanted`], in its order.
+    pub(crate) fn into_image(self, blobs: Vec<Blob>) -> StoredImage {
+        let by_digest = |digest: &str| blobs.iter().find(|b| b.digest.to_string() == digest).cloned();
+        let referrers = self
+            .found
+            .into_iter()
+            .map(|(subject, artifact_type, manifest)| {
+                let parts = content_of(&manifest.value).into_iter().filter_map(|(_, digest, _)| by_digest(&digest)).collect();
+                Attachment { subject, artifact_type, manifest: manifest.blob, blobs: parts, tags: Vec::new(), merge: None }
+            })
+            .collect();
+        let image_blobs = blobs[..self.image_blob_count].to_vec();
+        StoredImage {
+            blobs: image_blobs,
+            manifests: self.manifests.into_iter().map(|m| m.blob).collect(),
+            root: self.root.blob,
+            referrers,
+            keep: Vec::new(),
+        }
+    }
+}
+
+/// Reads every manifest of the image `reference` (a tag, or a digest also given as `expected`) of
+/// `repository`: its manifest or index, each child manifest, and the referrers of each; lists
+/// their content blobs, fetching none (see [`super::lazy`]). What the registry lacks of a
+/// referrer's manifest is skipped; a missing blob shows when it is fetched or mounted.
+pub(crate) fn list(client: &Client, repository: &str, reference: &str, expected: Option<&Digest>) -> Result<Listing, RegistryError> {
     let shown = |reference: &str| {
         format!("{}/{repository}{}{reference}", client.registry, if reference.starts_with("sha256:") { "@" } else { ":" })
     };
@@ -366,21 +362,5 @@ pub(crate) fn pull(
             found.push((subject.blob.clone(), artifact_type, manifest));
         }
     }
-    let blobs = get_blobs(client, repository, &wanted, store, progress)?;
-    let by_digest = |digest: &str| blobs.iter().find(|b| b.digest.to_string() == digest).cloned();
-    let referrers = found
-        .into_iter()
-        .map(|(subject, artifact_type, manifest)| {
-            let parts = content_of(&manifest.value).into_iter().filter_map(|(_, digest, _)| by_digest(&digest)).collect();
-            Attachment { subject, artifact_type, manifest: manifest.blob, blobs: parts, tags: Vec::new(), merge: None }
-        })
-        .collect();
-    let image_blobs = blobs[..image_blob_count].to_vec();
-    Ok(StoredImage {
-        blobs: image_blobs,
-        manifests: manifests.into_iter().map(|m| m.blob).collect(),
-        root: root.blob,
-        referrers,
-        keep: Vec::new(),
-    })
+    Ok(Listing { root, manifests, wanted, image_blob_count, found })
 }

@@ -160,8 +160,7 @@ pub(crate) fn upload_blobs(
                     return;
                 }
                 let blob = blobs[i];
-                let source = mount_from.get(&blob.digest).filter(|from| from.as_str() != repository).map(String::as_str);
-                match upload_blob(client, repository, blob, source, progress) {
+                match upload_blob(client, repository, blob, mount_source(mount_from, repository, blob), progress) {
                     Ok((outcome, sent)) => {
                         let mut report = report.lock().expect("report lock");
                         report.bytes_sent += sent;
@@ -184,6 +183,11 @@ pub(crate) fn upload_blobs(
         Some(error) => Err(error),
         None => Ok(report.into_inner().expect("report lock")),
     }
+}
+
+/// The other repository of this registry to mount `blob` from, if any.
+fn mount_source<'a>(mount_from: &'a HashMap<Digest, String>, repository: &str, blob: &Blob) -> Option<&'a str> {
+    mount_from.get(&blob.digest).filter(|from| from.as_str() != repository).map(String::as_str)
 }
 
 fn label(blob: &Blob) -> &'static str {
@@ -238,6 +242,11 @@ fn try_upload(
         Started::Mounted => return Ok(BlobOutcome::Mounted),
         Started::Upload { location, min_chunk } => (location, min_chunk),
     };
+    // Not mounted (refused, or nowhere to mount from): a blob still in its registry is fetched
+    // now, so that a failed fetch is reported as such, not as a failed upload.
+    if blob.remote().is_some() {
+        blob.local_file().map_err(|e| super::lazy::registry_error(e, blob))?;
+    }
     if min_chunk.is_none() {
         let mut put_url = location.clone();
         put_url.query_pairs_mut().append_pair("digest", &digest);
@@ -273,15 +282,28 @@ enum Started {
     Upload { location: Url, min_chunk: Option<u64> },
 }
 
-/// POST an upload session, or a mount from another repository (201 mounted, 202 upload instead).
+/// POST an upload session, or a mount from another repository (201 mounted, 202 upload instead;
+/// a refusal of the mount, an upload without it).
 fn start_upload(client: &Client, repository: &str, digest: &str, mount_from: Option<&str>) -> Result<Started, RegistryError> {
     let mut url = client.url(&format!("v2/{repository}/blobs/uploads/"));
     if let Some(from) = mount_from {
         url.query_pairs_mut().append_pair("mount", digest).append_pair("from", from);
     }
-    let response = client.send(Method::POST, &url, &|r| Ok(r.header(CONTENT_LENGTH, 0)))?;
+    // A mount the registry will not do (a token without pull on the source, no mounts at all) is
+    // an upload instead, as go-containerregistry does; 202 is that already.
+    let response = match client.send(Method::POST, &url, &|r| Ok(r.header(CONTENT_LENGTH, 0))) {
+        Err(RegistryError::Refused { .. } | RegistryError::NoCredentials { .. }) if mount_from.is_some() => {
+            return start_upload(client, repository, digest, None)
+        }
+        response => response?,
+    };
     match response.status() {
         StatusCode::CREATED if mount_from.is_some() => Ok(Started::Mounted),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+            if mount_from.is_some() =>
+        {
+            start_upload(client, repository, digest, None)
+        }
         StatusCode::ACCEPTED => {
             let location = location(client, &response, &url)?;
             let min_chunk = response.headers().get(CHUNK_MIN_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -350,11 +372,10 @@ fn check_digest(response: &reqwest::blocking::Response, expected: &Digest, what:
 }
 
 fn open(blob: &Blob, offset: u64) -> Result<Box<dyn Read + Send>, RegistryError> {
-    let path = match &blob.data {
-        crate::image::BlobData::File(path) => path.display().to_string(),
-        crate::image::BlobData::Memory(_) => blob.digest.to_string(),
-    };
-    blob.open_at(offset).map_err(|source| RegistryError::Read { path, what: "a blob", source })
+    blob.open_at(offset).map_err(|source| match &blob.data {
+        crate::image::BlobData::File(path) => RegistryError::Read { path: path.display().to_string(), what: "a blob", source },
+        _ => super::lazy::registry_error(source, blob),
+    })
 }
 
 /// Whether `tag` (or a digest) already points at `root` (then there is nothing to write).
@@ -419,6 +440,7 @@ pub(crate) fn push_referrers(
     client: &Client,
     repository: &str,
     attachments: &[crate::image::referrers::Attachment],
+    mount_from: &HashMap<Digest, String>,
     progress: &dyn Progress,
 ) -> Result<(), RegistryError> {
     use crate::image::referrers::{fallback_tag, referrers_index};
@@ -429,7 +451,7 @@ pub(crate) fn push_referrers(
             continue;
         }
         for blob in &attachment.blobs {
-            upload_blob(client, repository, blob, None, progress)?;
+            upload_blob(client, repository, blob, mount_source(mount_from, repository, blob), progress)?;
         }
         let reference = attachment.manifest.digest.to_string();
         let url = client.url(&format!("v2/{repository}/manifests/{reference}"));

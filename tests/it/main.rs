@@ -20,6 +20,7 @@ mod hostile_registry;
 mod image_content;
 mod inspect_image;
 mod interrupt;
+mod mounts;
 mod needs;
 mod ownership;
 mod platforms;

@@ -43,6 +43,10 @@ pub enum Fault {
     Delay { method: &'static str, path_contains: &'static str, delay: Duration, times: usize },
     /// Forward, but cut the response after `after_bytes` bytes of its body and close, `times` times.
     TruncateResponse { method: &'static str, path_contains: &'static str, after_bytes: usize, times: usize },
+    /// Forward the request without its query string, `times` times: a registry that ignores
+    /// `?mount=…&from=…` and opens an upload session instead (202), as one that refuses a mount
+    /// does. Recorded with the query the client sent.
+    DropQuery { method: &'static str, path_contains: &'static str, times: usize },
 }
 
 impl Fault {
@@ -51,7 +55,8 @@ impl Fault {
             Fault::Status { method, path_contains, times, .. }
             | Fault::DropRequestBody { method, path_contains, times, .. }
             | Fault::Delay { method, path_contains, times, .. }
-            | Fault::TruncateResponse { method, path_contains, times, .. } => (method, path_contains, times),
+            | Fault::TruncateResponse { method, path_contains, times, .. }
+            | Fault::DropQuery { method, path_contains, times } => (method, path_contains, times),
         }
     }
 
@@ -260,11 +265,14 @@ fn serve_client(state: &State, client: TcpStream) {
             Ok([]) | Err(_) => break,
             Ok(_) => {}
         }
-        let Ok(Some(head)) = read_head(&mut client_in) else { break };
+        let Ok(Some(mut head)) = read_head(&mut client_in) else { break };
         let (method, target) = head.request_parts();
         let body_kind = request_body_kind(&head);
         let expect_continue = body_kind != BodyKind::None && head.header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
         let fault = state.take_fault(&method, &target);
+        if let (Some(Fault::DropQuery { .. }), Some((path, _))) = (&fault, target.split_once('?')) {
+            head.start_line = head.start_line.replacen(&target, path, 1);
+        }
 
         if let Some(Fault::Status { status, retry_after, .. }) = fault {
             let close_after = head.wants_close() || expect_continue;
