@@ -6,9 +6,10 @@
 //! Owns reading a base into [`BaseImage`] and [`BasePlatform`]; it never writes anything. The base
 //! is read through [`BaseSource`]: its root manifest or index, then each document and blob when a
 //! platform's image needs it, checked against its digest and size and handed out as a file. A
-//! layout or archive is one ([`LayoutImage`]); a base from a registry plugs in as another, backed
-//! by the pull and the layer cache, and the pack pipeline, which sees only [`BasePlatform`], does
-//! not change. Only the platforms packed are read (or, from a registry, fetched).
+//! layout or archive is one ([`LayoutImage`]); a base from a registry is another ([`RegistryBase`],
+//! read lazily through `copy::read_lazily`: its blobs are fetched once into the layer cache when
+//! read, and a push to the base's own registry mounts them). The pack pipeline sees only
+//! [`BasePlatform`]. Only the platforms packed are read (or, from a registry, fetched).
 //!
 //! Media types: the image written is OCI. A base in Docker schema2 media types keeps its layers'
 //! bytes and digests; their descriptors say `application/vnd.oci.image.layer.v1.tar+gzip`, since a
@@ -64,8 +65,6 @@ pub(crate) enum BaseTransport {
 pub(crate) enum BaseImageError {
     #[error("--base {0:?}: expected oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker://REF, each with an optional @sha256:DIGEST")]
     Spec(String),
-    #[error("--base {0:?}: a base from a registry is not yet supported")]
-    Registry(String),
     #[error("--base {base}: has no {wanted} image (it has {})", has.join(", "))]
     NoPlatform { base: String, wanted: String, has: Vec<String> },
     #[error("--base {base}: layer {digest} has media type {media_type}, which a base may not have")]
@@ -82,10 +81,6 @@ impl BaseImageError {
     pub(crate) fn hint(&self) -> Option<String> {
         Some(match self {
             BaseImageError::Spec(_) => "for example --base oci:./base:1.0 or --base oci-archive:base.tar@sha256:…".into(),
-            BaseImageError::Registry(_) => {
-                "copy it to an oci: layout first with skopeo or crane (skopeo copy docker://REF oci:base:TAG), then --base oci:base:TAG"
-                    .into()
-            }
             BaseImageError::NoPlatform { wanted, .. } => {
                 format!("use a base that has a {wanted} image, or build the program for a platform the base has")
             }
@@ -103,6 +98,7 @@ impl std::str::FromStr for BaseSpec {
     fn from_str(text: &str) -> Result<Self, BaseImageError> {
         let spec_err = || BaseImageError::Spec(text.to_string());
         if let Some(reference) = text.strip_prefix("docker://") {
+            reference.parse::<crate::registry::Reference>().map_err(|_| spec_err())?;
             return Ok(BaseSpec {
                 text: text.to_string(),
                 source: BaseTransport::Registry(reference.to_string()),
@@ -158,6 +154,29 @@ pub(crate) trait BaseSource: Send + Sync {
     fn blob(&self, media_type: &str, digest: Digest, size: u64) -> Result<Blob>;
 }
 
+/// A base in a registry, read lazily: its manifests and index now (checked); each config and layer
+/// only when a platform packed needs it, fetched once into the layer cache. Pushed to the base's
+/// own registry, its layers are mounted from the base's repository, never uploaded.
+struct RegistryBase(crate::image::stored::StoredImage);
+
+impl BaseSource for RegistryBase {
+    fn root(&self) -> &Blob {
+        &self.0.root
+    }
+
+    fn document(&self, media_type: &str, digest: Digest, size: u64) -> Result<Blob> {
+        let found = self.0.manifests.iter().find(|m| m.digest == digest && m.size == size);
+        let found = found.ok_or_else(|| anyhow::anyhow!("the registry gave no manifest {digest} of {size} bytes"))?;
+        Ok(Blob { media_type: media_type.to_string(), ..found.clone() })
+    }
+
+    fn blob(&self, media_type: &str, digest: Digest, size: u64) -> Result<Blob> {
+        let found = self.0.blob(&digest.to_string()).filter(|b| b.size == size);
+        let found = found.ok_or_else(|| anyhow::anyhow!("the base's manifests list no blob {digest} of {size} bytes"))?;
+        Ok(Blob { media_type: media_type.to_string(), ..found.clone() })
+    }
+}
+
 impl BaseSource for LayoutImage {
     fn root(&self) -> &Blob {
         LayoutImage::root(self)
@@ -197,15 +216,24 @@ fn descriptor(value: &Value) -> Result<(String, Digest, u64), String> {
 }
 
 impl BaseImage {
-    pub(crate) fn open(spec: &BaseSpec) -> Result<BaseImage> {
+    /// Opens the base `spec` names; a registry's through the client `registry` sets up.
+    pub(crate) fn open(spec: &BaseSpec, registry: &crate::dest::registry::RegistryContext) -> Result<BaseImage> {
         let select = Select { tag: spec.tag.as_deref(), digest: spec.digest };
-        let source = match &spec.source {
-            BaseTransport::Layout(dir) => LayoutImage::from_layout(dir, select),
-            BaseTransport::Archive(file) => LayoutImage::from_archive(file, select),
-            BaseTransport::Registry(_) => return Err(BaseImageError::Registry(spec.text.clone()).into()),
-        }
-        .with_context(|| format!("reading the base {}", spec.text))?;
-        BaseImage::from_source(spec.clone(), Box::new(source)).with_context(|| format!("reading the base {}", spec.text))
+        let source: Box<dyn BaseSource> = match &spec.source {
+            BaseTransport::Layout(dir) => {
+                Box::new(LayoutImage::from_layout(dir, select).with_context(|| format!("reading the base {}", spec.text))?)
+            }
+            BaseTransport::Archive(file) => {
+                Box::new(LayoutImage::from_archive(file, select).with_context(|| format!("reading the base {}", spec.text))?)
+            }
+            BaseTransport::Registry(_) => {
+                let source: crate::copy::Source = spec.text.parse()?;
+                Box::new(RegistryBase(
+                    crate::copy::read_lazily(&source, registry).with_context(|| format!("reading the base {}", spec.text))?,
+                ))
+            }
+        };
+        BaseImage::from_source(spec.clone(), source).with_context(|| format!("reading the base {}", spec.text))
     }
 
     /// The base `source` holds: its root, and each platform's manifest.

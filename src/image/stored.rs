@@ -46,7 +46,7 @@ pub(crate) struct StoredImage {
     /// Folders the blob files live in (an unpacked archive, a download staging folder), kept as
     /// long as the image. Owned, never read.
     #[allow(dead_code)]
-    pub(crate) keep: Vec<Box<dyn std::any::Any + Send>>,
+    pub(crate) keep: Vec<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 /// One platform's image of a [`StoredImage`]: its manifest, parsed, and the platform its index

@@ -230,7 +230,7 @@ fn document_blob(dir: &Path, d: &Descriptor) -> Result<(Blob, Value)> {
     Ok((Blob::from_bytes(&d.media_type, bytes), value))
 }
 
-fn read_layout(dir: &Path, select: Select, extracted: Option<Box<dyn std::any::Any + Send>>) -> Result<StoredImage> {
+fn read_layout(dir: &Path, select: Select, extracted: Option<Box<dyn std::any::Any + Send + Sync>>) -> Result<StoredImage> {
     check_no_links(dir)?;
     let root_descriptor = select_root(dir, select)?;
     let index = read_json(&dir.join(INDEX_FILE))?;

@@ -87,7 +87,7 @@ pub(crate) fn open(options: &PackOptions, plans: &[BinaryPlan]) -> Result<(Optio
     let Some(spec) = &options.base_image else {
         return Ok((None, plans.iter().map(|_| None).collect()));
     };
-    let image = BaseImage::open(spec)?;
+    let image = BaseImage::open(spec, &options.registry)?;
     let bases = plans.iter().map(|plan| image.for_platform(&plan.info.platform).map(Some)).collect::<Result<Vec<_>>>()?;
     Ok((Some(image), bases))
 }

@@ -319,22 +319,70 @@ fn a_base_without_the_programs_platform_is_refused_and_nothing_is_written() {
     assert_eq!(tree_listing(work.path()), before);
 }
 
+/// The busybox base pushed to a registry; `pack --base docker://REPO@sha256:…` pushes to another
+/// repository of that registry. The base's layers are mounted from the base's repository, never
+/// uploaded; the image runs under runc as on a local base. A second pack into a layout takes the
+/// base's blobs from the layer cache: fetched once.
 #[test]
-fn a_base_from_a_registry_is_not_yet_read() {
+fn a_base_from_a_registry_is_mounted_into_another_repository_of_it() {
+    let registry = Registry::plain();
     let work = temp_dir();
-    let output = scratchpack()
-        .arg("pack")
-        .arg(static_c_hello())
-        .args(["--base", "docker://127.0.0.1:1/base:1", "--output", &format!("oci:{}", work.path().join("app").display())])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    assert_eq!(
-        stderr(&output),
-        "error: --base \"docker://127.0.0.1:1/base:1\": a base from a registry is not yet supported\n\
-         hint: copy it to an oci: layout first with skopeo or crane (skopeo copy docker://REF oci:base:TAG), then --base oci:base:TAG\n"
-    );
-    assert!(tree_listing(work.path()).is_empty());
+    let base = work.path().join("base");
+    let base_digest = busybox_base(&base, &[]);
+    let base_repo = format!("{}/base/busybox", registry.host);
+    run_ok(scratchpack().args(["push", &format!("oci:{}:1", base.display()), &format!("docker://{base_repo}:1")]));
+    let base_layers = layer_digests(&manifest(&base, "1"));
+    let cache = work.path().join("cache");
+    let app_repo = format!("{}/apps/hello", registry.host);
+    let output = run_ok(scratchpack().env("SCRATCHPACK_CACHE_DIR", &cache).arg("pack").arg(static_c_hello()).args([
+        "--base",
+        &format!("docker://{base_repo}@{base_digest}"),
+        "--output",
+        &format!("docker://{app_repo}:1"),
+    ]));
+    let pushed = digest_of(stdout(&output).trim());
+    assert!(registry.wait_for_request("PUT", "/v2/apps/hello/manifests/1", 201), "{:?}", registry.requests());
+    let requests = registry.requests();
+    let mounted: Vec<&String> = base_layers
+        .iter()
+        .filter(|digest| {
+            requests.iter().any(|(m, p, s)| {
+                m == "POST"
+                    && *s == 201
+                    && p.starts_with("/v2/apps/hello/blobs/uploads/?mount=")
+                    && p.contains(&digest.replace(':', "%3A"))
+                    && p.contains("from=base%2Fbusybox")
+            })
+        })
+        .collect();
+    assert_eq!(mounted.len(), base_layers.len(), "every base layer mounted: {requests:?}");
+    let uploads: Vec<&(String, String, u16)> =
+        requests.iter().filter(|(m, p, _)| m == "PUT" && p.starts_with("/v2/apps/hello/blobs/uploads/")).collect();
+    for digest in &base_layers {
+        assert!(!uploads.iter().any(|(_, p, _)| p.contains(&digest.replace(':', "%3A"))), "{digest} uploaded: {uploads:?}");
+    }
+
+    // The pushed image, copied out, runs like one on a local base, and names its base.
+    let out = work.path().join("out");
+    run_ok(scratchpack().args(["copy", &format!("docker://{app_repo}@{pushed}"), &format!("oci:{}:t", out.display())]));
+    let app_manifest = manifest(&out, "t");
+    assert_eq!(layer_digests(&app_manifest)[..base_layers.len()], base_layers[..]);
+    assert_eq!(app_manifest["annotations"]["org.opencontainers.image.base.name"], format!("{base_repo}@{base_digest}"));
+    assert_eq!(app_manifest["annotations"]["org.opencontainers.image.base.digest"], base_digest);
+    assert_eq!(run_as(&out, "t", SHELL), "65532\nhello from C, uid 65532\n");
+
+    // Into a layout, the base's blobs come from the registry once, then from the layer cache.
+    let blob_gets = || registry.requests().iter().filter(|(m, p, _)| m == "GET" && p.contains("/blobs/sha256:")).count();
+    let gets_before = blob_gets();
+    let local = work.path().join("local");
+    let again = run_ok(scratchpack().env("SCRATCHPACK_CACHE_DIR", &cache).arg("pack").arg(static_c_hello()).args([
+        "--base",
+        &format!("docker://{base_repo}@{base_digest}"),
+        "--output",
+        &format!("oci:{}:t", local.display()),
+    ]));
+    assert_eq!(digest_of(stdout(&again).trim()), pushed, "the same image wherever it is written");
+    assert_eq!(blob_gets(), gets_before, "the base's blobs came from the layer cache");
 }
 
 #[test]
