@@ -729,3 +729,81 @@ fn only_the_platforms_packed_are_read_from_the_base() {
     ]);
     assert_eq!(run_as(&app, "t", &["/app/hello"]), "hello from C, uid 65532\n");
 }
+
+/// The busybox base pushed to `registry` as `base/REPO:1`; returns its digest and largest layer
+/// (digest, size).
+fn busybox_in_registry(registry: &Registry, repo: &str, work: &Path) -> (String, (String, u64)) {
+    let base = work.join(format!("base-{}", repo.replace('/', "-")));
+    let digest = busybox_base(&base, &[]);
+    run_ok(scratchpack().args(["push", &format!("oci:{}:1", base.display()), &format!("docker://{}/{repo}:1", registry.host)]));
+    let manifest = manifest(&base, "1");
+    let largest = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["digest"].as_str().unwrap().to_string(), l["size"].as_u64().unwrap()))
+        .max_by_key(|(_, size)| *size)
+        .unwrap();
+    (digest, largest)
+}
+
+/// A base layer whose connection drops halfway is resumed: the image is the one an undisturbed
+/// pack gives.
+#[test]
+fn a_base_layer_cut_off_halfway_still_gives_the_right_image() {
+    let registry = Registry::plain();
+    let work = temp_dir();
+    let (digest, (layer, size)) = busybox_in_registry(&registry, "base/cut", work.path());
+    let pack_on = |host: &str, name: &str| {
+        let out = work.path().join(name);
+        let output = run_ok(
+            scratchpack().env("SCRATCHPACK_CACHE_DIR", work.path().join(format!("cache-{name}"))).arg("pack").arg(static_c_hello()).args([
+                "--base",
+                &format!("docker://{host}/base/cut@{digest}"),
+                "--output",
+                &format!("oci:{}:t", out.display()),
+            ]),
+        );
+        (digest_of(stdout(&output).trim()), out)
+    };
+    let (undisturbed, _) = pack_on(&registry.host, "direct");
+    let proxy = FaultProxy::start(&registry.host);
+    let leaked: &'static str = Box::leak(format!("/blobs/{layer}").into_boxed_str());
+    proxy.add(Fault::TruncateResponse { method: "GET", path_contains: leaked, after_bytes: (size / 2) as usize, times: 1 });
+    let (through_faults, out) = pack_on(&proxy.host, "faulty");
+    assert_eq!(proxy.faults_left(), vec![0], "the fault was hit");
+    let gets: Vec<u16> = proxy.requests().iter().filter(|(m, p, _)| m == "GET" && p.ends_with(leaked)).map(|(_, _, s)| *s).collect();
+    assert_eq!(gets, vec![200, 206], "cut off, then resumed from where it stopped");
+    // The base's name differs (another host); everything else is the same.
+    let (a, b) = (manifest(&work.path().join("direct"), "t"), manifest(&out, "t"));
+    assert_eq!(layer_digests(&a), layer_digests(&b));
+    assert_eq!(a["config"], b["config"]);
+    assert_ne!(undisturbed, through_faults, "the base.name annotation names the proxy");
+    assert_eq!(run_as(&out, "t", SHELL), "65532\nhello from C, uid 65532\n");
+}
+
+/// A base layer whose bytes in the registry do not match its digest is refused, naming it;
+/// nothing is written.
+#[test]
+fn a_base_layer_that_does_not_match_its_digest_is_refused_naming_it() {
+    let registry = Registry::plain();
+    let work = temp_dir();
+    let (digest, (layer, _)) = busybox_in_registry(&registry, "base/bad", work.path());
+    let hex = layer.trim_start_matches("sha256:");
+    let data = registry.storage_dir().join("docker/registry/v2/blobs/sha256").join(&hex[..2]).join(hex).join("data");
+    let mut bytes = std::fs::read(&data).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&data, &bytes).unwrap();
+    let out = work.path().join("out");
+    let output = scratchpack()
+        .env("SCRATCHPACK_CACHE_DIR", work.path().join("cache"))
+        .arg("pack")
+        .arg(static_c_hello())
+        .args(["--base", &format!("docker://{}/base/bad@{digest}", registry.host), "--output", &format!("oci:{}:t", out.display())])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains(&layer), "{}", stderr(&output));
+    assert!(!out.exists());
+}
