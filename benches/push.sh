@@ -444,7 +444,7 @@ repush_ms = ms(repush["scratchpack"]["median"])
 budget = 0.35 if wan_ms else 1.0
 print()
 print(f"{'target':<56}{'value':>8}  budget")
-print(f"{'scratchpack / skopeo, first push (medians)':<56}{ratio:>8.2f}  <= {budget:<4g} {ok(ratio <= budget)}")
+print(f"{'scratchpack / skopeo, first push (medians)':<56}{ratio:>8.2f}  <= {budget:<5}{ok(ratio <= budget)}")
 print(f"{'  median of the per-round ratios':<56}{paired:>8.2f}")
 if wan_ms:
     most = max(x[1] for x in repush_trips["scratchpack"])
