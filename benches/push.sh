@@ -117,6 +117,7 @@ runs, warmup, repush_runs = map(int, sys.argv[4:7])
 wan_ms, wan_connect_ms = map(float, sys.argv[7:9])
 BENCHES = sys.argv[9]
 sys.path.insert(0, BENCHES)
+sys.dont_write_bytecode = True  # no __pycache__ in the repository
 import delay_proxy  # noqa: E402  (benches/delay_proxy.py: its log format, round trips, request patterns)
 SOURCE = f"oci:{layout}:latest"
 PROBE_UA = "scratchpack-bench-probe"
