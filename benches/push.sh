@@ -27,13 +27,25 @@
 #   - median(scratchpack re-push)                                  <  50 ms
 #   - blob upload requests during the re-pushes                    =  0 (so 0 blob bytes sent)
 #
+# WAN mode (WAN_MS=40): both tools reach each registry through benches/delay_proxy.py, a proxy on
+# 127.0.0.1 that forwards each request WAN_MS after its headers arrived (one WAN round trip per request;
+# keep-alive and parallel connections pass as they are; WAN_CONNECT_MS adds a wait per new connection,
+# a TCP handshake, 0 by default). The first pushes are the same as above. The re-pushes are timed by the
+# driver in paired turns (3 warm-up rounds, then REPUSH_RUNS), since each one's requests are counted:
+# from the proxy's log, the requests per push and its round trips, the longest chain of requests each
+# sent after the previous one's answer (requests in flight together count once). Targets in WAN mode:
+#   - median(scratchpack first push) / median(skopeo first push)  <= 0.35
+#   - round trips of every scratchpack re-push                     <= 2
+#   - blob upload requests during the re-pushes                    =  0
+#
 # First-push wall times come from a small Python driver (time.perf_counter around subprocess.run, output
 # to /dev/null), since each run needs its own registry. Missed targets are reported, not turned into a
 # failing exit status; the script exits non-zero only if a tool fails or a check on what was pushed fails.
 #
 # Usage: bash benches/push.sh   (as root, or with docker-registry skopeo qemu-user-static hyperfine curl
 #        installed). It builds with `cargo build --release`, honouring CARGO_TARGET_DIR.
-# Knobs: RUNS=15 WARMUP=2 (first pushes, per tool) REPUSH_RUNS=30 (environment variables);
+# Knobs: RUNS=15 WARMUP=2 (first pushes, per tool) REPUSH_RUNS=30 WAN_MS=0 WAN_CONNECT_MS=0 (environment
+#        variables);
 #        SCRATCHPACK_BIN=/path/to/scratchpack benchmarks that binary instead of building one.
 set -euo pipefail
 
@@ -41,6 +53,10 @@ REF=/usr/bin/qemu-riscv64-static
 RUNS=${RUNS:-15}
 WARMUP=${WARMUP:-2}
 REPUSH_RUNS=${REPUSH_RUNS:-30}
+WAN_MS=${WAN_MS:-0}
+WAN_CONNECT_MS=${WAN_CONNECT_MS:-0}
+[[ $WAN_MS =~ ^[0-9]+([.][0-9]+)?$ && $WAN_CONNECT_MS =~ ^[0-9]+([.][0-9]+)?$ ]] ||
+  { echo "push.sh: WAN_MS and WAN_CONNECT_MS are milliseconds (got '$WAN_MS', '$WAN_CONNECT_MS')" >&2; exit 1; }
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH_NAME=push.sh
@@ -54,15 +70,17 @@ build_scratchpack
 commit=$COMMIT
 
 TMP=$(mktemp -d -t scratchpack-push-bench.XXXXXX)
-# The driver appends the pid of every registry it starts to this file (and stops them itself); this trap
-# is the backstop for an interrupted run. It kills only live docker-registry processes listed there.
+# The driver appends the pid of every registry and proxy it starts to this file (and stops them itself);
+# this trap is the backstop for an interrupted run. It kills only live processes listed there that are
+# this run's docker-registry or delay_proxy.py (a proxy also stops by itself when the driver is gone).
 PIDS=$TMP/registry.pids
 : >"$PIDS"
 cleanup() {
   local pid
   while read -r pid; do
     [[ $pid =~ ^[0-9]+$ ]] || continue
-    if [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' </proc/"$pid"/cmdline | grep -q '^docker-registry serve '"$TMP"; then
+    if [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' </proc/"$pid"/cmdline |
+      grep -q -e '^docker-registry serve '"$TMP" -e "delay_proxy.py .*--log $TMP/"; then
       kill "$pid" 2>/dev/null || true
     fi
   done <"$PIDS"
@@ -77,10 +95,10 @@ SCRATCHPACK=$TMP/scratchpack
 settle
 warn_if_busy
 
-printf '%s (%s), %s, %s, %s, reference %s (%s bytes), %s CPUs\n' \
+printf '%s (%s), %s, %s, %s, reference %s (%s bytes), %s CPUs, load average %s\n' \
   "$("$SCRATCHPACK" --version)" "$commit" "$(skopeo --version)" \
   "$(docker-registry --version | awk '{print "docker-registry " $NF}')" "$(hyperfine --version)" \
-  "$REF" "$(stat -c %s "$REF")" "$(nproc)"
+  "$REF" "$(stat -c %s "$REF")" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- The image ---
 LAYOUT=$TMP/layout
@@ -96,6 +114,11 @@ signal.signal(signal.SIGINT, lambda *_: sys.exit(130))  # Ctrl-C: stop the regis
 
 tmp, scratchpack, layout = sys.argv[1], sys.argv[2], sys.argv[3]
 runs, warmup, repush_runs = map(int, sys.argv[4:7])
+wan_ms, wan_connect_ms = map(float, sys.argv[7:9])
+BENCHES = sys.argv[9]
+sys.path.insert(0, BENCHES)
+sys.dont_write_bytecode = True  # no __pycache__ in the repository
+import delay_proxy  # noqa: E402  (benches/delay_proxy.py: its log format, round trips, request patterns)
 SOURCE = f"oci:{layout}:latest"
 PROBE_UA = "scratchpack-bench-probe"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -115,12 +138,32 @@ def fail(message):
 
 
 class Registry:
-    """docker-registry serve CONFIG on 127.0.0.1:free port, storage and log in DIR; stopped by pid."""
+    """docker-registry serve CONFIG on 127.0.0.1:free port, storage and log in DIR; stopped by pid.
+    In WAN mode the tools reach it through a delay_proxy.py of its own: `host` is the address the tools
+    are given, `direct` the registry's own (for the checks, which are not delayed)."""
 
     def __init__(self, name):
         self.dir = f"{tmp}/registries/{name}"
         os.makedirs(f"{self.dir}/storage")
         self.log_path = f"{self.dir}/registry.log"
+        self.proxy = None
+        self.serve()
+        self.direct = self.host
+        if wan_ms:
+            self.proxy_log = f"{self.dir}/proxy.log"
+            self.proxy = subprocess.Popen(
+                [sys.executable, f"{BENCHES}/delay_proxy.py", "--upstream", self.direct, "--delay-ms", str(wan_ms),
+                 "--connect-delay-ms", str(wan_connect_ms), "--log", self.proxy_log],
+                stdin=DEVNULL, stdout=subprocess.PIPE, stderr=open(f"{self.dir}/proxy.stderr", "w"), text=True)
+            with open(f"{tmp}/registry.pids", "a") as f:
+                f.write(f"{self.proxy.pid}\n")
+            line = self.proxy.stdout.readline().split()
+            if len(line) != 2 or line[0] != "listening":
+                self.stop()
+                fail(f"delay_proxy.py did not start: {open(f'{self.dir}/proxy.stderr').read()}")
+            self.host = line[1]
+
+    def serve(self):
         for attempt in range(5):
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))
@@ -156,7 +199,21 @@ class Registry:
                 time.sleep(0.01)
         fail(f"docker-registry found no free port in 5 attempts; last log:\n{self.log()}")
 
+    def proxied(self):
+        """The requests the proxy has relayed so far (delay_proxy.py records), once none is in flight."""
+        deadline = time.monotonic() + 5
+        while True:
+            started, done = delay_proxy.read_log(self.proxy_log)
+            if started == {r["id"] for r in done}:
+                return done
+            if time.monotonic() > deadline:
+                fail(f"delay_proxy.py: requests {sorted(started - {r['id'] for r in done})} got no answer")
+            time.sleep(0.01)
+
     def stop(self):
+        if self.proxy and self.proxy.poll() is None:
+            self.proxy.terminate()
+            self.proxy.wait()
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -191,7 +248,7 @@ class Registry:
         return True
 
     def status(self, method, path, accept=None):
-        req = urllib.request.Request(f"http://{self.host}{path}", method=method,
+        req = urllib.request.Request(f"http://{self.direct}{path}", method=method,
                                      headers={"User-Agent": PROBE_UA, **({"Accept": accept} if accept else {})})
         try:
             with urllib.request.urlopen(req) as r:
@@ -251,6 +308,7 @@ def check_pushed(tool, registry, repo):
 # --- 1. First pushes: one fresh registry per push ---
 first = {"scratchpack": [], "skopeo": []}
 traffic = {"scratchpack": [], "skopeo": []}  # (requests, upload requests with data, mounts) per timed push
+trips = {"scratchpack": [], "skopeo": []}  # WAN mode: (requests through the proxy, round trips) per timed push
 order = []
 for i in range(warmup + runs):
     order += [("scratchpack", "skopeo") if i % 2 == 0 else ("skopeo", "scratchpack")]
@@ -263,6 +321,7 @@ for i, pair in enumerate(order):
         try:
             repo = f"bench/{name}"
             elapsed = push(tool, registry, repo, f"{registry.dir}/stderr")
+            proxied = registry.proxied() if wan_ms else []
             requests = check_pushed(tool, registry, repo)
         finally:
             registry.stop()
@@ -275,6 +334,7 @@ for i, pair in enumerate(order):
         if n >= 0:
             first[tool].append(elapsed)
             traffic[tool].append((len(mine), data, mounts))
+            trips[tool].append((len(proxied), delay_proxy.waves(proxied)))
         subprocess.run(["rm", "-rf", f"{registry.dir}/storage"], check=True)
 
 # --- 2. Checks and re-pushes on one registry ---
@@ -293,15 +353,34 @@ try:
     head_own, _ = shared.status("HEAD", f"/v2/bench/sp-a/blobs/{APP_LAYER}")
 
     # Re-push into bench/sp-a, which holds the image already; skopeo into bench/sk-a, as a reference.
-    print(f"==> re-push: hyperfine -N, 3 warmups, at least {repush_runs} runs", file=sys.stderr)
     before = len(shared.requests())
-    hf = subprocess.run(["hyperfine", "-N", "--warmup", "3", "--min-runs", str(repush_runs),
-                         "--export-json", f"{tmp}/repush.json",
-                         "-n", "scratchpack", shlex.join(command("scratchpack", shared.host, "bench/sp-a")),
-                         "-n", "skopeo", shlex.join(command("skopeo", shared.host, "bench/sk-a"))], stdin=DEVNULL)
-    if hf.returncode != 0:
-        fail(f"hyperfine (re-push) exited with {hf.returncode}")
-    repush = {r["command"]: r for r in json.load(open(f"{tmp}/repush.json"))["results"]}
+    if wan_ms:
+        # Paired turns timed here, each push's requests taken from the proxy's log.
+        print(f"==> re-push: 3 warm-up rounds and {repush_runs} paired turns", file=sys.stderr)
+        repush = {tool: {"times": []} for tool in ("scratchpack", "skopeo")}
+        repush_trips = {"scratchpack": [], "skopeo": []}  # (requests, round trips, Counter of patterns)
+        for i in range(3 + repush_runs):
+            for tool in (("scratchpack", "skopeo") if i % 2 == 0 else ("skopeo", "scratchpack")):
+                start = len(shared.proxied())
+                elapsed = push(tool, shared, "bench/sp-a" if tool == "scratchpack" else "bench/sk-a",
+                               f"{shared.dir}/stderr")
+                proxied = shared.proxied()[start:]
+                if i >= 3:
+                    repush[tool]["times"].append(elapsed)
+                    repush_trips[tool].append((len(proxied), delay_proxy.waves(proxied),
+                                               delay_proxy.summary(proxied)))
+        for tool in repush:
+            repush[tool]["median"] = statistics.median(repush[tool]["times"])
+            repush[tool]["mean"] = statistics.mean(repush[tool]["times"])
+    else:
+        print(f"==> re-push: hyperfine -N, 3 warmups, at least {repush_runs} runs", file=sys.stderr)
+        hf = subprocess.run(["hyperfine", "-N", "--warmup", "3", "--min-runs", str(repush_runs),
+                             "--export-json", f"{tmp}/repush.json",
+                             "-n", "scratchpack", shlex.join(command("scratchpack", shared.host, "bench/sp-a")),
+                             "-n", "skopeo", shlex.join(command("skopeo", shared.host, "bench/sk-a"))], stdin=DEVNULL)
+        if hf.returncode != 0:
+            fail(f"hyperfine (re-push) exited with {hf.returncode}")
+        repush = {r["command"]: r for r in json.load(open(f"{tmp}/repush.json"))["results"]}
     repush_stats = {}
     for tool, prefix in (("scratchpack", "sp"), ("skopeo", "sk")):
         pushes = len(repush[tool]["times"]) + 3
@@ -332,33 +411,57 @@ def ok(good):
 
 
 print()
+if wan_ms:
+    print(f"WAN mode: each request delayed {wan_ms:g} ms by benches/delay_proxy.py"
+          + (f", each new connection {wan_connect_ms:g} ms" if wan_connect_ms else ""))
 print(f"{'first push (fresh registry each run)':<38}{'median ms':>10}{'mean ms':>9}{'min ms':>8}{'max ms':>8}{'runs':>6}"
-      f"{'reqs':>6}{'data':>6}{'mount':>6}")
+      f"{'reqs':>6}{'data':>6}{'mount':>6}" + (f"{'rtrips':>7}" if wan_ms else ""))
 for tool in ("scratchpack", "skopeo"):
     t = first[tool]
     reqs, data, mounts = (statistics.median(x[k] for x in traffic[tool]) for k in range(3))
     print(f"{tool:<38}{ms(statistics.median(t)):>10.1f}{ms(statistics.mean(t)):>9.1f}{ms(min(t)):>8.1f}"
-          f"{ms(max(t)):>8.1f}{len(t):>6}{reqs:>6.0f}{data:>6.0f}{mounts:>6.0f}")
+          f"{ms(max(t)):>8.1f}{len(t):>6}{reqs:>6.0f}{data:>6.0f}{mounts:>6.0f}"
+          + (f"{statistics.median(x[1] for x in trips[tool]):>7.0f}" if wan_ms else ""))
 print(f"  (reqs: requests per push; data: PATCH/PUT to /blobs/uploads/; mount: 201 cross-repository mounts; "
-      f"{len(BLOBS)} blobs, {BLOB_BYTES} bytes)")
+      f"{len(BLOBS)} blobs, {BLOB_BYTES} bytes" + ("; rtrips: sequential round trips, medians" if wan_ms else "") + ")")
 for tool in ("scratchpack", "skopeo"):
     r, st = repush[tool], repush_stats[tool]
     print(f"{tool + ' re-push (same repository)':<38}{ms(r['median']):>10.1f}{ms(r['mean']):>9.1f}{ms(min(r['times'])):>8.1f}"
           f"{ms(max(r['times'])):>8.1f}{len(r['times']):>6}{st['requests'] / st['pushes']:>6.1f}"
-          f"{st['data'] / st['pushes']:>6.1f}{st['mounts'] / st['pushes']:>6.1f}")
-print("  (re-push rows: hyperfine -N, 3 warmups; reqs, data and mount per push, warmups included)")
+          f"{st['data'] / st['pushes']:>6.1f}{st['mounts'] / st['pushes']:>6.1f}"
+          + (f"{statistics.median(x[1] for x in repush_trips[tool]):>7.0f}" if wan_ms else ""))
+if wan_ms:
+    print("  (re-push rows: paired turns after 3 warm-up rounds; reqs, data and mount per push, warm-ups included)")
+    for tool in ("scratchpack", "skopeo"):
+        counts = repush_trips[tool][-1][2]
+        print(f"  one {tool} re-push: " + ", ".join(f"{n} x {k}" for k, n in sorted(counts.items())))
+else:
+    print("  (re-push rows: hyperfine -N, 3 warmups; reqs, data and mount per push, warmups included)")
 
 sp = repush_stats["scratchpack"]
 ratio = statistics.median(first["scratchpack"]) / statistics.median(first["skopeo"])
+paired = statistics.median(a / b for a, b in zip(first["scratchpack"], first["skopeo"]))
 repush_ms = ms(repush["scratchpack"]["median"])
+budget = 0.35 if wan_ms else 1.0
 print()
 print(f"{'target':<56}{'value':>8}  budget")
-print(f"{'scratchpack / skopeo, first push (medians)':<56}{ratio:>8.2f}  <= 1.0  {ok(ratio <= 1.0)}")
-print(f"{'scratchpack re-push, median ms':<56}{repush_ms:>8.1f}  < 50    {ok(repush_ms < 50)}")
+print(f"{'scratchpack / skopeo, first push (medians)':<56}{ratio:>8.2f}  <= {budget:<5}{ok(ratio <= budget)}")
+print(f"{'  median of the per-round ratios':<56}{paired:>8.2f}")
+if wan_ms:
+    most = max(x[1] for x in repush_trips["scratchpack"])
+    reqs = max(x[0] for x in repush_trips["scratchpack"])
+    print(f"{'round trips of a scratchpack re-push, the most':<56}{most:>8}  <= 2    {ok(most <= 2)}")
+    print(f"{'  requests of a scratchpack re-push, the most':<56}{reqs:>8}")
+    print(f"{'scratchpack / skopeo, re-push (medians)':<56}"
+          f"{repush['scratchpack']['median'] / repush['skopeo']['median']:>8.2f}")
+else:
+    print(f"{'scratchpack re-push, median ms':<56}{repush_ms:>8.1f}  < 50    {ok(repush_ms < 50)}")
 label = f"blob upload requests in {sp['pushes']} scratchpack re-pushes"
 print(f"{label:<56}{sp['uploads']:>8}  = 0     {ok(sp['uploads'] == 0)}")
 print(f"{'  of which PATCH/PUT carrying blob bytes':<56}{sp['data']:>8}")
 print(f"{'  scratchpack requests other than GET/HEAD':<56}{sp['writes']:>8}")
+
+print(f"{'load average at the end (1, 5, 15 min)':<56}{' '.join(open('/proc/loadavg').read().split()[:3]):>8}")
 
 print()
 print("checks on one shared registry (from its access log)")
@@ -371,4 +474,5 @@ if head_own != 200:
     fail("the shared registry does not serve a pushed blob")
 EOF
 
-python3 "$TMP/push_bench.py" "$TMP" "$SCRATCHPACK" "$LAYOUT" "$RUNS" "$WARMUP" "$REPUSH_RUNS"
+python3 "$TMP/push_bench.py" "$TMP" "$SCRATCHPACK" "$LAYOUT" "$RUNS" "$WARMUP" "$REPUSH_RUNS" "$WAN_MS" \
+  "$WAN_CONNECT_MS" "$REPO_ROOT/benches"
