@@ -25,20 +25,6 @@ fn static_healthcheck_arm64() -> PathBuf {
     c_fixture_arm64(&CELL, "healthcheck.c", "healthcheck-arm64", &["-static"])
 }
 
-/// Runs the image `layout:tag` under runc with `args` as the process (the entrypoint overridden);
-/// returns stdout, failing with stderr if the container failed.
-fn run_as(layout: &Path, tag: &str, args: &[&str]) -> String {
-    let work = temp_dir();
-    let bundle = unpack(layout, tag, work.path());
-    let config_path = bundle.join("config.json");
-    let mut config: Value = serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
-    config["process"]["args"] = serde_json::json!(args);
-    std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
-    let output = runc_run(&bundle);
-    assert!(output.status.success(), "{args:?} failed: {}\n{}", output.status, stderr(&output));
-    stdout(&output)
-}
-
 /// Every path in the layer `digest` of `layout`, as tar lists it.
 fn layer_paths(layout: &Path, digest: &str) -> Vec<String> {
     let listing = run_ok(Command::new("tar").arg("-tzf").arg(blob_file(layout, digest)));

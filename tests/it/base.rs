@@ -49,19 +49,6 @@ fn busybox_base(layout: &Path, extra: &[&str]) -> String {
     pack_ok(&[&[BUSYBOX, "--output", &output], extra].concat()).0
 }
 
-/// Runs `layout:tag` under runc with `args` as the process; returns stdout.
-fn run_as(layout: &Path, tag: &str, args: &[&str]) -> String {
-    let work = temp_dir();
-    let bundle = unpack(layout, tag, work.path());
-    let config_path = bundle.join("config.json");
-    let mut config: Value = serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
-    config["process"]["args"] = serde_json::json!(args);
-    std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
-    let output = runc_run(&bundle);
-    assert!(output.status.success(), "{args:?} failed: {}\n{}", output.status, stderr(&output));
-    stdout(&output)
-}
-
 /// What stderr says about the base (the SBOM's note about the fixture's missing cargo-auditable
 /// data left out).
 fn base_lines(stderr: &str) -> String {
@@ -789,12 +776,7 @@ fn a_base_layer_that_does_not_match_its_digest_is_refused_naming_it() {
     let registry = Registry::plain();
     let work = temp_dir();
     let (digest, (layer, _)) = busybox_in_registry(&registry, "base/bad", work.path());
-    let hex = layer.trim_start_matches("sha256:");
-    let data = registry.storage_dir().join("docker/registry/v2/blobs/sha256").join(&hex[..2]).join(hex).join("data");
-    let mut bytes = std::fs::read(&data).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0xff;
-    std::fs::write(&data, &bytes).unwrap();
+    registry.tamper_blob(&layer);
     let out = work.path().join("out");
     let output = scratchpack()
         .env("SCRATCHPACK_CACHE_DIR", work.path().join("cache"))

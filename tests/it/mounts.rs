@@ -197,12 +197,7 @@ fn a_tampered_blob_copied_to_another_registry_is_refused_naming_it() {
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(blob_file(&layout, &digest_of(&lines[0]))).unwrap()).unwrap();
     copy_ok(&format!("oci:{}:v1", layout.display()), &format!("docker://{}/bad/a:v1", source.host), &work.path().join("cache-1"));
     let layer = manifest["layers"].as_array().unwrap().last().unwrap()["digest"].as_str().unwrap().to_string();
-    let hex = layer.trim_start_matches("sha256:");
-    let data = source.storage_dir().join("docker/registry/v2/blobs/sha256").join(&hex[..2]).join(hex).join("data");
-    let mut bytes = std::fs::read(&data).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0xff;
-    std::fs::write(&data, &bytes).unwrap();
+    source.tamper_blob(&layer);
 
     let output = crate::copy::copy(
         &format!("docker://{}/bad/a:v1", source.host),
@@ -218,5 +213,8 @@ fn a_tampered_blob_copied_to_another_registry_is_refused_naming_it() {
     assert!(err.contains("hint: the registry's copy is damaged or was tampered with"), "{err}");
     let head = http_request(&dest.host, "HEAD", "/v2/bad/b/manifests/v1", &[], b"").unwrap();
     assert_eq!(head.status, 404, "no manifest written");
-    assert!(!work.path().join("cache-2/blobs/sha256").join(hex).exists(), "a wrong blob is never kept in the cache");
+    assert!(
+        !work.path().join("cache-2/blobs/sha256").join(layer.trim_start_matches("sha256:")).exists(),
+        "a wrong blob is never kept in the cache"
+    );
 }

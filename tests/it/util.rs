@@ -157,6 +157,20 @@ pub fn run_image(layout: &Path, tag: &str) -> String {
     stdout(&output)
 }
 
+/// Runs the image `layout:tag` under runc with `args` as the process (the entrypoint overridden);
+/// returns stdout, failing with stderr if the container failed.
+pub fn run_as(layout: &Path, tag: &str, args: &[&str]) -> String {
+    let work = temp_dir();
+    let bundle = unpack(layout, tag, work.path());
+    let config_path = bundle.join("config.json");
+    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    config["process"]["args"] = serde_json::json!(args);
+    std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    let output = runc_run(&bundle);
+    assert!(output.status.success(), "{args:?} failed: {}\n{}", output.status, stderr(&output));
+    stdout(&output)
+}
+
 /// Registers qemu-aarch64 with binfmt_misc (fix-binary mode, so it works inside containers).
 pub fn ensure_arm64_binfmt() {
     static DONE: OnceLock<()> = OnceLock::new();

@@ -169,6 +169,17 @@ impl Registry {
         &self.storage
     }
 
+    /// Flips one byte in the middle of the stored blob `digest`, its size kept: what a damaged or
+    /// tampered registry serves.
+    pub fn tamper_blob(&self, digest: &str) {
+        let hex = digest.trim_start_matches("sha256:");
+        let data = self.storage.join("docker/registry/v2/blobs/sha256").join(&hex[..2]).join(hex).join("data");
+        let mut bytes = std::fs::read(&data).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        std::fs::write(&data, &bytes).unwrap();
+    }
+
     /// Everything the registry printed so far (app log on stderr, access log on stdout).
     pub fn log(&self) -> String {
         read_log(&self.log_path)
