@@ -4,7 +4,7 @@
 //! where `pack` puts them and where cosign looks: the referrers (API or `sha256-<hex>` tag) and
 //! cosign's `sha256-<hex>.sig` / `.att` tags.
 //!
-//! Reading is the registry's `fetch` and the layout's `LayoutFiles`; the checks are `sign`'s. This
+//! Reading is the registry's `pull` and the layout's `LayoutFiles`; the checks are `sign`'s. This
 //! only walks the image and says what it found: one line per verified item on stdout (also when
 //! something else fails), and an error naming each digest whose signature is missing, made by
 //! another key, or made for another digest.
@@ -22,7 +22,7 @@ use crate::image::referrers::fallback_tag;
 use crate::image::Digest;
 use crate::layout::read::LayoutFiles;
 use crate::registry::auth::credentials::Lookup;
-use crate::registry::{fetch, Client, Reference};
+use crate::registry::{pull, Client, Reference};
 use crate::sign::cosign::{self, ATTESTATION_ARTIFACT_TYPE, DSSE_MEDIA_TYPE, SIGNATURE_ARTIFACT_TYPE, SIMPLE_SIGNING_MEDIA_TYPE};
 use crate::sign::{dsse, PublicKey};
 
@@ -66,19 +66,17 @@ struct RegistryStore {
 
 impl Store for RegistryStore {
     fn manifest(&self, reference: &str) -> Result<Option<(Vec<u8>, Digest)>> {
-        Ok(fetch::manifest(&self.client, &self.repository, reference)?.map(|f| (f.bytes, f.digest)))
+        let expected = Digest::parse(reference).ok();
+        let found = pull::get_manifest(&self.client, &self.repository, reference, expected.as_ref())?;
+        Ok(found.map(|m| (m.blob.bytes().expect("a manifest is read into memory").to_vec(), m.blob.digest)))
     }
 
     fn blob(&self, digest: &Digest) -> Result<Vec<u8>> {
-        Ok(fetch::blob(&self.client, &self.repository, digest, MAX_PAYLOAD)?)
+        Ok(pull::get_small_blob(&self.client, &self.repository, digest, MAX_PAYLOAD)?)
     }
 
     fn referrers(&self, subject: &Digest) -> Result<Vec<Value>> {
-        let index = match fetch::referrers(&self.client, &self.repository, subject)? {
-            Some(bytes) => Some(bytes),
-            None => self.manifest(&fallback_tag(subject))?.map(|(bytes, _)| bytes),
-        };
-        Ok(manifests_of(index.as_deref()))
+        Ok(pull::referrers(&self.client, &self.repository, subject)?)
     }
 }
 

@@ -130,8 +130,7 @@ impl Blob {
         })
     }
 
-    /// The bytes of an in-memory blob; `None` for a staged file.
-    #[cfg(test)]
+    /// The bytes of an in-memory blob (a manifest, as the registry sent it); `None` for a file.
     pub(crate) fn bytes(&self) -> Option<&[u8]> {
         match &self.data {
             BlobData::Memory(bytes) => Some(bytes),

@@ -1,6 +1,5 @@
 //! The registry client: pushes images to, and pulls them from, any OCI distribution registry over
-//! HTTP(S), with no daemon and no other tool; `fetch` reads back the manifests and small blobs that
-//! checking signatures needs.
+//! HTTP(S), with no daemon and no other tool.
 //!
 //! Owns references, credentials, authentication, TLS, retries the upload protocol and the download protocol. It knows
 //! blobs and manifests as bytes with digests; it never knows what an ELF is or how layers are made.
@@ -9,7 +8,6 @@ pub mod answers;
 pub mod auth;
 pub(crate) mod client;
 pub(crate) mod error;
-pub(crate) mod fetch;
 pub(crate) mod lazy;
 pub(crate) mod progress;
 pub(crate) mod pull;

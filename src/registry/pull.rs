@@ -96,6 +96,26 @@ pub(crate) fn get_manifest(
     Ok(Some(Manifest { blob: Blob::from_bytes(&media_type, bytes), value }))
 }
 
+/// GET a blob of at most `cap` bytes, checked against its digest.
+pub(crate) fn get_small_blob(client: &Client, repository: &str, digest: &Digest, cap: u64) -> Result<Vec<u8>, RegistryError> {
+    let url = client.url(&format!("v2/{repository}/blobs/{digest}"));
+    let what = || format!("GET {}", redact_url(&url));
+    let bytes = client.with_retries(&format!("reading blob {digest}"), || {
+        let response = client.send(Method::GET, &url, &|r| Ok(r))?;
+        match response.status() {
+            StatusCode::OK => read_capped(response, cap)
+                .map_err(|e| client.read_error(&Method::GET, &url, &e))?
+                .ok_or_else(|| RegistryError::TooLarge { what: what(), limit_mib: mib(cap) }),
+            _ => Err(status_error(&Method::GET, &url, response)),
+        }
+    })?;
+    let got = Digest::of(&bytes);
+    if got != *digest {
+        return Err(RegistryError::DigestMismatch { what: what(), expected: digest.to_string(), got: got.to_string() });
+    }
+    Ok(bytes)
+}
+
 /// A content blob to fetch, as a descriptor names it.
 #[derive(Clone, Debug)]
 pub(crate) struct Wanted {

@@ -474,9 +474,11 @@ pub(crate) fn push_referrers(
         // cosign's tags (`sha256-<hex>.sig`, `.att`) point at the same manifest, or at one that
         // keeps what the tag already held beside it.
         for tag in &attachment.tags {
-            let existing = super::fetch::manifest(client, repository, tag)?;
+            let existing = super::pull::get_manifest(client, repository, tag, None)?;
             let merged = match (attachment.merge, existing) {
-                (Some(merge), Some(existing)) if existing.digest != attachment.manifest.digest => merge(&existing.bytes, attachment),
+                (Some(merge), Some(existing)) if existing.blob.digest != attachment.manifest.digest => {
+                    merge(existing.blob.bytes().expect("a manifest is read into memory"), attachment)
+                }
                 _ => None,
             };
             match merged {
