@@ -132,11 +132,15 @@ pub(crate) fn copy(options: &CopyOptions) -> Result<Published> {
     let spec: DestSpec = options.destination.parse()?;
     // Registry to registry, blobs stay lazy: mounted on the same registry, else fetched by the
     // uploads as they go. Every other destination gets them all first, four at a time.
-    let image = match spec {
+    let mut image = match spec {
         DestSpec::Registry { .. } => read_lazily(&source, &options.registry),
         _ => read(&source, &options.registry),
     }
     .with_context(|| format!("reading {}", options.source))?;
+    // Signatures and attestations also go under cosign's tags, where today's cosign looks.
+    for attachment in &mut image.referrers {
+        crate::sign::cosign::carry_tags(attachment);
+    }
     let by_digest_only = matches!(&source, Source::Registry { reference } if reference.digest.is_some() && reference.tag.is_none());
     let default_tags: Vec<Tag> = match source.tag() {
         Some(tag) => vec![tag.clone()],

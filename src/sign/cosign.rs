@@ -56,6 +56,24 @@ pub(crate) fn read_payload(bytes: &[u8]) -> Option<Claim> {
     })
 }
 
+/// An attachment read from elsewhere (a copied image's referrer), set to be written as cosign
+/// writes its own: a signature also under `sha256-<hex>.sig`, an attestation under `.att`, each
+/// beside what the tag already holds there. Other artifacts (SBOMs) are left as they are.
+pub(crate) fn carry_tags(attachment: &mut Attachment) {
+    let subject = attachment.subject.digest;
+    match attachment.artifact_type.as_str() {
+        SIGNATURE_ARTIFACT_TYPE => {
+            attachment.tags = vec![signature_tag(&subject)];
+            attachment.merge = Some(keep_other_signatures);
+        }
+        ATTESTATION_ARTIFACT_TYPE => {
+            attachment.tags = vec![attestation_tag(&subject)];
+            attachment.merge = Some(keep_other_attestations);
+        }
+        _ => {}
+    }
+}
+
 /// cosign's `sha256-<hex>.sig`.
 pub(crate) fn signature_tag(subject: &Digest) -> String {
     format!("{}.sig", referrers::fallback_tag(subject))

@@ -561,3 +561,36 @@ fn without_a_key_provenance_is_still_attached_unsigned_and_a_docker_archive_says
         stderr(&output)
     );
 }
+
+/// A signed, attested image copied to another registry keeps its signatures and attestations:
+/// as referrers, and under cosign's `.sig` and `.att` tags, which `verify` and cosign read.
+#[test]
+fn a_copy_carries_the_signatures_under_cosigns_tags_too() {
+    let (source, dest) = (Registry::plain(), Registry::plain());
+    let work = temp_dir();
+    let (private, public) = key_pair(work.path(), "release");
+    let lines = pack(
+        &[
+            static_c_hello().to_str().unwrap(),
+            "--output",
+            &format!("docker://{}/app:1", source.host),
+            "--provenance",
+            "-q",
+            "--sign-key",
+            private.to_str().unwrap(),
+        ],
+        |_| {},
+    );
+    let digest = digest_of(&lines[0]);
+    run_ok(scratchpack().args(["copy", &format!("docker://{}/app:1", source.host), &format!("docker://{}/copied:1", dest.host)]));
+    for suffix in ["sig", "att"] {
+        let tag = format!("sha256-{}.{suffix}", hex(&digest));
+        let (at_source, _) = manifest(&source, "app", &tag).expect("the source has it");
+        let (at_dest, _) = manifest(&dest, "copied", &tag).unwrap_or_else(|| panic!("{tag} was not copied"));
+        assert_eq!(at_dest, at_source, "{tag}");
+    }
+    assert_signed(&dest, "copied", &digest, &public, work.path());
+    let output = verify(&format!("docker://{}/copied:1", dest.host), &public);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains(&format!("{digest} manifest: signature verified")), "{}", stdout(&output));
+}
