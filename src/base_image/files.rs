@@ -48,13 +48,8 @@ impl PresentPaths {
     }
 
     /// Puts the layer `blob` (gzip, zstd, or with `None` a plain tar) over the paths so far.
-    pub(crate) fn apply(&mut self, blob: impl Read, compression: Option<Compression>) -> io::Result<Listed> {
-        let compressed = io::BufReader::new(blob);
-        let decoder: Box<dyn Read> = match compression {
-            Some(Compression::Gzip) => Box::new(flate2::bufread::MultiGzDecoder::new(compressed)),
-            Some(Compression::Zstd) => Box::new(zstd::stream::read::Decoder::with_buffer(compressed)?),
-            None => Box::new(compressed),
-        };
+    pub(crate) fn apply(&mut self, blob: impl Read + Send, compression: Option<Compression>) -> io::Result<Listed> {
+        let decoder = crate::image::layer::decompressed(io::BufReader::new(blob), compression)?;
         let mut hashed = Hashing { inner: decoder, hasher: sha2::Digest::new(), count: 0 };
         let (added, hidden, kept) = {
             // Some writers (umoci 0.4) end a layer without the last entry's padding and the

@@ -13,7 +13,7 @@ use super::oci_archive::file_header;
 use super::{DestError, Destination, Published};
 use crate::atomic::write_atomically;
 use crate::image::stored::{content_of, StoredImage};
-use crate::image::{Blob, Compression, Digest, Image, ImageOrIndex, Layer};
+use crate::image::{Blob, Digest, Image, ImageOrIndex, Layer};
 
 pub(crate) struct DockerArchive {
     file: PathBuf,
@@ -27,12 +27,7 @@ impl DockerArchive {
 }
 
 fn uncompressed(layer: &Layer) -> io::Result<Box<dyn Read + Send>> {
-    let compressed = io::BufReader::new(layer.blob.open()?);
-    Ok(match layer.compression {
-        Some(Compression::Gzip) => Box::new(flate2::bufread::MultiGzDecoder::new(compressed)),
-        Some(Compression::Zstd) => Box::new(zstd::stream::read::Decoder::with_buffer(compressed)?),
-        None => Box::new(compressed),
-    })
+    crate::image::layer::decompressed(io::BufReader::new(layer.blob.open()?), layer.compression)
 }
 
 /// A stored image's layer as the archive needs it: its compression, its diff ID (from the
@@ -40,12 +35,8 @@ fn uncompressed(layer: &Layer) -> io::Result<Box<dyn Read + Send>> {
 /// against the diff ID).
 fn stored_layer(blob: &Blob, diff_id: &str) -> Result<Layer, DestError> {
     let bad = |reason: String| DestError::Unsupported { what: format!("layer {}", blob.digest), reason };
-    let compression = match blob.media_type.as_str() {
-        t if t.ends_with("gzip") => Some(Compression::Gzip),
-        t if t.ends_with("zstd") => Some(Compression::Zstd),
-        t if t.ends_with(".tar") || t.ends_with("layer.v1.tar") => None,
-        other => return Err(bad(format!("media type {other} is not a tar, gzip or zstd layer"))),
-    };
+    let compression = crate::image::layer::compression_of(&blob.media_type)
+        .ok_or_else(|| bad(format!("media type {} is not a tar, gzip or zstd layer", blob.media_type)))?;
     let diff_id = Digest::parse(diff_id).map_err(|e| bad(e.to_string()))?;
     let mut layer = Layer { blob: blob.clone(), diff_id, uncompressed_size: 0, compression };
     let mut hasher = <sha2::Sha256 as sha2::Digest>::new();

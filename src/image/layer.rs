@@ -73,6 +73,34 @@ impl Compression {
     }
 }
 
+/// What a layer's media type says of its bytes: `Some(Some(c))` a tar compressed with `c`,
+/// `Some(None)` a plain tar, `None` no tar layer (an artifact's payload, say). OCI and Docker
+/// schema2 types alike (`…tar+gzip`, `…rootfs.diff.tar.gzip`, `…tar`).
+pub(crate) fn compression_of(media_type: &str) -> Option<Option<Compression>> {
+    if media_type.ends_with("gzip") {
+        Some(Some(Compression::Gzip))
+    } else if media_type.ends_with("zstd") {
+        Some(Some(Compression::Zstd))
+    } else if media_type.ends_with("tar") {
+        Some(None)
+    } else {
+        None
+    }
+}
+
+/// The tar a layer's bytes `compressed` hold, read back through the decoder `compression` names
+/// (gzip with every member, as Go's readers read it).
+pub(crate) fn decompressed<'a>(
+    compressed: impl io::BufRead + Send + 'a,
+    compression: Option<Compression>,
+) -> io::Result<Box<dyn Read + Send + 'a>> {
+    Ok(match compression {
+        Some(Compression::Gzip) => Box::new(flate2::bufread::MultiGzDecoder::new(compressed)),
+        Some(Compression::Zstd) => Box::new(zstd::stream::read::Decoder::with_buffer(compressed)?),
+        None => Box::new(compressed),
+    })
+}
+
 /// One layer: the blob (compressed, as scratchpack writes them; a `--base` image's may be a plain
 /// tar) and what the config needs about it.
 #[derive(Clone, Debug)]

@@ -181,13 +181,8 @@ impl<R: Read> Read for Counting<R> {
 fn layer_report(blob: &Blob) -> Result<LayerReport, SurveyError> {
     let media_type = blob.media_type.as_str();
     let unreadable = |source| SurveyError::Unreadable { digest: blob.digest, source };
-    let compressed = BufReader::new(blob.open().map_err(unreadable)?);
-    let stream: Box<dyn Read> = if media_type.ends_with("gzip") {
-        Box::new(flate2::bufread::MultiGzDecoder::new(compressed))
-    } else if media_type.ends_with("zstd") {
-        Box::new(zstd::stream::read::Decoder::with_buffer(compressed).map_err(unreadable)?)
-    } else if media_type.ends_with("tar") {
-        Box::new(compressed)
+    let stream = if let Some(compression) = super::layer::compression_of(media_type) {
+        super::layer::decompressed(BufReader::new(blob.open().map_err(unreadable)?), compression).map_err(unreadable)?
     } else if media_type.contains("tar") {
         return Err(SurveyError::UnknownLayer { digest: blob.digest, media_type: media_type.to_string() });
     } else {
