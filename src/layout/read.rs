@@ -40,30 +40,27 @@ impl StoredImage {
 /// at once, each manifest, config and layer only when asked for, each checked against its digest
 /// and size then. A platform's image of a base is read without reading the others'.
 pub(crate) struct LayoutImage {
-    dir: PathBuf,
+    files: LayoutFiles,
     root: Blob,
-    _extracted: Option<(crate::cleanup::Guard, tempfile::TempDir)>,
 }
 
 impl LayoutImage {
     pub(crate) fn from_layout(dir: &Path, select: Select) -> Result<LayoutImage> {
-        LayoutImage::open(dir, select, None)
+        LayoutImage::open(LayoutFiles::open(dir)?, select)
     }
 
     /// The image of the archive `file`, unpacked into a temporary folder that lives as long as
     /// the image.
     pub(crate) fn from_archive(file: &Path, select: Select) -> Result<LayoutImage> {
-        let extracted = extract_registered(file)?;
-        let dir = extracted.1.path().to_path_buf();
-        LayoutImage::open(&dir, select, Some(extracted)).with_context(|| format!("reading {}", file.display()))
+        LayoutImage::open(LayoutFiles::open_archive(file)?, select).with_context(|| format!("reading {}", file.display()))
     }
 
-    fn open(dir: &Path, select: Select, extracted: Option<(crate::cleanup::Guard, tempfile::TempDir)>) -> Result<LayoutImage> {
-        check_no_links(dir)?;
-        let root_descriptor = select_root(dir, select)?;
+    fn open(files: LayoutFiles, select: Select) -> Result<LayoutImage> {
+        let dir = &files.dir;
+        let root_descriptor = select_root(dir, &index_entries(dir)?, select)?;
         let (root, _) = document_blob(dir, &root_descriptor)?;
         check_image_type(dir, &root)?;
-        Ok(LayoutImage { dir: dir.to_path_buf(), root, _extracted: extracted })
+        Ok(LayoutImage { files, root })
     }
 
     /// The manifest or index the selection names.
@@ -73,12 +70,12 @@ impl LayoutImage {
 
     /// A manifest or index of the layout, read into memory and checked.
     pub(crate) fn document(&self, media_type: &str, digest: Digest, size: u64) -> Result<Blob> {
-        Ok(document_blob(&self.dir, &Descriptor { media_type: media_type.to_string(), digest, size })?.0)
+        Ok(document_blob(&self.files.dir, &Descriptor { media_type: media_type.to_string(), digest, size })?.0)
     }
 
     /// A config or layer of the layout: its file, checked.
     pub(crate) fn blob(&self, media_type: &str, digest: Digest, size: u64) -> Result<Blob> {
-        file_blob(&self.dir, &Descriptor { media_type: media_type.to_string(), digest, size })
+        file_blob(&self.files.dir, &Descriptor { media_type: media_type.to_string(), digest, size })
     }
 }
 
@@ -97,10 +94,11 @@ pub(crate) struct Select<'a> {
     pub(crate) digest: Option<Digest>,
 }
 
-/// A layout opened to read its tags and single documents by digest (what `verify` needs), from a
-/// folder or an archive (unpacked to a temporary folder that lives as long as this).
+/// A layout opened to read its tags and single documents by digest (what `verify` needs, and what
+/// [`LayoutImage`] reads through), from a folder or an archive (unpacked to a temporary folder
+/// that lives as long as this). Nothing in it is followed through a link.
 pub(crate) struct LayoutFiles {
-    dir: std::path::PathBuf,
+    dir: PathBuf,
     _extracted: Option<(crate::cleanup::Guard, tempfile::TempDir)>,
 }
 
@@ -118,10 +116,8 @@ impl LayoutFiles {
 
     /// Each tagged entry of `index.json`: (tag, digest, media type).
     pub(crate) fn tags(&self) -> Result<Vec<(String, Digest, String)>> {
-        let index = read_json(&self.dir.join(INDEX_FILE))?;
-        let entries = index["manifests"].as_array().ok_or_else(|| anyhow!("{}: index.json has no manifests", self.dir.display()))?;
         let mut tags = Vec::new();
-        for entry in entries {
+        for entry in &index_entries(&self.dir)? {
             if let (Some(tag), Ok(d)) = (entry_tag(entry), descriptor(entry)) {
                 tags.push((tag.to_string(), d.digest, d.media_type));
             }
@@ -232,9 +228,8 @@ fn document_blob(dir: &Path, d: &Descriptor) -> Result<(Blob, Value)> {
 
 fn read_layout(dir: &Path, select: Select, extracted: Option<Box<dyn std::any::Any + Send + Sync>>) -> Result<StoredImage> {
     check_no_links(dir)?;
-    let root_descriptor = select_root(dir, select)?;
-    let index = read_json(&dir.join(INDEX_FILE))?;
-    let entries = index["manifests"].as_array().ok_or_else(|| anyhow!("{}: index.json has no manifests", dir.display()))?;
+    let entries = index_entries(dir)?;
+    let root_descriptor = select_root(dir, &entries, select)?;
     let (root, root_value) = document_blob(dir, &root_descriptor)?;
     check_image_type(dir, &root)?;
     let mut manifests = Vec::new();
@@ -266,10 +261,18 @@ fn read_layout(dir: &Path, select: Select, extracted: Option<Box<dyn std::any::A
     Ok(image)
 }
 
-/// The descriptor of the manifest or index `select` names in the layout `dir`.
-fn select_root(dir: &Path, select: Select) -> Result<Descriptor> {
-    let index = read_json(&dir.join(INDEX_FILE))?;
-    let entries = index["manifests"].as_array().ok_or_else(|| anyhow!("{}: index.json has no manifests", dir.display()))?;
+/// The entries of the layout's `index.json`.
+fn index_entries(dir: &Path) -> Result<Vec<Value>> {
+    let mut index = read_json(&dir.join(INDEX_FILE))?;
+    match index["manifests"].take() {
+        Value::Array(entries) => Ok(entries),
+        _ => bail!("{}: index.json has no manifests", dir.display()),
+    }
+}
+
+/// The descriptor of the manifest or index `select` names among `entries`, those of the layout
+/// `dir`'s `index.json`.
+fn select_root(dir: &Path, entries: &[Value], select: Select) -> Result<Descriptor> {
     let names: Vec<&str> = entries.iter().filter_map(entry_tag).collect();
     let tags = || if names.is_empty() { "none".to_string() } else { names.join(", ") };
     let tag = select.tag;
