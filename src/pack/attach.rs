@@ -17,7 +17,7 @@ use crate::sbom::{self, AuditedCrate, DpkgDb, SbomFile, SbomFormat, SbomInput};
 
 /// One SBOM per image (`images` in the plans' order); none without `--sbom`. `carries_bundle`
 /// says, per image, whether it holds scratchpack's CA bundle (an image on a `--base` that has its
-/// own does not).
+/// own does not). `dpkg` is the resolving root's package database, which names the libraries' packages.
 pub(crate) fn sboms(
     options: &PackOptions,
     printer: &Printer,
@@ -25,17 +25,16 @@ pub(crate) fn sboms(
     programs: &[PathBuf],
     (base_plan, carries_bundle): (&Base, &[bool]),
     images: &[Image],
-    created: &str,
+    (dpkg, created): (&DpkgDb, &str),
 ) -> Result<Vec<Attachment>> {
     if options.sbom.format == SbomFormat::None {
         return Ok(Vec::new());
     }
-    let dpkg = DpkgDb::load(&options.needs.resolve_options().root);
     let common = ca_bundle_file(base_plan);
     let mut attachments = Vec::new();
     for (((plan, program), image), carries) in plans.iter().zip(programs).zip(images).zip(carries_bundle) {
         let common = if *carries { &common[..] } else { &[] };
-        if let Some(attachment) = sbom_of(options, printer, (plan, program), image, &dpkg, common, created)? {
+        if let Some(attachment) = sbom_of(options, printer, (plan, program), image, dpkg, common, created)? {
             attachments.push(attachment);
         }
     }

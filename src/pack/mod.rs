@@ -44,6 +44,7 @@ use crate::image::{Digest, Image, ImageOrIndex, Layer, Staging};
 use crate::needs::Zoneinfo;
 use crate::printer::Printer;
 use crate::rootfs::zoneinfo;
+use crate::sbom::DpkgDb;
 use budget::{ImageCost, LayerCost};
 use layers::{OnBase, SharedLayers, Step};
 use plan::BinaryPlan;
@@ -94,12 +95,14 @@ fn build(options: &PackOptions, printer: &Printer, outputs: &mut Outputs) -> Res
     let staging = Staging::near(options.local_output_folder().as_deref()).context("cannot create a staging folder for layers")?;
     let programs = packed_files(options.binaries.iter(), options, &staging, &step)?;
     let also = packed_files(options.also.iter().map(|spec| &spec.file), options, &staging, &step)?;
+    // Read only if a program bundles libraries, or an SBOM names their packages; then once.
+    let dpkg = DpkgDb::load(&options.needs.resolve_options().root);
     let cancel = AtomicBool::new(false);
     let (app_layers, (plans, shared, base_image)) = std::thread::scope(|scope| {
         // The binaries' layers hold the files as they are (or stripped): they start at once. If
         // planning fails meanwhile (not an ELF, a missing library), they stop.
         let apps = scope.spawn(|| layers::write_app_layers(options, &programs, &targets, &staging, &cancel, &step));
-        let planned = plan_and_prepare(options, printer, (&targets, &also), &staging, outputs, &step);
+        let planned = plan_and_prepare(options, printer, (&targets, &also), &staging, outputs, (&dpkg, &step));
         if planned.is_err() {
             cancel.store(true, Ordering::Relaxed);
         }
@@ -149,7 +152,8 @@ fn build(options: &PackOptions, printer: &Printer, outputs: &mut Outputs) -> Res
         }
     }
     let carries_bundle: Vec<bool> = shared.on_base.iter().map(|on_base| on_base.as_ref().is_none_or(OnBase::adds_bundle)).collect();
-    let mut attachments = attach::sboms(options, printer, &plans, &programs, (&shared.base_plan, &carries_bundle), &images, &created)?;
+    let mut attachments =
+        attach::sboms(options, printer, &plans, &programs, (&shared.base_plan, &carries_bundle), &images, (&dpkg, &created))?;
     let image = match images.len() {
         1 => ImageOrIndex::Image(images.pop().expect("one image")),
         _ => {
@@ -248,7 +252,7 @@ fn plan_and_prepare(
     (targets, also): (&[String], &[PathBuf]),
     staging: &Staging,
     outputs: &mut Outputs,
-    step: Step,
+    (dpkg, step): (&DpkgDb, Step),
 ) -> Result<(Vec<BinaryPlan>, SharedLayers, Option<BaseImage>)> {
     let binaries = options.binaries.iter().map(|path| elf::inspect(path)).collect::<Result<Vec<_>, _>>()?;
     plan::check_platforms(&binaries)?;
@@ -258,7 +262,7 @@ fn plan_and_prepare(
         .into_iter()
         .zip(targets)
         .zip(also)
-        .map(|((info, target), also)| BinaryPlan::new(options, printer, info, target.clone(), also))
+        .map(|((info, target), also)| BinaryPlan::new(options, printer, info, target.clone(), also, dpkg))
         .collect::<Result<Vec<_>>>()?;
     for plan in plans.iter().filter(|plan| !plan.also.is_empty()) {
         let paths: Vec<String> = plan.also.iter().map(|program| format!("/{} ({})", program.target, program.info.file.display())).collect();

@@ -20,6 +20,7 @@ use crate::needs::{self, Zoneinfo};
 use crate::printer::Printer;
 use crate::rootfs::base::CaBundle;
 use crate::rootfs::{self, FileTree};
+use crate::sbom::DpkgDb;
 
 /// Everything decided about one binary, and so about its image, before the image is assembled.
 pub(crate) struct BinaryPlan {
@@ -98,6 +99,7 @@ impl BinaryPlan {
         info: ElfInfo,
         target: String,
         mut also: Vec<AlsoPlan>,
+        dpkg: &DpkgDb,
     ) -> Result<BinaryPlan> {
         let decided = decide(options, printer, &info, &target)?;
         let mut zoneinfo = decided.zoneinfo;
@@ -108,7 +110,7 @@ impl BinaryPlan {
         }
         let mut plan =
             BinaryPlan { info, target, resolution: decided.resolution, also, libraries: None, zoneinfo, ld_library_path: Vec::new() };
-        plan.plan_libraries(options, printer)?;
+        plan.plan_libraries(options, printer, dpkg)?;
         Ok(plan)
     }
 
@@ -118,7 +120,9 @@ impl BinaryPlan {
         main.chain(self.also.iter().map(|p| (&p.info, p.resolution.as_ref()))).filter_map(|(info, r)| Some((info, r?)))
     }
 
-    fn plan_libraries(&mut self, options: &PackOptions, printer: &Printer) -> Result<()> {
+    /// The libraries' layer, with the records of their Debian packages (`dpkg`, the resolving
+    /// root's database).
+    fn plan_libraries(&mut self, options: &PackOptions, printer: &Printer, dpkg: &DpkgDb) -> Result<()> {
         let mut ld_library_path = Vec::new();
         for (info, resolution) in self.resolutions() {
             let file = info.file.display();
@@ -136,7 +140,7 @@ impl BinaryPlan {
             let root = options.needs.resolve_options().root;
             let mut libraries = rootfs::libs::plan(&resolutions, &root)?;
             // Scanners then match the bundled libraries to their Debian packages.
-            rootfs::packages::add_records(&mut libraries, &root)?;
+            rootfs::packages::add_records(&mut libraries, &root, dpkg)?;
             self.libraries = Some(libraries);
         }
         for dir in ld_library_path {

@@ -20,10 +20,10 @@ const STATUS_D: &str = "var/lib/dpkg/status.d";
 /// The largest os-release file taken (they are a few hundred bytes).
 const OS_RELEASE_CAP: u64 = 64 << 10;
 
-/// Adds the package records of the files of `tree` (a libraries layer read from `root`) to it.
+/// Adds the package records of the files of `tree` (a libraries layer read from `root`, whose
+/// dpkg database is `dpkg`) to it.
 /// Files no package owns get none; a root without a dpkg database gives nothing.
-pub(crate) fn add_records(tree: &mut FileTree, root: &Root) -> Result<(), PathError> {
-    let dpkg = DpkgDb::load(root);
+pub(crate) fn add_records(tree: &mut FileTree, root: &Root, dpkg: &DpkgDb) -> Result<(), PathError> {
     let mut owned: BTreeMap<DebPackage, Vec<String>> = BTreeMap::new();
     for (path, entry) in tree.iter() {
         if let EntryKind::File(_) = entry.kind {
@@ -39,7 +39,7 @@ pub(crate) fn add_records(tree: &mut FileTree, root: &Root) -> Result<(), PathEr
     for (package, files) in &owned {
         let Some(stanza) = dpkg.stanza(package) else { continue };
         tree.add_file(&format!("{STATUS_D}/{}", package.name), bytes(held_stanza(stanza)), 0o644, 0, 0)?;
-        let md5sums: String = files.iter().filter_map(|path| dpkg.md5sum_of(package, path).map(|md5| format!("{md5}  {path}\n"))).collect();
+        let md5sums: String = dpkg.md5sums_of(package, files).iter().map(|(md5, path)| format!("{md5}  {path}\n")).collect();
         if !md5sums.is_empty() {
             tree.add_file(&format!("{STATUS_D}/{}.md5sums", package.name), bytes(md5sums), 0o644, 0, 0)?;
         }
@@ -119,7 +119,8 @@ mod tests {
         for name in ["usr/lib/libfoo.so.1", "usr/lib/unowned.so"] {
             tree.add_file(name, Content::Bytes(Arc::from(&b"x"[..])), 0o755, 0, 0).unwrap();
         }
-        add_records(&mut tree, &Root::new(Some(root.to_path_buf()))).unwrap();
+        let root = Root::new(Some(root.to_path_buf()));
+        add_records(&mut tree, &root, &DpkgDb::load(&root)).unwrap();
         let text = |path: &str| match &tree.get(path).unwrap_or_else(|| panic!("{path} missing")).kind {
             EntryKind::File(Content::Bytes(bytes)) => String::from_utf8(bytes.to_vec()).unwrap(),
             other => panic!("{other:?}"),
@@ -138,7 +139,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut tree = FileTree::new();
         tree.add_file("usr/lib/libfoo.so.1", Content::Bytes(Arc::from(&b"x"[..])), 0o755, 0, 0).unwrap();
-        add_records(&mut tree, &Root::new(Some(dir.path().to_path_buf()))).unwrap();
+        let root = Root::new(Some(dir.path().to_path_buf()));
+        add_records(&mut tree, &root, &DpkgDb::load(&root)).unwrap();
         assert_eq!(tree.iter().count(), 3, "usr, usr/lib, the library");
     }
 }

@@ -17,13 +17,21 @@ const MERGED_DIRS: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32",
 /// The largest `md5sums` file read (the largest on a Debian system is about 2 MiB).
 const MD5SUMS_CAP: u64 = 16 << 20;
 
-/// A root's dpkg database, read once for many lookups. The status file is read by [`DpkgDb::load`];
-/// the (larger) file lists on the first [`DpkgDb::owner`] call.
+/// A root's dpkg database, read once for many lookups, and only when first asked: a pack makes one
+/// and shares it (the libraries' package records, the SBOM), and a static program never reads it.
+/// The status file is read on the first question; the (larger) file lists on the first
+/// [`DpkgDb::owner`] call.
 pub(crate) struct DpkgDb {
+    root: Root,
+    status: OnceLock<Status>,
+    lists: OnceLock<Lists>,
+}
+
+/// What the status file says, and where the file lists are (`None` when it lists no package).
+struct Status {
     info_dir: Option<PathBuf>,
     /// Installed packages by (name, architecture), with their stanza of the status file.
     installed: BTreeMap<(String, String), (DebPackage, String)>,
-    lists: OnceLock<Lists>,
 }
 
 /// What the `*.list` files say. Indexed by a 64-bit hash of each path rather than by the path, so
@@ -59,36 +67,43 @@ fn path_hash(path: &str) -> u64 {
 impl std::fmt::Debug for DpkgDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DpkgDb")
-            .field("info_dir", &self.info_dir)
-            .field("installed", &self.installed.len())
+            .field("root", &self.root.sysroot())
+            .field("installed", &self.status.get().map(|status| status.installed.len()))
             .field("lists", &self.lists.get().map(|lists| lists.lists.len()))
             .finish()
     }
 }
 
 impl DpkgDb {
-    /// Reads the root's dpkg status; an empty database when the root has none.
+    /// The root's dpkg database, read when first asked; an empty one when the root has none.
     pub(crate) fn load(root: &Root) -> DpkgDb {
-        let status = std::fs::read_to_string(root.host("/var/lib/dpkg/status")).unwrap_or_default();
-        let installed = parse_status(&status);
-        let info_dir = Some(root.host("/var/lib/dpkg/info")).filter(|dir| !installed.is_empty() && dir.is_dir());
-        DpkgDb { info_dir, installed, lists: OnceLock::new() }
+        DpkgDb { root: root.clone(), status: OnceLock::new(), lists: OnceLock::new() }
+    }
+
+    fn status(&self) -> &Status {
+        self.status.get_or_init(|| {
+            let status = std::fs::read_to_string(self.root.host("/var/lib/dpkg/status")).unwrap_or_default();
+            let installed = parse_status(&status);
+            let info_dir = Some(self.root.host("/var/lib/dpkg/info")).filter(|dir| !installed.is_empty() && dir.is_dir());
+            Status { info_dir, installed }
+        })
     }
 
     /// The installed package that owns `image_path` (an absolute path), looking at its merged-/usr
     /// twin too.
     pub(crate) fn owner(&self, image_path: &str) -> Option<DebPackage> {
-        self.info_dir.as_ref()?;
+        let Status { info_dir, installed } = self.status();
+        info_dir.as_ref()?;
         let lists = self.lists.get_or_init(|| self.read_lists());
         let path = crate::elf::root::join("/", image_path);
         let index = candidates(&path).iter().find_map(|candidate| lists.find(candidate))?;
         let (name, arch, _) = &lists.lists[index];
         match arch {
-            Some(arch) => self.installed.get(&(name.clone(), arch.clone())).map(|(package, _)| package.clone()),
+            Some(arch) => installed.get(&(name.clone(), arch.clone())).map(|(package, _)| package.clone()),
             // A list without an architecture in its name belongs to the one installed package of
             // that name (dpkg adds `:ARCH` whenever the name alone is ambiguous).
             None => {
-                let mut matching = self.installed.range((name.clone(), String::new())..).take_while(|((n, _), _)| n == name);
+                let mut matching = installed.range((name.clone(), String::new())..).take_while(|((n, _), _)| n == name);
                 let first = matching.next()?;
                 matching.next().is_none().then(|| first.1 .0.clone())
             }
@@ -97,29 +112,35 @@ impl DpkgDb {
 
     /// The stanza of `package` in the status file, as dpkg wrote it (without a final newline).
     pub(crate) fn stanza(&self, package: &DebPackage) -> Option<&str> {
-        self.installed.get(&(package.name.clone(), package.architecture.clone())).map(|(_, stanza)| stanza.as_str())
+        self.status().installed.get(&(package.name.clone(), package.architecture.clone())).map(|(_, stanza)| stanza.as_str())
     }
 
-    /// The lines of `package`'s `md5sums` file (`MD5  path`, the path without its leading `/`)
-    /// whose path is `image_path` or its merged-/usr twin; each given with `image_path`.
-    pub(crate) fn md5sum_of(&self, package: &DebPackage, image_path: &str) -> Option<String> {
-        let dir = self.info_dir.as_ref()?;
+    /// The lines of `package`'s `md5sums` file (`MD5  path`, the path without its leading `/`) for
+    /// `image_paths` (absolute or not), each matched as itself or its merged-/usr twin: (MD5, the
+    /// image path as given), in the order of `image_paths`. The file is read once.
+    pub(crate) fn md5sums_of(&self, package: &DebPackage, image_paths: &[String]) -> Vec<(String, String)> {
+        let Some(dir) = &self.status().info_dir else { return Vec::new() };
         let qualified = dir.join(format!("{}:{}.md5sums", package.name, package.architecture));
         let file = if qualified.is_file() { qualified } else { dir.join(format!("{}.md5sums", package.name)) };
-        let text = crate::input_file::read(&file, MD5SUMS_CAP).ok()?;
-        let text = String::from_utf8(text).ok()?;
-        let wanted = candidates(&crate::elf::root::join("/", image_path));
-        text.lines().find_map(|line| {
-            let (md5, path) = line.split_once("  ")?;
-            wanted.iter().any(|candidate| candidate.trim_start_matches('/') == path).then(|| md5.to_string())
-        })
+        let Some(text) = crate::input_file::read(&file, MD5SUMS_CAP).ok().and_then(|bytes| String::from_utf8(bytes).ok()) else {
+            return Vec::new();
+        };
+        let sums: Vec<(&str, &str)> = text.lines().filter_map(|line| line.split_once("  ")).collect();
+        image_paths
+            .iter()
+            .filter_map(|image_path| {
+                let wanted = candidates(&crate::elf::root::join("/", image_path));
+                let (md5, _) = sums.iter().find(|(_, path)| wanted.iter().any(|candidate| candidate.trim_start_matches('/') == *path))?;
+                Some((md5.to_string(), image_path.clone()))
+            })
+            .collect()
     }
 
     /// Reads every `*.list` file, in name order so that a path listed twice (diversions, shared
     /// directories) always gets the same owner.
     fn read_lists(&self) -> Lists {
         let mut lists = Lists::default();
-        let Some(dir) = &self.info_dir else { return lists };
+        let Some(dir) = &self.status().info_dir else { return lists };
         let mut names: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
             .into_iter()
             .flatten()
