@@ -200,6 +200,15 @@ fn every_platform_and_the_index_are_signed_and_attested_with_no_unknown_platform
     }
 }
 
+/// Packs the static hello to `registry`'s `REPO:1`, signed with `key` and with provenance;
+/// returns the pushed digest.
+fn push_signed(registry: &Registry, repo: &str, key: &Path) -> String {
+    let output = format!("docker://{}/{repo}:1", registry.host);
+    let lines =
+        pack(&[static_c_hello().to_str().unwrap(), "--output", &output, "--provenance", "-q", "--sign-key", key.to_str().unwrap()], |_| {});
+    digest_of(&lines[0])
+}
+
 fn verify(image: &str, public: &Path) -> std::process::Output {
     scratchpack().args(["verify", image, "--key"]).arg(public).output().unwrap()
 }
@@ -226,21 +235,7 @@ fn verify_passes_on_a_signed_image_and_names_the_digest_when_the_tag_or_the_sign
     let work = temp_dir();
     let (private, public) = key_pair(work.path(), "release");
     let (other_private, _) = key_pair(work.path(), "intruder");
-    let signed = |repo: &str, key: &Path| {
-        let lines = pack(
-            &[
-                static_c_hello().to_str().unwrap(),
-                "--output",
-                &format!("docker://{}/{repo}:1", registry.host),
-                "--provenance",
-                "-q",
-                "--sign-key",
-                key.to_str().unwrap(),
-            ],
-            |_| {},
-        );
-        digest_of(&lines[0])
-    };
+    let signed = |repo: &str, key: &Path| push_signed(&registry, repo, key);
     let digest = signed("app", &private);
     let image = format!("docker://{}/app:1", registry.host);
     let output = verify(&image, &public);
@@ -569,19 +564,7 @@ fn a_copy_carries_the_signatures_under_cosigns_tags_too() {
     let (source, dest) = (Registry::plain(), Registry::plain());
     let work = temp_dir();
     let (private, public) = key_pair(work.path(), "release");
-    let lines = pack(
-        &[
-            static_c_hello().to_str().unwrap(),
-            "--output",
-            &format!("docker://{}/app:1", source.host),
-            "--provenance",
-            "-q",
-            "--sign-key",
-            private.to_str().unwrap(),
-        ],
-        |_| {},
-    );
-    let digest = digest_of(&lines[0]);
+    let digest = push_signed(&source, "app", &private);
     run_ok(scratchpack().args(["copy", &format!("docker://{}/app:1", source.host), &format!("docker://{}/copied:1", dest.host)]));
     for suffix in ["sig", "att"] {
         let tag = format!("sha256-{}.{suffix}", hex(&digest));
